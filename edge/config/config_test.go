@@ -1,0 +1,229 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `
+upstreams:
+  users:
+    targets:
+      - url: http://127.0.0.1:9001
+routes:
+  - name: users
+    match: { prefix: /api/users/ }
+    upstream: users
+`
+
+func env(kv ...string) LookupEnv {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseMinimalGetsDefaults(t *testing.T) {
+	c, err := Parse("m.yaml", []byte(minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":8080" || c.Admin.Listen != "127.0.0.1:9901" {
+		t.Errorf("listen defaults: %q %q", c.Listen, c.Admin.Listen)
+	}
+	if c.Server.MaxHeaderBytes != 16<<10 || c.Server.MaxBodyBytes != 10<<20 || c.Server.ShutdownTimeout.D() != 15*time.Second {
+		t.Errorf("server defaults: %+v", c.Server)
+	}
+	u := c.Upstreams["users"]
+	if u.Name != "users" || u.Balancer != "round_robin" || u.Targets[0].Weight != 1 || u.MaxConnections != 1024 {
+		t.Errorf("upstream defaults: %+v", u)
+	}
+	r := c.Routes[0]
+	if r.HostHeader != "preserve" || r.Timeout.D() != 30*time.Second {
+		t.Errorf("route defaults: %+v", r)
+	}
+}
+
+func TestParseFullSchema(t *testing.T) {
+	src := `
+listen: "127.0.0.1:${PORT:-8081}"
+server:
+  read_timeout: 5s
+  max_header_bytes: 32KiB
+  max_body_bytes: 200MiB
+  trusted_proxies: [10.0.0.0/8, 127.0.0.1]
+admin: { listen: "127.0.0.1:9999" }
+upstreams:
+  api:
+    balancer: weighted
+    max_connections: ${CONNS}
+    targets:
+      - { url: "http://127.0.0.1:9001", weight: 3 }
+      - { url: "http://127.0.0.1:9002" }
+routes:
+  - name: v1
+    match: { prefix: /v1/, methods: [GET, POST], host: "*.example.com" }
+    upstream: api
+    rewrite: { strip_prefix: /v1, add_prefix: /internal }
+    request_headers: { set: { X-Env: "${ENVNAME}" }, remove: [Cookie] }
+    response_headers: { set: { X-Served-By: sluice } }
+    timeout: 2s
+    host_header: target
+`
+	c, err := Parse("f.yaml", []byte(src), env("CONNS", "64", "ENVNAME", "prod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8081" {
+		t.Errorf("listen = %q", c.Listen)
+	}
+	if c.Server.MaxBodyBytes != 200<<20 || c.Server.MaxHeaderBytes != 32<<10 {
+		t.Errorf("sizes: %+v", c.Server)
+	}
+	if c.Upstreams["api"].MaxConnections != 64 {
+		t.Errorf("env int expansion: %d", c.Upstreams["api"].MaxConnections)
+	}
+	if c.Routes[0].RequestHeaders.Set["X-Env"] != "prod" {
+		t.Errorf("env string expansion: %v", c.Routes[0].RequestHeaders.Set)
+	}
+	if c.Routes[0].Timeout.D() != 2*time.Second || c.Routes[0].Match.Host != "*.example.com" {
+		t.Errorf("route: %+v", c.Routes[0])
+	}
+}
+
+// Each bad config must name the file, the line and the field.
+func TestParseErrorsNameLineAndField(t *testing.T) {
+	cases := []struct {
+		name string
+		src  string
+		want []string // substrings of the error, each "line: field: msg"-ish
+	}{
+		{"unknown top field", "listne: :80\n" + minimal, []string{`b.yaml:1: listne: unknown field (did you mean "listen"?)`}},
+		{"unknown nested field", strings.Replace(minimal, "upstream: users", "upstream: users\n    timout: 1s", 1),
+			[]string{`b.yaml:10: routes[0].timout: unknown field (did you mean "timeout"?)`}},
+		{"bad duration", "server: { read_timeout: 5 }\n" + minimal, []string{`b.yaml:1: server.read_timeout: "5" is not a duration`}},
+		{"bad size", "server:\n  max_body_bytes: lots\n" + minimal, []string{`b.yaml:2: server.max_body_bytes: "lots": not a size`}},
+		{"wrong type", "server:\n  max_connections: many\n" + minimal, []string{`b.yaml:2: server.max_connections: want an integer, got "many"`}},
+		{"unset env", "listen: ${NOPE}\n" + minimal, []string{`b.yaml:1: listen: environment variable NOPE is not set`}},
+		{"syntax", "listen: [\n", []string{`b.yaml:1: (syntax):`}},
+		{"empty", "\n", []string{`b.yaml:1: (file): config is empty`}},
+		{"unknown upstream", strings.Replace(minimal, "upstream: users", "upstream: nobody", 1),
+			[]string{`b.yaml:9: routes[0].upstream: no upstream named "nobody"`}},
+		{"several at once", `
+upstreams:
+  a:
+    balancer: fastest
+    targets: [{ url: "ftp://x:1" }]
+routes:
+  - match: { prefix: nope }
+    upstream: a
+`, []string{
+			`b.yaml:4: upstreams.a.balancer: unknown balancer "fastest"`,
+			`b.yaml:5: upstreams.a.targets[0].url: "ftp://x:1": scheme must be http or https`,
+			`b.yaml:7: routes[0].name: required`,
+			`b.yaml:7: routes[0].match.prefix: must start with '/'`,
+		}},
+		{"target with path", strings.Replace(minimal, "9001", "9001/api", 1), []string{`upstreams.users.targets[0].url: "http://127.0.0.1:9001/api": a target is scheme://host:port only`}},
+		{"duplicate route", minimal + `  - name: users2
+    match: { prefix: /api/users/ }
+    upstream: users
+`, []string{`b.yaml:11: routes[1].match: matches the same requests as routes[0]`}},
+		{"strip prefix not a prefix", strings.Replace(minimal, "upstream: users", "upstream: users\n    rewrite: { strip_prefix: /v2 }", 1),
+			[]string{`routes[0].rewrite.strip_prefix: "/v2" is not a prefix`}},
+		{"hop-by-hop header", strings.Replace(minimal, "upstream: users", "upstream: users\n    request_headers: { set: { Connection: close } }", 1),
+			[]string{`routes[0].request_headers.set.Connection: Connection is managed by the proxy`}},
+		{"admin equals listen", "listen: 127.0.0.1:9901\n" + minimal, []string{`admin.listen: must differ from listen`}},
+		{"list where mapping", "server: [1, 2]\n" + minimal, []string{`b.yaml:1: server: want a mapping of fields, got a list`}},
+		{"alias", "x: &a 1\n", []string{`unknown field`}},
+		{"bad trusted proxy", "server: { trusted_proxies: [10.0.0.0/33] }\n" + minimal, []string{`server.trusted_proxies[0]: "10.0.0.0/33" is not a CIDR`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("b.yaml", []byte(tc.src), nil)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error is %T, want config.Errors: %v", err, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+			if len(tc.want) > 1 && len(errs) < len(tc.want) {
+				t.Errorf("want all %d errors reported at once, got %d:\n%v", len(tc.want), len(errs), err)
+			}
+		})
+	}
+}
+
+func TestExpand(t *testing.T) {
+	lookup := env("A", "x", "EMPTY", "")
+	cases := []struct{ in, want, err string }{
+		{"plain", "plain", ""},
+		{"${A}", "x", ""},
+		{"pre-${A}-post", "pre-x-post", ""},
+		{"${B:-def}", "def", ""},
+		{"${EMPTY:-def}", "def", ""},
+		{"${EMPTY}", "", ""},
+		{"$$A and $${A}", "$A and ${A}", ""},
+		{"pa$word", "pa$word", ""},
+		{"end$", "end$", ""},
+		{"${B}", "", "B is not set"},
+		{"${A", "", "unclosed"},
+		{"${1X}", "", "not a valid environment variable name"},
+	}
+	for _, c := range cases {
+		got, err := expand(c.in, lookup)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("expand(%q) err = %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("expand(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	cases := map[string]int64{"0": 0, "512": 512, "16KiB": 16384, "10MiB": 10 << 20, "1GiB": 1 << 30, "64KB": 64000, "2 MB": 2000000, "7B": 7}
+	for in, want := range cases {
+		got, err := ParseByteSize(in)
+		if err != nil || int64(got) != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5MiB", "MiB", "99999999999999999999", "9999999999GiB"} {
+		if _, err := ParseByteSize(bad); err == nil {
+			t.Errorf("ParseByteSize(%q) accepted", bad)
+		}
+	}
+}
+
+func TestLoadFileAndExample(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(p, []byte(minimal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil || c.Source != p {
+		t.Fatalf("Load: %v %v", c, err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file error = %v", err)
+	}
+	// The shipped example must always be valid.
+	if _, err := Load("../../examples/sluice.yaml"); err != nil {
+		t.Errorf("examples/sluice.yaml: %v", err)
+	}
+}

@@ -1,0 +1,29 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzParse: arbitrary bytes never panic, and every failure is a
+// config.Errors naming the file.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte("listen: ${X:-:80}\nserver: { max_body_bytes: 1MiB, read_timeout: 1s }\n"))
+	f.Add([]byte("routes: [ { name: a, match: { path: /x }, upstream: u } ]\nupstreams: { u: { targets: [ { url: 'http://a:1' } ] } }"))
+	f.Add([]byte("a: &x [1]\nb: *x\n"))
+	f.Add([]byte("- 1\n- 2\n"))
+	f.Add([]byte("upstreams: { u: null }"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("fuzz.yaml", data, env("X", "1"))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if cfg.Listen == "" || cfg.Server.MaxHeaderBytes == 0 {
+			t.Fatalf("accepted config without defaults: %+v", cfg)
+		}
+	})
+}

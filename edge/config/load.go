@@ -1,0 +1,372 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// LookupEnv finds an environment variable, like os.LookupEnv. Tests pass
+// their own.
+type LookupEnv func(name string) (string, bool)
+
+// MaxFileBytes caps a config document; anything larger is refused before
+// parsing so a wrong path (a log file, a binary) can't eat memory.
+const MaxFileBytes = 8 << 20
+
+// Load reads, expands, decodes, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse does what Load does on bytes already read; name is used in errors.
+// lookup may be nil (no environment: every ${VAR} without a default is an
+// error).
+func Parse(name string, data []byte, lookup LookupEnv) (*Config, error) {
+	if lookup == nil {
+		lookup = func(string) (string, bool) { return "", false }
+	}
+	if len(data) > MaxFileBytes {
+		return nil, Errors{{File: name, Field: "(file)", Msg: fmt.Sprintf("config is %d bytes; the limit is %d", len(data), MaxFileBytes)}}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, syntaxError(name, err)
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 || isNullNode(doc.Content[0]) {
+		return nil, Errors{{File: name, Line: 1, Field: "(file)", Msg: "config is empty"}}
+	}
+	root := doc.Content[0]
+
+	w := walker{file: name, lookup: lookup, pos: map[string]int{}}
+	w.walk(root, reflect.TypeOf(Config{}), "")
+	if len(w.errs) > 0 {
+		return nil, w.errs
+	}
+
+	var cfg Config
+	if err := root.Decode(&cfg); err != nil {
+		return nil, w.decodeError(err)
+	}
+	cfg.Source = name
+	cfg.applyDefaults()
+	if errs := cfg.validate(); len(errs) > 0 {
+		for i := range errs {
+			errs[i].File = name
+			errs[i].Line = w.lineOf(errs[i].Field)
+		}
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+		return nil, errs
+	}
+	return &cfg, nil
+}
+
+func isNullNode(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a yaml.v3 parse error into a FieldError with its line.
+func syntaxError(name string, err error) error {
+	msg := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return Errors{{File: name, Line: line, Field: "(syntax)", Msg: m[2]}}
+	}
+	return Errors{{File: name, Field: "(syntax)", Msg: strings.TrimPrefix(msg, "yaml: ")}}
+}
+
+// walker checks the node tree against the schema before decoding: it
+// expands ${VAR}s in place, rejects unknown fields, pre-checks custom
+// scalar types (yaml.v3 drops the line of an UnmarshalYAML error), and
+// remembers the line of every field path for validation messages.
+type walker struct {
+	file   string
+	lookup LookupEnv
+	pos    map[string]int
+	errs   Errors
+}
+
+var (
+	durationType = reflect.TypeOf(Duration(0))
+	sizeType     = reflect.TypeOf(ByteSize(0))
+)
+
+func (w *walker) fail(n *yaml.Node, path, format string, args ...any) {
+	w.errs = append(w.errs, FieldError{File: w.file, Line: n.Line, Field: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind == yaml.AliasNode {
+		w.fail(n, path, "YAML aliases are not supported in sluice configs")
+		return
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.ScalarNode && isNullNode(n) {
+		return // an empty value: the field keeps its default
+	}
+	switch {
+	case t == durationType || t == sizeType:
+		w.scalar(n, path)
+		if n.Kind != yaml.ScalarNode {
+			w.fail(n, path, "want a single value")
+			return
+		}
+		var err error
+		if t == durationType {
+			var d Duration
+			err = d.UnmarshalYAML(n)
+		} else {
+			var b ByteSize
+			err = b.UnmarshalYAML(n)
+		}
+		if err != nil {
+			w.fail(n, path, "%v", err)
+			n.Value, n.Tag, n.Style = "0", "", 0 // so Decode reports the rest
+		}
+	case t.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			w.fail(n, path, "want a mapping of fields, got %s", kindName(n))
+			n.Kind, n.Tag, n.Value, n.Content = yaml.MappingNode, "!!map", "", nil
+			return
+		}
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			w.pos[p] = k.Line
+			ft, ok := fields[k.Value]
+			if !ok {
+				w.fail(k, p, "unknown field%s", suggest(k.Value, fields))
+				continue
+			}
+			w.walk(v, ft, p)
+		}
+	case t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			w.fail(n, path, "want a mapping, got %s", kindName(n))
+			n.Kind, n.Tag, n.Value, n.Content = yaml.MappingNode, "!!map", "", nil
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			w.pos[p] = k.Line
+			w.walk(v, t.Elem(), p)
+		}
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			w.fail(n, path, "want a list, got %s", kindName(n))
+			n.Kind, n.Tag, n.Value, n.Content = yaml.SequenceNode, "!!seq", "", nil
+			return
+		}
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			w.pos[p] = item.Line
+			w.walk(item, t.Elem(), p)
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			w.fail(n, path, "want a single value, got %s", kindName(n))
+			n.Kind, n.Tag, n.Value, n.Content = yaml.ScalarNode, "", "", nil
+			return
+		}
+		w.scalar(n, path)
+	}
+}
+
+// scalar expands ${VAR} in a scalar node. A plain (unquoted) scalar is
+// re-typed after expansion, so `max_connections: ${CONNS}` decodes as an
+// int; a quoted one stays a string.
+func (w *walker) scalar(n *yaml.Node, path string) {
+	if !strings.Contains(n.Value, "$") {
+		return
+	}
+	v, err := expand(n.Value, w.lookup)
+	if err != nil {
+		w.fail(n, path, "%v", err)
+		return
+	}
+	n.Value = v
+	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+		n.Tag = ""
+	}
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+// yamlFields maps each yaml key of struct t to its field type.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	out := make(map[string]reflect.Type, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = strings.ToLower(f.Name)
+		}
+		out[tag] = f.Type
+	}
+	return out
+}
+
+// suggest names the closest known field for a typo ("targts" -> "targets").
+func suggest(key string, fields map[string]reflect.Type) string {
+	best, bestD := "", 3
+	for f := range fields {
+		if d := editDistance(key, f); d < bestD || (d == bestD && f < best) {
+			best, bestD = f, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+var typeErrLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// decodeError turns yaml.v3's type errors ("line 7: cannot unmarshal
+// !!str `abc` into int") into FieldErrors naming the field on that line.
+func (w *walker) decodeError(err error) error {
+	te, ok := err.(*yaml.TypeError)
+	if !ok {
+		return Errors{{File: w.file, Field: "(decode)", Msg: err.Error()}}
+	}
+	byLine := map[int]string{}
+	for p, l := range w.pos {
+		if cur, ok := byLine[l]; !ok || len(p) > len(cur) {
+			byLine[l] = p
+		}
+	}
+	var errs Errors
+	for _, m := range te.Errors {
+		fe := FieldError{File: w.file, Field: "(decode)", Msg: m}
+		if sm := typeErrLineRE.FindStringSubmatch(m); sm != nil {
+			fe.Line, _ = strconv.Atoi(sm[1])
+			fe.Msg = friendlyTypeError(sm[2])
+			if p, ok := byLine[fe.Line]; ok {
+				fe.Field = p
+			}
+		}
+		errs = append(errs, fe)
+	}
+	return errs
+}
+
+var cannotRE = regexp.MustCompile("^cannot unmarshal !!(\\w+) `(.*)` into (.*)$")
+
+func friendlyTypeError(msg string) string {
+	m := cannotRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	want := m[3]
+	switch {
+	case strings.HasPrefix(want, "int"):
+		want = "an integer"
+	case want == "bool":
+		want = "true or false"
+	case want == "string":
+		want = "a string"
+	}
+	return fmt.Sprintf("want %s, got %q", want, m[2])
+}
+
+// lineOf finds the line of a field path, or of its nearest ancestor that
+// appears in the file (a missing required field points at its parent).
+func (w *walker) lineOf(path string) int {
+	for path != "" {
+		if l, ok := w.pos[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+// FieldError is one problem in a config: where and what.
+type FieldError struct {
+	File  string
+	Line  int // 0 when unknown
+	Field string
+	Msg   string
+}
+
+func (e FieldError) Error() string {
+	var b bytes.Buffer
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	fmt.Fprintf(&b, ": %s: %s", e.Field, e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one config, in file order.
+type Errors []FieldError
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,326 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// Balancers this build knows.
+var Balancers = map[string]bool{"round_robin": true, "weighted": true, "random": true}
+
+// hopByHop headers can't be set or removed by config: the proxy owns them.
+var hopByHop = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-connection": true,
+	"proxy-authenticate": true, "proxy-authorization": true, "te": true,
+	"trailer": true, "transfer-encoding": true, "upgrade": true,
+	"content-length": true, "host": true,
+}
+
+type validator struct{ errs Errors }
+
+func (v *validator) add(field, format string, args ...any) {
+	v.errs = append(v.errs, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// validate checks a defaulted config and returns every problem. Lines are
+// filled in by Parse from the field paths.
+func (c *Config) validate() Errors {
+	v := &validator{}
+	v.listenAddr("listen", c.Listen)
+	if c.Admin.Listen != "off" {
+		v.listenAddr("admin.listen", c.Admin.Listen)
+		if c.Admin.Listen == c.Listen {
+			v.add("admin.listen", "must differ from listen (%q)", c.Listen)
+		}
+	}
+	s := c.Server
+	if s.MaxHeaderBytes < 1024 {
+		v.add("server.max_header_bytes", "must be at least 1KiB, got %d", s.MaxHeaderBytes)
+	}
+	if s.MaxBodyBytes < 0 {
+		v.add("server.max_body_bytes", "must not be negative")
+	}
+	if s.MaxConnections < 0 {
+		v.add("server.max_connections", "must not be negative")
+	}
+	for i, p := range s.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			v.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
+		}
+	}
+
+	names := make([]string, 0, len(c.Upstreams))
+	for name := range c.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v.upstream("upstreams."+name, name, c.Upstreams[name])
+	}
+
+	seenName := map[string]string{}
+	seenMatch := map[string]string{}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		if r == nil {
+			v.add(p, "route is empty")
+			continue
+		}
+		v.route(p, r, c.Upstreams)
+		if r.Name != "" {
+			if prev, ok := seenName[r.Name]; ok {
+				v.add(p+".name", "%q is already used by %s", r.Name, prev)
+			}
+			seenName[r.Name] = p
+		}
+		for _, key := range matchKeys(r.Match) {
+			if prev, ok := seenMatch[key]; ok {
+				v.add(p+".match", "matches the same requests as %s (%s)", prev, key)
+				break
+			}
+			seenMatch[key] = p
+		}
+	}
+	return v.errs
+}
+
+// matchKeys names what a route matches, one key per method, so two routes
+// that would shadow each other are refused.
+func matchKeys(m Match) []string {
+	path := "prefix " + m.Prefix
+	if m.Path != "" {
+		path = "path " + m.Path
+	}
+	base := path
+	if m.Host != "" {
+		base += " on host " + strings.ToLower(m.Host)
+	}
+	if len(m.Methods) == 0 {
+		return []string{base + " for any method"}
+	}
+	keys := make([]string, len(m.Methods))
+	for i, meth := range m.Methods {
+		keys[i] = base + " for " + meth
+	}
+	return keys
+}
+
+func (v *validator) listenAddr(field, addr string) {
+	if addr == "" {
+		v.add(field, "required")
+		return
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		v.add(field, "%q is not host:port (e.g. \":8080\" or \"127.0.0.1:9901\")", addr)
+	}
+}
+
+func (v *validator) upstream(p, name string, u *Upstream) {
+	if !validName(name) {
+		v.add(p, "name %q: use letters, digits, '-', '_' and '.'", name)
+	}
+	if u == nil {
+		v.add(p, "upstream is empty: it needs targets")
+		return
+	}
+	if len(u.Targets) == 0 {
+		v.add(p+".targets", "at least one target is required")
+	}
+	seen := map[string]bool{}
+	for i, t := range u.Targets {
+		tp := fmt.Sprintf("%s.targets[%d]", p, i)
+		if _, err := ParseTargetURL(t.URL); err != nil {
+			v.add(tp+".url", "%v", err)
+		} else if seen[t.URL] {
+			v.add(tp+".url", "%q is listed twice", t.URL)
+		}
+		seen[t.URL] = true
+		if t.Weight < 1 || t.Weight > 1000 {
+			v.add(tp+".weight", "must be 1..1000, got %d", t.Weight)
+		}
+	}
+	if !Balancers[u.Balancer] {
+		v.add(p+".balancer", "unknown balancer %q (want one of %s)", u.Balancer, keys(Balancers))
+	}
+	if u.MaxConnections < 1 {
+		v.add(p+".max_connections", "must be at least 1")
+	}
+}
+
+func (v *validator) route(p string, r *Route, ups map[string]*Upstream) {
+	if r.Name == "" {
+		v.add(p+".name", "required")
+	} else if !validName(r.Name) {
+		v.add(p+".name", "%q: use letters, digits, '-', '_' and '.'", r.Name)
+	}
+	m := r.Match
+	switch {
+	case m.Prefix == "" && m.Path == "":
+		v.add(p+".match", "one of prefix or path is required")
+	case m.Prefix != "" && m.Path != "":
+		v.add(p+".match", "prefix and path exclude each other")
+	case m.Prefix != "" && m.Prefix[0] != '/':
+		v.add(p+".match.prefix", "must start with '/', got %q", m.Prefix)
+	case m.Path != "" && m.Path[0] != '/':
+		v.add(p+".match.path", "must start with '/', got %q", m.Path)
+	}
+	for _, s := range []string{m.Prefix, m.Path} {
+		if strings.ContainsAny(s, "?# \t") {
+			v.add(p+".match", "paths must not contain '?', '#' or spaces: %q", s)
+		}
+	}
+	for i, meth := range m.Methods {
+		if !validToken(meth) || strings.ToUpper(meth) != meth {
+			v.add(fmt.Sprintf("%s.match.methods[%d]", p, i), "%q is not an upper-case method name", meth)
+		}
+	}
+	if m.Host != "" && !validHostPattern(m.Host) {
+		v.add(p+".match.host", "%q is not a host name or *.domain pattern", m.Host)
+	}
+	if r.Upstream == "" {
+		v.add(p+".upstream", "required")
+	} else if _, ok := ups[r.Upstream]; !ok {
+		v.add(p+".upstream", "no upstream named %q", r.Upstream)
+	}
+	rw := r.Rewrite
+	if rw.ReplacePath != "" {
+		if rw.StripPrefix != "" || rw.AddPrefix != "" {
+			v.add(p+".rewrite.replace_path", "excludes strip_prefix and add_prefix")
+		}
+		if rw.ReplacePath[0] != '/' {
+			v.add(p+".rewrite.replace_path", "must start with '/'")
+		}
+	}
+	if rw.StripPrefix != "" {
+		matched := m.Prefix + m.Path
+		if !strings.HasPrefix(matched, rw.StripPrefix) {
+			v.add(p+".rewrite.strip_prefix", "%q is not a prefix of the matched path %q, so it would never apply", rw.StripPrefix, matched)
+		}
+	}
+	if rw.AddPrefix != "" && (rw.AddPrefix[0] != '/' || strings.HasSuffix(rw.AddPrefix, "/")) {
+		v.add(p+".rewrite.add_prefix", "must start with '/' and not end with one, got %q", rw.AddPrefix)
+	}
+	v.headerOps(p+".request_headers", r.RequestHeaders)
+	v.headerOps(p+".response_headers", r.ResponseHeaders)
+	switch hh := r.HostHeader; hh {
+	case "preserve", "target":
+	default:
+		if !validHostPattern(hh) || strings.HasPrefix(hh, "*") {
+			v.add(p+".host_header", "want \"preserve\", \"target\" or a host name, got %q", hh)
+		}
+	}
+}
+
+func (v *validator) headerOps(p string, h HeaderOps) {
+	for name, val := range h.Set {
+		if !validToken(name) {
+			v.add(p+".set."+name, "%q is not a valid header name", name)
+		} else if hopByHop[strings.ToLower(name)] {
+			v.add(p+".set."+name, "%s is managed by the proxy and can't be set", name)
+		}
+		if strings.ContainsAny(val, "\r\n\x00") {
+			v.add(p+".set."+name, "value must not contain CR, LF or NUL")
+		}
+	}
+	for i, name := range h.Remove {
+		if !validToken(name) {
+			v.add(fmt.Sprintf("%s.remove[%d]", p, i), "%q is not a valid header name", name)
+		} else if hopByHop[strings.ToLower(name)] {
+			v.add(fmt.Sprintf("%s.remove[%d]", p, i), "%s is managed by the proxy and can't be removed", name)
+		}
+	}
+}
+
+// ParseTargetURL checks a target URL and returns its host:port.
+func ParseTargetURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL", raw)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("%q: scheme must be http or https", raw)
+	}
+	if u.Host == "" || u.Port() == "" {
+		return nil, fmt.Errorf("%q: want scheme://host:port", raw)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
+		return nil, fmt.Errorf("%q: a target is scheme://host:port only (use rewrite.add_prefix for a path)", raw)
+	}
+	return u, nil
+}
+
+// ParsePrefix accepts a CIDR ("10.0.0.0/8") or a bare IP ("127.0.0.1").
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '-' || c == '_' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+			return false
+		}
+	}
+	return true
+}
+
+// validToken is RFC 9110's token (header names, methods).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validHostPattern(h string) bool {
+	h = strings.TrimPrefix(h, "*.")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range label {
+			if !(c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func keys(m map[string]bool) string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
