@@ -1,0 +1,243 @@
+// Command sluice is the API gateway.
+//
+//	sluice [serve] [-c FILE]   run the gateway (the default command)
+//	sluice validate -c FILE    check a config: "ok", or every error as file:line: field: message
+//	sluice version             print the version
+//
+// The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/sluicegw/sluice/edge"
+	"github.com/sluicegw/sluice/edge/admin"
+	"github.com/sluicegw/sluice/edge/config"
+	"github.com/valyala/fasthttp"
+)
+
+// version is set at build time: -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		path, ok := parseConfigFlag("serve", args, stderr)
+		if !ok {
+			return 2
+		}
+		return serve(path, stderr)
+	case "validate":
+		path, ok := parseConfigFlag("validate", args, stderr)
+		if !ok {
+			return 2
+		}
+		if _, err := config.Load(path); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "ok")
+		return 0
+	case "version":
+		fmt.Fprintf(stdout, "sluice %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n%s", cmd, usage)
+	return 2
+}
+
+const usage = `usage:
+  sluice [serve] [-c FILE]   run the gateway (default)
+  sluice validate -c FILE    check a config file
+  sluice version             print the version
+The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
+`
+
+func parseConfigFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := os.Getenv("SLUICE_CONFIG")
+	if def == "" {
+		def = "sluice.yaml"
+	}
+	path := fs.String("c", def, "config file")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sluice %s: unexpected argument %q\n", name, fs.Arg(0))
+		return "", false
+	}
+	return *path, true
+}
+
+func serve(path string, stderr io.Writer) int {
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	slog.SetDefault(log)
+
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		log.Error("config refused; not starting", "path", path)
+		return 1
+	}
+	gw, err := edge.New(cfg, log)
+	if err != nil {
+		log.Error("startup failed", "error", err.Error())
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		log.Error("listen failed", "listen", cfg.Listen, "error", err.Error())
+		return 1
+	}
+	reload := func() error {
+		return gw.ReloadFrom(func() (*config.Config, error) { return config.Load(path) })
+	}
+
+	var adminSrv *fasthttp.Server
+	adminAddr := "off"
+	if cfg.Admin.Listen != "off" {
+		aln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			log.Error("admin listen failed", "listen", cfg.Admin.Listen, "error", err.Error())
+			return 1
+		}
+		adminAddr = aln.Addr().String()
+		adminSrv = &fasthttp.Server{
+			Name:         "sluice-admin",
+			ReadTimeout:  10 * time.Second,
+			WriteTimeout: 30 * time.Second,
+			IdleTimeout:  60 * time.Second,
+			Handler: admin.Handler(admin.Hooks{
+				Ready:    gw.Ready,
+				Draining: gw.Draining,
+				Reload:   reload,
+				Config:   func() *config.Config { return gw.Snapshot().Config },
+				Info: func() any {
+					return info(gw, ln.Addr().String(), adminAddr)
+				},
+			}),
+		}
+		go func() {
+			if err := adminSrv.Serve(aln); err != nil {
+				log.Error("admin server stopped", "error", err.Error())
+			}
+		}()
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	if err := edge.WatchFile(ctx, path, log, func() { _ = reload() }); err != nil {
+		log.Warn("config file is not watched; reload with SIGHUP or POST /admin/reload", "error", err.Error())
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gw.Serve(ln) }()
+	log.Info("sluice started", "version", version, "config", path,
+		"listen", ln.Addr().String(), "admin", adminAddr, "routes", len(gw.Snapshot().Routes))
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for {
+		select {
+		case err := <-serveErr:
+			log.Error("server stopped", "error", fmt.Sprint(err))
+			return 1
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				log.Info("SIGHUP: reloading config", "path", path)
+				_ = reload()
+				continue
+			}
+			return shutdown(gw, adminSrv, cfg.Server.ShutdownTimeout.D(), s, log)
+		}
+	}
+}
+
+func shutdown(gw *edge.Gateway, adminSrv *fasthttp.Server, timeout time.Duration, s os.Signal, log *slog.Logger) int {
+	log.Info("shutting down: draining in-flight requests", "signal", s.String(), "timeout", timeout.String(),
+		"open_connections", gw.OpenConnections())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := gw.Shutdown(ctx)
+	if adminSrv != nil {
+		_ = adminSrv.ShutdownWithContext(ctx)
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		log.Error("shutdown incomplete", "error", err.Error())
+		return 1
+	}
+	log.Info("shutdown complete")
+	return 0
+}
+
+type routeInfo struct {
+	Name     string   `json:"name"`
+	Match    string   `json:"match"`
+	Methods  []string `json:"methods,omitempty"`
+	Host     string   `json:"host,omitempty"`
+	Upstream string   `json:"upstream"`
+}
+
+type upstreamInfo struct {
+	Name     string   `json:"name"`
+	Balancer string   `json:"balancer"`
+	Targets  []string `json:"targets"`
+}
+
+func info(gw *edge.Gateway, listen, adminAddr string) any {
+	snap := gw.Snapshot()
+	cfg := snap.Config
+	routes := make([]routeInfo, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		m := "prefix " + r.Match.Prefix
+		if r.Match.Path != "" {
+			m = "path " + r.Match.Path
+		}
+		routes = append(routes, routeInfo{r.Name, m, r.Match.Methods, r.Match.Host, r.Upstream})
+	}
+	ups := make([]upstreamInfo, 0, len(cfg.Upstreams))
+	for name, u := range cfg.Upstreams {
+		ui := upstreamInfo{Name: name, Balancer: u.Balancer}
+		for _, t := range u.Targets {
+			ui.Targets = append(ui.Targets, t.URL)
+		}
+		ups = append(ups, ui)
+	}
+	return map[string]any{
+		"version":           version,
+		"go":                runtime.Version(),
+		"uptime_seconds":    int64(time.Since(gw.Started()).Seconds()),
+		"config":            cfg.Source,
+		"listen":            listen,
+		"admin":             adminAddr,
+		"reloads":           gw.Reloads(),
+		"last_reload_error": gw.LastReloadError(),
+		"open_connections":  gw.OpenConnections(),
+		"routes":            routes,
+		"upstreams":         ups,
+	}
+}

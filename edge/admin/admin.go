@@ -1,0 +1,134 @@
+// Package admin serves sluice's admin listener: liveness and readiness,
+// gateway info, reloads and the effective config.
+//
+// It never imports edge: the gateway hands it a Hooks value of plain
+// functions. Every answer is JSON; errors are {"error": "..."}. The admin
+// listener is separate from the data plane and binds to loopback unless
+// configured otherwise.
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/fasthttp/router"
+	"github.com/sluicegw/sluice/edge/config"
+	"github.com/valyala/fasthttp"
+)
+
+// Hooks are what the admin API reads and triggers.
+type Hooks struct {
+	// Ready reports whether the gateway should get traffic.
+	Ready func() bool
+	// Draining reports whether shutdown has begun (for /ready's reason).
+	Draining func() bool
+	// Info returns the body of GET /info.
+	Info func() any
+	// Config returns the config now serving.
+	Config func() *config.Config
+	// Reload re-reads the config source and applies it.
+	Reload func() error
+}
+
+// Handler returns the admin HTTP handler.
+func Handler(h Hooks) fasthttp.RequestHandler {
+	r := router.New()
+	r.RedirectTrailingSlash = false
+	r.HandleMethodNotAllowed = true
+	r.GET("/health", func(ctx *fasthttp.RequestCtx) {
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.GET("/ready", func(ctx *fasthttp.RequestCtx) {
+		switch {
+		case h.Ready():
+			writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
+		case h.Draining():
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		default:
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		}
+	})
+	r.GET("/info", func(ctx *fasthttp.RequestCtx) {
+		writeJSON(ctx, fasthttp.StatusOK, h.Info())
+	})
+	r.POST("/admin/reload", func(ctx *fasthttp.RequestCtx) {
+		if err := h.Reload(); err != nil {
+			var ce config.Errors
+			body := map[string]any{"error": "config refused; the previous config keeps serving"}
+			if errors.As(err, &ce) {
+				details := make([]string, len(ce))
+				for i, e := range ce {
+					details[i] = e.Error()
+				}
+				body["details"] = details
+			} else {
+				body["details"] = []string{err.Error()}
+			}
+			writeJSON(ctx, fasthttp.StatusBadRequest, body)
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "reloaded"})
+	})
+	r.GET("/admin/config", func(ctx *fasthttp.RequestCtx) {
+		writeJSON(ctx, fasthttp.StatusOK, Redact(h.Config()))
+	})
+	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "not found"})
+	}
+	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		writeJSON(ctx, fasthttp.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
+	}
+	r.PanicHandler = func(ctx *fasthttp.RequestCtx, _ any) {
+		writeJSON(ctx, fasthttp.StatusInternalServerError, map[string]string{"error": "internal error"})
+	}
+	return r.Handler
+}
+
+// Redact returns a copy of cfg safe to show: values of headers that carry
+// credentials are replaced.
+func Redact(cfg *config.Config) *config.Config {
+	if cfg == nil {
+		return nil
+	}
+	c := *cfg
+	c.Routes = make([]*config.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		rc := *r
+		rc.RequestHeaders.Set = redactHeaders(r.RequestHeaders.Set)
+		rc.ResponseHeaders.Set = redactHeaders(r.ResponseHeaders.Set)
+		c.Routes[i] = &rc
+	}
+	return &c
+}
+
+var secretWords = []string{"authorization", "cookie", "token", "secret", "password", "key", "credential"}
+
+func redactHeaders(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		lk := strings.ToLower(k)
+		for _, w := range secretWords {
+			if strings.Contains(lk, w) {
+				v = "[redacted]"
+				break
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		status, b = fasthttp.StatusInternalServerError, []byte(`{"error":"could not encode the answer"}`)
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(append(b, '\n'))
+}

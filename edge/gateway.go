@@ -1,0 +1,341 @@
+// Package edge is sluice's request path: the fasthttp server, the
+// per-config Snapshot (routes, compiled handler chains, upstream pools),
+// the proxy step, reloads and the admin listener's hooks.
+//
+// Invariants:
+//   - A request loads the current *Snapshot once, from an atomic pointer,
+//     and uses only that snapshot. Nothing on the request path takes a lock
+//     that a reload holds.
+//   - A reload builds and validates a whole new snapshot off the request
+//     path; a bad config is refused and the old snapshot keeps serving.
+//   - Every failure answers through writeFault: a status, a short JSON body
+//     and the request id.
+//   - Everything read from a RequestCtx is valid only until the handler
+//     returns; anything kept longer is copied.
+//
+// edge may import pool, lb and limiter; they never import edge. The
+// sub-packages (config, admin) never import edge.
+package edge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/pool"
+	"github.com/valyala/fasthttp"
+)
+
+// Gateway serves the data plane from the current snapshot.
+type Gateway struct {
+	snap     atomic.Pointer[Snapshot]
+	registry *pool.Registry
+	server   *fasthttp.Server
+	log      *slog.Logger
+
+	// startup is the config the server was started with; settings that
+	// only take effect at start (listen, server timeouts) are compared
+	// against it on reload.
+	startup  *config.Config
+	started  time.Time
+	draining atomic.Bool
+
+	reloadMu  sync.Mutex
+	reloads   atomic.Uint64
+	lastError atomic.Pointer[string]
+}
+
+// New builds the first snapshot from cfg (validated by config.Load).
+func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{registry: pool.NewRegistry(), log: log, startup: cfg, started: time.Now()}
+	snap, err := Build(cfg, g.registry, g.log)
+	if err != nil {
+		return nil, err
+	}
+	g.snap.Store(snap)
+	s := cfg.Server
+	g.server = &fasthttp.Server{
+		Handler:         g.ServeHTTP,
+		ErrorHandler:    serverErrorHandler,
+		ReadTimeout:     s.ReadTimeout.D(),
+		WriteTimeout:    s.WriteTimeout.D(),
+		IdleTimeout:     s.IdleTimeout.D(),
+		Concurrency:     s.MaxConnections,
+		ReadBufferSize:  int(s.MaxHeaderBytes),
+		WriteBufferSize: 16 << 10,
+		// Bodies up to this are read before the handler runs; larger ones
+		// (and chunked ones) stream, with sluice's own limit on the stream.
+		MaxRequestBodySize:           int(min(s.BufferBodyBytes, s.MaxBodyBytes)),
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		DisableKeepalive:             false,
+		CloseOnShutdown:              true,
+		ReduceMemoryUsage:            false,
+		SecureErrorLogMessage:        true,
+		Logger:                       fasthttpLogger{log},
+	}
+	return g, nil
+}
+
+// Snapshot returns the snapshot now serving.
+func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
+
+// Apply builds a snapshot from cfg and swaps it in. On error the current
+// snapshot keeps serving.
+func (g *Gateway) Apply(cfg *config.Config) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	snap, err := Build(cfg, g.registry, g.log)
+	if err != nil {
+		g.registry.Retain(g.snap.Load().Targets())
+		return g.refuse(err)
+	}
+	for _, w := range restartOnly(g.startup, cfg) {
+		g.log.Warn("config change needs a restart to take effect", "field", w)
+	}
+	old := g.snap.Swap(snap)
+	dropped := g.registry.Retain(snap.Targets())
+	g.reloads.Add(1)
+	g.lastError.Store(nil)
+	g.log.Info("config applied", "source", cfg.Source, "routes", len(snap.Routes),
+		"upstreams", len(snap.Upstreams), "targets_dropped", dropped, "previous_routes", len(old.Routes))
+	return nil
+}
+
+// ReloadFrom loads a config with load and applies it.
+func (g *Gateway) ReloadFrom(load func() (*config.Config, error)) error {
+	cfg, err := load()
+	if err != nil {
+		return g.refuse(err)
+	}
+	return g.Apply(cfg)
+}
+
+func (g *Gateway) refuse(err error) error {
+	msg := err.Error()
+	g.lastError.Store(&msg)
+	g.log.Error("config refused; the previous config keeps serving", "error", msg)
+	return err
+}
+
+// LastReloadError is the error of the last refused reload, or "".
+func (g *Gateway) LastReloadError() string {
+	if p := g.lastError.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// restartOnly names fields whose change a reload can't apply.
+func restartOnly(a, b *config.Config) []string {
+	var out []string
+	if a.Listen != b.Listen {
+		out = append(out, "listen")
+	}
+	if a.Admin.Listen != b.Admin.Listen {
+		out = append(out, "admin.listen")
+	}
+	as, bs := a.Server, b.Server
+	as.MaxBodyBytes, bs.MaxBodyBytes = 0, 0         // reloadable
+	as.TrustedProxies, bs.TrustedProxies = nil, nil // reloadable
+	if fmt.Sprint(as) != fmt.Sprint(bs) {
+		out = append(out, "server (timeouts, max_header_bytes, buffer_body_bytes, max_connections)")
+	}
+	return out
+}
+
+// Serve accepts data-plane connections on ln until Shutdown.
+func (g *Gateway) Serve(ln net.Listener) error {
+	err := g.server.Serve(ln)
+	if g.draining.Load() {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx is
+// done, closes idle keep-alive connections and returns.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.draining.Store(true)
+	err := g.server.ShutdownWithContext(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: in-flight requests still running after the shutdown timeout: %w", err)
+	}
+	return err
+}
+
+// Ready is true once a config is loaded and until draining starts.
+func (g *Gateway) Ready() bool { return g.snap.Load() != nil && !g.draining.Load() }
+
+// Draining is true after Shutdown began.
+func (g *Gateway) Draining() bool { return g.draining.Load() }
+
+// Started is when the gateway was created.
+func (g *Gateway) Started() time.Time { return g.started }
+
+// Reloads counts applied configs after the first.
+func (g *Gateway) Reloads() uint64 { return g.reloads.Load() }
+
+// OpenConnections is the number of client connections open now.
+func (g *Gateway) OpenConnections() int32 { return g.server.GetOpenConnectionsCount() }
+
+// ServeHTTP is the data-plane entry point.
+func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
+	s := g.snap.Load()
+	h := &ctx.Request.Header
+
+	// Request id: keep a sane client one, else make one. Set on the request
+	// now so every step and the upstream see the same id.
+	var idBuf [requestIDLen]byte
+	rid := h.PeekBytes(headerRequestID)
+	if !validRequestID(rid) {
+		rid = newRequestID(idBuf[:0])
+		h.SetBytesKV(headerRequestID, rid)
+		rid = h.PeekBytes(headerRequestID)
+	}
+
+	// RFC 9112 6.3: a message with both Transfer-Encoding and
+	// Content-Length is a smuggling attempt or a broken client; refuse it
+	// rather than guess which framing the upstream will believe.
+	if h.ContentLength() == -1 && hasHeaderLine(h.RawHeaders(), "content-length") {
+		writeFault(ctx, faultAmbiguousLength, rid)
+		lingerClose(ctx)
+		return
+	}
+
+	path, _ := splitURI(h.RequestURI())
+	if len(path) == 0 || path[0] != '/' {
+		writeFault(ctx, faultBadPath, rid)
+		return
+	}
+	if hasDotSegment(path) {
+		writeFault(ctx, faultDotSegments, rid)
+		return
+	}
+	var hostBuf [256]byte
+	host := normalizeHost(hostBuf[:0], h.Host())
+	rt, pathMatched := s.router.match(host, path, h.Method())
+	if rt == nil {
+		if pathMatched != nil {
+			writeFault(ctx, faultMethod, rid)
+			ctx.Response.Header.SetBytesV("Allow", allowHeader(pathMatched))
+			return
+		}
+		writeFault(ctx, faultNoRoute, rid)
+		return
+	}
+	rt.handler(ctx)
+}
+
+// splitURI returns the path and query of a request target in origin form
+// ("/a?b") or absolute form ("http://h/a?b"); the path is empty for
+// anything else ("*", authority form).
+func splitURI(uri []byte) (path, query []byte) {
+	if len(uri) > 0 && uri[0] != '/' {
+		i := bytes.Index(uri, []byte("://"))
+		if i < 0 {
+			return nil, nil
+		}
+		rest := uri[i+3:]
+		j := bytes.IndexByte(rest, '/')
+		if j < 0 {
+			return []byte("/"), nil
+		}
+		uri = rest[j:]
+	}
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i], uri[i+1:]
+	}
+	return uri, nil
+}
+
+// hasDotSegment reports a "." or ".." path segment, literal or
+// percent-encoded (%2e). They are refused rather than resolved: resolving
+// would change the path the upstream sees, and passing them on lets a path
+// that matched one route reach another route's resources upstream.
+func hasDotSegment(path []byte) bool {
+	for len(path) > 0 {
+		path = path[1:] // skip '/'
+		end := bytes.IndexByte(path, '/')
+		if end < 0 {
+			end = len(path)
+		}
+		seg := path[:end]
+		path = path[end:]
+		dots := 0
+		for i := 0; i < len(seg); {
+			switch {
+			case seg[i] == '.':
+				dots++
+				i++
+			case i+2 < len(seg) && seg[i] == '%' && seg[i+1] == '2' && (seg[i+2] == 'e' || seg[i+2] == 'E'):
+				dots++
+				i += 3
+			default:
+				dots = 99
+				i = len(seg)
+			}
+		}
+		if dots == 1 || dots == 2 {
+			return true
+		}
+	}
+	return false
+}
+
+// hasHeaderLine reports whether raw request headers contain a header named
+// name (lower-case), case-insensitively.
+func hasHeaderLine(raw []byte, name string) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) > len(name) && line[len(name)] == ':' && bytes.EqualFold(line[:len(name)], []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+func allowHeader(routes []*Route) []byte {
+	if len(routes) == 1 {
+		return routes[0].allowHdr
+	}
+	seen := map[string]bool{}
+	var out []byte
+	for _, rt := range routes {
+		for _, m := range bytes.Split(rt.allowHdr, []byte(", ")) {
+			if len(m) == 0 || seen[string(m)] {
+				continue
+			}
+			seen[string(m)] = true
+			if len(out) > 0 {
+				out = append(out, ", "...)
+			}
+			out = append(out, m...)
+		}
+	}
+	return out
+}
+
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn("fasthttp", "message", fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,148 @@
+package edge
+
+import (
+	"bytes"
+	"net/netip"
+
+	"github.com/valyala/bytebufferpool"
+	"github.com/valyala/fasthttp"
+)
+
+// hopByHopHeaders apply to one connection only and are never forwarded
+// (RFC 9110 7.6.1; RFC 9112 for Transfer-Encoding and TE). Connection
+// itself, and Transfer-Encoding/Content-Length framing, are handled by
+// fasthttp: it parses them into fields and writes fresh framing for the
+// next hop.
+var hopByHopHeaders = [][]byte{
+	[]byte("Connection"),
+	[]byte("Keep-Alive"),
+	[]byte("Proxy-Connection"),
+	[]byte("Proxy-Authenticate"),
+	[]byte("Proxy-Authorization"),
+	[]byte("TE"),
+	[]byte("Trailer"),
+	[]byte("Upgrade"),
+}
+
+// header is what RequestHeader and ResponseHeader share that the
+// hop-by-hop rules need.
+type header interface {
+	Peek(key string) []byte
+	DelBytes(key []byte)
+}
+
+var (
+	_ header = (*fasthttp.RequestHeader)(nil)
+	_ header = (*fasthttp.ResponseHeader)(nil)
+)
+
+// stripHopByHop removes the hop-by-hop headers and every header named in
+// Connection (RFC 9110 7.6.1: "Connection: X-Debug" makes X-Debug
+// hop-by-hop too).
+func stripHopByHop(h header) {
+	if conn := h.Peek("Connection"); len(conn) > 0 {
+		// conn aliases the header being edited: copy it before deleting.
+		var buf [256]byte
+		tokens := append(buf[:0], conn...)
+		for len(tokens) > 0 {
+			var tok []byte
+			if i := bytes.IndexByte(tokens, ','); i >= 0 {
+				tok, tokens = tokens[:i], tokens[i+1:]
+			} else {
+				tok, tokens = tokens, nil
+			}
+			tok = bytes.TrimSpace(tok)
+			if len(tok) > 0 && !isProtected(tok) {
+				h.DelBytes(tok)
+			}
+		}
+	}
+	for _, k := range hopByHopHeaders {
+		h.DelBytes(k)
+	}
+}
+
+// protectedHeaders can't be made hop-by-hop by naming them in Connection:
+// removing them would change the message's framing or routing, or drop the
+// request id the gateway already assigned ("hop-by-hop header abuse").
+var protectedHeaders = []string{"host", "content-length", "transfer-encoding", "content-type", "x-request-id"}
+
+func isProtected(name []byte) bool {
+	for _, p := range protectedHeaders {
+		if len(name) == len(p) && bytes.EqualFold(name, []byte(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	headerXFF  = []byte("X-Forwarded-For")
+	headerXFP  = []byte("X-Forwarded-Proto")
+	headerXFH  = []byte("X-Forwarded-Host")
+	headerVia  = []byte("Via")
+	viaSelf    = []byte("1.1 sluice")
+	protoHTTP  = []byte("http")
+	protoHTTPS = []byte("https")
+	commaSpace = []byte(", ")
+)
+
+// setForwarded sets X-Forwarded-For/-Proto/-Host and Via on the request.
+// A client's own X-Forwarded-* are kept (and For extended) only when the
+// peer is a trusted proxy; otherwise they are replaced, so a client can't
+// claim to be someone else.
+func (s *Snapshot) setForwarded(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	peer = peer.Unmap()
+	trusted := s.isTrusted(peer)
+
+	var ipBuf [48]byte
+	ip := peer.AppendTo(ipBuf[:0])
+	if prev := h.PeekBytes(headerXFF); trusted && len(prev) > 0 {
+		setJoined(h, headerXFF, prev, ip)
+	} else {
+		h.SetBytesKV(headerXFF, ip)
+	}
+	if !trusted || len(h.PeekBytes(headerXFP)) == 0 {
+		if ctx.IsTLS() {
+			h.SetBytesKV(headerXFP, protoHTTPS)
+		} else {
+			h.SetBytesKV(headerXFP, protoHTTP)
+		}
+	}
+	if !trusted || len(h.PeekBytes(headerXFH)) == 0 {
+		h.SetBytesKV(headerXFH, h.Host())
+	}
+	appendVia(h)
+}
+
+// appendVia adds this hop to Via (RFC 9110 7.6.3), keeping earlier hops.
+func appendVia(h interface {
+	PeekBytes([]byte) []byte
+	SetBytesKV(k, v []byte)
+}) {
+	if prev := h.PeekBytes(headerVia); len(prev) > 0 {
+		setJoined(h, headerVia, prev, viaSelf)
+		return
+	}
+	h.SetBytesKV(headerVia, viaSelf)
+}
+
+// setJoined sets key to "prev, next". prev may alias the header, so the
+// value is built in a pooled buffer first.
+func setJoined(h interface{ SetBytesKV(k, v []byte) }, key, prev, next []byte) {
+	buf := bytebufferpool.Get()
+	buf.B = append(append(append(buf.B[:0], prev...), commaSpace...), next...)
+	h.SetBytesKV(key, buf.B)
+	bytebufferpool.Put(buf)
+}
+
+func (s *Snapshot) isTrusted(a netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,55 @@
+package edge
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"sync/atomic"
+)
+
+var headerRequestID = []byte("X-Request-ID")
+
+// requestIDLen is the length of a generated id: 16 hex chars of a random
+// per-process prefix and 16 of a counter. Unique across instances with
+// overwhelming probability, ordered within one, and made without
+// allocating or reading the clock.
+const requestIDLen = 32
+
+var (
+	requestIDPrefix [16]byte
+	requestIDSeq    atomic.Uint64
+)
+
+func init() {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("edge: no randomness for request ids: " + err.Error())
+	}
+	hex.Encode(requestIDPrefix[:], b[:])
+}
+
+// newRequestID appends a fresh id to dst.
+func newRequestID(dst []byte) []byte {
+	n := requestIDSeq.Add(1)
+	dst = append(dst, requestIDPrefix[:]...)
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, digits[(n>>uint(shift))&0xf])
+	}
+	return dst
+}
+
+// validRequestID accepts a client's X-Request-ID only if it is short and
+// plain, so it can go into logs and JSON bodies unescaped.
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		ok := c == '-' || c == '_' || c == '.' || c == ':' ||
+			(c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,239 @@
+package edge
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/pool"
+	"github.com/valyala/fasthttp"
+)
+
+// Snapshot is everything a request needs, built from one config and never
+// changed afterwards. The gateway holds the current one in an atomic
+// pointer and loads it once per request; a reload builds a new one off the
+// request path and swaps the pointer.
+type Snapshot struct {
+	Config    *config.Config
+	Routes    []*Route
+	Upstreams map[string]*pool.Pool
+	router    *router
+
+	maxBodyBytes    int
+	bufferBodyBytes int
+	trusted         []netip.Prefix
+	builtAt         time.Time
+	log             *slog.Logger
+}
+
+// Route is a compiled route: matching data, its upstream pool and the
+// handler chain composed for it at build time.
+type Route struct {
+	Name      string
+	prefix    string
+	exactPath string
+	host      string
+	methods   [][]byte // nil: any method
+	allowHdr  []byte   // "GET, POST" for 405 answers
+
+	pool        *pool.Pool
+	stripPrefix []byte
+	addPrefix   []byte
+	replacePath []byte
+	timeout     time.Duration
+	hostMode    hostMode
+	hostValue   []byte
+
+	reqSet, respSet       [][2][]byte
+	reqRemove, respRemove [][]byte
+
+	handler fasthttp.RequestHandler
+}
+
+type hostMode uint8
+
+const (
+	hostPreserve hostMode = iota
+	hostTarget
+	hostLiteral
+)
+
+func (rt *Route) allows(method []byte) bool {
+	if rt.methods == nil {
+		return true
+	}
+	for _, m := range rt.methods {
+		if string(m) == string(method) {
+			return true
+		}
+	}
+	// RFC 9110 9.3.2: HEAD is GET without a body.
+	if string(method) == fasthttp.MethodHead {
+		for _, m := range rt.methods {
+			if string(m) == fasthttp.MethodGet {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Build compiles cfg into a snapshot, taking upstream targets from reg so
+// unchanged targets keep their connections. cfg must be validated.
+func Build(cfg *config.Config, reg *pool.Registry, log *slog.Logger) (*Snapshot, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Snapshot{
+		log:             log,
+		Config:          cfg,
+		Upstreams:       map[string]*pool.Pool{},
+		maxBodyBytes:    int(cfg.Server.MaxBodyBytes),
+		bufferBodyBytes: int(min(cfg.Server.BufferBodyBytes, cfg.Server.MaxBodyBytes)),
+		builtAt:         time.Now(),
+	}
+	for _, p := range cfg.Server.TrustedProxies {
+		prefix, err := config.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+		}
+		s.trusted = append(s.trusted, prefix)
+	}
+	names := make([]string, 0, len(cfg.Upstreams))
+	for name := range cfg.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		u := cfg.Upstreams[name]
+		specs := make([]pool.TargetSpec, len(u.Targets))
+		for i, t := range u.Targets {
+			specs[i] = pool.TargetSpec{URL: t.URL, Weight: t.Weight}
+		}
+		p, err := pool.Build(reg, name, u.Balancer, specs, pool.Settings{
+			ConnectTimeout:    u.ConnectTimeout.D(),
+			ReadTimeout:       u.ReadTimeout.D(),
+			WriteTimeout:      u.WriteTimeout.D(),
+			IdleTimeout:       u.IdleTimeout.D(),
+			MaxConns:          u.MaxConnections,
+			MaxConnWait:       u.MaxConnWait.D(),
+			HeaderBufferBytes: int(cfg.Server.MaxHeaderBytes),
+			BufferBodyBytes:   s.bufferBodyBytes,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.Upstreams[name] = p
+	}
+	for _, rc := range cfg.Routes {
+		rt, err := s.compileRoute(rc)
+		if err != nil {
+			return nil, fmt.Errorf("route %q: %w", rc.Name, err)
+		}
+		s.Routes = append(s.Routes, rt)
+	}
+	s.router = newRouter(s.Routes)
+	return s, nil
+}
+
+func (s *Snapshot) compileRoute(rc *config.Route) (*Route, error) {
+	p := s.Upstreams[rc.Upstream]
+	if p == nil {
+		return nil, fmt.Errorf("no upstream %q", rc.Upstream)
+	}
+	rt := &Route{
+		Name:        rc.Name,
+		prefix:      rc.Match.Prefix,
+		exactPath:   rc.Match.Path,
+		host:        rc.Match.Host,
+		pool:        p,
+		stripPrefix: bytesOrNil(rc.Rewrite.StripPrefix),
+		addPrefix:   bytesOrNil(rc.Rewrite.AddPrefix),
+		replacePath: bytesOrNil(rc.Rewrite.ReplacePath),
+		timeout:     rc.Timeout.D(),
+	}
+	if len(rc.Match.Methods) > 0 {
+		for _, m := range rc.Match.Methods {
+			rt.methods = append(rt.methods, []byte(m))
+		}
+		allow := append([]string(nil), rc.Match.Methods...)
+		if rt.allows([]byte(fasthttp.MethodHead)) && !contains(allow, fasthttp.MethodHead) {
+			allow = append(allow, fasthttp.MethodHead)
+		}
+		rt.allowHdr = []byte(strings.Join(allow, ", "))
+	}
+	switch rc.HostHeader {
+	case "preserve":
+		rt.hostMode = hostPreserve
+	case "target":
+		rt.hostMode = hostTarget
+	default:
+		rt.hostMode, rt.hostValue = hostLiteral, []byte(rc.HostHeader)
+	}
+	rt.reqSet, rt.reqRemove = compileHeaderOps(rc.RequestHeaders)
+	rt.respSet, rt.respRemove = compileHeaderOps(rc.ResponseHeaders)
+	rt.handler = chain(s.proxyHandler(rt), s.routeMiddleware(rt)...)
+	return rt, nil
+}
+
+// routeMiddleware lists the steps in front of the proxy for a route, in
+// order. Auth, limits, CORS and caching join here as they land.
+func (s *Snapshot) routeMiddleware(rt *Route) []Middleware {
+	return nil
+}
+
+// Middleware wraps a handler; composed once per route at build time.
+// A step either calls next or answers through writeFault.
+type Middleware func(next fasthttp.RequestHandler) fasthttp.RequestHandler
+
+// chain composes middleware so that mw[0] runs first.
+func chain(h fasthttp.RequestHandler, mw ...Middleware) fasthttp.RequestHandler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+func compileHeaderOps(h config.HeaderOps) (set [][2][]byte, remove [][]byte) {
+	names := make([]string, 0, len(h.Set))
+	for k := range h.Set {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		set = append(set, [2][]byte{[]byte(k), []byte(h.Set[k])})
+	}
+	for _, k := range h.Remove {
+		remove = append(remove, []byte(k))
+	}
+	return set, remove
+}
+
+// Targets lists every target of the snapshot (for the registry).
+func (s *Snapshot) Targets() []*pool.Target {
+	var out []*pool.Target
+	for _, p := range s.Upstreams {
+		out = append(out, p.Targets...)
+	}
+	return out
+}
+
+func bytesOrNil(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,248 @@
+// Package testutil starts the real servers sluice's tests talk to (upstream
+// stubs, the sluice binary) on 127.0.0.1 with ports the kernel picks, and
+// stops them with t.Cleanup.
+package testutil
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicegw/sluice/bench/stub"
+)
+
+// Listen opens a TCP listener on a free loopback port.
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// Upstream is a running stub with a count of the connections it accepted.
+type Upstream struct {
+	*stub.Server
+	Addr  string // host:port
+	URL   string // http://host:port
+	conns atomic.Int64
+	ln    net.Listener
+}
+
+// Conns is how many TCP connections the upstream has accepted.
+func (u *Upstream) Conns() int64 { return u.conns.Load() }
+
+// Stop closes the upstream's listener and connections now (a target dying).
+func (u *Upstream) Stop() { _ = u.Server.Close() }
+
+// StartUpstream runs a stub on a free loopback port until the test ends.
+func StartUpstream(t testing.TB, o stub.Options) *Upstream {
+	t.Helper()
+	ln := Listen(t)
+	u := &Upstream{Server: stub.New(o), Addr: ln.Addr().String(), ln: ln}
+	u.URL = "http://" + u.Addr
+	go func() { _ = u.Serve(countingListener{ln, &u.conns}) }()
+	t.Cleanup(func() { _ = u.Server.Close() })
+	return u
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// DeadAddr returns a loopback address nothing listens on.
+func DeadAddr(t testing.TB) string {
+	ln := Listen(t)
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// ModuleRoot finds the directory holding go.mod.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// Binary builds ./cmd/NAME once per test process and returns its path.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "sluice-bin-")
+		if buildErr != nil {
+			return
+		}
+		for _, pkg := range []string{"./cmd/sluice", "./bench/upstream"} {
+			cmd := exec.Command("go", "build", "-o", buildDir, pkg)
+			cmd.Dir = ModuleRoot(t)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, name)
+}
+
+// Sluice is a sluice process started by StartSluice.
+type Sluice struct {
+	Cmd        *exec.Cmd
+	ConfigPath string
+	Addr       string // data plane host:port
+	AdminAddr  string
+	logMu      sync.Mutex
+	log        bytes.Buffer
+	exited     chan struct{}
+	exitErr    error
+}
+
+// Log returns what the process has logged so far.
+func (s *Sluice) Log() string {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return s.log.String()
+}
+
+// Wait waits for the process to exit and returns its exit code.
+func (s *Sluice) Wait(timeout time.Duration) (int, error) {
+	select {
+	case <-s.exited:
+		if s.exitErr == nil {
+			return 0, nil
+		}
+		if ee, ok := s.exitErr.(*exec.ExitError); ok {
+			return ee.ExitCode(), nil
+		}
+		return -1, s.exitErr
+	case <-time.After(timeout):
+		return -1, fmt.Errorf("sluice did not exit within %v", timeout)
+	}
+}
+
+// StartSluice writes config to a file (listen and admin addresses should be
+// 127.0.0.1:0), starts the sluice binary on it, and waits until it logs the
+// addresses it listens on.
+func StartSluice(t testing.TB, config string, env ...string) *Sluice {
+	t.Helper()
+	bin := Binary(t, "sluice")
+	dir := t.TempDir()
+	s := &Sluice{ConfigPath: filepath.Join(dir, "sluice.yaml"), exited: make(chan struct{})}
+	if err := os.WriteFile(s.ConfigPath, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Cmd = exec.Command(bin, "serve", "-c", s.ConfigPath)
+	s.Cmd.Env = append(os.Environ(), env...)
+	pr, pw := io.Pipe()
+	s.Cmd.Stderr = pw
+	s.Cmd.Stdout = pw
+	if err := s.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		once := sync.Once{}
+		for sc.Scan() {
+			line := sc.Text()
+			s.logMu.Lock()
+			s.log.WriteString(line + "\n")
+			s.logMu.Unlock()
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "sluice started" {
+				s.Addr, _ = m["listen"].(string)
+				s.AdminAddr, _ = m["admin"].(string)
+				once.Do(func() { close(started) })
+			}
+		}
+	}()
+	go func() {
+		s.exitErr = s.Cmd.Wait()
+		_ = pw.Close()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		_ = s.Cmd.Process.Kill()
+		<-s.exited
+		if t.Failed() {
+			t.Logf("sluice log:\n%s", s.Log())
+		}
+	})
+	select {
+	case <-started:
+	case <-s.exited:
+		t.Fatalf("sluice exited at start:\n%s", s.Log())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("sluice did not start:\n%s", s.Log())
+	}
+	return s
+}
+
+// Get does an HTTP GET with a 10 s timeout and returns status and body.
+func Get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// RawExchange writes raw to a new connection to addr and returns
+// everything read back until the server closes or 5 s pass.
+func RawExchange(t testing.TB, addr, raw string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+// Indent is a helper for readable failure messages.
+func Indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }

@@ -1,0 +1,298 @@
+package pool
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// transport is the fasthttp.RoundTripper of every sluice HostClient.
+//
+// fasthttp's own transport either buffers every response body whole
+// (unbounded memory for a 200 MiB download) or, with StreamResponseBody,
+// wraps every response in freshly allocated closures. This one does what a
+// proxy wants:
+//   - a body of known length up to bufferBody is read whole into the
+//     response (no allocation once buffers are warm);
+//   - a larger, chunked or close-delimited body is streamed: the response
+//     gets a pooled bodyStream that reads from the upstream connection and
+//     hands the connection back (or closes it, if the body was not read to
+//     the end) when fasthttp's server closes the stream after writing it.
+//
+// Deadlines: the request's own timeout (Request.SetTimeout) bounds sending
+// the request and receiving the response head; while a large body streams
+// in either direction each read or write gets the per-operation timeout
+// instead, so a long transfer that keeps moving is not cut off.
+type transport struct {
+	bufferBody   int
+	readTimeout  time.Duration
+	writeTimeout time.Duration
+}
+
+// ErrUpstreamClosed is returned when a reused keep-alive connection turns
+// out to have been closed by the upstream before it answered.
+var ErrUpstreamClosed = errors.New("pool: upstream closed the connection before answering")
+
+func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	retried := false
+	for {
+		reused, err := t.roundTrip(hc, req, resp)
+		// A keep-alive connection the upstream closed while it sat idle
+		// fails on first use before any byte comes back. Like net/http, try
+		// once more on a new connection, only when the request can be sent
+		// again unchanged: its body is in memory and repeating it is safe.
+		if err != nil && reused && !retried && errors.Is(err, ErrUpstreamClosed) && replayable(req) {
+			retried = true
+			continue
+		}
+		return false, err
+	}
+}
+
+// replayable: the body is buffered (not a consumed stream) and the method
+// is idempotent or the client sent an Idempotency-Key (RFC 9110 9.2.2).
+func replayable(req *fasthttp.Request) bool {
+	if req.IsBodyStream() {
+		return false
+	}
+	h := &req.Header
+	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace() ||
+		len(h.Peek("Idempotency-Key")) > 0
+}
+
+func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (reused bool, err error) {
+	timeout := req.GetTimeOut()
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	cc, err := hc.AcquireConn(timeout, req.ConnectionClose())
+	if err != nil {
+		return false, err
+	}
+	conn := cc.Conn()
+	reused = cc.LastUseTime().After(cc.CreatedTime())
+
+	// Send the request.
+	streaming := req.IsBodyStream()
+	if streaming {
+		err = t.writeStreaming(conn, req)
+	} else {
+		if err = conn.SetWriteDeadline(earliest(deadline, t.writeTimeout)); err == nil {
+			bw := hc.AcquireWriter(conn)
+			if err = req.Write(bw); err == nil {
+				err = bw.Flush()
+			}
+			hc.ReleaseWriter(bw)
+		}
+	}
+	if err != nil {
+		hc.CloseConn(cc)
+		return reused, err
+	}
+
+	// Read the response head.
+	if err = conn.SetReadDeadline(earliest(deadline, t.readTimeout)); err != nil {
+		hc.CloseConn(cc)
+		return reused, err
+	}
+	br := hc.AcquireReader(conn)
+	if req.Header.IsHead() {
+		resp.SkipBody = true
+	}
+	if err = readHead(resp, br); err != nil {
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return reused, err
+	}
+	closeConn := req.ConnectionClose() || resp.ConnectionClose()
+	// Connection is hop-by-hop: the upstream closing its connection must
+	// not close the client's.
+	resp.Header.ResetConnectionClose()
+
+	cl := resp.Header.ContentLength()
+	if resp.SkipBody || noBody(resp.StatusCode()) {
+		hc.ReleaseReader(br)
+		finish(hc, cc, closeConn, releaseConn, closeConnFn)
+		return reused, nil
+	}
+	if cl >= 0 && cl <= t.bufferBody {
+		err = resp.ReadBody(br, t.bufferBody)
+		hc.ReleaseReader(br)
+		finish(hc, cc, closeConn || err != nil, releaseConn, closeConnFn)
+		return reused, err
+	}
+	// Stream it. A close-delimited body (-2) ends with the connection.
+	return reused, startStream(hc, cc, br, resp, closeConn || cl == -2, t.readTimeout, releaseConn, closeConnFn)
+}
+
+// The connection type fasthttp hands out (*fasthttp.clientConn) is
+// unexported, so code that keeps one must get its type by inference; these
+// method expressions carry it into the generic helpers below.
+var (
+	releaseConn = (*fasthttp.HostClient).ReleaseConn
+	closeConnFn = (*fasthttp.HostClient).CloseConn
+)
+
+func finish[C any](hc *fasthttp.HostClient, cc C, closeConn bool, release, closeFn func(*fasthttp.HostClient, C)) {
+	if closeConn {
+		closeFn(hc, cc)
+	} else {
+		release(hc, cc)
+	}
+}
+
+// bodyStream relays a large upstream body to the client. fasthttp's server
+// reads it while writing the response and then calls Close, which returns
+// the upstream connection to its pool only if the body was read to its end.
+type bodyStream[C any] struct {
+	hc        *fasthttp.HostClient
+	cc        C
+	conn      net.Conn
+	br        *bufio.Reader
+	body      io.Reader
+	timeout   time.Duration
+	closeConn bool
+	eof       bool
+	release   func(*fasthttp.HostClient, C)
+	closeFn   func(*fasthttp.HostClient, C)
+	// up parses the body framing (chunked, fixed or close-delimited) with
+	// fasthttp's own pooled reader.
+	up fasthttp.Response
+}
+
+var streamPool sync.Pool // of *bodyStream[*fasthttp.clientConn], by inference
+
+func startStream[C interface{ Conn() net.Conn }](hc *fasthttp.HostClient, cc C, br *bufio.Reader, resp *fasthttp.Response,
+	closeConn bool, timeout time.Duration, release, closeFn func(*fasthttp.HostClient, C)) error {
+	s, _ := streamPool.Get().(*bodyStream[C])
+	if s == nil {
+		s = &bodyStream[C]{}
+	}
+	s.hc, s.cc, s.conn, s.br, s.timeout = hc, cc, cc.Conn(), br, timeout
+	s.closeConn, s.release, s.closeFn = closeConn, release, closeFn
+	cl := resp.Header.ContentLength()
+	s.up.Header.SetContentLength(cl)
+	s.up.StreamBody = true
+	if err := s.up.ReadBody(br, 0); err != nil {
+		s.closeConn = true
+		_ = s.Close()
+		return err
+	}
+	s.body = s.up.BodyStream()
+	if cl < 0 {
+		cl = -1 // re-framed as chunked towards the client
+	}
+	resp.SetBodyStream(s, cl)
+	return nil
+}
+
+func (s *bodyStream[C]) Read(p []byte) (int, error) {
+	if s.body == nil {
+		return 0, io.EOF
+	}
+	if s.timeout > 0 {
+		_ = s.conn.SetReadDeadline(time.Now().Add(s.timeout))
+	}
+	n, err := s.body.Read(p)
+	if err == io.EOF {
+		s.eof = true
+	}
+	return n, err
+}
+
+// Close hands the connection back (body fully read) or closes it.
+func (s *bodyStream[C]) Close() error {
+	_ = s.up.CloseBodyStream()
+	s.hc.ReleaseReader(s.br)
+	finish(s.hc, s.cc, s.closeConn || !s.eof, s.release, s.closeFn)
+	s.up.Reset()
+	var zero C
+	s.hc, s.cc, s.conn, s.br, s.body, s.eof = nil, zero, nil, nil, nil, false
+	streamPool.Put(s)
+	return nil
+}
+
+// writeStreaming sends a request whose body is a stream (a large or
+// chunked upload), refreshing the write deadline on every write so a long
+// upload that keeps moving is not cut off by the whole-request timeout.
+func (t *transport) writeStreaming(conn net.Conn, req *fasthttp.Request) error {
+	w, _ := writerPool.Get().(*deadlineWriter)
+	if w == nil {
+		w = &deadlineWriter{}
+		w.bw = bufio.NewWriterSize(w, 32<<10)
+	}
+	w.conn, w.timeout = conn, t.writeTimeout
+	w.bw.Reset(w)
+	err := req.Write(w.bw)
+	if err == nil {
+		err = w.bw.Flush()
+	}
+	w.conn = nil
+	writerPool.Put(w)
+	return err
+}
+
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+	bw      *bufio.Writer
+}
+
+var writerPool sync.Pool
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	if w.timeout > 0 {
+		_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
+	return w.conn.Write(p)
+}
+
+// readHead reads the status line and headers, skipping 1xx interim
+// responses (but not 101, which ends the exchange).
+func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
+	for n := 0; ; n++ {
+		if err := resp.Header.Read(br); err != nil {
+			return upstreamReadError(err)
+		}
+		code := resp.StatusCode()
+		if code < 100 || code > 199 || code == fasthttp.StatusSwitchingProtocols {
+			return nil
+		}
+		if n >= 8 {
+			return errors.New("pool: too many 1xx responses")
+		}
+	}
+}
+
+// upstreamReadError names the case where a connection closed before any
+// byte of a response arrived.
+func upstreamReadError(err error) error {
+	var nothing fasthttp.ErrNothingRead
+	if errors.As(err, &nothing) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		return ErrUpstreamClosed
+	}
+	return err
+}
+
+// noBody: RFC 9110 6.4.1, 1xx, 204 and 304 responses never carry content.
+func noBody(code int) bool {
+	return code < 200 || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified
+}
+
+func earliest(deadline time.Time, d time.Duration) time.Time {
+	if d <= 0 {
+		return deadline
+	}
+	t := time.Now().Add(d)
+	if deadline.IsZero() || t.Before(deadline) {
+		return t
+	}
+	return deadline
+}
