@@ -33,7 +33,7 @@ func (c *Config) validate() Errors {
 	v.listenAddr("listen", c.Listen)
 	if c.Admin.Listen != "off" {
 		v.listenAddr("admin.listen", c.Admin.Listen)
-		if c.Admin.Listen == c.Listen {
+		if c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			v.add("admin.listen", "must differ from listen (%q)", c.Listen)
 		}
 	}

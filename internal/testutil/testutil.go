@@ -173,7 +173,9 @@ func StartSluice(t testing.TB, config string, env ...string) *Sluice {
 		t.Fatal(err)
 	}
 	started := make(chan struct{})
+	logDone := make(chan struct{})
 	go func() {
+		defer close(logDone)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		once := sync.Once{}
@@ -205,6 +207,7 @@ func StartSluice(t testing.TB, config string, env ...string) *Sluice {
 	select {
 	case <-started:
 	case <-s.exited:
+		<-logDone
 		t.Fatalf("sluice exited at start:\n%s", s.Log())
 	case <-time.After(20 * time.Second):
 		t.Fatalf("sluice did not start:\n%s", s.Log())

@@ -1,0 +1,96 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sluicegw/sluice/edge/config"
+	"github.com/valyala/fasthttp"
+)
+
+func call(h fasthttp.RequestHandler, method, path string) (int, map[string]any, string) {
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod(method)
+	ctx.Request.SetRequestURI(path)
+	h(&ctx)
+	var body map[string]any
+	_ = json.Unmarshal(ctx.Response.Body(), &body)
+	return ctx.Response.StatusCode(), body, string(ctx.Response.Body())
+}
+
+func testConfig(t *testing.T) *config.Config {
+	cfg, err := config.Parse("a.yaml", []byte(`
+upstreams: { u: { targets: [ { url: "http://127.0.0.1:1" } ] } }
+routes:
+  - name: r
+    match: { prefix: / }
+    upstream: u
+    request_headers: { set: { Authorization: "Bearer s3cret", X-Api-Key: k3y, X-Env: prod } }
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	ready, draining := true, false
+	reloadErr := error(nil)
+	reloads := 0
+	cfg := testConfig(t)
+	h := Handler(Hooks{
+		Ready:    func() bool { return ready },
+		Draining: func() bool { return draining },
+		Info:     func() any { return map[string]string{"version": "test"} },
+		Config:   func() *config.Config { return cfg },
+		Reload:   func() error { reloads++; return reloadErr },
+	})
+
+	if code, body, _ := call(h, "GET", "/health"); code != 200 || body["status"] != "ok" {
+		t.Errorf("/health: %d %v", code, body)
+	}
+	if code, body, _ := call(h, "GET", "/ready"); code != 200 || body["status"] != "ready" {
+		t.Errorf("/ready: %d %v", code, body)
+	}
+	ready, draining = false, true
+	if code, body, _ := call(h, "GET", "/ready"); code != 503 || body["status"] != "draining" {
+		t.Errorf("/ready while draining: %d %v", code, body)
+	}
+	ready, draining = false, false
+	if code, body, _ := call(h, "GET", "/ready"); code != 503 || body["status"] != "starting" {
+		t.Errorf("/ready before load: %d %v", code, body)
+	}
+	if code, body, _ := call(h, "GET", "/info"); code != 200 || body["version"] != "test" {
+		t.Errorf("/info: %d %v", code, body)
+	}
+
+	if code, body, _ := call(h, "POST", "/admin/reload"); code != 200 || body["status"] != "reloaded" || reloads != 1 {
+		t.Errorf("reload: %d %v (%d calls)", code, body, reloads)
+	}
+	reloadErr = config.Errors{{File: "a.yaml", Line: 4, Field: "routes[0].upstream", Msg: "no upstream named \"x\""}}
+	code, body, raw := call(h, "POST", "/admin/reload")
+	if code != 400 || !strings.Contains(raw, `a.yaml:4: routes[0].upstream: no upstream named`) || body["error"] == nil {
+		t.Errorf("refused reload: %d %s", code, raw)
+	}
+	reloadErr = errors.New("config: open /nope: no such file or directory")
+	if code, _, raw := call(h, "POST", "/admin/reload"); code != 400 || !strings.Contains(raw, "no such file") {
+		t.Errorf("reload with missing file: %d %s", code, raw)
+	}
+
+	code, _, raw = call(h, "GET", "/admin/config")
+	if code != 200 || strings.Contains(raw, "s3cret") || strings.Contains(raw, "k3y") || !strings.Contains(raw, `"X-Env": "prod"`) {
+		t.Errorf("/admin/config must redact credentials and keep the rest: %d\n%s", code, raw)
+	}
+	if cfg.Routes[0].RequestHeaders.Set["Authorization"] != "Bearer s3cret" {
+		t.Error("redaction changed the live config")
+	}
+
+	if code, body, _ := call(h, "GET", "/admin/reload"); code != 405 || body["error"] != "method not allowed" {
+		t.Errorf("GET reload: %d %v", code, body)
+	}
+	if code, body, _ := call(h, "GET", "/nope"); code != 404 || body["error"] != "not found" {
+		t.Errorf("unknown path: %d %v", code, body)
+	}
+}
