@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -150,5 +149,3 @@ upstreams:
 routes:
 ` + routes
 }
-
-func indent(s string) string { return strings.TrimSpace(s) }

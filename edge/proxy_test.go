@@ -385,6 +385,15 @@ func TestRequestFramingAndLimits(t *testing.T) {
 	t.Run("chunked body too large", func(t *testing.T) {
 		resp := g.do(t, request{method: "POST", path: "/__stub/echo", body: io.MultiReader(strings.NewReader(strings.Repeat("x", 300<<10)))})
 		wantFault(t, resp, 413, "request body too large")
+		// Part of that body went upstream before the limit tripped. Had its
+		// connection gone back to the pool, the next requests on it would
+		// be read as the rest of that body.
+		for i := 0; i < 5; i++ {
+			e, _ := g.echo(t, request{method: "POST", path: "/__stub/echo", body: strings.NewReader("small")})
+			if e.BodyBytes != 5 || e.Method != "POST" {
+				t.Fatalf("request after a 413 mid-stream: %+v", e)
+			}
+		}
 	})
 	t.Run("headers too large", func(t *testing.T) {
 		raw := testutil.RawExchange(t, g.addr, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("b", 8<<10)+"\r\n\r\n")
