@@ -139,6 +139,9 @@ func wantFault(t testing.TB, r response, status int, phrase string) {
 	}
 }
 
+// catchAll is a route sending everything to the upstream "up".
+const catchAll = "  - { name: all, match: { prefix: / }, upstream: up }\n"
+
 func oneUpstream(url string, routes string) string {
 	return `
 listen: 127.0.0.1:0

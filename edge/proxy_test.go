@@ -307,9 +307,7 @@ routes:
 
 func TestBodilessResponses(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a", BodySize: 1234})
-	g := startGateway(t, oneUpstream(up.URL, `
-  - { name: all, match: { prefix: / }, upstream: up }
-`))
+	g := startGateway(t, oneUpstream(up.URL, catchAll))
 	// HEAD: headers (with the length a GET would have) and no body. A raw
 	// exchange shows any stray body bytes.
 	raw := testutil.RawExchange(t, g.addr, "HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nGET /__stub/status?code=204 HTTP/1.1\r\nHost: x\r\n\r\nGET /__stub/status?code=304 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -327,14 +325,9 @@ func TestBodilessResponses(t *testing.T) {
 
 func TestStreamingAndChunkedBodies(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
-	g := startGateway(t, oneUpstream(up.URL, `
-  - { name: all, match: { prefix: / }, upstream: up }
-`)+"server: { buffer_body_bytes: 64KiB, max_body_bytes: 8MiB }\n")
+	g := startGateway(t, oneUpstream(up.URL, catchAll)+"server: { buffer_body_bytes: 64KiB, max_body_bytes: 8MiB }\n")
 	want := func(n int) string {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = 'a' + byte(i%26)
-		}
+		b, _ := io.ReadAll(io.LimitReader(&stub.Pattern{}, int64(n)))
 		return string(b)
 	}
 	// Chunked from upstream, small and large; fixed-length large (streamed).
@@ -366,9 +359,7 @@ func TestStreamingAndChunkedBodies(t *testing.T) {
 
 func TestRequestFramingAndLimits(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
-	g := startGateway(t, oneUpstream(up.URL, `
-  - { name: all, match: { prefix: / }, upstream: up }
-`)+"server: { max_body_bytes: 100KiB, buffer_body_bytes: 16KiB, max_header_bytes: 4KiB }\n")
+	g := startGateway(t, oneUpstream(up.URL, catchAll)+"server: { max_body_bytes: 100KiB, buffer_body_bytes: 16KiB, max_header_bytes: 4KiB }\n")
 
 	t.Run("content-length and transfer-encoding together", func(t *testing.T) {
 		raw := testutil.RawExchange(t, g.addr, "POST /__stub/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
@@ -461,9 +452,7 @@ routes:
 // client's: the client keeps its keep-alive connection.
 func TestUpstreamConnectionCloseKeepsClientConnection(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
-	g := startGateway(t, oneUpstream(up.URL, `
-  - { name: all, match: { prefix: / }, upstream: up }
-`))
+	g := startGateway(t, oneUpstream(up.URL, catchAll))
 	c, err := net.Dial("tcp", g.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -491,9 +480,7 @@ func TestUpstreamConnectionCloseKeepsClientConnection(t *testing.T) {
 // forwarded: the upstream connection stays pooled.
 func TestClientConnectionClose(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
-	g := startGateway(t, oneUpstream(up.URL, `
-  - { name: all, match: { prefix: / }, upstream: up }
-`))
+	g := startGateway(t, oneUpstream(up.URL, catchAll))
 	for i := 0; i < 5; i++ {
 		raw := testutil.RawExchange(t, g.addr, "GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 		if !strings.HasPrefix(raw, "HTTP/1.1 200") || !strings.Contains(raw, "Connection: close") {
@@ -507,9 +494,7 @@ func TestClientConnectionClose(t *testing.T) {
 
 func TestHTTP10Client(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
-	g := startGateway(t, oneUpstream(up.URL, `
-  - { name: all, match: { prefix: / }, upstream: up }
-`))
+	g := startGateway(t, oneUpstream(up.URL, catchAll))
 	raw := testutil.RawExchange(t, g.addr, "GET /__stub/echo HTTP/1.0\r\nHost: x\r\n\r\n")
 	if !strings.HasPrefix(raw, "HTTP/1.1 200") || !strings.Contains(raw, `"proto":"HTTP/1.1"`) {
 		t.Errorf("got:\n%s", raw)
@@ -518,9 +503,7 @@ func TestHTTP10Client(t *testing.T) {
 
 func TestClientDisconnectMidUploadDoesNotBreakGateway(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
-	g := startGateway(t, oneUpstream(up.URL, `
-  - { name: all, match: { prefix: / }, upstream: up }
-`)+"server: { buffer_body_bytes: 1KiB }\n")
+	g := startGateway(t, oneUpstream(up.URL, catchAll)+"server: { buffer_body_bytes: 1KiB }\n")
 	c, err := net.Dial("tcp", g.addr)
 	if err != nil {
 		t.Fatal(err)

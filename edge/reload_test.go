@@ -119,9 +119,7 @@ func TestReloadUnderLoadDropsNothing(t *testing.T) {
 
 func TestRefusedReloadKeepsServing(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
-	g := startGateway(t, oneUpstream(up.URL, `
-  - { name: all, match: { prefix: / }, upstream: up }
-`))
+	g := startGateway(t, oneUpstream(up.URL, catchAll))
 	bad := errors.New("test.yaml:3: routes[0].upstream: no upstream named \"x\"")
 	err := g.ReloadFrom(func() (*config.Config, error) { return nil, bad })
 	if !errors.Is(err, bad) {

@@ -26,7 +26,6 @@ type Snapshot struct {
 	maxBodyBytes    int
 	bufferBodyBytes int
 	trusted         []netip.Prefix
-	builtAt         time.Time
 	log             *slog.Logger
 }
 
@@ -94,7 +93,6 @@ func Build(cfg *config.Config, reg *pool.Registry, log *slog.Logger) (*Snapshot,
 		Upstreams:       map[string]*pool.Pool{},
 		maxBodyBytes:    int(cfg.Server.MaxBodyBytes),
 		bufferBodyBytes: int(min(cfg.Server.BufferBodyBytes, cfg.Server.MaxBodyBytes)),
-		builtAt:         time.Now(),
 	}
 	for _, p := range cfg.Server.TrustedProxies {
 		prefix, err := config.ParsePrefix(p)

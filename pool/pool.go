@@ -14,6 +14,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"time"
 
@@ -101,7 +102,7 @@ func newHostClient(u *url.URL, s Settings) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
 		Addr:  u.Host,
 		IsTLS: u.Scheme == "https",
-		Dial: func(addr string) (netConn, error) {
+		Dial: func(addr string) (net.Conn, error) {
 			return dialer.DialTimeout(addr, connectTimeout)
 		},
 		MaxConns:                  s.MaxConns,

@@ -2,12 +2,9 @@ package pool
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"sync"
 )
-
-type netConn = net.Conn
 
 // Registry keeps targets alive across snapshots. Building a pool asks it
 // for targets; one whose URL, weight and client settings are unchanged

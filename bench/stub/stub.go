@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -56,9 +57,7 @@ func New(o Options) *Server {
 	s := &Server{opts: o}
 	if o.BodySize > 0 {
 		s.body = make([]byte, o.BodySize)
-		for i := range s.body {
-			s.body[i] = 'a' + byte(i%26)
-		}
+		_, _ = (&Pattern{}).Read(s.body)
 	}
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handle,
@@ -117,11 +116,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		n, _ := strconv.ParseInt(string(ctx.QueryArgs().Peek("n")), 10, 64)
 		ctx.SetContentType("application/octet-stream")
 		if path == "/__stub/bytes" {
-			ctx.SetBodyStream(io.LimitReader(&pattern{}, n), int(n))
+			ctx.SetBodyStream(io.LimitReader(&Pattern{}, n), int(n))
 			return
 		}
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-			_, _ = io.Copy(w, io.LimitReader(&pattern{}, n))
+			_, _ = io.Copy(w, io.LimitReader(&Pattern{}, n))
 		})
 		return
 	case "/__stub/respond":
@@ -216,14 +215,31 @@ func (s *Server) echo(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(append(out, '\n'))
 }
 
-// pattern is an endless "abc...zabc..." byte source for large bodies;
-// byte i of the stream is 'a'+i%26, so a client can check every byte.
-type pattern struct{ off int }
+// Pattern is the endless byte source of the stub's large bodies: byte i
+// of the stream is 'a'+i%26, so a receiver can check every byte with
+// PatternChecker. Tests use it to generate uploads the same way.
+type Pattern struct{ off int }
 
-func (p *pattern) Read(b []byte) (int, error) {
+func (p *Pattern) Read(b []byte) (int, error) {
 	for i := range b {
-		b[i] = 'a' + byte((p.off+i)%26)
+		b[i] = patternByte(p.off + i)
 	}
 	p.off += len(b)
 	return len(b), nil
 }
+
+// PatternChecker is an io.Writer that fails at the first byte that is not
+// what Pattern would have produced at that offset.
+type PatternChecker struct{ off int }
+
+func (c *PatternChecker) Write(b []byte) (int, error) {
+	for i, x := range b {
+		if want := patternByte(c.off + i); x != want {
+			return i, fmt.Errorf("stub: byte %d is %q, want %q", c.off+i, x, want)
+		}
+	}
+	c.off += len(b)
+	return len(b), nil
+}
+
+func patternByte(i int) byte { return 'a' + byte(i%26) }

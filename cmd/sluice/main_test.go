@@ -283,7 +283,7 @@ func TestLargeBodiesStreamWithBoundedRSS(t *testing.T) {
 
 	// Upload with a declared length, then chunked.
 	for _, chunked := range []bool{false, true} {
-		var body io.Reader = io.LimitReader(&abc{}, size)
+		var body io.Reader = io.LimitReader(&stub.Pattern{}, size)
 		req, _ := http.NewRequest("POST", "http://"+s.Addr+"/__stub/echo", body)
 		if !chunked {
 			req.ContentLength = size
@@ -304,7 +304,7 @@ func TestLargeBodiesStreamWithBoundedRSS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := io.Copy(&abcChecker{}, resp.Body)
+		n, err := io.Copy(&stub.PatternChecker{}, resp.Body)
 		resp.Body.Close()
 		if err != nil || n != size {
 			t.Fatalf("download %s: %d bytes, %v", path, n, err)
@@ -332,27 +332,4 @@ func peakRSS(t *testing.T, pid int) int64 {
 	}
 	t.Fatal("no VmHWM in /proc status")
 	return 0
-}
-
-// abc produces the stub's body pattern: byte i is 'a'+i%26.
-type abc struct{ off int }
-
-func (p *abc) Read(b []byte) (int, error) {
-	for i := range b {
-		b[i] = 'a' + byte((p.off+i)%26)
-	}
-	p.off += len(b)
-	return len(b), nil
-}
-
-type abcChecker struct{ off int }
-
-func (c *abcChecker) Write(b []byte) (int, error) {
-	for i, x := range b {
-		if x != 'a'+byte((c.off+i)%26) {
-			return i, fmt.Errorf("byte %d is %q, want %q", c.off+i, x, 'a'+byte((c.off+i)%26))
-		}
-	}
-	c.off += len(b)
-	return len(b), nil
 }
