@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"syscall"
 	"time"
 
 	"github.com/sluicegw/sluice/pool"
@@ -47,6 +46,7 @@ var (
 	faultBadResponse     = &Fault{fasthttp.StatusBadGateway, "bad response from upstream", FromUpstream}
 	faultUpstreamBusy    = &Fault{fasthttp.StatusServiceUnavailable, "upstream connection limit reached", FromGateway}
 	faultNoTarget        = &Fault{fasthttp.StatusServiceUnavailable, "no upstream target available", FromGateway}
+	faultCircuitOpen     = &Fault{fasthttp.StatusServiceUnavailable, "upstream circuit open", FromGateway}
 )
 
 // writeFault answers the client with f. It discards whatever response was
@@ -74,33 +74,21 @@ var (
 	jsonClose        = []byte("\"}\n")
 )
 
-// classify maps an error from the upstream exchange to the fault the
-// client sees.
-func classify(err error) *Fault {
-	var small *fasthttp.ErrSmallBuffer
-	var netErr net.Error
-	switch {
-	case errors.Is(err, errBodyTooLarge):
-		return faultBodyTooLarge
-	case errors.Is(err, errClientBody):
-		return faultClientBody
-	case errors.Is(err, fasthttp.ErrNoFreeConns):
+// faultFor maps a failed upstream exchange to the fault the client sees.
+func faultFor(kind pool.ErrKind, err error) *Fault {
+	switch kind {
+	case pool.KindBusy:
 		return faultUpstreamBusy
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
+	case pool.KindTimeout:
 		return faultTimeout
-	case errors.As(err, &netErr) && netErr.Timeout():
-		return faultTimeout
-	case errors.As(err, &small):
-		return faultBadResponse
-	}
-	var opErr *net.OpError
-	switch {
-	case errors.As(err, &opErr), errors.Is(err, pool.ErrUpstreamClosed),
-		errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+	case pool.KindConnect:
+		if errors.Is(err, fasthttp.ErrDialTimeout) {
+			return faultTimeout
+		}
+		return faultConnect
+	case pool.KindReset:
 		return faultConnect
 	}
-	// What remains is a response that arrived but could not be parsed.
 	return faultBadResponse
 }
 

@@ -57,7 +57,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	g := &Gateway{registry: pool.NewRegistry(), log: log, startup: cfg, started: time.Now()}
+	g := &Gateway{registry: pool.NewRegistry(log), log: log, startup: cfg, started: time.Now()}
 	snap, err := Build(cfg, g.registry, g.log)
 	if err != nil {
 		return nil, err
@@ -223,6 +223,10 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	if hasDotSegment(path) {
 		writeFault(ctx, faultDotSegments, rid)
+		return
+	}
+	if s.servicesHealth && string(path) == "/services/health" && h.IsGet() {
+		g.servicesHealth(ctx)
 		return
 	}
 	var hostBuf [256]byte

@@ -3,7 +3,11 @@ package edge
 import (
 	"errors"
 	"io"
+	"strconv"
 	"sync"
+	"time"
+
+	"github.com/sluicegw/sluice/pool"
 
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
@@ -59,41 +63,21 @@ func (s *Snapshot) proxy(ctx *fasthttp.RequestCtx, rt *Route) {
 	}
 	setForwardURI(req, rt)
 
-	target, err := rt.pool.Pick(0)
-	if err != nil {
-		releaseLimiter(lim)
-		writeFault(ctx, faultNoTarget, rid)
-		return
+	up := rt.upstream
+	var key uint64
+	if up.Pool.HashesKey {
+		key = s.hashKey(ctx, up)
 	}
-	switch rt.hostMode {
-	case hostTarget:
-		req.Header.SetHost(target.Host)
-	case hostLiteral:
-		req.Header.SetHostBytes(rt.hostValue)
-	}
-	req.UseHostHeader = true
-	req.SetTimeout(rt.timeout)
-
-	target.Begin()
-	err = target.Client.Do(req, &ctx.Response)
-	target.Done()
+	fault, retries := s.forward(ctx, rt, lim, key)
 	if lim != nil {
-		switch {
-		case lim.tooLarge:
-			err = errBodyTooLarge
-		case lim.clientErr != nil:
-			err = errClientBody
-		}
 		releaseLimiter(lim)
 	}
-	if err != nil {
-		f := classify(err)
-		if f.Source == FromUpstream {
-			s.log.Warn("upstream request failed", "route", rt.Name, "target", target.URL, "error", err.Error(), "request_id", string(rid))
-		}
-		writeFault(ctx, f, rid)
+	if fault != nil {
+		writeFault(ctx, fault, rid)
 		switch {
-		case f == faultClientBody:
+		case fault == faultCircuitOpen:
+			ctx.Response.Header.Set("Retry-After", strconv.Itoa(int((up.Pool.RetryAfter()+time.Second-1)/time.Second)))
+		case fault == faultClientBody:
 			ctx.SetConnectionClose() // the client connection is broken already
 		case lim != nil:
 			// The client's body was not read to its end: the connection
@@ -113,10 +97,160 @@ func (s *Snapshot) proxy(ctx *fasthttp.RequestCtx, rt *Route) {
 		resp.Header.SetBytesKV(kv[0], kv[1])
 	}
 	resp.Header.SetBytesKV(headerRequestID, rid)
+	if retries > 0 {
+		resp.Header.SetBytesKV(headerRetryCount, smallInt(retries))
+	}
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
 }
+
+var headerRetryCount = []byte("X-Retry-Count")
+
+// forward sends the request to the route's upstream, retrying as its
+// policy allows, and leaves the answer in ctx.Response. It returns the
+// fault to answer with instead (nil when ctx.Response holds the answer,
+// which may be an upstream 5xx after the last try) and how many retries
+// were made.
+//
+// A retry happens only when all of these hold: the failure is one the
+// policy retries (retry.on), a try is left (retry.attempts) and time is
+// left (the route timeout bounds all tries), the request can be sent again
+// (its body is in memory, or it never left), repeating it is safe (an
+// idempotent method or an Idempotency-Key, or it never reached the
+// target), and the upstream's retry budget has room. Each retry goes to a
+// target not tried yet when there is one.
+func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter, key uint64) (*Fault, int) {
+	up := rt.upstream
+	req, resp := &ctx.Request, &ctx.Response
+	start := time.Now()
+	deadline := start.Add(rt.timeout)
+	up.Pool.Budget.Request()
+	// Decided before the first try: sending a streamed body consumes it,
+	// and fasthttp then drops it from the request.
+	replayable := !req.IsBodyStream()
+	var exclude uint64
+	var fault *Fault
+	retries := 0
+	for attempt := 1; ; attempt++ {
+		target, idx, err := up.Pool.Pick(key, exclude)
+		if err != nil && exclude != 0 {
+			// Every target has been tried: the retry may go to one again.
+			target, idx, err = up.Pool.Pick(key, 0)
+		}
+		if err != nil {
+			if attempt > 1 {
+				return fault, retries // keep the last try's answer
+			}
+			if errors.Is(err, pool.ErrCircuitOpen) {
+				return faultCircuitOpen, 0
+			}
+			return faultNoTarget, 0
+		}
+		switch rt.hostMode {
+		case hostTarget:
+			req.Header.SetHost(target.Host)
+		case hostLiteral:
+			req.Header.SetHostBytes(rt.hostValue)
+		}
+		req.UseHostHeader = true
+		tryTimeout := time.Until(deadline)
+		if up.retry.perTry > 0 && up.retry.perTry < tryTimeout {
+			tryTimeout = up.retry.perTry
+		}
+		if tryTimeout <= 0 {
+			up.Pool.Report(target, pool.Neutral, 0)
+			return faultTimeout, retries
+		}
+		req.SetTimeout(tryTimeout)
+
+		t0 := time.Now()
+		target.Begin()
+		err = target.Client.Do(req, resp)
+		target.Done()
+		rtt := time.Since(t0)
+
+		retryable, neverSent := false, false
+		switch {
+		case err != nil && lim != nil && (lim.tooLarge || lim.clientErr != nil):
+			// The client's fault: tell nobody about the target.
+			up.Pool.Report(target, pool.Neutral, rtt)
+			if lim.tooLarge {
+				return faultBodyTooLarge, retries
+			}
+			return faultClientBody, retries
+		case err != nil:
+			kind := pool.Classify(err)
+			fault = faultFor(kind, err)
+			outcome := pool.Failure
+			if kind == pool.KindBusy {
+				outcome = pool.Neutral // our connection cap, not the target's failure
+			}
+			up.Pool.Report(target, outcome, rtt)
+			retryable, neverSent = up.retry.onKind[kind], kind.NeverSent()
+			s.log.Warn("upstream request failed", "route", rt.Name, "target", target.URL,
+				"kind", kind.String(), "error", err.Error(), "attempt", attempt, "request_id", string(req.Header.PeekBytes(headerRequestID)))
+		default:
+			fault = nil
+			code := resp.StatusCode()
+			if code >= 500 {
+				up.Pool.Report(target, pool.Failure, rtt)
+				retryable = code <= 599 && up.retry.onStatus[code-500]
+			} else {
+				up.Pool.Report(target, pool.Success, rtt)
+			}
+		}
+
+		if !retryable || attempt >= up.retry.attempts {
+			return fault, retries
+		}
+		if !neverSent && (!replayable || !idempotent(req)) {
+			return fault, retries
+		}
+		if !up.Pool.Budget.TryRetry() {
+			s.logBudgetExhausted(up)
+			return fault, retries
+		}
+		pause := up.retry.backoffFor(attempt)
+		if time.Until(deadline) <= pause {
+			return fault, retries
+		}
+		time.Sleep(pause)
+		if idx < 64 {
+			exclude |= 1 << uint(idx)
+		}
+		retries++
+	}
+}
+
+// idempotent: RFC 9110 9.2.2 methods, or a client that marked the request
+// as safe to repeat with an Idempotency-Key.
+func idempotent(req *fasthttp.Request) bool {
+	h := &req.Header
+	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace() ||
+		len(h.Peek("Idempotency-Key")) > 0
+}
+
+func (s *Snapshot) logBudgetExhausted(up *Upstream) {
+	now := time.Now().UnixNano()
+	last := up.budgetLogAt.Load()
+	if now-last < int64(time.Second) || !up.budgetLogAt.CompareAndSwap(last, now) {
+		return // at most one line a second per upstream
+	}
+	s.log.Warn("retry budget exhausted: not retrying", "upstream", up.Name, "denied_total", up.Pool.Budget.Denied())
+}
+
+// smallInt formats 0..99 without allocating.
+func smallInt(n int) []byte {
+	return []byte(smallInts[min(n, 99)])
+}
+
+var smallInts = func() (out [100]string) {
+	for i := range out {
+		out[i] = strconv.Itoa(i)
+	}
+	return out
+}()
 
 // setForwardURI sets the origin-form request target sent upstream: the
 // path as received (byte-exact) or rewritten, plus the query untouched.

@@ -20,12 +20,13 @@ import (
 type Snapshot struct {
 	Config    *config.Config
 	Routes    []*Route
-	Upstreams map[string]*pool.Pool
+	Upstreams map[string]*Upstream
 	router    *router
 
 	maxBodyBytes    int
 	bufferBodyBytes int
 	trusted         []netip.Prefix
+	servicesHealth  bool
 	log             *slog.Logger
 }
 
@@ -39,7 +40,7 @@ type Route struct {
 	methods   [][]byte // nil: any method
 	allowHdr  []byte   // "GET, POST" for 405 answers
 
-	pool        *pool.Pool
+	upstream    *Upstream
 	stripPrefix []byte
 	addPrefix   []byte
 	replacePath []byte
@@ -89,8 +90,9 @@ func Build(cfg *config.Config, reg *pool.Registry, log *slog.Logger) (*Snapshot,
 	}
 	s := &Snapshot{
 		log:             log,
+		servicesHealth:  cfg.Server.ServicesHealth == nil || *cfg.Server.ServicesHealth,
 		Config:          cfg,
-		Upstreams:       map[string]*pool.Pool{},
+		Upstreams:       map[string]*Upstream{},
 		maxBodyBytes:    int(cfg.Server.MaxBodyBytes),
 		bufferBodyBytes: int(min(cfg.Server.BufferBodyBytes, cfg.Server.MaxBodyBytes)),
 	}
@@ -108,24 +110,11 @@ func Build(cfg *config.Config, reg *pool.Registry, log *slog.Logger) (*Snapshot,
 	sort.Strings(names)
 	for _, name := range names {
 		u := cfg.Upstreams[name]
-		specs := make([]pool.TargetSpec, len(u.Targets))
-		for i, t := range u.Targets {
-			specs[i] = pool.TargetSpec{URL: t.URL, Weight: t.Weight}
-		}
-		p, err := pool.Build(reg, name, u.Balancer, specs, pool.Settings{
-			ConnectTimeout:    u.ConnectTimeout.D(),
-			ReadTimeout:       u.ReadTimeout.D(),
-			WriteTimeout:      u.WriteTimeout.D(),
-			IdleTimeout:       u.IdleTimeout.D(),
-			MaxConns:          u.MaxConnections,
-			MaxConnWait:       u.MaxConnWait.D(),
-			HeaderBufferBytes: int(cfg.Server.MaxHeaderBytes),
-			BufferBodyBytes:   s.bufferBodyBytes,
-		})
+		up, err := s.compileUpstream(reg, cfg, u)
 		if err != nil {
 			return nil, err
 		}
-		s.Upstreams[name] = p
+		s.Upstreams[name] = up
 	}
 	for _, rc := range cfg.Routes {
 		rt, err := s.compileRoute(rc)
@@ -139,8 +128,8 @@ func Build(cfg *config.Config, reg *pool.Registry, log *slog.Logger) (*Snapshot,
 }
 
 func (s *Snapshot) compileRoute(rc *config.Route) (*Route, error) {
-	p := s.Upstreams[rc.Upstream]
-	if p == nil {
+	up := s.Upstreams[rc.Upstream]
+	if up == nil {
 		return nil, fmt.Errorf("no upstream %q", rc.Upstream)
 	}
 	rt := &Route{
@@ -148,7 +137,7 @@ func (s *Snapshot) compileRoute(rc *config.Route) (*Route, error) {
 		prefix:      rc.Match.Prefix,
 		exactPath:   rc.Match.Path,
 		host:        rc.Match.Host,
-		pool:        p,
+		upstream:    up,
 		stripPrefix: bytesOrNil(rc.Rewrite.StripPrefix),
 		addPrefix:   bytesOrNil(rc.Rewrite.AddPrefix),
 		replacePath: bytesOrNil(rc.Rewrite.ReplacePath),
@@ -214,8 +203,8 @@ func compileHeaderOps(h config.HeaderOps) (set [][2][]byte, remove [][]byte) {
 // Targets lists every target of the snapshot (for the registry).
 func (s *Snapshot) Targets() []*pool.Target {
 	var out []*pool.Target
-	for _, p := range s.Upstreams {
-		out = append(out, p.Targets...)
+	for _, u := range s.Upstreams {
+		out = append(out, u.Pool.Targets...)
 	}
 	return out
 }

@@ -5,11 +5,13 @@ import "sync/atomic"
 // Weighted is nginx's smooth weighted round robin: weights 5,1,1 give
 // a a b a c a a, not a a a a a b c. nginx runs the algorithm under a lock
 // per pick; here the whole cycle (sum of weights / gcd picks) is computed
-// once when the picker is built, and Pick just walks it with an atomic
-// counter, so picks stay lock-free and produce the same sequence.
+// once when the picker is built, and Pick walks it with an atomic counter,
+// so picks stay lock-free and produce the same sequence. Unusable targets
+// are skipped by walking on.
 type Weighted struct {
 	next     atomic.Uint64
 	schedule []uint32
+	targets  []*Target
 }
 
 // NewWeighted precomputes the smooth schedule. Weights are at most 1000
@@ -38,13 +40,22 @@ func NewWeighted(targets []*Target) *Weighted {
 		current[best] -= total
 		schedule[k] = uint32(best)
 	}
-	return &Weighted{schedule: schedule}
+	return &Weighted{schedule: schedule, targets: targets}
 }
 
-// Pick returns the next index of the smooth cycle.
-func (w *Weighted) Pick(uint64) int {
-	n := w.next.Add(1) - 1
-	return int(w.schedule[n%uint64(len(w.schedule))])
+// Pick returns the next usable index of the smooth cycle.
+func (w *Weighted) Pick(p Pick) int {
+	n := uint64(len(w.schedule))
+	start := w.next.Add(1) - 1
+	// Walking at most len(targets) entries past the start normally finds a
+	// usable one; the scan is the fallback when most are blocked.
+	for k := uint64(0); k < uint64(len(w.targets)); k++ {
+		i := int(w.schedule[(start+k)%n])
+		if candidate(w.targets[i], p, i) {
+			return i
+		}
+	}
+	return scanFrom(w.targets, p, int(w.schedule[start%n]))
 }
 
 func gcd(a, b int) int {

@@ -1,11 +1,18 @@
-// Package pool owns sluice's upstream connections: one fasthttp.HostClient
-// per target, grouped into named pools with a balancer.
+// Package pool owns sluice's upstreams: one fasthttp.HostClient per target,
+// grouped into named pools with a balancer, and what decides whether a
+// target gets traffic: active health checks, passive outlier ejection and
+// circuit breakers. It also holds the retry budget and the error
+// classification the proxy's retry policy uses.
 //
 // Invariants:
 //   - A Pool is immutable once built; a config reload builds new Pools.
-//   - Targets (and so their HostClients, open connections and counters) are
-//     shared through a Registry keyed by everything that shapes the client,
-//     so a reload that leaves a target unchanged keeps its connections.
+//   - Targets (their HostClients, open connections, counters, health,
+//     ejection and circuit state) are shared through a Registry keyed by
+//     everything that shapes them, so a reload that leaves a target
+//     unchanged keeps all of it.
+//   - Nothing on the request path (Pick, Report) takes a lock or does I/O;
+//     health checks and timers run on their own goroutines and publish
+//     state as atomic bits on lb.Target.
 //   - fasthttp's own retries are off (MaxIdemponentCallAttempts = 1): sluice
 //     decides what is retried.
 //   - pool may import lb; it never imports edge.
@@ -14,6 +21,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"time"
@@ -22,10 +30,19 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// ErrNoTarget is returned when a pool has nothing to send to.
-var ErrNoTarget = errors.New("pool: no target available")
+// Errors a pick can end with.
+var (
+	// ErrNoTarget: no target may be used (all unhealthy with panic mode
+	// off, or all excluded).
+	ErrNoTarget = errors.New("pool: no target available")
+	// ErrCircuitOpen: every target's circuit is open (or half-open and
+	// full of trials).
+	ErrCircuitOpen = errors.New("pool: every target's circuit is open")
+)
 
-// Settings shape the HostClient of every target in a pool.
+// Settings shape the HostClient and the protection of every target in a
+// pool. They are part of a target's registry key: changing them builds
+// new targets.
 type Settings struct {
 	ConnectTimeout time.Duration
 	ReadTimeout    time.Duration
@@ -39,26 +56,53 @@ type Settings struct {
 	// BufferBodyBytes: response bodies of known length up to this are read
 	// whole; larger or chunked ones stream to the client.
 	BufferBodyBytes int
+
+	Health    *HealthSettings  // nil: no active checks
+	Outlier   OutlierSettings  // ConsecutiveFailures <= 0: off
+	Circuit   *CircuitSettings // nil: no breaker
+	SlowStart time.Duration
 }
 
-// Target is one backend with its connection pool and balancing state.
+// OutlierSettings configure passive ejection.
+type OutlierSettings struct {
+	ConsecutiveFailures int
+	BaseEjection        time.Duration
+	MaxEjection         time.Duration
+	MaxEjectionPercent  int
+}
+
+// Target is one backend with its connection pool and its state.
 type Target struct {
 	lb.Target
 	// URL is the target as configured ("http://127.0.0.1:9001").
 	URL string
 	// Host is host:port, used when a route rewrites Host to the target.
 	Host string
+	// Upstream is the name of the pool the target belongs to.
+	Upstream string
 	// Client sends requests to this target.
 	Client *fasthttp.HostClient
+	// Breaker is nil when the upstream has no circuit breaker.
+	Breaker *Breaker
 
-	key string
+	key       string
+	settings  Settings
+	log       *slog.Logger
+	stopCheck func()
+	outlier   outlierState
+	health    healthState
 }
 
 // Pool is a named, immutable set of targets and the picker over them.
 type Pool struct {
 	Name    string
 	Targets []*Target
+	Budget  *RetryBudget
 	picker  lb.Picker
+	panic   bool
+	// HashesKey reports whether Pick uses Key (ip_hash, consistent_hash),
+	// so the proxy computes one only then.
+	HashesKey bool
 }
 
 // TargetSpec describes one target of a pool being built.
@@ -67,38 +111,150 @@ type TargetSpec struct {
 	Weight int
 }
 
-// Pick chooses a target. key feeds hashing balancers.
-func (p *Pool) Pick(key uint64) (*Target, error) {
-	if len(p.Targets) == 0 {
-		return nil, ErrNoTarget
-	}
-	return p.Targets[p.picker.Pick(key)], nil
+// PoolSpec describes a pool being built.
+type PoolSpec struct {
+	Name        string
+	Balancer    string
+	BoundedLoad float64
+	Targets     []TargetSpec
+	Settings    Settings
+	PanicMode   bool
+	RetryBudget float64
+	MinRetries  int
 }
 
-// Build makes a pool from specs, taking targets from (and adding them to)
-// reg so unchanged targets keep their clients across reloads.
-func Build(reg *Registry, name, balancer string, specs []TargetSpec, s Settings) (*Pool, error) {
-	p := &Pool{Name: name}
-	lbTargets := make([]*lb.Target, 0, len(specs))
-	for _, spec := range specs {
-		t, err := reg.target(spec.URL, spec.Weight, s)
+// Build makes a pool, taking targets from (and adding them to) reg so
+// unchanged targets keep their state across reloads.
+func Build(reg *Registry, spec PoolSpec) (*Pool, error) {
+	p := &Pool{
+		Name:      spec.Name,
+		panic:     spec.PanicMode,
+		Budget:    reg.budget(spec.Name, spec.RetryBudget, spec.MinRetries),
+		HashesKey: spec.Balancer == "ip_hash" || spec.Balancer == "consistent_hash",
+	}
+	if len(spec.Targets) > 64 {
+		// lb.Pick excludes tried targets with a 64-bit mask; beyond that a
+		// retry may land on a target it already tried. Allowed, noted.
+		reg.log.Warn("upstream has more than 64 targets: retries may repeat a target", "upstream", spec.Name)
+	}
+	lbTargets := make([]*lb.Target, 0, len(spec.Targets))
+	names := make([]string, 0, len(spec.Targets))
+	for _, ts := range spec.Targets {
+		t, err := reg.target(spec.Name, ts.URL, ts.Weight, spec.Settings)
 		if err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", name, err)
+			return nil, fmt.Errorf("upstream %q: %w", spec.Name, err)
 		}
 		p.Targets = append(p.Targets, t)
 		lbTargets = append(lbTargets, &t.Target)
+		names = append(names, t.URL)
 	}
-	picker, err := lb.New(balancer, lbTargets)
+	picker, err := lb.New(spec.Balancer, lbTargets, lb.Options{BoundedLoad: spec.BoundedLoad, Names: names})
 	if err != nil {
-		return nil, fmt.Errorf("upstream %q: %w", name, err)
+		return nil, fmt.Errorf("upstream %q: %w", spec.Name, err)
 	}
 	p.picker = picker
 	return p, nil
 }
 
+// Pick chooses a target for one try. exclude is a bitmask of target
+// indexes already tried by this request. It applies, in order: health and
+// ejection (ignored in panic mode when nothing else is left), open
+// circuits (never ignored), and half-open trial limits.
+func (p *Pool) Pick(key, exclude uint64) (*Target, int, error) {
+	pick := lb.Pick{Key: key, Exclude: exclude}
+	for range p.Targets {
+		i := p.picker.Pick(pick)
+		if i < 0 && p.panic && !pick.Lenient {
+			pick.Lenient = true
+			i = p.picker.Pick(pick)
+		}
+		if i < 0 {
+			break
+		}
+		t := p.Targets[i]
+		if t.Breaker == nil || t.Breaker.Allow() {
+			return t, i, nil
+		}
+		// Half-open and out of trials: treat as tried and look again.
+		if i < 64 {
+			pick.Exclude |= 1 << uint(i)
+		}
+	}
+	if p.allCircuitsOpen() {
+		return nil, -1, ErrCircuitOpen
+	}
+	return nil, -1, ErrNoTarget
+}
+
+func (p *Pool) allCircuitsOpen() bool {
+	for _, t := range p.Targets {
+		if t.Breaker == nil || t.Breaker.State() == Closed {
+			return false
+		}
+	}
+	return true
+}
+
+// RetryAfter is how long until the first open circuit turns half-open
+// (for a 503's Retry-After), at least one second.
+func (p *Pool) RetryAfter() time.Duration {
+	var soonest time.Time
+	for _, t := range p.Targets {
+		if t.Breaker == nil {
+			continue
+		}
+		if u := t.Breaker.OpenUntil(); !u.IsZero() && (soonest.IsZero() || u.Before(soonest)) {
+			soonest = u
+		}
+	}
+	return max(time.Until(soonest), time.Second)
+}
+
+// Outcome is what a try of a request came to, for health accounting.
+type Outcome uint8
+
+const (
+	// Success: the target answered with a non-5xx status.
+	Success Outcome = iota
+	// Failure: the target failed (5xx, connect error, timeout, reset, bad
+	// response). Counts toward ejection and the circuit.
+	Failure
+	// Neutral: the try ended for a reason that says nothing about the
+	// target (the client hung up, the gateway gave up). Counts nowhere,
+	// but releases a half-open trial.
+	Neutral
+)
+
+// Report records a finished try: latency for the balancer, the outcome
+// for outlier detection and the circuit breaker.
+func (p *Pool) Report(t *Target, o Outcome, rtt time.Duration) {
+	if o != Neutral {
+		t.Observe(rtt)
+	}
+	if t.Breaker != nil {
+		switch o {
+		case Neutral:
+			if t.Breaker.State() == HalfOpen {
+				t.Breaker.trials.Add(-1)
+			}
+		default:
+			t.Breaker.Record(o == Success)
+		}
+	}
+	switch o {
+	case Success:
+		t.outlier.consecutive.Store(0)
+	case Failure:
+		p.noteFailure(t)
+	}
+}
+
 func newHostClient(u *url.URL, s Settings) *fasthttp.HostClient {
 	dialer := &fasthttp.TCPDialer{DNSCacheDuration: time.Minute}
 	connectTimeout := s.ConnectTimeout
+	if connectTimeout <= 0 {
+		connectTimeout = 2 * time.Second
+	}
 	return &fasthttp.HostClient{
 		Addr:  u.Host,
 		IsTLS: u.Scheme == "https",

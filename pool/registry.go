@@ -2,47 +2,87 @@ package pool
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sync"
 )
 
 // Registry keeps targets alive across snapshots. Building a pool asks it
-// for targets; one whose URL, weight and client settings are unchanged
-// comes back as the same *Target, with its open connections and counters.
-// After a new snapshot is in place, Retain drops the targets it no longer
-// uses and closes their idle connections. In-flight requests of an older
-// snapshot keep working: a dropped HostClient still serves them.
+// for targets; one whose upstream, URL, weight and settings are unchanged
+// comes back as the same *Target, with its open connections, counters,
+// health, ejection and circuit state. After a new snapshot is in place,
+// Retain drops the targets it no longer uses: their health checks stop and
+// their idle connections close. In-flight requests of an older snapshot
+// keep working: a dropped HostClient still serves them.
 type Registry struct {
+	log     *slog.Logger
 	mu      sync.Mutex
 	targets map[string]*Target
+	budgets map[string]*RetryBudget
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	return &Registry{targets: map[string]*Target{}}
+// NewRegistry returns an empty registry. log receives health and ejection
+// events.
+func NewRegistry(log *slog.Logger) *Registry {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Registry{log: log, targets: map[string]*Target{}, budgets: map[string]*RetryBudget{}}
 }
 
-func (r *Registry) target(rawURL string, weight int, s Settings) (*Target, error) {
+func (r *Registry) target(upstream, rawURL string, weight int, s Settings) (*Target, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Port() == "" {
 		return nil, fmt.Errorf("target %q: want http(s)://host:port", rawURL)
 	}
-	// Weight is part of the key because lb.Target carries it.
-	key := fmt.Sprintf("%s://%s|w%d|%+v", u.Scheme, u.Host, weight, s)
+	key := fmt.Sprintf("%s|%s://%s|w%d|%+v|%+v|%+v", upstream, u.Scheme, u.Host, weight, s, deref(s.Health), deref(s.Circuit))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if t, ok := r.targets[key]; ok {
 		return t, nil
 	}
-	t := &Target{URL: rawURL, Host: u.Host, Client: newHostClient(u, s), key: key}
+	t := &Target{URL: rawURL, Host: u.Host, Upstream: upstream, Client: newHostClient(u, s), key: key, settings: s, log: r.log}
 	t.Weight = weight
+	if s.Circuit != nil {
+		t.Breaker = NewBreaker(*s.Circuit, &t.Target, func(from, to uint32) {
+			r.log.Warn("circuit breaker changed", "upstream", upstream, "target", rawURL,
+				"from", StateName(from), "to", StateName(to))
+			if to == Closed {
+				t.StartWarmup(s.SlowStart)
+			}
+		})
+	}
+	if s.Health != nil {
+		t.stopCheck = t.startHealthCheck(*s.Health)
+	}
 	r.targets[key] = t
 	return t, nil
 }
 
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// budget returns the upstream's retry budget, kept across reloads while
+// its settings stay the same.
+func (r *Registry) budget(upstream string, ratio float64, minPerSecond int) *RetryBudget {
+	key := fmt.Sprintf("%s|%g|%d", upstream, ratio, minPerSecond)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.budgets[key]; ok {
+		return b
+	}
+	b := NewRetryBudget(ratio, minPerSecond)
+	r.budgets[key] = b
+	return b
+}
+
 // Retain keeps exactly the targets in live (those of the snapshot now
-// serving) and closes the idle connections of every other one, including
-// targets built for a snapshot that was then refused.
+// serving) and stops every other one, including targets built for a
+// snapshot that was then refused.
 func (r *Registry) Retain(live []*Target) (dropped int) {
 	keep := make(map[string]bool, len(live))
 	for _, t := range live {
@@ -52,6 +92,9 @@ func (r *Registry) Retain(live []*Target) (dropped int) {
 	defer r.mu.Unlock()
 	for key, t := range r.targets {
 		if !keep[key] {
+			if t.stopCheck != nil {
+				t.stopCheck()
+			}
 			t.Client.CloseIdleConnections()
 			delete(r.targets, key)
 			dropped++

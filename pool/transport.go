@@ -40,6 +40,9 @@ type transport struct {
 var ErrUpstreamClosed = errors.New("pool: upstream closed the connection before answering")
 
 func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	// Decided before sending: writing a streamed body consumes it and
+	// fasthttp then drops it from the request.
+	canReplay := replayable(req)
 	retried := false
 	for {
 		reused, err := t.roundTrip(hc, req, resp)
@@ -47,7 +50,7 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		// fails on first use before any byte comes back. Like net/http, try
 		// once more on a new connection, only when the request can be sent
 		// again unchanged: its body is in memory and repeating it is safe.
-		if err != nil && reused && !retried && errors.Is(err, ErrUpstreamClosed) && replayable(req) {
+		if err != nil && reused && !retried && errors.Is(err, ErrUpstreamClosed) && canReplay {
 			retried = true
 			continue
 		}

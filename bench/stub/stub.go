@@ -44,7 +44,12 @@ type Server struct {
 	srv      *fasthttp.Server
 	body     []byte
 	requests atomic.Int64
+	status   atomic.Int32
 }
+
+// SetStatus changes the status of the default answer and of /healthz
+// (tests use it to make a target fail and recover).
+func (s *Server) SetStatus(code int) { s.status.Store(int32(code)) }
 
 // New makes a stub; call Serve with a listener.
 func New(o Options) *Server {
@@ -55,6 +60,7 @@ func New(o Options) *Server {
 		o.Status = fasthttp.StatusOK
 	}
 	s := &Server{opts: o}
+	s.status.Store(int32(o.Status))
 	if o.BodySize > 0 {
 		s.body = make([]byte, o.BodySize)
 		_, _ = (&Pattern{}).Read(s.body)
@@ -89,6 +95,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	switch path {
 	case "/healthz":
+		ctx.SetStatusCode(int(s.status.Load()))
 		ctx.SetContentType("text/plain")
 		ctx.SetBodyString("ok\n")
 		return
@@ -160,7 +167,7 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(`{"error":"injected failure"}` + "\n")
 		return
 	}
-	ctx.SetStatusCode(s.opts.Status)
+	ctx.SetStatusCode(int(s.status.Load()))
 	if s.body != nil {
 		ctx.SetContentType("application/octet-stream")
 		ctx.SetBody(s.body)

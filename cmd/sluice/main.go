@@ -139,6 +139,9 @@ func serve(path string, stderr io.Writer) int {
 				Info: func() any {
 					return info(gw, ln.Addr().String(), adminAddr)
 				},
+				Upstreams:     func() any { return gw.UpstreamStatus() },
+				Breakers:      func() any { return gw.CircuitBreakers() },
+				ResetBreakers: gw.ResetCircuitBreakers,
 			}),
 		}
 		go func() {

@@ -10,6 +10,7 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/fasthttp/router"
@@ -29,6 +30,13 @@ type Hooks struct {
 	Config func() *config.Config
 	// Reload re-reads the config source and applies it.
 	Reload func() error
+	// Upstreams returns the body of GET /admin/upstreams.
+	Upstreams func() any
+	// Breakers returns the body of GET /admin/circuit-breakers.
+	Breakers func() any
+	// ResetBreakers closes breakers by name ("" all, an upstream, or
+	// "upstream@host:port") and returns how many.
+	ResetBreakers func(name string) int
 }
 
 // Handler returns the admin HTTP handler.
@@ -72,6 +80,24 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 	})
 	r.GET("/admin/config", func(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, Redact(h.Config()))
+	})
+	r.GET("/admin/upstreams", func(ctx *fasthttp.RequestCtx) {
+		writeJSON(ctx, fasthttp.StatusOK, h.Upstreams())
+	})
+	r.GET("/admin/circuit-breakers", func(ctx *fasthttp.RequestCtx) {
+		writeJSON(ctx, fasthttp.StatusOK, h.Breakers())
+	})
+	r.POST("/admin/circuit-breakers/reset", func(ctx *fasthttp.RequestCtx) {
+		writeJSON(ctx, fasthttp.StatusOK, map[string]int{"reset": h.ResetBreakers("")})
+	})
+	r.POST("/admin/circuit-breakers/{name}/reset", func(ctx *fasthttp.RequestCtx) {
+		name, _ := ctx.UserValue("name").(string)
+		n := h.ResetBreakers(name)
+		if n == 0 {
+			writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "no circuit breaker named " + strconv.Quote(name)})
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]int{"reset": n})
 	})
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "not found"})

@@ -62,6 +62,11 @@ type Server struct {
 	// extended instead of replaced. Default none: every client's
 	// X-Forwarded-For is replaced by its address.
 	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
+	// ServicesHealth serves GET /services/health on the data plane: each
+	// upstream's targets and their state, public, as seed 001 does. It
+	// names backend addresses; set false to keep that to the admin API.
+	// Default true.
+	ServicesHealth *bool `yaml:"services_health" json:"services_health,omitempty"`
 }
 
 // Admin is the admin listener.
@@ -75,8 +80,20 @@ type Admin struct {
 type Upstream struct {
 	// Targets are the backends. At least one is required.
 	Targets []Target `yaml:"targets" json:"targets,omitempty"`
-	// Balancer picks a target: round_robin (default), weighted, random.
+	// Balancer picks a target: p2c_ewma (default), round_robin, weighted,
+	// least_conn, ip_hash, consistent_hash, random.
 	Balancer string `yaml:"balancer" json:"balancer,omitempty"`
+	// HashKey is what consistent_hash hashes: "ip" (default; the client
+	// address, trusted-proxy aware), "path", "header:NAME" or "cookie:NAME".
+	// ip_hash always hashes the client address.
+	HashKey string `yaml:"hash_key" json:"hash_key,omitempty"`
+	// BoundedLoad, for the hash balancers, spills a key to the next target
+	// when its own carries more than this x the average load (e.g. 1.25).
+	// 0 (default) disables it.
+	BoundedLoad float64 `yaml:"bounded_load" json:"bounded_load,omitempty"`
+	// SlowStart ramps a target that comes back (healthy again, ejection or
+	// circuit over) from 10% to its full share over this long. 0: off.
+	SlowStart Duration `yaml:"slow_start" json:"slow_start,omitempty"`
 	// ConnectTimeout bounds dialing a target. Default 2s.
 	ConnectTimeout Duration `yaml:"connect_timeout" json:"connect_timeout,omitempty"`
 	// ReadTimeout bounds each read from a target (waiting for the response
@@ -92,9 +109,99 @@ type Upstream struct {
 	// MaxConnWait is how long a request waits for a free connection when
 	// MaxConnections are busy, before 503. Default 1s.
 	MaxConnWait Duration `yaml:"max_conn_wait" json:"max_conn_wait,omitempty"`
+	// Health configures active health checks; nil: none.
+	Health *HealthCheck `yaml:"health" json:"health,omitempty"`
+	// Outlier configures passive outlier ejection (on by default).
+	Outlier Outlier `yaml:"outlier" json:"outlier"`
+	// PanicMode routes to unhealthy or ejected targets when no target is
+	// usable, rather than failing every request. Default true. Open
+	// circuits are respected either way.
+	PanicMode *bool `yaml:"panic_mode" json:"panic_mode,omitempty"`
+	// Circuit configures per-target circuit breakers; nil: none.
+	Circuit *Circuit `yaml:"circuit" json:"circuit,omitempty"`
+	// Retry configures retries (by default: one retry, on connect failures).
+	Retry Retry `yaml:"retry" json:"retry"`
 
 	// Name is the map key, filled in by Load.
 	Name string `yaml:"-" json:"-"`
+}
+
+// HealthCheck is an active HTTP health check, run against every target.
+type HealthCheck struct {
+	// Path to GET, e.g. /healthz. Required.
+	Path string `yaml:"path" json:"path,omitempty"`
+	// Host header to send; default the target's host:port.
+	Host string `yaml:"host" json:"host,omitempty"`
+	// Interval between checks. Default 5s; each wait is jittered by +-Jitter.
+	Interval Duration `yaml:"interval" json:"interval,omitempty"`
+	// Jitter is the fraction (0..1) by which intervals vary, so checks of
+	// many gateways don't arrive in step. Default 0.1.
+	Jitter float64 `yaml:"jitter" json:"jitter,omitempty"`
+	// Timeout for one check. Default 1s.
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// ExpectStatus is the passing status range, "200-399" (default) or "200".
+	ExpectStatus string `yaml:"expect_status" json:"expect_status,omitempty"`
+	// Healthy consecutive passes to mark an unhealthy target healthy. Default 2.
+	Healthy int `yaml:"healthy" json:"healthy,omitempty"`
+	// Unhealthy consecutive failures to mark a target unhealthy. Default 3.
+	Unhealthy int `yaml:"unhealthy" json:"unhealthy,omitempty"`
+}
+
+// Outlier is passive outlier detection: a target whose requests fail in a
+// row (5xx answers, connect errors, timeouts, resets) is ejected for a time
+// that grows with each ejection.
+type Outlier struct {
+	// ConsecutiveFailures that eject a target. Default 5; -1 disables.
+	ConsecutiveFailures int `yaml:"consecutive_failures" json:"consecutive_failures,omitempty"`
+	// BaseEjection is the first ejection's length; the nth lasts n x this.
+	// Default 10s.
+	BaseEjection Duration `yaml:"base_ejection" json:"base_ejection,omitempty"`
+	// MaxEjection caps an ejection. Default 5m.
+	MaxEjection Duration `yaml:"max_ejection" json:"max_ejection,omitempty"`
+	// MaxEjectionPercent of the upstream's targets may be ejected at once.
+	// Default 50.
+	MaxEjectionPercent int `yaml:"max_ejection_percent" json:"max_ejection_percent,omitempty"`
+}
+
+// Circuit is a per-target circuit breaker: closed -> open after Failures
+// consecutive failures or a FailureRatio over Window; open -> half-open
+// after OpenFor; half-open admits HalfOpenRequests trial requests and
+// closes after Successes of them succeed; any failure re-opens it.
+type Circuit struct {
+	Failures         int      `yaml:"failures" json:"failures,omitempty"`                     // default 5
+	FailureRatio     float64  `yaml:"failure_ratio" json:"failure_ratio,omitempty"`           // 0..1; 0 (default): off
+	Window           Duration `yaml:"window" json:"window,omitempty"`                         // default 10s
+	MinRequests      int      `yaml:"min_requests" json:"min_requests,omitempty"`             // before the ratio counts; default 20
+	OpenFor          Duration `yaml:"open_for" json:"open_for,omitempty"`                     // default 30s
+	HalfOpenRequests int      `yaml:"half_open_requests" json:"half_open_requests,omitempty"` // default 3
+	Successes        int      `yaml:"successes" json:"successes,omitempty"`                   // default 2
+}
+
+// Retry is an upstream's retry policy.
+type Retry struct {
+	// Attempts is the most tries a request gets, the first included.
+	// Default 2 (one retry); 1 disables retries.
+	Attempts int `yaml:"attempts" json:"attempts,omitempty"`
+	// PerTryTimeout bounds each try; default: what is left of the route's
+	// timeout, which bounds all tries together.
+	PerTryTimeout Duration `yaml:"per_try_timeout" json:"per_try_timeout,omitempty"`
+	// Backoff before the first retry. Default 25ms.
+	Backoff Duration `yaml:"backoff" json:"backoff,omitempty"`
+	// Multiplier grows the backoff per retry. Default 2.
+	Multiplier float64 `yaml:"multiplier" json:"multiplier,omitempty"`
+	// MaxBackoff caps it. Default 1s.
+	MaxBackoff Duration `yaml:"max_backoff" json:"max_backoff,omitempty"`
+	// Jitter is the fraction (0..1) by which a backoff varies. Default 0.2.
+	Jitter float64 `yaml:"jitter" json:"jitter,omitempty"`
+	// On lists what is retried: connect, timeout, reset, 502, 503, 504 (any
+	// 5xx code may be named). Default [connect].
+	On []string `yaml:"on" json:"on,omitempty"`
+	// Budget caps retries at this fraction of the upstream's requests over
+	// the last 10s (Envoy's retry budget). Default 0.2.
+	Budget float64 `yaml:"budget" json:"budget,omitempty"`
+	// MinRetriesPerSecond are allowed whatever the budget says, so a quiet
+	// upstream can still retry. Default 3.
+	MinRetriesPerSecond int `yaml:"min_retries_per_second" json:"min_retries_per_second,omitempty"`
 }
 
 // Target is one backend of an upstream.
@@ -169,7 +276,7 @@ const (
 	DefaultMaxConnections  = 10000
 	DefaultShutdownTimeout = 15 * time.Second
 
-	DefaultBalancer           = "round_robin"
+	DefaultBalancer           = "p2c_ewma"
 	DefaultConnectTimeout     = 2 * time.Second
 	DefaultUpstreamIdle       = 50 * time.Second
 	DefaultUpstreamMaxConns   = 1024
@@ -206,6 +313,53 @@ func (c *Config) applyDefaults() {
 			u.MaxConnections = DefaultUpstreamMaxConns
 		}
 		setDur(&u.MaxConnWait, DefaultUpstreamConnWait)
+		if u.Balancer == "consistent_hash" && u.HashKey == "" {
+			u.HashKey = "ip"
+		}
+		if u.PanicMode == nil {
+			yes := true
+			u.PanicMode = &yes
+		}
+		if h := u.Health; h != nil {
+			setDur(&h.Interval, 5*time.Second)
+			setDur(&h.Timeout, time.Second)
+			setStr(&h.ExpectStatus, "200-399")
+			setInt(&h.Healthy, 2)
+			setInt(&h.Unhealthy, 3)
+			if h.Jitter == 0 {
+				h.Jitter = 0.1
+			}
+		}
+		o := &u.Outlier
+		setInt(&o.ConsecutiveFailures, 5)
+		setDur(&o.BaseEjection, 10*time.Second)
+		setDur(&o.MaxEjection, 5*time.Minute)
+		setInt(&o.MaxEjectionPercent, 50)
+		if c := u.Circuit; c != nil {
+			setInt(&c.Failures, 5)
+			setDur(&c.Window, 10*time.Second)
+			setInt(&c.MinRequests, 20)
+			setDur(&c.OpenFor, 30*time.Second)
+			setInt(&c.HalfOpenRequests, 3)
+			setInt(&c.Successes, 2)
+		}
+		r := &u.Retry
+		setInt(&r.Attempts, 2)
+		setDur(&r.Backoff, 25*time.Millisecond)
+		setDur(&r.MaxBackoff, time.Second)
+		if r.Multiplier == 0 {
+			r.Multiplier = 2
+		}
+		if r.Jitter == 0 {
+			r.Jitter = 0.2
+		}
+		if r.On == nil {
+			r.On = []string{"connect"}
+		}
+		if r.Budget == 0 {
+			r.Budget = 0.2
+		}
+		setInt(&r.MinRetriesPerSecond, 3)
 		for i := range u.Targets {
 			if u.Targets[i].Weight == 0 {
 				u.Targets[i].Weight = 1
@@ -227,6 +381,12 @@ func (c *Config) applyDefaults() {
 
 func setStr(p *string, v string) {
 	if *p == "" {
+		*p = v
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
 		*p = v
 	}
 }

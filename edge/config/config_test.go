@@ -40,7 +40,7 @@ func TestParseMinimalGetsDefaults(t *testing.T) {
 		t.Errorf("server defaults: %+v", c.Server)
 	}
 	u := c.Upstreams["users"]
-	if u.Name != "users" || u.Balancer != "round_robin" || u.Targets[0].Weight != 1 || u.MaxConnections != 1024 {
+	if u.Name != "users" || u.Balancer != "p2c_ewma" || u.Retry.Attempts != 2 || u.Outlier.ConsecutiveFailures != 5 || !*u.PanicMode || u.Circuit != nil || u.Health != nil || u.Targets[0].Weight != 1 || u.MaxConnections != 1024 {
 		t.Errorf("upstream defaults: %+v", u)
 	}
 	r := c.Routes[0]

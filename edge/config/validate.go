@@ -5,12 +5,13 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
-)
 
-// Balancers this build knows.
-var Balancers = map[string]bool{"round_robin": true, "weighted": true, "random": true}
+	"github.com/sluicegw/sluice/lb"
+)
 
 // hopByHop headers can't be set or removed by config: the proxy owns them.
 var hopByHop = map[string]bool{
@@ -143,12 +144,119 @@ func (v *validator) upstream(p, name string, u *Upstream) {
 			v.add(tp+".weight", "must be 1..1000, got %d", t.Weight)
 		}
 	}
-	if !Balancers[u.Balancer] {
-		v.add(p+".balancer", "unknown balancer %q (want one of %s)", u.Balancer, keys(Balancers))
+	if !slices.Contains(lb.Balancers, u.Balancer) {
+		v.add(p+".balancer", "unknown balancer %q (want one of %s)", u.Balancer, strings.Join(lb.Balancers, ", "))
 	}
 	if u.MaxConnections < 1 {
 		v.add(p+".max_connections", "must be at least 1")
 	}
+	if u.HashKey != "" {
+		if u.Balancer != "consistent_hash" {
+			v.add(p+".hash_key", "only used by the consistent_hash balancer")
+		} else if _, _, err := ParseHashKey(u.HashKey); err != nil {
+			v.add(p+".hash_key", "%v", err)
+		}
+	}
+	if u.BoundedLoad != 0 && (u.BoundedLoad < 1 || (u.Balancer != "consistent_hash" && u.Balancer != "ip_hash")) {
+		v.add(p+".bounded_load", "must be >= 1 (e.g. 1.25), and only applies to ip_hash and consistent_hash")
+	}
+	if h := u.Health; h != nil {
+		if h.Path == "" || h.Path[0] != '/' {
+			v.add(p+".health.path", "required, starting with '/'")
+		}
+		if _, _, err := ParseStatusRange(h.ExpectStatus); err != nil {
+			v.add(p+".health.expect_status", "%v", err)
+		}
+		if h.Jitter < 0 || h.Jitter >= 1 {
+			v.add(p+".health.jitter", "must be in [0, 1)")
+		}
+		if h.Healthy < 1 || h.Unhealthy < 1 {
+			v.add(p+".health", "healthy and unhealthy thresholds must be at least 1")
+		}
+	}
+	o := u.Outlier
+	if o.ConsecutiveFailures < -1 {
+		v.add(p+".outlier.consecutive_failures", "must be >= 1, or -1 to disable")
+	}
+	if o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100 {
+		v.add(p+".outlier.max_ejection_percent", "must be 0..100")
+	}
+	if o.MaxEjection < o.BaseEjection {
+		v.add(p+".outlier.max_ejection", "must be at least base_ejection")
+	}
+	if c := u.Circuit; c != nil {
+		if c.FailureRatio < 0 || c.FailureRatio > 1 {
+			v.add(p+".circuit.failure_ratio", "must be 0..1")
+		}
+		if c.Failures < 1 || c.HalfOpenRequests < 1 || c.Successes < 1 || c.MinRequests < 1 {
+			v.add(p+".circuit", "failures, half_open_requests, successes and min_requests must be at least 1")
+		}
+		if c.Successes > c.HalfOpenRequests {
+			v.add(p+".circuit.successes", "can't exceed half_open_requests (%d): the circuit could never close", c.HalfOpenRequests)
+		}
+	}
+	r := u.Retry
+	if r.Attempts < 1 || r.Attempts > 10 {
+		v.add(p+".retry.attempts", "must be 1..10 (1 disables retries), got %d", r.Attempts)
+	}
+	if r.Multiplier < 1 {
+		v.add(p+".retry.multiplier", "must be >= 1")
+	}
+	if r.Jitter < 0 || r.Jitter >= 1 {
+		v.add(p+".retry.jitter", "must be in [0, 1)")
+	}
+	if r.Budget < 0 || r.Budget > 1 {
+		v.add(p+".retry.budget", "must be 0..1")
+	}
+	if r.MaxBackoff < r.Backoff {
+		v.add(p+".retry.max_backoff", "must be at least backoff")
+	}
+	for i, on := range r.On {
+		if !validRetryOn(on) {
+			v.add(fmt.Sprintf("%s.retry.on[%d]", p, i), "%q: want connect, timeout, reset or a 5xx status code", on)
+		}
+	}
+}
+
+func validRetryOn(s string) bool {
+	switch s {
+	case "connect", "timeout", "reset":
+		return true
+	}
+	code, err := strconv.Atoi(s)
+	return err == nil && code >= 500 && code <= 599
+}
+
+// ParseHashKey splits a consistent_hash key: "ip", "path", "header:NAME",
+// "cookie:NAME".
+func ParseHashKey(s string) (kind, name string, err error) {
+	kind, name, _ = strings.Cut(s, ":")
+	switch kind {
+	case "ip", "path":
+		if name == "" {
+			return kind, "", nil
+		}
+	case "header", "cookie":
+		if validToken(name) {
+			return kind, name, nil
+		}
+	}
+	return "", "", fmt.Errorf("%q: want ip, path, header:NAME or cookie:NAME", s)
+}
+
+// ParseStatusRange parses "200-399" or "204".
+func ParseStatusRange(s string) (lo, hi int, err error) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi = lo
+	var err2 error
+	if isRange {
+		hi, err2 = strconv.Atoi(strings.TrimSpace(b))
+	}
+	if err1 != nil || err2 != nil || lo < 100 || hi > 599 || lo > hi {
+		return 0, 0, fmt.Errorf("%q: want a status or range such as \"200-399\"", s)
+	}
+	return lo, hi, nil
 }
 
 func (v *validator) route(p string, r *Route, ups map[string]*Upstream) {
@@ -314,13 +422,4 @@ func validHostPattern(h string) bool {
 		}
 	}
 	return true
-}
-
-func keys(m map[string]bool) string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return strings.Join(out, ", ")
 }

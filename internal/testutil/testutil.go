@@ -53,7 +53,25 @@ func (u *Upstream) Stop() { _ = u.Server.Close() }
 // StartUpstream runs a stub on a free loopback port until the test ends.
 func StartUpstream(t testing.TB, o stub.Options) *Upstream {
 	t.Helper()
-	ln := Listen(t)
+	return StartUpstreamAt(t, "127.0.0.1:0", o)
+}
+
+// StartUpstreamAt runs a stub on addr (a loopback address; port 0 picks
+// one), e.g. to bring a stopped target back on its old port.
+func StartUpstreamAt(t testing.TB, addr string, o stub.Options) *Upstream {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	// The old listener's port can take a moment to be free again.
+	for try := 0; try < 50; try++ {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	u := &Upstream{Server: stub.New(o), Addr: ln.Addr().String(), ln: ln}
 	u.URL = "http://" + u.Addr
 	go func() { _ = u.Serve(countingListener{ln, &u.conns}) }()

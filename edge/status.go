@@ -1,0 +1,161 @@
+package edge
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sluicegw/sluice/lb"
+	"github.com/sluicegw/sluice/pool"
+	"github.com/valyala/fasthttp"
+)
+
+// TargetStatus is one target as /admin/upstreams and /services/health
+// show it.
+type TargetStatus struct {
+	URL                 string  `json:"url"`
+	State               string  `json:"state"` // healthy, unhealthy, ejected, circuit_open
+	Weight              int     `json:"weight"`
+	InFlight            int64   `json:"in_flight"`
+	LatencyMS           float64 `json:"latency_ms"` // peak EWMA
+	Circuit             string  `json:"circuit,omitempty"`
+	CircuitTrips        int64   `json:"circuit_trips,omitempty"`
+	EjectedUntil        string  `json:"ejected_until,omitempty"`
+	ConsecutiveFailures int     `json:"consecutive_failures"`
+	HealthChecked       bool    `json:"health_checked"`
+	LastHealthError     string  `json:"last_health_error,omitempty"`
+}
+
+// UpstreamStatus is one upstream's state.
+type UpstreamStatus struct {
+	Name              string         `json:"name"`
+	Balancer          string         `json:"balancer"`
+	Usable            int            `json:"usable"`
+	Total             int            `json:"total"`
+	RetryBudgetDenied int64          `json:"retry_budget_denied"`
+	Targets           []TargetStatus `json:"targets"`
+}
+
+func targetState(t *pool.Target) string {
+	s := t.State()
+	switch {
+	case s&lb.CircuitOpen != 0:
+		return "circuit_open"
+	case s&lb.Ejected != 0:
+		return "ejected"
+	case s&lb.Unhealthy != 0:
+		return "unhealthy"
+	}
+	return "healthy"
+}
+
+// UpstreamStatus reports every upstream of the current snapshot, by name.
+func (g *Gateway) UpstreamStatus() []UpstreamStatus {
+	snap := g.snap.Load()
+	names := make([]string, 0, len(snap.Upstreams))
+	for name := range snap.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make([]UpstreamStatus, 0, len(names))
+	for _, name := range names {
+		up := snap.Upstreams[name]
+		us := UpstreamStatus{Name: name, Balancer: snap.Config.Upstreams[name].Balancer,
+			Total: len(up.Pool.Targets), RetryBudgetDenied: up.Pool.Budget.Denied()}
+		for _, t := range up.Pool.Targets {
+			ts := TargetStatus{
+				URL: t.URL, State: targetState(t), Weight: t.Weight, InFlight: t.InFlight(),
+				LatencyMS:           float64(t.Latency().Microseconds()) / 1000,
+				ConsecutiveFailures: t.ConsecutiveFailures(),
+				HealthChecked:       t.HealthChecked(), LastHealthError: t.LastHealthError(),
+			}
+			if ts.State == "healthy" {
+				us.Usable++
+			}
+			if b := t.Breaker; b != nil {
+				ts.Circuit, ts.CircuitTrips = pool.StateName(b.State()), b.Trips()
+			}
+			if u := t.EjectedUntil(); !u.IsZero() {
+				ts.EjectedUntil = u.UTC().Format(time.RFC3339Nano)
+			}
+			us.Targets = append(us.Targets, ts)
+		}
+		out = append(out, us)
+	}
+	return out
+}
+
+// BreakerStatus is one circuit breaker (seed 001's shape, per target).
+type BreakerStatus struct {
+	Name                string `json:"name"` // upstream@host:port
+	Upstream            string `json:"upstream"`
+	Target              string `json:"target"`
+	State               string `json:"state"`
+	Trips               int64  `json:"trips"`
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+	OpenUntil           string `json:"open_until,omitempty"`
+}
+
+// CircuitBreakers lists the breakers of the current snapshot.
+func (g *Gateway) CircuitBreakers() []BreakerStatus {
+	var out []BreakerStatus
+	for _, us := range g.UpstreamStatus() {
+		up := g.snap.Load().Upstreams[us.Name]
+		for _, t := range up.Pool.Targets {
+			if t.Breaker == nil {
+				continue
+			}
+			bs := BreakerStatus{Name: us.Name + "@" + t.Host, Upstream: us.Name, Target: t.URL,
+				State: pool.StateName(t.Breaker.State()), Trips: t.Breaker.Trips(), ConsecutiveFailures: t.ConsecutiveFailures()}
+			if u := t.Breaker.OpenUntil(); !u.IsZero() {
+				bs.OpenUntil = u.UTC().Format(time.RFC3339Nano)
+			}
+			out = append(out, bs)
+		}
+	}
+	return out
+}
+
+// ResetCircuitBreakers closes breakers: all of them (name ""), those of an
+// upstream (its name), or one ("upstream@host:port"). It returns how many
+// it reset.
+func (g *Gateway) ResetCircuitBreakers(name string) int {
+	upName, host, one := strings.Cut(name, "@")
+	n := 0
+	for un, up := range g.snap.Load().Upstreams {
+		if name != "" && un != upName {
+			continue
+		}
+		for _, t := range up.Pool.Targets {
+			if t.Breaker == nil || (one && t.Host != host) {
+				continue
+			}
+			t.Breaker.Reset()
+			n++
+		}
+	}
+	if n > 0 {
+		g.log.Info("circuit breakers reset", "name", name, "count", n)
+	}
+	return n
+}
+
+// servicesHealth answers the public GET /services/health (seed 001): the
+// gateway's view of its upstreams. 200 when every upstream has a usable
+// target, 503 otherwise.
+func (g *Gateway) servicesHealth(ctx *fasthttp.RequestCtx) {
+	ups := g.UpstreamStatus()
+	status, code := "ok", fasthttp.StatusOK
+	for _, u := range ups {
+		if u.Usable == 0 {
+			status, code = "degraded", fasthttp.StatusServiceUnavailable
+		}
+	}
+	b, _ := json.Marshal(map[string]any{"status": status, "upstreams": ups})
+	ctx.Response.Reset()
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(append(b, '\n'))
+}

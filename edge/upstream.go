@@ -1,0 +1,138 @@
+package edge
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/pool"
+)
+
+// Upstream is a compiled upstream: its pool and the policies the proxy
+// applies around it (retries, hashing).
+type Upstream struct {
+	Name  string
+	Pool  *pool.Pool
+	retry retryPolicy
+	// hashKind/hashName say what consistent_hash hashes ("ip", "path",
+	// "header", "cookie"); ip_hash always uses "ip".
+	hashKind string
+	hashName []byte
+
+	budgetLogAt atomic.Int64 // unix ns of the last "budget exhausted" log
+}
+
+// retryPolicy is config.Retry compiled for the request path.
+type retryPolicy struct {
+	attempts   int
+	perTry     time.Duration
+	backoff    time.Duration
+	maxBackoff time.Duration
+	multiplier float64
+	jitter     float64
+	onKind     [8]bool   // by pool.ErrKind
+	onStatus   [100]bool // 500..599
+}
+
+func (s *Snapshot) compileUpstream(reg *pool.Registry, cfg *config.Config, u *config.Upstream) (*Upstream, error) {
+	settings := pool.Settings{
+		ConnectTimeout:    u.ConnectTimeout.D(),
+		ReadTimeout:       u.ReadTimeout.D(),
+		WriteTimeout:      u.WriteTimeout.D(),
+		IdleTimeout:       u.IdleTimeout.D(),
+		MaxConns:          u.MaxConnections,
+		MaxConnWait:       u.MaxConnWait.D(),
+		HeaderBufferBytes: int(cfg.Server.MaxHeaderBytes),
+		BufferBodyBytes:   s.bufferBodyBytes,
+		SlowStart:         u.SlowStart.D(),
+		Outlier: pool.OutlierSettings{
+			ConsecutiveFailures: u.Outlier.ConsecutiveFailures,
+			BaseEjection:        u.Outlier.BaseEjection.D(),
+			MaxEjection:         u.Outlier.MaxEjection.D(),
+			MaxEjectionPercent:  u.Outlier.MaxEjectionPercent,
+		},
+	}
+	if h := u.Health; h != nil {
+		lo, hi, err := config.ParseStatusRange(h.ExpectStatus)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+		}
+		settings.Health = &pool.HealthSettings{
+			Path: h.Path, Host: h.Host, Interval: h.Interval.D(), Jitter: h.Jitter, Timeout: h.Timeout.D(),
+			StatusLo: lo, StatusHi: hi, Healthy: h.Healthy, Unhealthy: h.Unhealthy,
+		}
+	}
+	if c := u.Circuit; c != nil {
+		settings.Circuit = &pool.CircuitSettings{
+			Failures: c.Failures, FailureRatio: c.FailureRatio, Window: c.Window.D(), MinRequests: c.MinRequests,
+			OpenFor: c.OpenFor.D(), HalfOpenRequests: c.HalfOpenRequests, Successes: c.Successes,
+		}
+	}
+	spec := pool.PoolSpec{
+		Name: u.Name, Balancer: u.Balancer, BoundedLoad: u.BoundedLoad, Settings: settings,
+		PanicMode: u.PanicMode == nil || *u.PanicMode, RetryBudget: u.Retry.Budget, MinRetries: u.Retry.MinRetriesPerSecond,
+	}
+	for _, t := range u.Targets {
+		spec.Targets = append(spec.Targets, pool.TargetSpec{URL: t.URL, Weight: t.Weight})
+	}
+	p, err := pool.Build(reg, spec)
+	if err != nil {
+		return nil, err
+	}
+	up := &Upstream{Name: u.Name, Pool: p, hashKind: "ip"}
+	if u.Balancer == "consistent_hash" {
+		kind, name, err := config.ParseHashKey(u.HashKey)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+		}
+		up.hashKind, up.hashName = kind, []byte(name)
+	}
+	r := u.Retry
+	up.retry = retryPolicy{
+		attempts: r.Attempts, perTry: r.PerTryTimeout.D(), backoff: r.Backoff.D(), maxBackoff: r.MaxBackoff.D(),
+		multiplier: r.Multiplier, jitter: r.Jitter,
+	}
+	for _, on := range r.On {
+		switch on {
+		case "connect":
+			up.retry.onKind[pool.KindConnect] = true
+			up.retry.onKind[pool.KindBusy] = true
+		case "timeout":
+			up.retry.onKind[pool.KindTimeout] = true
+		case "reset":
+			up.retry.onKind[pool.KindReset] = true
+			up.retry.onKind[pool.KindProtocol] = true
+		default:
+			code, _ := strconv.Atoi(on)
+			if code >= 500 && code <= 599 {
+				up.retry.onStatus[code-500] = true
+			}
+		}
+	}
+	return up, nil
+}
+
+// backoffFor is the pause before retry number n (1-based): backoff x
+// multiplier^(n-1), capped, varied by +-jitter.
+func (r *retryPolicy) backoffFor(n int) time.Duration {
+	d := float64(r.backoff)
+	for i := 1; i < n; i++ {
+		d *= r.multiplier
+		if d >= float64(r.maxBackoff) {
+			d = float64(r.maxBackoff)
+			break
+		}
+	}
+	return jitter(time.Duration(d), r.jitter)
+}
+
+// jitter varies d by +-frac.
+func jitter(d time.Duration, frac float64) time.Duration {
+	if frac <= 0 || d <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * (1 + frac*(2*rand.Float64()-1)))
+}
