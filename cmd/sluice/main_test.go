@@ -162,6 +162,12 @@ func TestAdminAndReloadTriggers(t *testing.T) {
 	if _, body := testutil.Get(t, admin+"/info"); !strings.Contains(body, `"name": "one"`) || !strings.Contains(body, up.URL) {
 		t.Errorf("/info lacks routes/upstreams:\n%s", body)
 	}
+	if _, body := testutil.Get(t, admin+"/admin/upstreams"); !strings.Contains(body, `"state": "healthy"`) || !strings.Contains(body, up.URL) {
+		t.Errorf("/admin/upstreams:\n%s", body)
+	}
+	if code, body := post(t, admin+"/admin/circuit-breakers/reset"); code != 200 || !strings.Contains(body, `"reset": 0`) {
+		t.Errorf("reset with no breakers configured: %d %s", code, body)
+	}
 	// The data plane serves no admin routes.
 	if code, _ := testutil.Get(t, data+"/health"); code != 404 {
 		t.Errorf("data plane /health: %d", code)

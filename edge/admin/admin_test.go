@@ -40,7 +40,17 @@ func TestAdminEndpoints(t *testing.T) {
 	reloadErr := error(nil)
 	reloads := 0
 	cfg := testConfig(t)
+	var resetNames []string
 	h := Handler(Hooks{
+		Upstreams: func() any { return []map[string]string{{"name": "users"}} },
+		Breakers:  func() any { return []map[string]string{{"name": "users@127.0.0.1:9001", "state": "open"}} },
+		ResetBreakers: func(name string) int {
+			resetNames = append(resetNames, name)
+			if name == "ghost" {
+				return 0
+			}
+			return 2
+		},
 		Ready:    func() bool { return ready },
 		Draining: func() bool { return draining },
 		Info:     func() any { return map[string]string{"version": "test"} },
@@ -89,6 +99,24 @@ func TestAdminEndpoints(t *testing.T) {
 
 	if code, body, _ := call(h, "GET", "/admin/reload"); code != 405 || body["error"] != "method not allowed" {
 		t.Errorf("GET reload: %d %v", code, body)
+	}
+	if code, _, raw := call(h, "GET", "/admin/upstreams"); code != 200 || !strings.Contains(raw, `"name": "users"`) {
+		t.Errorf("/admin/upstreams: %d %s", code, raw)
+	}
+	if code, _, raw := call(h, "GET", "/admin/circuit-breakers"); code != 200 || !strings.Contains(raw, `"state": "open"`) {
+		t.Errorf("/admin/circuit-breakers: %d %s", code, raw)
+	}
+	if code, body, _ := call(h, "POST", "/admin/circuit-breakers/users/reset"); code != 200 || body["reset"] != float64(2) {
+		t.Errorf("reset one: %d %v", code, body)
+	}
+	if code, body, _ := call(h, "POST", "/admin/circuit-breakers/reset"); code != 200 || body["reset"] != float64(2) {
+		t.Errorf("reset all: %d %v", code, body)
+	}
+	if code, _, raw := call(h, "POST", "/admin/circuit-breakers/ghost/reset"); code != 404 || !strings.Contains(raw, `no circuit breaker named \"ghost\"`) {
+		t.Errorf("reset unknown: %d %s", code, raw)
+	}
+	if strings.Join(resetNames, ",") != "users,,ghost" {
+		t.Errorf("reset names %q", resetNames)
 	}
 	if code, body, _ := call(h, "GET", "/nope"); code != 404 || body["error"] != "not found" {
 		t.Errorf("unknown path: %d %v", code, body)

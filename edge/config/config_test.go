@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,6 +141,31 @@ routes:
 		{"admin equals listen", "listen: 127.0.0.1:9901\n" + minimal, []string{`admin.listen: must differ from listen`}},
 		{"list where mapping", "server: [1, 2]\n" + minimal, []string{`b.yaml:1: server: want a mapping of fields, got a list`}},
 		{"alias", "x: &a 1\n", []string{`unknown field`}},
+		{"resilience settings", strings.Replace(minimal, "    targets:", `    balancer: consistent_hash
+    hash_key: "query:x"
+    bounded_load: 0.5
+    health: { path: healthz, expect_status: "600", jitter: 2 }
+    outlier: { max_ejection_percent: 150, base_ejection: 1m, max_ejection: 10s }
+    circuit: { failure_ratio: 1.5, half_open_requests: 1, successes: 2 }
+    retry: { attempts: 20, on: [connect, 404, teapot], multiplier: 0.5, budget: 2 }
+    targets:`, 1), []string{
+			`upstreams.users.hash_key: "query:x": want ip, path, header:NAME or cookie:NAME`,
+			`upstreams.users.bounded_load: must be >= 1`,
+			`upstreams.users.health.path: required, starting with '/'`,
+			`upstreams.users.health.expect_status: "600"`,
+			`upstreams.users.health.jitter: must be in [0, 1)`,
+			`upstreams.users.outlier.max_ejection_percent: must be 0..100`,
+			`upstreams.users.outlier.max_ejection: must be at least base_ejection`,
+			`upstreams.users.circuit.failure_ratio: must be 0..1`,
+			`upstreams.users.circuit.successes: can't exceed half_open_requests (1)`,
+			`upstreams.users.retry.attempts: must be 1..10`,
+			`upstreams.users.retry.on[1]: "404": want connect, timeout, reset or a 5xx status code`,
+			`upstreams.users.retry.on[2]: "teapot"`,
+			`upstreams.users.retry.multiplier: must be >= 1`,
+			`upstreams.users.retry.budget: must be 0..1`,
+		}},
+		{"hash key without consistent_hash", strings.Replace(minimal, "    targets:", "    hash_key: ip\n    targets:", 1),
+			[]string{`upstreams.users.hash_key: only used by the consistent_hash balancer`}},
 		{"bad trusted proxy", "server: { trusted_proxies: [10.0.0.0/33] }\n" + minimal, []string{`server.trusted_proxies[0]: "10.0.0.0/33" is not a CIDR`}},
 	}
 	for _, tc := range cases {
@@ -161,6 +187,32 @@ routes:
 				t.Errorf("want all %d errors reported at once, got %d:\n%v", len(tc.want), len(errs), err)
 			}
 		})
+	}
+}
+
+func TestResilienceDefaults(t *testing.T) {
+	c, err := Parse("m.yaml", []byte(strings.Replace(minimal, "    targets:", `    balancer: consistent_hash
+    health: { path: /healthz }
+    circuit: {}
+    targets:`, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := c.Upstreams["users"]
+	if u.HashKey != "ip" {
+		t.Errorf("hash_key default %q", u.HashKey)
+	}
+	h := u.Health
+	if h.Interval.D() != 5*time.Second || h.Timeout.D() != time.Second || h.ExpectStatus != "200-399" || h.Healthy != 2 || h.Unhealthy != 3 || h.Jitter != 0.1 {
+		t.Errorf("health defaults %+v", h)
+	}
+	cb := u.Circuit
+	if cb.Failures != 5 || cb.OpenFor.D() != 30*time.Second || cb.HalfOpenRequests != 3 || cb.Successes != 2 || cb.MinRequests != 20 {
+		t.Errorf("circuit defaults %+v", cb)
+	}
+	r := u.Retry
+	if r.Attempts != 2 || r.Backoff.D() != 25*time.Millisecond || r.Multiplier != 2 || r.Budget != 0.2 || len(r.On) != 1 || r.On[0] != "connect" {
+		t.Errorf("retry defaults %+v", r)
 	}
 }
 
@@ -225,5 +277,24 @@ func TestLoadFileAndExample(t *testing.T) {
 	// The shipped example must always be valid.
 	if _, err := Load("../../examples/sluice.yaml"); err != nil {
 		t.Errorf("examples/sluice.yaml: %v", err)
+	}
+}
+
+// Every YAML example in the README must be a valid config, so the docs
+// can't drift from the schema.
+func TestReadmeExamplesAreValid(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(readme), "```yaml\n")[1:]
+	if len(blocks) < 2 {
+		t.Fatalf("found %d yaml examples in README.md", len(blocks))
+	}
+	for i, b := range blocks {
+		src := b[:strings.Index(b, "```")]
+		if _, err := Parse(fmt.Sprintf("README.md yaml block %d", i+1), []byte(src), env()); err != nil {
+			t.Errorf("%v\n%s", err, src)
+		}
 	}
 }
