@@ -425,3 +425,30 @@ func TestRetryDoesNotResendAConsumedStream(t *testing.T) {
 		t.Error("a streamed body was sent twice")
 	}
 }
+
+// per_try_timeout cuts a stuck try short so the retry still fits inside
+// the route's timeout.
+func TestPerTryTimeoutLeavesRoomToRetry(t *testing.T) {
+	stuck := testutil.StartUpstream(t, stub.Options{Name: "stuck", Latency: 3 * time.Second})
+	fast := testutil.StartUpstream(t, stub.Options{Name: "fast"})
+	g := startGateway(t, upstreamsConfig(fmt.Sprintf(`
+  up:
+    balancer: round_robin
+    outlier: { consecutive_failures: -1 }
+    retry: { attempts: 2, on: [timeout], per_try_timeout: 100ms, backoff: 1ms }
+    targets: [ { url: "%s" }, { url: "%s" } ]
+`, stuck.URL, fast.URL), "  - { name: all, match: { prefix: / }, upstream: up, timeout: 1s }\n"))
+	retried := 0
+	for i := 0; i < 4; i++ {
+		r := g.get(t, "/x")
+		if r.status != 200 || !strings.Contains(r.body, `"upstream":"fast"`) {
+			t.Fatalf("try %d: %d %s (the stuck target's try must time out and be retried)", i, r.status, r.body)
+		}
+		if r.header.Get("X-Retry-Count") == "1" {
+			retried++
+		}
+	}
+	if retried == 0 || int64(retried) != stuck.Requests() {
+		t.Errorf("%d requests retried, %d tries reached the stuck target: every such try must be retried", retried, stuck.Requests())
+	}
+}
