@@ -47,7 +47,8 @@ type Gateway struct {
 	started  time.Time
 	draining atomic.Bool
 
-	reloadMu  sync.Mutex
+	reloadMu  sync.Mutex // serialises building snapshots; never taken by requests
+	disc      discovery  // under reloadMu
 	reloads   atomic.Uint64
 	lastError atomic.Pointer[string]
 }
@@ -58,8 +59,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		log = slog.Default()
 	}
 	g := &Gateway{registry: pool.NewRegistry(log), log: log, startup: cfg, started: time.Now()}
-	snap, err := Build(cfg, g.registry, g.log)
+	g.disc = discovery{watchers: map[string]*watch{}, targets: map[string][]pool.TargetSpec{}}
+	if err := g.syncDiscovery(cfg); err != nil {
+		return nil, err
+	}
+	snap, err := Build(cfg, g.registry, g.log, g.disc.targets)
 	if err != nil {
+		g.stopDiscovery()
 		return nil, err
 	}
 	g.snap.Store(snap)
@@ -98,7 +104,10 @@ func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
 func (g *Gateway) Apply(cfg *config.Config) error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	snap, err := Build(cfg, g.registry, g.log)
+	if err := g.syncDiscovery(cfg); err != nil {
+		return g.refuse(err)
+	}
+	snap, err := Build(cfg, g.registry, g.log, g.disc.targets)
 	if err != nil {
 		g.registry.Retain(g.snap.Load().Targets())
 		return g.refuse(err)
@@ -170,6 +179,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 // done, closes idle keep-alive connections and returns.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
+	g.stopDiscovery()
 	err := g.server.ShutdownWithContext(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: in-flight requests still running after the shutdown timeout: %w", err)

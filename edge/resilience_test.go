@@ -429,7 +429,7 @@ func TestRetryDoesNotResendAConsumedStream(t *testing.T) {
 // per_try_timeout cuts a stuck try short so the retry still fits inside
 // the route's timeout.
 func TestPerTryTimeoutLeavesRoomToRetry(t *testing.T) {
-	stuck := testutil.StartUpstream(t, stub.Options{Name: "stuck", Latency: 3 * time.Second})
+	stuck := testutil.StartUpstream(t, stub.Options{Name: "stuck", Latency: 1500 * time.Millisecond})
 	fast := testutil.StartUpstream(t, stub.Options{Name: "fast"})
 	g := startGateway(t, upstreamsConfig(fmt.Sprintf(`
   up:

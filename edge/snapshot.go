@@ -83,8 +83,9 @@ func (rt *Route) allows(method []byte) bool {
 }
 
 // Build compiles cfg into a snapshot, taking upstream targets from reg so
-// unchanged targets keep their connections. cfg must be validated.
-func Build(cfg *config.Config, reg *pool.Registry, log *slog.Logger) (*Snapshot, error) {
+// unchanged targets keep their connections. discovered adds targets found
+// by discovery, by upstream name (may be nil). cfg must be validated.
+func Build(cfg *config.Config, reg *pool.Registry, log *slog.Logger, discovered map[string][]pool.TargetSpec) (*Snapshot, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -110,7 +111,7 @@ func Build(cfg *config.Config, reg *pool.Registry, log *slog.Logger) (*Snapshot,
 	sort.Strings(names)
 	for _, name := range names {
 		u := cfg.Upstreams[name]
-		up, err := s.compileUpstream(reg, cfg, u)
+		up, err := s.compileUpstream(reg, cfg, u, discovered[name])
 		if err != nil {
 			return nil, err
 		}

@@ -37,7 +37,7 @@ type retryPolicy struct {
 	onStatus   [100]bool // 500..599
 }
 
-func (s *Snapshot) compileUpstream(reg *pool.Registry, cfg *config.Config, u *config.Upstream) (*Upstream, error) {
+func (s *Snapshot) compileUpstream(reg *pool.Registry, cfg *config.Config, u *config.Upstream, discovered []pool.TargetSpec) (*Upstream, error) {
 	settings := pool.Settings{
 		ConnectTimeout:    u.ConnectTimeout.D(),
 		ReadTimeout:       u.ReadTimeout.D(),
@@ -75,8 +75,15 @@ func (s *Snapshot) compileUpstream(reg *pool.Registry, cfg *config.Config, u *co
 		Name: u.Name, Balancer: u.Balancer, BoundedLoad: u.BoundedLoad, Settings: settings,
 		PanicMode: u.PanicMode == nil || *u.PanicMode, RetryBudget: u.Retry.Budget, MinRetries: u.Retry.MinRetriesPerSecond,
 	}
+	seen := map[string]bool{}
 	for _, t := range u.Targets {
 		spec.Targets = append(spec.Targets, pool.TargetSpec{URL: t.URL, Weight: t.Weight})
+		seen[t.URL] = true
+	}
+	for _, t := range discovered {
+		if !seen[t.URL] { // a static target wins over the same one discovered
+			spec.Targets = append(spec.Targets, t)
+		}
 	}
 	p, err := pool.Build(reg, spec)
 	if err != nil {

@@ -148,6 +148,11 @@ func Build(reg *Registry, spec PoolSpec) (*Pool, error) {
 		lbTargets = append(lbTargets, &t.Target)
 		names = append(names, t.URL)
 	}
+	if len(lbTargets) == 0 {
+		// A discovered service with no passing instance: every pick fails
+		// with ErrNoTarget until discovery finds one.
+		return p, nil
+	}
 	picker, err := lb.New(spec.Balancer, lbTargets, lb.Options{BoundedLoad: spec.BoundedLoad, Names: names})
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", spec.Name, err)
@@ -161,6 +166,9 @@ func Build(reg *Registry, spec PoolSpec) (*Pool, error) {
 // ejection (ignored in panic mode when nothing else is left), open
 // circuits (never ignored), and half-open trial limits.
 func (p *Pool) Pick(key, exclude uint64) (*Target, int, error) {
+	if p.picker == nil {
+		return nil, -1, ErrNoTarget
+	}
 	pick := lb.Pick{Key: key, Exclude: exclude}
 	for range p.Targets {
 		i := p.picker.Pick(pick)
@@ -187,6 +195,9 @@ func (p *Pool) Pick(key, exclude uint64) (*Target, int, error) {
 }
 
 func (p *Pool) allCircuitsOpen() bool {
+	if len(p.Targets) == 0 {
+		return false
+	}
 	for _, t := range p.Targets {
 		if t.Breaker == nil || t.Breaker.State() == Closed {
 			return false

@@ -2,6 +2,8 @@
 //
 //	sluice [serve] [-c FILE]   run the gateway (the default command)
 //	sluice validate -c FILE    check a config: "ok", or every error as file:line: field: message
+//	sluice config push -c FILE [-key K] [-consul ADDR] [-index N]
+//	                           validate a config and write it to a Consul KV key, check-and-set
 //	sluice version             print the version
 //
 // The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
@@ -21,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	"github.com/sluicegw/sluice/edge"
 	"github.com/sluicegw/sluice/edge/admin"
 	"github.com/sluicegw/sluice/edge/config"
@@ -57,6 +60,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stdout, "ok")
 		return 0
+	case "config":
+		if len(args) == 0 || args[0] != "push" {
+			fmt.Fprintf(stderr, "sluice config: want \"push\"\n%s", usage)
+			return 2
+		}
+		return configPush(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "sluice %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
@@ -71,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 const usage = `usage:
   sluice [serve] [-c FILE]   run the gateway (default)
   sluice validate -c FILE    check a config file
+  sluice config push -c FILE [-key sluice/config] [-consul ADDR] [-index N]
+                             validate a config and write it to Consul KV (check-and-set)
   sluice version             print the version
 The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
 `
@@ -97,10 +108,12 @@ func serve(path string, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	slog.SetDefault(log)
 
-	cfg, err := config.Load(path)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	src, cfg, err := openSource(ctx, path, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		log.Error("config refused; not starting", "path", path)
+		log.Error("config refused; not starting", "source", path)
 		return 1
 	}
 	gw, err := edge.New(cfg, log)
@@ -114,7 +127,7 @@ func serve(path string, stderr io.Writer) int {
 		return 1
 	}
 	reload := func() error {
-		return gw.ReloadFrom(func() (*config.Config, error) { return config.Load(path) })
+		return gw.ReloadFrom(func() (*config.Config, error) { return src.Load(ctx) })
 	}
 
 	var adminSrv *fasthttp.Server
@@ -139,7 +152,9 @@ func serve(path string, stderr io.Writer) int {
 				Info: func() any {
 					return info(gw, ln.Addr().String(), adminAddr)
 				},
-				Upstreams:     func() any { return gw.UpstreamStatus() },
+				Upstreams: func() any {
+					return map[string]any{"upstreams": gw.UpstreamStatus(), "discovery": gw.DiscoveryStatus()}
+				},
 				Breakers:      func() any { return gw.CircuitBreakers() },
 				ResetBreakers: gw.ResetCircuitBreakers,
 			}),
@@ -151,15 +166,13 @@ func serve(path string, stderr io.Writer) int {
 		}()
 	}
 
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	if err := edge.WatchFile(ctx, path, log, func() { _ = reload() }); err != nil {
-		log.Warn("config file is not watched; reload with SIGHUP or POST /admin/reload", "error", err.Error())
+	if err := src.Watch(ctx, func() { _ = reload() }); err != nil {
+		log.Warn("config source is not watched; reload with SIGHUP or POST /admin/reload", "source", src.String(), "error", err.Error())
 	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gw.Serve(ln) }()
-	log.Info("sluice started", "version", version, "config", path,
+	log.Info("sluice started", "version", version, "config", src.String(),
 		"listen", ln.Addr().String(), "admin", adminAddr, "routes", len(gw.Snapshot().Routes))
 
 	sig := make(chan os.Signal, 4)
@@ -171,7 +184,7 @@ func serve(path string, stderr io.Writer) int {
 			return 1
 		case s := <-sig:
 			if s == syscall.SIGHUP {
-				log.Info("SIGHUP: reloading config", "path", path)
+				log.Info("SIGHUP: reloading config", "source", src.String())
 				_ = reload()
 				continue
 			}
@@ -243,4 +256,101 @@ func info(gw *edge.Gateway, listen, adminAddr string) any {
 		"routes":            routes,
 		"upstreams":         ups,
 	}
+}
+
+// openSource loads the config sluice starts with. The file at path is the
+// config, unless it sets consul.config_key: then it only says how to reach
+// Consul, and the config is that key's value.
+func openSource(ctx context.Context, path string, log *slog.Logger) (config.Source, *config.Config, error) {
+	boot, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if boot.Consul == nil || boot.Consul.ConfigKey == "" {
+		return config.FileSource{Path: path, Log: log}, boot, nil
+	}
+	client, err := config.ConsulClient(boot.Consul)
+	if err != nil {
+		return nil, nil, err
+	}
+	src := &config.ConsulSource{Bootstrap: boot, Client: client, Log: log}
+	// Consul may still be starting next to us: a few tries before giving up.
+	for try := 1; ; try++ {
+		cfg, err := src.Load(ctx)
+		var ce config.Errors
+		if err == nil || errors.As(err, &ce) || try == 5 {
+			return src, cfg, err
+		}
+		log.Warn("config from consul not available yet", "key", boot.Consul.ConfigKey, "try", try, "error", err.Error())
+		time.Sleep(time.Second)
+	}
+}
+
+// configPush validates a config file and writes it to a Consul KV key with
+// check-and-set: it reads the key's ModifyIndex (or takes -index) and the
+// write succeeds only if nobody changed the key since, so two operators
+// can't silently overwrite each other.
+func configPush(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("config push", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "config file to push (required)")
+	key := fs.String("key", envOr("SLUICE_CONSUL_KEY", "sluice/config"), "Consul KV key")
+	addr := fs.String("consul", "", "Consul address (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)")
+	index := fs.Int64("index", -1, "expected ModifyIndex of the key (0: must not exist yet); default: read it now")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "sluice config push: -c FILE is required")
+		return 2
+	}
+	data, err := os.ReadFile(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice config push:", err)
+		return 1
+	}
+	if _, err := config.Parse(*path, data, os.LookupEnv); err != nil {
+		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "sluice config push: not pushed")
+		return 1
+	}
+	client, err := config.ConsulClient(&config.Consul{Address: *addr})
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice config push:", err)
+		return 1
+	}
+	expect := uint64(max(*index, 0))
+	if *index < 0 {
+		pair, _, err := client.KV().Get(*key, nil)
+		if err != nil {
+			fmt.Fprintln(stderr, "sluice config push: reading", *key+":", err)
+			return 1
+		}
+		if pair != nil {
+			expect = pair.ModifyIndex
+		}
+	}
+	ok, _, err := client.KV().CAS(&api.KVPair{Key: *key, Value: data, ModifyIndex: expect}, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice config push: writing", *key+":", err)
+		return 1
+	}
+	if !ok {
+		fmt.Fprintf(stderr, "sluice config push: %s changed since modify index %d (someone else pushed); not written. Check the key and push again.\n", *key, expect)
+		return 1
+	}
+	pair, _, err := client.KV().Get(*key, nil)
+	if err == nil && pair != nil {
+		fmt.Fprintf(stdout, "ok: %s written (modify index %d)\n", *key, pair.ModifyIndex)
+	} else {
+		fmt.Fprintf(stdout, "ok: %s written\n", *key)
+	}
+	return 0
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }

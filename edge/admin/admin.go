@@ -118,6 +118,11 @@ func Redact(cfg *config.Config) *config.Config {
 		return nil
 	}
 	c := *cfg
+	if cfg.Consul != nil && cfg.Consul.Token != "" {
+		cc := *cfg.Consul
+		cc.Token = "[redacted]"
+		c.Consul = &cc
+	}
 	c.Routes = make([]*config.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		rc := *r

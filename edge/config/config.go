@@ -25,6 +25,10 @@ type Config struct {
 	Upstreams map[string]*Upstream `yaml:"upstreams" json:"upstreams,omitempty"`
 	// Routes are matched by host, then exact path, then longest prefix.
 	Routes []*Route `yaml:"routes" json:"routes,omitempty"`
+	// Consul connects sluice to Consul, for discovery and for config from
+	// a KV key. nil: Consul is not used (unless an upstream uses discovery,
+	// which then takes the defaults).
+	Consul *Consul `yaml:"consul" json:"consul,omitempty"`
 
 	// Source is where this config came from (a file path), used in errors
 	// and /info. Not part of the YAML.
@@ -76,10 +80,50 @@ type Admin struct {
 	Listen string `yaml:"listen" json:"listen,omitempty"`
 }
 
+// Consul is how to reach Consul. Empty fields fall back to Consul's own
+// environment variables (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, ...) and then
+// its defaults (127.0.0.1:8500).
+type Consul struct {
+	// Address is host:port (or a URL) of a Consul agent.
+	Address string `yaml:"address" json:"address,omitempty"`
+	// Token is the ACL token. Never shown by /admin/config.
+	Token string `yaml:"token" json:"token,omitempty"`
+	// Datacenter to query; default the agent's.
+	Datacenter string `yaml:"datacenter" json:"datacenter,omitempty"`
+	// ConfigKey, when set, is the KV key holding sluice's whole config:
+	// the file sluice is started with then only says how to reach Consul,
+	// and the key is watched and applied like a file.
+	ConfigKey string `yaml:"config_key" json:"config_key,omitempty"`
+	// Wait is how long a blocking query waits for a change. Default 5m.
+	Wait Duration `yaml:"wait" json:"wait,omitempty"`
+}
+
+// Discovery finds an upstream's targets somewhere else.
+type Discovery struct {
+	Consul *ConsulService `yaml:"consul" json:"consul,omitempty"`
+}
+
+// ConsulService names a Consul service whose instances are targets.
+type ConsulService struct {
+	// Service name. Required.
+	Service string `yaml:"service" json:"service,omitempty"`
+	// Tag filters instances; empty: all.
+	Tag string `yaml:"tag" json:"tag,omitempty"`
+	// Datacenter; default the consul block's.
+	Datacenter string `yaml:"datacenter" json:"datacenter,omitempty"`
+	// PassingOnly keeps only instances whose checks all pass. Default true.
+	PassingOnly *bool `yaml:"passing_only" json:"passing_only,omitempty"`
+	// Scheme of the targets, http (default) or https.
+	Scheme string `yaml:"scheme" json:"scheme,omitempty"`
+}
+
 // Upstream is a named group of targets.
 type Upstream struct {
-	// Targets are the backends. At least one is required.
+	// Targets are the backends. At least one is required, unless
+	// Discovery finds them.
 	Targets []Target `yaml:"targets" json:"targets,omitempty"`
+	// Discovery adds targets found in Consul, kept up to date.
+	Discovery *Discovery `yaml:"discovery" json:"discovery,omitempty"`
 	// Balancer picks a target: p2c_ewma (default), round_robin, weighted,
 	// least_conn, ip_hash, consistent_hash, random.
 	Balancer string `yaml:"balancer" json:"balancer,omitempty"`
@@ -299,11 +343,25 @@ func (c *Config) applyDefaults() {
 		s.MaxConnections = DefaultMaxConnections
 	}
 	setDur(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	if c.Consul != nil {
+		setDur(&c.Consul.Wait, 5*time.Minute)
+	}
 	for name, u := range c.Upstreams {
 		if u == nil {
 			continue
 		}
 		u.Name = name
+		if d := u.Discovery; d != nil && d.Consul != nil {
+			if c.Consul == nil {
+				c.Consul = &Consul{}
+			}
+			if d.Consul.PassingOnly == nil {
+				yes := true
+				d.Consul.PassingOnly = &yes
+			}
+			setStr(&d.Consul.Scheme, "http")
+			setStr(&d.Consul.Datacenter, c.Consul.Datacenter)
+		}
 		setStr(&u.Balancer, DefaultBalancer)
 		setDur(&u.ConnectTimeout, DefaultConnectTimeout)
 		setDur(&u.ReadTimeout, DefaultReadTimeout)

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluicegw/sluice/lb"
 )
@@ -36,6 +37,14 @@ func (c *Config) validate() Errors {
 		v.listenAddr("admin.listen", c.Admin.Listen)
 		if c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			v.add("admin.listen", "must differ from listen (%q)", c.Listen)
+		}
+	}
+	if cs := c.Consul; cs != nil {
+		if cs.Wait.D() < time.Second || cs.Wait.D() > 10*time.Minute {
+			v.add("consul.wait", "must be between 1s and 10m (Consul's limit), got %v", cs.Wait.D())
+		}
+		if strings.ContainsAny(cs.ConfigKey, " \t") || strings.HasPrefix(cs.ConfigKey, "/") {
+			v.add("consul.config_key", "%q: a KV key such as \"sluice/config\"", cs.ConfigKey)
 		}
 	}
 	s := c.Server
@@ -128,8 +137,19 @@ func (v *validator) upstream(p, name string, u *Upstream) {
 		v.add(p, "upstream is empty: it needs targets")
 		return
 	}
-	if len(u.Targets) == 0 {
-		v.add(p+".targets", "at least one target is required")
+	discovered := u.Discovery != nil && u.Discovery.Consul != nil
+	if len(u.Targets) == 0 && !discovered {
+		v.add(p+".targets", "at least one target is required (or discovery)")
+	}
+	if u.Discovery != nil {
+		switch cs := u.Discovery.Consul; {
+		case cs == nil:
+			v.add(p+".discovery", "name a source: consul")
+		case cs.Service == "":
+			v.add(p+".discovery.consul.service", "required")
+		case cs.Scheme != "http" && cs.Scheme != "https":
+			v.add(p+".discovery.consul.scheme", "want http or https, got %q", cs.Scheme)
+		}
 	}
 	seen := map[string]bool{}
 	for i, t := range u.Targets {
