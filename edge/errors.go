@@ -119,12 +119,25 @@ const (
 // lingerClose ends a connection whose request body was not read (an early
 // 413, a refused framing). Closing at once, with the client's bytes unread,
 // makes the kernel send a TCP reset that can destroy the answer before the
-// client reads it; instead the answer is written, the client is told the
-// connection ends, and what it still sends is read and dropped for a
-// bounded time before the close.
+// client reads it; instead the answer is written with "Connection: close",
+// then what the client still sends is read and dropped for a bounded time,
+// then the connection closes (nginx's lingering close).
+//
+// fasthttp's serve loop closes a connection marked "close" before it runs a
+// hijack handler, so the answer can't go through fasthttp: a copy marked
+// "close" is serialised here and written from the hijack handler, and
+// fasthttp's own write is suppressed. This is an error path; it allocates.
 func lingerClose(ctx *fasthttp.RequestCtx) {
-	ctx.SetConnectionClose()
+	var resp fasthttp.Response
+	ctx.Response.CopyTo(&resp)
+	resp.SetConnectionClose()
+	raw := resp.String()
+	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
+		_ = c.SetWriteDeadline(time.Now().Add(lingerTimeout))
+		if _, err := io.WriteString(c, raw); err != nil {
+			return
+		}
 		_ = c.SetReadDeadline(time.Now().Add(lingerTimeout))
 		_, _ = io.Copy(io.Discard, io.LimitReader(c, lingerMaxBytes))
 	})
