@@ -19,7 +19,7 @@ build:
 run: build
 	@./bin/upstream -addr 127.0.0.1:9001 -name demo & up=$$!; \
 	trap 'kill $$up 2>/dev/null' EXIT INT TERM; \
-	./bin/sluice serve -c examples/sluice.yaml
+	SLUICE_ADMIN_PASSWORD=$${SLUICE_ADMIN_PASSWORD:-demo} ./bin/sluice serve -c examples/sluice.yaml
 
 ## test: everything CI runs: lint, the race-enabled suite, allocation tests, a fuzz smoke run.
 ## Fuzz budgets are execution counts, not durations: a duration races Go's fuzz

@@ -157,6 +157,10 @@ func restartOnly(a, b *config.Config) []string {
 	if a.Admin.Listen != b.Admin.Listen {
 		out = append(out, "admin.listen")
 	}
+	if a.Admin.AuthOn() != b.Admin.AuthOn() || a.Admin.Username != b.Admin.Username ||
+		a.Admin.Password != b.Admin.Password || a.Admin.Token != b.Admin.Token {
+		out = append(out, "admin credentials")
+	}
 	as, bs := a.Server, b.Server
 	as.MaxBodyBytes, bs.MaxBodyBytes = 0, 0         // reloadable
 	as.TrustedProxies, bs.TrustedProxies = nil, nil // reloadable

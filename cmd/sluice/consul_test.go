@@ -38,7 +38,7 @@ func TestConsulDiscoveryEndToEnd(t *testing.T) {
 
 	s := testutil.StartSluice(t, fmt.Sprintf(`
 listen: 127.0.0.1:0
-admin: { listen: 127.0.0.1:0 }
+admin: { listen: 127.0.0.1:0, auth: false }
 consul: { address: "%s", wait: 10s }
 upstreams:
   svc:
@@ -142,7 +142,7 @@ func TestConsulKVConfigEndToEnd(t *testing.T) {
 	if code, out := push(routeConfig("one")); code != 0 || !strings.Contains(out, "ok: "+key+" written") {
 		t.Fatalf("first push: %d %s", code, out)
 	}
-	s := testutil.StartSluice(t, fmt.Sprintf("consul: { address: %q, config_key: %q, wait: 10s }\n", consul.Addr, key))
+	s := testutil.StartSluice(t, fmt.Sprintf("admin: { listen: \"off\" }\nconsul: { address: %q, config_key: %q, wait: 10s }\n", consul.Addr, key))
 	data := "http://" + s.Addr
 	if code, _ := testutil.Get(t, data+"/one/x"); code != 200 {
 		t.Fatalf("config from consul not serving: %d\n%s", code, s.Log())

@@ -144,7 +144,7 @@ func serve(path string, stderr io.Writer) int {
 			ReadTimeout:  10 * time.Second,
 			WriteTimeout: 30 * time.Second,
 			IdleTimeout:  60 * time.Second,
-			Handler: admin.Handler(admin.Hooks{
+			Handler: admin.NewAuth(cfg.Admin.AuthOn(), cfg.Admin.Username, cfg.Admin.Password, cfg.Admin.Token, log).Wrap(admin.Handler(admin.Hooks{
 				Ready:    gw.Ready,
 				Draining: gw.Draining,
 				Reload:   reload,
@@ -157,7 +157,7 @@ func serve(path string, stderr io.Writer) int {
 				},
 				Breakers:      func() any { return gw.CircuitBreakers() },
 				ResetBreakers: gw.ResetCircuitBreakers,
-			}),
+			})),
 		}
 		go func() {
 			if err := adminSrv.Serve(aln); err != nil {

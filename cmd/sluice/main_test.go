@@ -32,11 +32,13 @@ func writeFile(t *testing.T, dir, name, content string) string {
 func TestValidateAndVersion(t *testing.T) {
 	dir := t.TempDir()
 	good := writeFile(t, dir, "good.yaml", `
+admin: { password: "${ADMIN_PW:-x}" }
 upstreams: { u: { targets: [ { url: "http://127.0.0.1:9001" } ] } }
 routes: [ { name: r, match: { prefix: / }, upstream: u } ]
 `)
 	bad := writeFile(t, dir, "bad.yaml", `
 listen: nowhere
+admin: { listen: "off" }
 upstreams:
   u: { targets: [ { url: "http://127.0.0.1:9001" } ], balancer: best }
 routes:
@@ -50,7 +52,7 @@ routes:
 	errb.Reset()
 	code := run([]string{"validate", "-c", bad}, &out, &errb)
 	want := []string{
-		bad + ":6: routes[0].colour: unknown field",
+		bad + ":7: routes[0].colour: unknown field",
 	}
 	if code != 1 {
 		t.Errorf("validate bad: exit %d", code)
@@ -70,8 +72,8 @@ routes:
 	}
 	for _, w := range []string{
 		bad + `:2: listen: "nowhere" is not host:port`,
-		bad + `:4: upstreams.u.balancer: unknown balancer "best"`,
-		bad + `:6: routes[0].upstream: no upstream named "v"`,
+		bad + `:5: upstreams.u.balancer: unknown balancer "best"`,
+		bad + `:7: routes[0].upstream: no upstream named "v"`,
 	} {
 		if !strings.Contains(errb.String(), w) {
 			t.Errorf("validate output lacks %q:\n%s", w, errb.String())
@@ -118,7 +120,7 @@ func TestServeRefusesBadConfigAtStart(t *testing.T) {
 func sluiceConfig(upstreamURL, routes string) string {
 	return fmt.Sprintf(`
 listen: 127.0.0.1:0
-admin: { listen: 127.0.0.1:0 }
+admin: { listen: 127.0.0.1:0, auth: false }
 upstreams:
   up: { targets: [ { url: "%s" } ] }
 routes:
@@ -338,4 +340,26 @@ func peakRSS(t *testing.T, pid int) int64 {
 	}
 	t.Fatal("no VmHWM in /proc status")
 	return 0
+}
+
+func TestAdminRequiresCredentials(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	cfg := strings.Replace(sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"),
+		"auth: false", `password: "${TEST_ADMIN_PW}"`, 1)
+	s := testutil.StartSluice(t, cfg, "TEST_ADMIN_PW=pa55")
+	admin := "http://" + s.AdminAddr
+	if code, _ := post(t, admin+"/admin/reload"); code != 401 {
+		t.Errorf("reload without credentials: %d", code)
+	}
+	req, _ := http.NewRequest("POST", admin+"/admin/reload", nil)
+	req.SetBasicAuth("admin", "pa55")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("reload with credentials: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if code, _ := testutil.Get(t, admin+"/ready"); code != 200 {
+		t.Errorf("/ready must stay open for probes: %d", code)
+	}
+	waitFor(t, "the failed attempt in the log", func() bool { return strings.Contains(s.Log(), "admin authentication failed") })
 }

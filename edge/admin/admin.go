@@ -118,6 +118,12 @@ func Redact(cfg *config.Config) *config.Config {
 		return nil
 	}
 	c := *cfg
+	if c.Admin.Password != "" {
+		c.Admin.Password = "[redacted]"
+	}
+	if c.Admin.Token != "" {
+		c.Admin.Token = "[redacted]"
+	}
 	if cfg.Consul != nil && cfg.Consul.Token != "" {
 		cc := *cfg.Consul
 		cc.Token = "[redacted]"

@@ -1,8 +1,11 @@
 package admin
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -22,6 +25,7 @@ func call(h fasthttp.RequestHandler, method, path string) (int, map[string]any, 
 
 func testConfig(t *testing.T) *config.Config {
 	cfg, err := config.Parse("a.yaml", []byte(`
+admin: { password: pw, token: tok3n }
 upstreams: { u: { targets: [ { url: "http://127.0.0.1:1" } ] } }
 routes:
   - name: r
@@ -90,7 +94,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 
 	code, _, raw = call(h, "GET", "/admin/config")
-	if code != 200 || strings.Contains(raw, "s3cret") || strings.Contains(raw, "k3y") || !strings.Contains(raw, `"X-Env": "prod"`) {
+	if code != 200 || strings.Contains(raw, "s3cret") || strings.Contains(raw, "k3y") || strings.Contains(raw, `"pw"`) || strings.Contains(raw, "tok3n") || !strings.Contains(raw, `"X-Env": "prod"`) {
 		t.Errorf("/admin/config must redact credentials and keep the rest: %d\n%s", code, raw)
 	}
 	if cfg.Routes[0].RequestHeaders.Set["Authorization"] != "Bearer s3cret" {
@@ -120,5 +124,59 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	if code, body, _ := call(h, "GET", "/nope"); code != 404 || body["error"] != "not found" {
 		t.Errorf("unknown path: %d %v", code, body)
+	}
+}
+
+func TestAdminAuth(t *testing.T) {
+	var logged bytes.Buffer
+	a := NewAuth(true, "admin", "s3cret", "tok3n", slog.New(slog.NewJSONHandler(&logged, nil)))
+	h := a.Wrap(func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(200) })
+	basic := func(u, p string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)) }
+	cases := []struct {
+		path, authz string
+		want        int
+	}{
+		{"/admin/reload", "", 401},
+		{"/admin/reload", basic("admin", "s3cret"), 200},
+		{"/admin/reload", basic("admin", "wrong"), 401},
+		{"/admin/reload", basic("root", "s3cret"), 401},
+		{"/admin/reload", basic("admin", "s3cret-and-more"), 401},
+		{"/admin/reload", "Basic !!notbase64", 401},
+		{"/admin/reload", "Basic " + base64.StdEncoding.EncodeToString([]byte("no-colon")), 401},
+		{"/admin/reload", "Bearer tok3n", 200},
+		{"/admin/reload", "Bearer tok3", 401},
+		{"/info", "", 401},
+		{"/health", "", 200},
+		{"/ready", "", 200},
+	}
+	for _, c := range cases {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI(c.path)
+		if c.authz != "" {
+			ctx.Request.Header.Set("Authorization", c.authz)
+		}
+		h(&ctx)
+		if ctx.Response.StatusCode() != c.want {
+			t.Errorf("%s %q: %d, want %d", c.path, c.authz, ctx.Response.StatusCode(), c.want)
+		}
+		if c.want == 401 && !strings.HasPrefix(string(ctx.Response.Header.Peek("WWW-Authenticate")), "Basic ") {
+			t.Errorf("%s: 401 without WWW-Authenticate", c.path)
+		}
+	}
+	if a.Failures() != 8 {
+		t.Errorf("failures counted %d, want 8", a.Failures())
+	}
+	if !strings.Contains(logged.String(), `"msg":"admin authentication failed","client_ip":"0.0.0.0"`) {
+		t.Errorf("failed attempts not logged with the client ip:\n%s", logged.String())
+	}
+	if strings.Contains(logged.String(), "s3cret") || strings.Contains(logged.String(), "tok3") {
+		t.Error("a credential reached the log")
+	}
+	off := NewAuth(false, "", "", "", nil).Wrap(func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(200) })
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/admin/reload")
+	off(&ctx)
+	if ctx.Response.StatusCode() != 200 {
+		t.Error("auth off still refused")
 	}
 }

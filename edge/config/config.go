@@ -73,12 +73,26 @@ type Server struct {
 	ServicesHealth *bool `yaml:"services_health" json:"services_health,omitempty"`
 }
 
-// Admin is the admin listener.
+// Admin is the admin listener and who may use it.
 type Admin struct {
 	// Listen is the admin address. Default "127.0.0.1:9901" (loopback only).
 	// "off" disables the admin listener.
 	Listen string `yaml:"listen" json:"listen,omitempty"`
+	// Auth requires Basic credentials (or Token) on every admin route but
+	// /health and /ready. Default true; sluice refuses to start with auth on
+	// and no password.
+	Auth *bool `yaml:"auth" json:"auth,omitempty"`
+	// Username for Basic auth. Default "admin".
+	Username string `yaml:"username" json:"username,omitempty"`
+	// Password for Basic auth, e.g. "${SLUICE_ADMIN_PASSWORD}". Never shown.
+	Password string `yaml:"password" json:"password,omitempty"`
+	// Token, when set, is also accepted as "Authorization: Bearer TOKEN"
+	// (for automation). Never shown.
+	Token string `yaml:"token" json:"token,omitempty"`
 }
+
+// AuthOn reports whether admin authentication is required.
+func (a Admin) AuthOn() bool { return a.Auth == nil || *a.Auth }
 
 // Consul is how to reach Consul. Empty fields fall back to Consul's own
 // environment variables (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, ...) and then
@@ -332,6 +346,7 @@ const (
 func (c *Config) applyDefaults() {
 	setStr(&c.Listen, DefaultListen)
 	setStr(&c.Admin.Listen, DefaultAdminListen)
+	setStr(&c.Admin.Username, "admin")
 	s := &c.Server
 	setDur(&s.ReadTimeout, DefaultReadTimeout)
 	setDur(&s.WriteTimeout, DefaultWriteTimeout)

@@ -29,7 +29,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestConsulSource(t *testing.T) {
 	consul := fakeconsul.Start(t)
 	key := fmt.Sprintf("sluice-test/%d/config", time.Now().UnixNano())
-	boot, err := Parse("boot.yaml", []byte(fmt.Sprintf("consul: { address: %q, config_key: %q, wait: 2s }\n", consul.Addr, key)), nil)
+	boot, err := Parse("boot.yaml", []byte(fmt.Sprintf("admin: { listen: \"off\" }\nconsul: { address: %q, config_key: %q, wait: 2s }\n", consul.Addr, key)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,9 @@ func (c *Config) validate() Errors {
 	v := &validator{}
 	v.listenAddr("listen", c.Listen)
 	if c.Admin.Listen != "off" {
+		if c.Admin.AuthOn() && c.Admin.Password == "" {
+			v.add("admin", "admin authentication is on and no password is set: set admin.password (e.g. \"${SLUICE_ADMIN_PASSWORD}\"), or admin.auth: false on a trusted network")
+		}
 		v.listenAddr("admin.listen", c.Admin.Listen)
 		if c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			v.add("admin.listen", "must differ from listen (%q)", c.Listen)
