@@ -95,7 +95,7 @@ func (g *Gateway) discovered(upstream, key string, targets []pool.TargetSpec) {
 	}
 	g.disc.targets[upstream] = targets
 	cfg := g.snap.Load().Config
-	snap, err := Build(cfg, g.registry, g.log, g.disc.targets)
+	snap, err := build(cfg, g.env())
 	if err != nil {
 		g.log.Error("consul discovery: could not apply new targets; the previous ones keep serving", "upstream", upstream, "error", err.Error())
 		return

@@ -24,10 +24,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
@@ -47,8 +50,10 @@ type Gateway struct {
 	started  time.Time
 	draining atomic.Bool
 
-	reloadMu  sync.Mutex // serialises building snapshots; never taken by requests
-	disc      discovery  // under reloadMu
+	reloadMu  sync.Mutex            // serialises building snapshots; never taken by requests
+	disc      discovery             // under reloadMu
+	jwks      map[string]*auth.JWKS // under reloadMu
+	keys      auth.KeyStore
 	reloads   atomic.Uint64
 	lastError atomic.Pointer[string]
 }
@@ -60,10 +65,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g := &Gateway{registry: pool.NewRegistry(log), log: log, startup: cfg, started: time.Now()}
 	g.disc = discovery{watchers: map[string]*watch{}, targets: map[string][]pool.TargetSpec{}}
+	g.jwks = map[string]*auth.JWKS{}
+	keys, err := openKeyStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.keys = keys
 	if err := g.syncDiscovery(cfg); err != nil {
 		return nil, err
 	}
-	snap, err := Build(cfg, g.registry, g.log, g.disc.targets)
+	snap, err := build(cfg, g.env())
 	if err != nil {
 		g.stopDiscovery()
 		return nil, err
@@ -107,7 +118,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	if err := g.syncDiscovery(cfg); err != nil {
 		return g.refuse(err)
 	}
-	snap, err := Build(cfg, g.registry, g.log, g.disc.targets)
+	snap, err := build(cfg, g.env())
 	if err != nil {
 		g.registry.Retain(g.snap.Load().Targets())
 		return g.refuse(err)
@@ -255,6 +266,9 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		writeFault(ctx, faultNoRoute, rid)
 		return
 	}
+	for _, k := range s.identityHeaders {
+		h.DelBytes(k)
+	}
 	rt.handler(ctx)
 }
 
@@ -356,4 +370,36 @@ type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Warn("fasthttp", "message", fmt.Sprintf(format, args...))
+}
+
+// env is what builds borrow from the gateway. Called with reloadMu held.
+func (g *Gateway) env() buildEnv {
+	return buildEnv{reg: g.registry, log: g.log, discovered: g.disc.targets, jwks: g.jwksFor, keys: g.keys}
+}
+
+// jwksFor returns the key set for c, shared across snapshots while its
+// settings stay the same (so a reload doesn't refetch it). Called with
+// reloadMu held.
+func (g *Gateway) jwksFor(c *config.JWKS) *auth.JWKS {
+	key := fmt.Sprintf("%+v", *c)
+	if j, ok := g.jwks[key]; ok {
+		return j
+	}
+	j := &auth.JWKS{URL: c.URL, Refresh: c.Refresh.D(), MinInterval: c.MinRefreshInterval.D(), Timeout: c.Timeout.D(), Log: g.log}
+	j.Start()
+	g.jwks[key] = j
+	return j
+}
+
+// KeyStore is the API key store (for the admin API).
+func (g *Gateway) KeyStore() auth.KeyStore { return g.keys }
+
+// openKeyStore opens the API key store named by cfg: a file next to the
+// config unless the path is absolute.
+func openKeyStore(cfg *config.Config) (auth.KeyStore, error) {
+	path := cfg.Auth.APIKeys.File
+	if !filepath.IsAbs(path) && cfg.Source != "" && !strings.HasPrefix(cfg.Source, "consul:") {
+		path = filepath.Join(filepath.Dir(cfg.Source), path)
+	}
+	return auth.OpenFileStore(path)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
@@ -27,6 +28,11 @@ type Snapshot struct {
 	bufferBodyBytes int
 	trusted         []netip.Prefix
 	servicesHealth  bool
+	verifier        *auth.Verifier // nil without auth.jwt
+	keys            auth.KeyStore
+	apiKeyHeader    []byte
+	apiKeyBearer    bool
+	identityHeaders [][]byte // removed from every request before auth sets them
 	log             *slog.Logger
 }
 
@@ -50,6 +56,10 @@ type Route struct {
 
 	reqSet, respSet       [][2][]byte
 	reqRemove, respRemove [][]byte
+
+	auth     string // none, jwt, api_key, any
+	roles    []string
+	allRoles bool
 
 	handler fasthttp.RequestHandler
 }
@@ -82,10 +92,21 @@ func (rt *Route) allows(method []byte) bool {
 	return false
 }
 
-// Build compiles cfg into a snapshot, taking upstream targets from reg so
-// unchanged targets keep their connections. discovered adds targets found
-// by discovery, by upstream name (may be nil). cfg must be validated.
-func Build(cfg *config.Config, reg *pool.Registry, log *slog.Logger, discovered map[string][]pool.TargetSpec) (*Snapshot, error) {
+// buildEnv is what a snapshot borrows from the gateway: things that
+// outlive one config. reg carries targets (and their connections) across
+// snapshots; discovered holds targets found by discovery, by upstream name;
+// jwks returns the shared key set for a URL; keys is the API key store.
+type buildEnv struct {
+	reg        *pool.Registry
+	log        *slog.Logger
+	discovered map[string][]pool.TargetSpec
+	jwks       func(*config.JWKS) *auth.JWKS
+	keys       auth.KeyStore
+}
+
+// build compiles cfg into a snapshot. cfg must be validated.
+func build(cfg *config.Config, env buildEnv) (*Snapshot, error) {
+	reg, log, discovered := env.reg, env.log, env.discovered
 	if log == nil {
 		log = slog.Default()
 	}
@@ -96,6 +117,9 @@ func Build(cfg *config.Config, reg *pool.Registry, log *slog.Logger, discovered 
 		Upstreams:       map[string]*Upstream{},
 		maxBodyBytes:    int(cfg.Server.MaxBodyBytes),
 		bufferBodyBytes: int(min(cfg.Server.BufferBodyBytes, cfg.Server.MaxBodyBytes)),
+	}
+	if err := s.compileAuth(cfg, env); err != nil {
+		return nil, err
 	}
 	for _, p := range cfg.Server.TrustedProxies {
 		prefix, err := config.ParsePrefix(p)
@@ -164,14 +188,19 @@ func (s *Snapshot) compileRoute(rc *config.Route) (*Route, error) {
 	}
 	rt.reqSet, rt.reqRemove = compileHeaderOps(rc.RequestHeaders)
 	rt.respSet, rt.respRemove = compileHeaderOps(rc.ResponseHeaders)
+	rt.auth, rt.roles, rt.allRoles = rc.Auth, rc.Roles, rc.RolesMatch == "all"
 	rt.handler = chain(s.proxyHandler(rt), s.routeMiddleware(rt)...)
 	return rt, nil
 }
 
 // routeMiddleware lists the steps in front of the proxy for a route, in
-// order. Auth, limits, CORS and caching join here as they land.
+// order. Limits, CORS and caching join here as they land.
 func (s *Snapshot) routeMiddleware(rt *Route) []Middleware {
-	return nil
+	var mw []Middleware
+	if rt.auth != "none" {
+		mw = append(mw, s.authStep(rt))
+	}
+	return mw
 }
 
 // Middleware wraps a handler; composed once per route at build time.

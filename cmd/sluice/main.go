@@ -66,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return configPush(args[1:], stdout, stderr)
+	case "token":
+		return mintToken(args, stdout, stderr)
+	case "keys":
+		return keysCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "sluice %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
@@ -82,6 +86,10 @@ const usage = `usage:
   sluice validate -c FILE    check a config file
   sluice config push -c FILE [-key sluice/config] [-consul ADDR] [-index N]
                              validate a config and write it to Consul KV (check-and-set)
+  sluice token [-c FILE] -sub S -roles a,b -ttl 1h [-key ID] [-private-key FILE]
+                             mint a development JWT with a key from auth.jwt
+  sluice keys create|list|revoke|delete [-admin URL] ...
+                             manage API keys through the admin API ($SLUICE_ADMIN_PASSWORD)
   sluice version             print the version
 The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
 `
@@ -157,6 +165,7 @@ func serve(path string, stderr io.Writer) int {
 				},
 				Breakers:      func() any { return gw.CircuitBreakers() },
 				ResetBreakers: gw.ResetCircuitBreakers,
+				Keys:          gw.KeyStore(),
 			})),
 		}
 		go func() {

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/fasthttp/router"
+	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/valyala/fasthttp"
 )
@@ -37,6 +38,8 @@ type Hooks struct {
 	// ResetBreakers closes breakers by name ("" all, an upstream, or
 	// "upstream@host:port") and returns how many.
 	ResetBreakers func(name string) int
+	// Keys is the API key store (nil: the key endpoints answer 404).
+	Keys auth.KeyStore
 }
 
 // Handler returns the admin HTTP handler.
@@ -99,6 +102,9 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 		}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]int{"reset": n})
 	})
+	if h.Keys != nil {
+		keyRoutes(r, h.Keys)
+	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "not found"})
 	}
@@ -118,6 +124,16 @@ func Redact(cfg *config.Config) *config.Config {
 		return nil
 	}
 	c := *cfg
+	if c.Auth.JWT != nil {
+		j := *c.Auth.JWT
+		j.Keys = append([]config.JWTKey(nil), j.Keys...)
+		for i := range j.Keys {
+			if j.Keys[i].Secret != "" {
+				j.Keys[i].Secret = "[redacted]"
+			}
+		}
+		c.Auth.JWT = &j
+	}
 	if c.Admin.Password != "" {
 		c.Admin.Password = "[redacted]"
 	}

@@ -25,6 +25,9 @@ type Config struct {
 	Upstreams map[string]*Upstream `yaml:"upstreams" json:"upstreams,omitempty"`
 	// Routes are matched by host, then exact path, then longest prefix.
 	Routes []*Route `yaml:"routes" json:"routes,omitempty"`
+	// Auth configures JWT verification and API keys, used by routes'
+	// auth setting.
+	Auth Auth `yaml:"auth" json:"auth"`
 	// Consul connects sluice to Consul, for discovery and for config from
 	// a KV key. nil: Consul is not used (unless an upstream uses discovery,
 	// which then takes the defaults).
@@ -93,6 +96,77 @@ type Admin struct {
 
 // AuthOn reports whether admin authentication is required.
 func (a Admin) AuthOn() bool { return a.Auth == nil || *a.Auth }
+
+// Auth is how callers prove who they are.
+type Auth struct {
+	// JWT verification, for routes with auth: jwt or any.
+	JWT *JWT `yaml:"jwt" json:"jwt,omitempty"`
+	// APIKeys, for routes with auth: api_key or any.
+	APIKeys APIKeys `yaml:"api_keys" json:"api_keys"`
+}
+
+// JWT configures token verification.
+type JWT struct {
+	// Keys verify tokens: by kid, or the one key without an id for tokens
+	// without a kid.
+	Keys []JWTKey `yaml:"keys" json:"keys,omitempty"`
+	// JWKS fetches keys from an identity provider.
+	JWKS *JWKS `yaml:"jwks" json:"jwks,omitempty"`
+	// Algorithms allowed; default: those of the keys (and the asymmetric
+	// ones for JWKS). "none" is never allowed.
+	Algorithms []string `yaml:"algorithms" json:"algorithms,omitempty"`
+	// Issuer, when set, must equal the iss claim.
+	Issuer string `yaml:"issuer" json:"issuer,omitempty"`
+	// Audience, when set, must contain one of the token's aud values.
+	Audience []string `yaml:"audience" json:"audience,omitempty"`
+	// Leeway for exp, nbf and iat. Default 30s.
+	Leeway Duration `yaml:"leeway" json:"leeway,omitempty"`
+	// RequiredClaims must be present.
+	RequiredClaims []string `yaml:"required_claims" json:"required_claims,omitempty"`
+	// RolesClaim holds the caller's roles: a list, or a space-separated
+	// string (e.g. "scope"). Default "roles".
+	RolesClaim string `yaml:"roles_claim" json:"roles_claim,omitempty"`
+	// ForwardClaims sends claims upstream as headers, e.g. {sub: X-User-ID}.
+	// Client-sent copies of these headers are always removed.
+	ForwardClaims map[string]string `yaml:"forward_claims" json:"forward_claims,omitempty"`
+	// CacheSize bounds the cache of verified tokens. Default 10000.
+	CacheSize int `yaml:"cache_size" json:"cache_size,omitempty"`
+}
+
+// JWTKey is one verification key. Exactly one of Secret, PublicKey and
+// PublicKeyFile is set.
+type JWTKey struct {
+	// ID is matched against the token's kid. Optional for one key.
+	ID string `yaml:"id" json:"id,omitempty"`
+	// Algorithm this key verifies: HS256/384/512, RS256/384/512, PS256/384/512,
+	// ES256/384/512 or EdDSA. Required.
+	Algorithm string `yaml:"algorithm" json:"algorithm,omitempty"`
+	// Secret for HS*: at least 32 bytes, e.g. "${JWT_SECRET}". Never shown.
+	Secret string `yaml:"secret" json:"secret,omitempty"`
+	// PublicKey is a PEM public key or certificate, inline.
+	PublicKey string `yaml:"public_key" json:"public_key,omitempty"`
+	// PublicKeyFile is a path to one (relative to the config file).
+	PublicKeyFile string `yaml:"public_key_file" json:"public_key_file,omitempty"`
+}
+
+// JWKS is a key set fetched from a URL.
+type JWKS struct {
+	URL                string   `yaml:"url" json:"url,omitempty"`
+	Refresh            Duration `yaml:"refresh" json:"refresh,omitempty"`                           // default 5m
+	MinRefreshInterval Duration `yaml:"min_refresh_interval" json:"min_refresh_interval,omitempty"` // unknown-kid refreshes; default 30s
+	Timeout            Duration `yaml:"timeout" json:"timeout,omitempty"`                           // default 5s
+}
+
+// APIKeys configures API key authentication.
+type APIKeys struct {
+	// Header carrying the key. Default X-API-Key.
+	Header string `yaml:"header" json:"header,omitempty"`
+	// Bearer also accepts "Authorization: Bearer sluice_...". Default true.
+	Bearer *bool `yaml:"bearer" json:"bearer,omitempty"`
+	// File is the key store (without Redis). Default "apikeys.json" next to
+	// the config file. Read at start.
+	File string `yaml:"file" json:"file,omitempty"`
+}
 
 // Consul is how to reach Consul. Empty fields fall back to Consul's own
 // environment variables (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, ...) and then
@@ -290,6 +364,13 @@ type Route struct {
 	// HostHeader is what the upstream sees as Host: "preserve" (default, the
 	// client's Host), "target" (the target's host:port), or a literal host.
 	HostHeader string `yaml:"host_header" json:"host_header,omitempty"`
+	// Auth is who may call the route: none (default, public), jwt, api_key
+	// or any (either).
+	Auth string `yaml:"auth" json:"auth,omitempty"`
+	// Roles the caller must have (403 otherwise); RolesMatch says whether
+	// any (default) or all of them.
+	Roles      []string `yaml:"roles" json:"roles,omitempty"`
+	RolesMatch string   `yaml:"roles_match" json:"roles_match,omitempty"`
 }
 
 // Match selects requests. Prefix and Path are mutually exclusive; exactly
@@ -439,11 +520,29 @@ func (c *Config) applyDefaults() {
 			}
 		}
 	}
+	if j := c.Auth.JWT; j != nil {
+		setDur(&j.Leeway, 30*time.Second)
+		setStr(&j.RolesClaim, "roles")
+		setInt(&j.CacheSize, 10000)
+		if k := j.JWKS; k != nil {
+			setDur(&k.Refresh, 5*time.Minute)
+			setDur(&k.MinRefreshInterval, 30*time.Second)
+			setDur(&k.Timeout, 5*time.Second)
+		}
+	}
+	setStr(&c.Auth.APIKeys.Header, "X-API-Key")
+	if c.Auth.APIKeys.Bearer == nil {
+		yes := true
+		c.Auth.APIKeys.Bearer = &yes
+	}
+	setStr(&c.Auth.APIKeys.File, "apikeys.json")
 	for _, r := range c.Routes {
 		if r == nil {
 			continue
 		}
 		setStr(&r.HostHeader, DefaultHostHeaderPreserve)
+		setStr(&r.Auth, "none")
+		setStr(&r.RolesMatch, "any")
 		if r.Timeout == 0 {
 			if u := c.Upstreams[r.Upstream]; u != nil {
 				r.Timeout = u.ReadTimeout

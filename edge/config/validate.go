@@ -75,6 +75,7 @@ func (c *Config) validate() Errors {
 		v.upstream("upstreams."+name, name, c.Upstreams[name])
 	}
 
+	v.auth(c)
 	seenName := map[string]string{}
 	seenMatch := map[string]string{}
 	for i, r := range c.Routes {
@@ -335,6 +336,17 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream) {
 	if rw.AddPrefix != "" && (rw.AddPrefix[0] != '/' || strings.HasSuffix(rw.AddPrefix, "/")) {
 		v.add(p+".rewrite.add_prefix", "must start with '/' and not end with one, got %q", rw.AddPrefix)
 	}
+	switch r.Auth {
+	case "none", "jwt", "api_key", "any":
+	default:
+		v.add(p+".auth", "want none, jwt, api_key or any, got %q", r.Auth)
+	}
+	if len(r.Roles) > 0 && r.Auth == "none" {
+		v.add(p+".roles", "roles need auth (jwt, api_key or any)")
+	}
+	if r.RolesMatch != "any" && r.RolesMatch != "all" {
+		v.add(p+".roles_match", "want any or all, got %q", r.RolesMatch)
+	}
 	v.headerOps(p+".request_headers", r.RequestHeaders)
 	v.headerOps(p+".response_headers", r.ResponseHeaders)
 	switch hh := r.HostHeader; hh {
@@ -445,4 +457,78 @@ func validHostPattern(h string) bool {
 		}
 	}
 	return true
+}
+
+func (v *validator) auth(c *Config) {
+	for i, r := range c.Routes {
+		if r != nil && (r.Auth == "jwt" || r.Auth == "any") {
+			if c.Auth.JWT == nil {
+				v.add(fmt.Sprintf("routes[%d].auth", i), "%s needs auth.jwt to be configured", r.Auth)
+			}
+		}
+	}
+	j := c.Auth.JWT
+	if j == nil {
+		return
+	}
+	if len(j.Keys) == 0 && j.JWKS == nil {
+		v.add("auth.jwt", "needs keys or jwks")
+	}
+	for _, a := range j.Algorithms {
+		if !validAlg(a) {
+			v.add("auth.jwt.algorithms", "%q is not an allowed algorithm (none is never allowed)", a)
+		}
+	}
+	noID := 0
+	for i, k := range j.Keys {
+		p := fmt.Sprintf("auth.jwt.keys[%d]", i)
+		if k.ID == "" {
+			noID++
+		}
+		if !validAlg(k.Algorithm) {
+			v.add(p+".algorithm", "want HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA, got %q", k.Algorithm)
+			continue
+		}
+		set := 0
+		for _, x := range []string{k.Secret, k.PublicKey, k.PublicKeyFile} {
+			if x != "" {
+				set++
+			}
+		}
+		if set != 1 {
+			v.add(p, "set exactly one of secret, public_key and public_key_file")
+			continue
+		}
+		hs := strings.HasPrefix(k.Algorithm, "HS")
+		switch {
+		case hs && k.Secret == "":
+			v.add(p+".secret", "%s needs a secret", k.Algorithm)
+		case hs && len(k.Secret) < 32:
+			v.add(p+".secret", "at least 32 bytes for %s (RFC 7518 3.2), got %d", k.Algorithm, len(k.Secret))
+		case !hs && k.Secret != "":
+			v.add(p+".secret", "%s verifies with a public key, not a secret", k.Algorithm)
+		}
+	}
+	if noID > 1 {
+		v.add("auth.jwt.keys", "at most one key without an id")
+	}
+	if k := j.JWKS; k != nil && !strings.HasPrefix(k.URL, "https://") && !strings.HasPrefix(k.URL, "http://") {
+		v.add("auth.jwt.jwks.url", "want an http(s) URL, got %q", k.URL)
+	}
+	for claim, header := range j.ForwardClaims {
+		if !validToken(header) || hopByHop[strings.ToLower(header)] {
+			v.add("auth.jwt.forward_claims."+claim, "%q is not a header sluice can set", header)
+		}
+	}
+	if !validToken(c.Auth.APIKeys.Header) {
+		v.add("auth.api_keys.header", "%q is not a header name", c.Auth.APIKeys.Header)
+	}
+}
+
+func validAlg(a string) bool {
+	switch a {
+	case "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
+		return true
+	}
+	return false
 }

@@ -1,0 +1,74 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/sluicegw/sluice/edge/auth"
+	"github.com/valyala/fasthttp"
+)
+
+// keyRoutes serves the API key admin API (seed 001's shapes). The raw key
+// is returned once, by create; hashes are never returned.
+func keyRoutes(r *router.Router, keys auth.KeyStore) {
+	r.POST("/admin/apikeys", func(ctx *fasthttp.RequestCtx) {
+		var spec auth.KeySpec
+		dec := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&spec); err != nil {
+			writeJSON(ctx, fasthttp.StatusBadRequest, map[string]string{"error": "bad request body: " + err.Error()})
+			return
+		}
+		if err := spec.Validate(time.Now()); err != nil {
+			writeJSON(ctx, fasthttp.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		rec, raw, err := keys.Create(ctx, spec)
+		if err != nil {
+			writeJSON(ctx, fasthttp.StatusInternalServerError, map[string]string{"error": "could not store the key"})
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusCreated, map[string]any{
+			"api_key": rec, "raw_key": raw,
+			"message": "store raw_key now: it is not shown again",
+		})
+	})
+	r.GET("/admin/apikeys", func(ctx *fasthttp.RequestCtx) {
+		list, err := keys.List(ctx)
+		if err != nil {
+			writeJSON(ctx, fasthttp.StatusInternalServerError, map[string]string{"error": "could not list keys"})
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, list)
+	})
+	r.GET("/admin/apikeys/{id}", func(ctx *fasthttp.RequestCtx) {
+		rec, err := keys.Get(ctx, ctx.UserValue("id").(string))
+		keyAnswer(ctx, rec, err)
+	})
+	r.POST("/admin/apikeys/{id}/revoke", func(ctx *fasthttp.RequestCtx) {
+		rec, err := keys.Revoke(ctx, ctx.UserValue("id").(string))
+		keyAnswer(ctx, rec, err)
+	})
+	r.DELETE("/admin/apikeys/{id}", func(ctx *fasthttp.RequestCtx) {
+		id := ctx.UserValue("id").(string)
+		if err := keys.Delete(ctx, id); err != nil {
+			keyAnswer(ctx, auth.KeyRecord{}, err)
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"deleted": id})
+	})
+}
+
+func keyAnswer(ctx *fasthttp.RequestCtx, rec auth.KeyRecord, err error) {
+	switch {
+	case errors.Is(err, auth.ErrKeyNotFound):
+		writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "no such api key"})
+	case err != nil:
+		writeJSON(ctx, fasthttp.StatusInternalServerError, map[string]string{"error": "key store failed"})
+	default:
+		writeJSON(ctx, fasthttp.StatusOK, rec)
+	}
+}
