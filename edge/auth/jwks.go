@@ -213,11 +213,14 @@ func (k jwk) publicKey() (any, error) {
 		}
 		x, err1 := b64(k.X)
 		y, err2 := b64(k.Y)
-		if err1 != nil || err2 != nil {
+		size := (curve.Params().BitSize + 7) / 8
+		if err1 != nil || err2 != nil || len(x) != size || len(y) != size {
 			return nil, errors.New("bad EC key")
 		}
-		pub := &ecdsa.PublicKey{Curve: curve, X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
-		if !curve.IsOnCurve(pub.X, pub.Y) { //nolint:staticcheck // the point check is what we need here
+		// The uncompressed point form; parsing it checks it is on the curve.
+		point := append(append([]byte{4}, x...), y...)
+		pub, err := ecdsa.ParseUncompressedPublicKey(curve, point)
+		if err != nil {
 			return nil, errors.New("EC point not on curve")
 		}
 		return pub, nil

@@ -24,9 +24,9 @@ import (
 )
 
 var (
-	hsSecret = []byte("0123456789abcdef0123456789abcdef")
-	rsaKey   = mustRSA()
-	ecKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	hsSecret         = []byte("0123456789abcdef0123456789abcdef")
+	rsaKey           = mustRSA()
+	ecKey, _         = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	edPub, edPriv, _ = ed25519.GenerateKey(rand.Reader)
 )
 
