@@ -16,22 +16,29 @@ import (
 // gateway's own work per request (routing, header rewriting, the upstream
 // exchange), without a client or server socket on the front side.
 type handlerHarness struct {
-	gw   *Gateway
-	ctx  fasthttp.RequestCtx
-	path string
+	gw    *Gateway
+	ctx   fasthttp.RequestCtx
+	path  string
+	authz string // Authorization header to send, if any
 }
 
 func newHandlerHarness(tb testing.TB, bodySize int, path string) *handlerHarness {
+	return newHandlerHarnessWith(tb, bodySize, path, "", "")
+}
+
+// newHandlerHarnessWith adds config (top-level YAML) and route fields.
+func newHandlerHarnessWith(tb testing.TB, bodySize int, path, extraConfig, routeExtra string) *handlerHarness {
 	up := testutil.StartUpstream(tb, stub.Options{Name: "bench", BodySize: bodySize})
 	gw, err := New(mustParse(tb, fmt.Sprintf(`
 listen: 127.0.0.1:0
 admin: { listen: "off" }
+%s
 upstreams:
   up: { targets: [ { url: "%s" } ] }
 routes:
   - { name: api, match: { prefix: /api/ }, upstream: up, rewrite: { strip_prefix: /api },
-      request_headers: { set: { X-Env: bench } }, response_headers: { set: { X-Served-By: sluice } } }
-`, up.URL)), quietLogger())
+      request_headers: { set: { X-Env: bench } }, response_headers: { set: { X-Served-By: sluice } } %s }
+`, extraConfig, up.URL, routeExtra)), quietLogger())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -47,6 +54,9 @@ func (h *handlerHarness) once(tb testing.TB, wantStatus int) {
 	h.ctx.Request.SetRequestURI(h.path)
 	h.ctx.Request.Header.SetHost("bench.local")
 	h.ctx.Request.Header.Set("X-Forwarded-For", "10.0.0.1")
+	if h.authz != "" {
+		h.ctx.Request.Header.Set("Authorization", h.authz)
+	}
 	h.gw.ServeHTTP(&h.ctx)
 	if h.ctx.Response.StatusCode() != wantStatus {
 		tb.Fatalf("status %d, want %d: %s", h.ctx.Response.StatusCode(), wantStatus, h.ctx.Response.Body())
