@@ -58,7 +58,7 @@ routes: [ { name: k, match: { prefix: /k/ }, upstream: up, auth: api_key } ]
 	}
 	var created struct {
 		APIKey struct{ ID string } `json:"api_key"`
-		RawKey string             `json:"raw_key"`
+		RawKey string              `json:"raw_key"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &created); err != nil || created.RawKey == "" {
 		t.Fatalf("create output: %s", out.String())
