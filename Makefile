@@ -5,6 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBIN   := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build run test lint deps fuzz bench clean
 
@@ -29,10 +30,13 @@ test: deps lint
 	$(GO) test -count=1 -run 'Allocat' ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 150000x -fuzzminimizetime 500x ./edge/config
 
-## deps: what the tests need that a fresh machine may lack
+## deps: what the tests need that a fresh machine may lack (redis-server from Debian's packages)
 deps:
 	@$(GO) version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' || { echo "Go 1.26 or newer is required"; exit 1; }
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server (tests start their own on 127.0.0.1)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 ## lint: gofmt, go vet, staticcheck
 lint: deps

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -93,6 +94,7 @@ var (
 	faultNoCredentials        = &Fault{fasthttp.StatusUnauthorized, "missing credentials", FromClient}
 	faultBadAPIKey            = &Fault{fasthttp.StatusUnauthorized, "invalid api key", FromClient}
 	faultForbidden            = &Fault{fasthttp.StatusForbidden, "insufficient role", FromClient}
+	faultKeyStoreDown         = &Fault{fasthttp.StatusServiceUnavailable, "api key store unavailable", FromGateway}
 	faultDuplicateCredentials = &Fault{fasthttp.StatusBadRequest, "more than one credential header", FromClient}
 	// precomputed WWW-Authenticate values (RFC 6750 3)
 	wwwAuth = func() map[auth.Reason][]byte {
@@ -146,9 +148,15 @@ func (s *Snapshot) authStep(rt *Route) Middleware {
 					s.refuse(ctx, faultNoCredentials, wwwAuth[auth.ReasonMissing], rid)
 					return
 				}
-				rec, ok := s.keys.Lookup(apiKey, time.Now())
-				if !ok {
+				rec, err := s.keys.Lookup(apiKey, time.Now())
+				if errors.Is(err, auth.ErrKeyNotFound) {
 					s.refuse(ctx, faultBadAPIKey, wwwAuthAPIKey, rid)
+					return
+				}
+				if err != nil {
+					// Fail closed: an unverifiable key is not a valid one.
+					s.log.Warn("api key store unavailable", "error", err.Error())
+					writeFault(ctx, faultKeyStoreDown, rid)
 					return
 				}
 				if !hasRoles(rec.Roles, rt.roles, rt.allRoles) {

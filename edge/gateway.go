@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/sluicegw/sluice/pool"
@@ -54,6 +55,7 @@ type Gateway struct {
 	disc      discovery             // under reloadMu
 	jwks      map[string]*auth.JWKS // under reloadMu
 	keys      auth.KeyStore
+	redis     rueidis.Client // nil without a redis block
 	reloads   atomic.Uint64
 	lastError atomic.Pointer[string]
 }
@@ -66,8 +68,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{registry: pool.NewRegistry(log), log: log, startup: cfg, started: time.Now()}
 	g.disc = discovery{watchers: map[string]*watch{}, targets: map[string][]pool.TargetSpec{}}
 	g.jwks = map[string]*auth.JWKS{}
-	keys, err := openKeyStore(cfg)
+	if cfg.Redis != nil {
+		client, err := newRedisClient(cfg.Redis)
+		if err != nil {
+			return nil, err
+		}
+		g.redis = client
+	}
+	keys, err := g.openKeyStore(cfg)
 	if err != nil {
+		g.closeRedis()
 		return nil, err
 	}
 	g.keys = keys
@@ -195,6 +205,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
 	g.stopDiscovery()
+	defer g.closeRedis()
 	err := g.server.ShutdownWithContext(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: in-flight requests still running after the shutdown timeout: %w", err)
@@ -394,12 +405,34 @@ func (g *Gateway) jwksFor(c *config.JWKS) *auth.JWKS {
 // KeyStore is the API key store (for the admin API).
 func (g *Gateway) KeyStore() auth.KeyStore { return g.keys }
 
-// openKeyStore opens the API key store named by cfg: a file next to the
-// config unless the path is absolute.
-func openKeyStore(cfg *config.Config) (auth.KeyStore, error) {
+// openKeyStore opens the API key store cfg names: Redis, or a file (next
+// to the config unless the path is absolute).
+func (g *Gateway) openKeyStore(cfg *config.Config) (auth.KeyStore, error) {
+	if cfg.Auth.APIKeys.Store == "redis" {
+		return auth.NewRedisStore(g.redis, cfg.Redis.Timeout.D()), nil
+	}
 	path := cfg.Auth.APIKeys.File
 	if !filepath.IsAbs(path) && cfg.Source != "" && !strings.HasPrefix(cfg.Source, "consul:") {
 		path = filepath.Join(filepath.Dir(cfg.Source), path)
 	}
 	return auth.OpenFileStore(path)
+}
+
+// newRedisClient connects to Redis with client-side caching (RESP3
+// tracking, rueidis's default).
+func newRedisClient(c *config.Redis) (rueidis.Client, error) {
+	client, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress: c.Addrs, Username: c.Username, Password: c.Password, SelectDB: c.DB,
+		ClientName: "sluice", ConnWriteTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis %v: %w", c.Addrs, err)
+	}
+	return client, nil
+}
+
+func (g *Gateway) closeRedis() {
+	if g.redis != nil {
+		g.redis.Close()
+	}
 }

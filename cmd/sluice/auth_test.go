@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sluicegw/sluice/bench/stub"
 	"github.com/sluicegw/sluice/internal/testutil"
@@ -149,4 +150,50 @@ func mustBytes(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// Two sluice instances share a Redis key store: a key created through one
+// works on the other; revoked through one, the other refuses it within a
+// second; with Redis gone, the answer is 503, not 200 and not 401.
+func TestRedisKeysAcrossInstances(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	r := testutil.StartRedis(t)
+	cfg := fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0, password: pw }
+redis: { addrs: [%q], timeout: 200ms }
+auth: { api_keys: { store: redis } }
+upstreams: { up: { targets: [ { url: %q } ] } }
+routes: [ { name: k, match: { prefix: /k/ }, upstream: up, auth: api_key } ]
+`, r.Addr, up.URL)
+	a := testutil.StartSluice(t, cfg)
+	b := testutil.StartSluice(t, cfg)
+	t.Setenv("SLUICE_ADMIN_PASSWORD", "pw")
+	var out, errb bytes.Buffer
+	if code := run([]string{"keys", "create", "-admin=http://" + a.AdminAddr, "-name", "shared"}, &out, &errb); code != 0 {
+		t.Fatalf("create: %s", errb.String())
+	}
+	var created struct {
+		APIKey struct{ ID string } `json:"api_key"`
+		RawKey string             `json:"raw_key"`
+	}
+	_ = json.Unmarshal(out.Bytes(), &created)
+	onB := "http://" + b.Addr + "/k/x"
+	if code := authedGet(t, onB, "X-API-Key", created.RawKey); code != 200 {
+		t.Fatalf("key created on A, used on B: %d", code)
+	}
+	if code := run([]string{"keys", "revoke", "-admin=http://" + a.AdminAddr, created.APIKey.ID}, &out, &errb); code != 0 {
+		t.Fatalf("revoke: %s", errb.String())
+	}
+	deadline := time.Now().Add(time.Second)
+	for authedGet(t, onB, "X-API-Key", created.RawKey) != 401 {
+		if time.Now().After(deadline) {
+			t.Fatal("B still accepts the key 1s after A revoked it")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.Stop()
+	if code := authedGet(t, onB, "X-API-Key", created.RawKey+"other"); code != 503 {
+		t.Errorf("with Redis down: %d, want 503", code)
+	}
 }

@@ -134,6 +134,11 @@ func Redact(cfg *config.Config) *config.Config {
 		}
 		c.Auth.JWT = &j
 	}
+	if cfg.Redis != nil && cfg.Redis.Password != "" {
+		rc := *cfg.Redis
+		rc.Password = "[redacted]"
+		c.Redis = &rc
+	}
 	if c.Admin.Password != "" {
 		c.Admin.Password = "[redacted]"
 	}

@@ -82,8 +82,10 @@ type KeyStore interface {
 	List(ctx context.Context) ([]KeyRecord, error)
 	Revoke(ctx context.Context, id string) (KeyRecord, error)
 	Delete(ctx context.Context, id string) error
-	// Lookup finds the active key whose raw value is raw.
-	Lookup(raw []byte, now time.Time) (*KeyRecord, bool)
+	// Lookup finds the active key whose raw value is raw: ErrKeyNotFound
+	// when there is none (or it is revoked or expired), another error when
+	// the store can't answer.
+	Lookup(raw []byte, now time.Time) (*KeyRecord, error)
 }
 
 // NewRawKey makes a key: the prefix and 32 random bytes, base64url.
@@ -316,12 +318,12 @@ func (s *FileStore) Delete(_ context.Context, id string) error {
 }
 
 // Lookup finds an active key by its raw value, from memory.
-func (s *FileStore) Lookup(raw []byte, now time.Time) (*KeyRecord, bool) {
+func (s *FileStore) Lookup(raw []byte, now time.Time) (*KeyRecord, error) {
 	r := s.index.Load().byHash[HashKey(raw)]
 	if r == nil || !r.Active(now) {
-		return nil, false
+		return nil, ErrKeyNotFound
 	}
-	return r, true
+	return r, nil
 }
 
 var _ KeyStore = (*FileStore)(nil)

@@ -26,10 +26,10 @@ func TestFileStoreLifecycleAndDurability(t *testing.T) {
 	if !LooksLikeKey([]byte(raw)) || !strings.HasPrefix(raw, rec.Prefix) || rec.ID == "" {
 		t.Fatalf("raw %q, record %+v", raw, rec)
 	}
-	if got, ok := s.Lookup([]byte(raw), time.Now()); !ok || got.ID != rec.ID || got.Roles[0] != "reader" {
-		t.Fatalf("lookup: %+v %v", got, ok)
+	if got, err := s.Lookup([]byte(raw), time.Now()); err != nil || got.ID != rec.ID || got.Roles[0] != "reader" {
+		t.Fatalf("lookup: %+v %v", got, err)
 	}
-	if _, ok := s.Lookup([]byte(raw+"x"), time.Now()); ok {
+	if _, err := s.Lookup([]byte(raw+"x"), time.Now()); err == nil {
 		t.Fatal("a different key matched")
 	}
 	// Only the hash is on disk, never the raw key.
@@ -45,18 +45,18 @@ func TestFileStoreLifecycleAndDurability(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s2.Lookup([]byte(raw), time.Now()); !ok {
+	if _, err := s2.Lookup([]byte(raw), time.Now()); err != nil {
 		t.Fatal("the key did not survive reopening the store")
 	}
 	// Revoke: still listed, no longer accepted, also after reopening.
 	if r, err := s.Revoke(ctx, rec.ID); err != nil || r.RevokedAt == nil {
 		t.Fatalf("revoke: %+v %v", r, err)
 	}
-	if _, ok := s.Lookup([]byte(raw), time.Now()); ok {
+	if _, err := s.Lookup([]byte(raw), time.Now()); err == nil {
 		t.Fatal("revoked key accepted")
 	}
 	s3, _ := OpenFileStore(path)
-	if _, ok := s3.Lookup([]byte(raw), time.Now()); ok {
+	if _, err := s3.Lookup([]byte(raw), time.Now()); err == nil {
 		t.Fatal("revocation lost on reopen")
 	}
 	list, _ := s.List(ctx)
@@ -75,7 +75,7 @@ func TestFileStoreLifecycleAndDurability(t *testing.T) {
 	// Expiry.
 	soon := time.Now().Add(time.Hour)
 	_, raw2, _ := s.Create(ctx, KeySpec{Name: "temp", ExpiresAt: &soon})
-	if _, ok := s.Lookup([]byte(raw2), time.Now().Add(2*time.Hour)); ok {
+	if _, err := s.Lookup([]byte(raw2), time.Now().Add(2*time.Hour)); err == nil {
 		t.Fatal("expired key accepted")
 	}
 }

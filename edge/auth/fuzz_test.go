@@ -45,7 +45,7 @@ func FuzzLookup(f *testing.F) {
 	f.Add([]byte("sluice_AAAA"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if _, ok := s.Lookup(raw, time.Now()); ok {
+		if _, err := s.Lookup(raw, time.Now()); err == nil {
 			t.Fatal("an empty store found a key")
 		}
 		_ = LooksLikeKey(raw)

@@ -28,6 +28,9 @@ type Config struct {
 	// Auth configures JWT verification and API keys, used by routes'
 	// auth setting.
 	Auth Auth `yaml:"auth" json:"auth"`
+	// Redis is the shared store of a sluice cluster (API keys now; limits
+	// and caches later). nil: no Redis.
+	Redis *Redis `yaml:"redis" json:"redis,omitempty"`
 	// Consul connects sluice to Consul, for discovery and for config from
 	// a KV key. nil: Consul is not used (unless an upstream uses discovery,
 	// which then takes the defaults).
@@ -157,14 +160,31 @@ type JWKS struct {
 	Timeout            Duration `yaml:"timeout" json:"timeout,omitempty"`                           // default 5s
 }
 
+// Redis is how to reach Redis (standalone; rueidis also speaks Sentinel
+// and Cluster).
+type Redis struct {
+	// Addrs of the server(s), host:port. Required.
+	Addrs []string `yaml:"addrs" json:"addrs,omitempty"`
+	// Username and Password (ACL / requirepass). Password is never shown.
+	Username string `yaml:"username" json:"username,omitempty"`
+	Password string `yaml:"password" json:"password,omitempty"`
+	// DB number. Default 0.
+	DB int `yaml:"db" json:"db,omitempty"`
+	// Timeout for a request-path Redis call. Default 50ms.
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+}
+
 // APIKeys configures API key authentication.
 type APIKeys struct {
 	// Header carrying the key. Default X-API-Key.
 	Header string `yaml:"header" json:"header,omitempty"`
 	// Bearer also accepts "Authorization: Bearer sluice_...". Default true.
 	Bearer *bool `yaml:"bearer" json:"bearer,omitempty"`
-	// File is the key store (without Redis). Default "apikeys.json" next to
-	// the config file. Read at start.
+	// Store is where keys live: file (default) or redis (shared by every
+	// instance; needs the redis block).
+	Store string `yaml:"store" json:"store,omitempty"`
+	// File is the file store's path. Default "apikeys.json" next to the
+	// config file. Read at start.
 	File string `yaml:"file" json:"file,omitempty"`
 }
 
@@ -536,6 +556,10 @@ func (c *Config) applyDefaults() {
 		c.Auth.APIKeys.Bearer = &yes
 	}
 	setStr(&c.Auth.APIKeys.File, "apikeys.json")
+	setStr(&c.Auth.APIKeys.Store, "file")
+	if c.Redis != nil {
+		setDur(&c.Redis.Timeout, 50*time.Millisecond)
+	}
 	for _, r := range c.Routes {
 		if r == nil {
 			continue

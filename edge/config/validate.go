@@ -467,6 +467,28 @@ func (v *validator) auth(c *Config) {
 			}
 		}
 	}
+	switch c.Auth.APIKeys.Store {
+	case "file":
+	case "redis":
+		if c.Redis == nil {
+			v.add("auth.api_keys.store", "redis needs the redis block (redis: { addrs: [host:port] })")
+		}
+	default:
+		v.add("auth.api_keys.store", "want file or redis, got %q", c.Auth.APIKeys.Store)
+	}
+	if r := c.Redis; r != nil {
+		if len(r.Addrs) == 0 {
+			v.add("redis.addrs", "at least one host:port is required")
+		}
+		for i, a := range r.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				v.add(fmt.Sprintf("redis.addrs[%d]", i), "%q is not host:port", a)
+			}
+		}
+	}
+	if !validToken(c.Auth.APIKeys.Header) {
+		v.add("auth.api_keys.header", "%q is not a header name", c.Auth.APIKeys.Header)
+	}
 	j := c.Auth.JWT
 	if j == nil {
 		return
@@ -519,9 +541,6 @@ func (v *validator) auth(c *Config) {
 		if !validToken(header) || hopByHop[strings.ToLower(header)] {
 			v.add("auth.jwt.forward_claims."+claim, "%q is not a header sluice can set", header)
 		}
-	}
-	if !validToken(c.Auth.APIKeys.Header) {
-		v.add("auth.api_keys.header", "%q is not a header name", c.Auth.APIKeys.Header)
 	}
 }
 

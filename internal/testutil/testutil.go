@@ -331,3 +331,60 @@ func StartProcess(t testing.TB, name, ready string, args ...string) *Process {
 	}
 	return p
 }
+
+// Redis is a redis-server started by StartRedis.
+type Redis struct {
+	Addr string
+	cmd  *exec.Cmd
+	dir  string
+}
+
+// StartRedis runs a real redis-server on a free loopback port, without
+// persistence, until the test ends (or Stop). `make test` installs
+// redis-server when it is missing.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	return StartRedisAt(t, DeadAddr(t))
+}
+
+// StartRedisAt runs redis-server on addr (e.g. to restart one on its port).
+func StartRedisAt(t testing.TB, addr string) *Redis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server is not installed: `make deps` (or `make test`) installs it")
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	r := &Redis{Addr: addr, dir: t.TempDir()}
+	r.cmd = exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+		"--dir", r.dir, "--daemonize", "no", "--loglevel", "warning")
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_, _ = io.WriteString(c, "PING\r\n")
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "+PONG") {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s did not answer PING", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server (Redis dying).
+func (r *Redis) Stop() {
+	if r.cmd.Process != nil && r.cmd.ProcessState == nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+	}
+}

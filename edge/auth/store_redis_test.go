@@ -1,0 +1,81 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/sluicegw/sluice/internal/testutil"
+)
+
+func redisClient(t *testing.T, addr string) rueidis.Client {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestRedisStore(t *testing.T) {
+	r := testutil.StartRedis(t)
+	ctx := context.Background()
+	// Two stores on two connections: two sluice instances.
+	a := NewRedisStore(redisClient(t, r.Addr), time.Second)
+	b := NewRedisStore(redisClient(t, r.Addr), time.Second)
+
+	rec, raw, err := a.Create(ctx, KeySpec{Name: "svc", Roles: []string{"reader"}, Quota: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Lookup([]byte(raw), time.Now())
+	if err != nil || got.ID != rec.ID || got.Quota != 100 {
+		t.Fatalf("lookup through the other instance: %+v %v", got, err)
+	}
+	again, _ := b.Lookup([]byte(raw), time.Now())
+	if again != got {
+		t.Error("a cache hit decoded the record again")
+	}
+	if _, err := b.Lookup([]byte(raw+"x"), time.Now()); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("unknown key: %v", err)
+	}
+	list, err := b.List(ctx)
+	if err != nil || len(list) != 1 || list[0].Name != "svc" {
+		t.Fatalf("list %+v %v", list, err)
+	}
+
+	// Revoke through a: b, which holds the key in its client-side cache,
+	// refuses it within a second (Redis pushes the invalidation).
+	if _, err := a.Revoke(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		if _, err := b.Lookup([]byte(raw), time.Now()); errors.Is(err, ErrKeyNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other instance still accepts a revoked key after 1s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := a.Delete(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, rec.ID); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if err := a.Delete(ctx, rec.ID); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+
+	// Redis gone: lookups fail with an error that is not "not found", so
+	// the gateway answers 503 instead of treating the key as unknown.
+	_, raw2, _ := a.Create(ctx, KeySpec{Name: "x"})
+	r.Stop()
+	if _, err := b.Lookup([]byte(raw2), time.Now()); err == nil || errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("with Redis down: %v", err)
+	}
+}
