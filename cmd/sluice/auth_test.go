@@ -175,7 +175,7 @@ routes: [ { name: k, match: { prefix: /k/ }, upstream: up, auth: api_key } ]
 	}
 	var created struct {
 		APIKey struct{ ID string } `json:"api_key"`
-		RawKey string             `json:"raw_key"`
+		RawKey string              `json:"raw_key"`
 	}
 	_ = json.Unmarshal(out.Bytes(), &created)
 	onB := "http://" + b.Addr + "/k/x"
