@@ -298,7 +298,7 @@ func TestReadmeExamplesAreValid(t *testing.T) {
 		if !strings.Contains(src, "admin:") {
 			src += "admin: { listen: \"off\" }\n" // a fragment: the admin block is elsewhere
 		}
-		if _, err := Parse(fmt.Sprintf("README.md yaml block %d", i+1), []byte(src), env("SLUICE_ADMIN_PASSWORD", "x")); err != nil {
+		if _, err := Parse(fmt.Sprintf("README.md yaml block %d", i+1), []byte(src), env("SLUICE_ADMIN_PASSWORD", "x", "JWT_SECRET", "0123456789abcdef0123456789abcdef")); err != nil {
 			t.Errorf("%v\n%s", err, src)
 		}
 	}
