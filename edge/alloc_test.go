@@ -48,6 +48,17 @@ func TestAuthenticatedProxyAllocatesNothing(t *testing.T) {
 	}
 }
 
+// A rate-limited route (an existing bucket, headers on the answer).
+func TestRateLimitedProxyAllocatesNothing(t *testing.T) {
+	h := newHandlerHarnessWith(t, 64, "/api/x", "", `, rate_limit: { rate: 1000000000, per: 1s, key: [ip, route] }`)
+	for i := 0; i < 10; i++ {
+		h.once(t, 200)
+	}
+	if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
+		t.Errorf("%.1f allocations per rate-limited request, want 0", n)
+	}
+}
+
 func TestRouterMatchAllocatesNothing(t *testing.T) {
 	r := benchRouter()
 	host, path, method := []byte("h3.example.com"), []byte("/exact/7"), []byte("GET")

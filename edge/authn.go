@@ -14,6 +14,13 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// User-value keys under which the auth step leaves who the caller is, for
+// later steps (rate limits). Pointers in an interface: no allocation.
+const (
+	userValueIdentity = "sluice.identity" // *auth.Identity (JWT)
+	userValueAPIKey   = "sluice.apikey"   // *auth.KeyRecord
+)
+
 var (
 	headerAuthorization = []byte("Authorization")
 	headerAPIKeyID      = []byte("X-API-Key-ID")
@@ -34,6 +41,7 @@ func (s *Snapshot) compileAuth(cfg *config.Config, env buildEnv) error {
 	vc := auth.VerifierConfig{
 		Algorithms: j.Algorithms, Issuer: j.Issuer, Audience: j.Audience, Leeway: j.Leeway.D(),
 		RequiredClaims: j.RequiredClaims, RolesClaim: j.RolesClaim, Forward: j.ForwardClaims, CacheSize: j.CacheSize,
+		KeepClaims: limitClaims(cfg),
 	}
 	for i, k := range j.Keys {
 		key, err := loadKey(cfg.Source, k)
@@ -169,6 +177,7 @@ func (s *Snapshot) authStep(rt *Route) Middleware {
 					h.DelBytes(headerAuthorization)
 				}
 				h.SetBytesK(headerAPIKeyID, rec.ID)
+				ctx.SetUserValue(userValueAPIKey, rec)
 			default: // jwt
 				var reason auth.Reason
 				id, reason = s.verifier.Verify(bearer)
@@ -183,6 +192,7 @@ func (s *Snapshot) authStep(rt *Route) Middleware {
 				for _, kv := range id.Headers {
 					h.SetBytesKV(kv[0], kv[1])
 				}
+				ctx.SetUserValue(userValueIdentity, id)
 			}
 			next(ctx)
 		}

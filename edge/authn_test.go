@@ -130,3 +130,17 @@ func TestAuthOnRoutes(t *testing.T) {
 		t.Errorf("duplicate Authorization:\n%s", raw2)
 	}
 }
+
+func signHS(t *testing.T, extra map[string]any) string {
+	c := jwt.MapClaims{"sub": "alice", "iss": "https://idp.test", "aud": "api", "exp": time.Now().Add(time.Hour).Unix()}
+	for k, v := range extra {
+		c[k] = v
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	tok.Header["kid"] = "k1"
+	s, err := tok.SignedString([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

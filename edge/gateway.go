@@ -33,6 +33,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/limiter"
 	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
 )
@@ -56,6 +57,8 @@ type Gateway struct {
 	jwks      map[string]*auth.JWKS // under reloadMu
 	keys      auth.KeyStore
 	redis     rueidis.Client // nil without a redis block
+	limiter   *limiter.Limiter
+	stopEvict context.CancelFunc
 	reloads   atomic.Uint64
 	lastError atomic.Pointer[string]
 }
@@ -68,6 +71,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{registry: pool.NewRegistry(log), log: log, startup: cfg, started: time.Now()}
 	g.disc = discovery{watchers: map[string]*watch{}, targets: map[string][]pool.TargetSpec{}}
 	g.jwks = map[string]*auth.JWKS{}
+	g.limiter = limiter.New()
 	if cfg.Redis != nil {
 		client, err := newRedisClient(cfg.Redis)
 		if err != nil {
@@ -90,6 +94,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g.snap.Store(snap)
+	evictCtx, stopEvict := context.WithCancel(context.Background())
+	g.stopEvict = stopEvict
+	go g.evictIdleBuckets(evictCtx)
 	s := cfg.Server
 	g.server = &fasthttp.Server{
 		Handler:         g.ServeHTTP,
@@ -205,6 +212,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
 	g.stopDiscovery()
+	g.stopEvict()
 	defer g.closeRedis()
 	err := g.server.ShutdownWithContext(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -385,7 +393,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 
 // env is what builds borrow from the gateway. Called with reloadMu held.
 func (g *Gateway) env() buildEnv {
-	return buildEnv{reg: g.registry, log: g.log, discovered: g.disc.targets, jwks: g.jwksFor, keys: g.keys}
+	return buildEnv{reg: g.registry, log: g.log, discovered: g.disc.targets, jwks: g.jwksFor, keys: g.keys, limiter: g.limiter}
 }
 
 // jwksFor returns the key set for c, shared across snapshots while its
@@ -434,5 +442,20 @@ func newRedisClient(c *config.Redis) (rueidis.Client, error) {
 func (g *Gateway) closeRedis() {
 	if g.redis != nil {
 		g.redis.Close()
+	}
+}
+
+// evictIdleBuckets drops rate-limit buckets that are full again, so memory
+// follows the keys active in the last burst window.
+func (g *Gateway) evictIdleBuckets(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			g.limiter.Evict(monoNow())
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/limiter"
 	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
 )
@@ -28,7 +29,8 @@ type Snapshot struct {
 	bufferBodyBytes int
 	trusted         []netip.Prefix
 	servicesHealth  bool
-	verifier        *auth.Verifier // nil without auth.jwt
+	limiter         *limiter.Limiter // shared by every snapshot
+	verifier        *auth.Verifier   // nil without auth.jwt
 	keys            auth.KeyStore
 	apiKeyHeader    []byte
 	apiKeyBearer    bool
@@ -60,6 +62,7 @@ type Route struct {
 	auth     string // none, jwt, api_key, any
 	roles    []string
 	allRoles bool
+	limit    *routeLimit // nil: not limited
 
 	handler fasthttp.RequestHandler
 }
@@ -102,6 +105,7 @@ type buildEnv struct {
 	discovered map[string][]pool.TargetSpec
 	jwks       func(*config.JWKS) *auth.JWKS
 	keys       auth.KeyStore
+	limiter    *limiter.Limiter
 }
 
 // build compiles cfg into a snapshot. cfg must be validated.
@@ -112,6 +116,7 @@ func build(cfg *config.Config, env buildEnv) (*Snapshot, error) {
 	}
 	s := &Snapshot{
 		log:             log,
+		limiter:         env.limiter,
 		servicesHealth:  cfg.Server.ServicesHealth == nil || *cfg.Server.ServicesHealth,
 		Config:          cfg,
 		Upstreams:       map[string]*Upstream{},
@@ -189,6 +194,11 @@ func (s *Snapshot) compileRoute(rc *config.Route) (*Route, error) {
 	rt.reqSet, rt.reqRemove = compileHeaderOps(rc.RequestHeaders)
 	rt.respSet, rt.respRemove = compileHeaderOps(rc.ResponseHeaders)
 	rt.auth, rt.roles, rt.allRoles = rc.Auth, rc.Roles, rc.RolesMatch == "all"
+	rl := rc.RateLimit
+	if rl == nil {
+		rl = s.Config.Limits.Default
+	}
+	rt.limit = compileLimit(rc.Name, rl)
 	rt.handler = chain(s.proxyHandler(rt), s.routeMiddleware(rt)...)
 	return rt, nil
 }
@@ -199,6 +209,9 @@ func (s *Snapshot) routeMiddleware(rt *Route) []Middleware {
 	var mw []Middleware
 	if rt.auth != "none" {
 		mw = append(mw, s.authStep(rt))
+	}
+	if rt.limit != nil {
+		mw = append(mw, s.limitStep(rt))
 	}
 	return mw
 }

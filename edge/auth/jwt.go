@@ -44,6 +44,9 @@ type Identity struct {
 	Headers [][2][]byte
 	// Expires is when the identity stops being valid (zero: never).
 	Expires time.Time
+	// Claims holds the string values of the claims named in
+	// VerifierConfig.KeepClaims (for rate-limit keys).
+	Claims map[string]string
 }
 
 // HasRoles checks the caller's roles against a route's: any one of them,
@@ -81,6 +84,7 @@ type VerifierConfig struct {
 	RequiredClaims []string
 	RolesClaim     string            // "roles" (list) or e.g. "scope" (space separated)
 	Forward        map[string]string // claim -> header
+	KeepClaims     []string          // claims whose values Identity.Claims keeps
 	CacheSize      int
 	Now            func() time.Time // for tests
 }
@@ -180,6 +184,14 @@ func (v *Verifier) Verify(raw []byte) (*Identity, Reason) {
 	for _, f := range v.forward {
 		if val, ok := claims[f[0]]; ok {
 			id.Headers = append(id.Headers, [2][]byte{[]byte(f[1]), []byte(claimString(val))})
+		}
+	}
+	for _, name := range v.cfg.KeepClaims {
+		if val, ok := claims[name]; ok {
+			if id.Claims == nil {
+				id.Claims = map[string]string{}
+			}
+			id.Claims[name] = claimString(val)
 		}
 	}
 	exp, _ := claims.GetExpirationTime()

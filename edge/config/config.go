@@ -10,7 +10,11 @@
 //     plain data that edge compiles into a snapshot.
 package config
 
-import "time"
+import (
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
 
 // Config is the whole gateway configuration, as decoded from one YAML
 // document.
@@ -28,6 +32,8 @@ type Config struct {
 	// Auth configures JWT verification and API keys, used by routes'
 	// auth setting.
 	Auth Auth `yaml:"auth" json:"auth"`
+	// Limits holds settings shared by every route's rate limit.
+	Limits Limits `yaml:"limits" json:"limits"`
 	// Redis is the shared store of a sluice cluster (API keys now; limits
 	// and caches later). nil: no Redis.
 	Redis *Redis `yaml:"redis" json:"redis,omitempty"`
@@ -158,6 +164,44 @@ type JWKS struct {
 	Refresh            Duration `yaml:"refresh" json:"refresh,omitempty"`                           // default 5m
 	MinRefreshInterval Duration `yaml:"min_refresh_interval" json:"min_refresh_interval,omitempty"` // unknown-kid refreshes; default 30s
 	Timeout            Duration `yaml:"timeout" json:"timeout,omitempty"`                           // default 5s
+}
+
+// Limits configures rate limiting across routes.
+type Limits struct {
+	// Default applies to every route without its own rate_limit.
+	Default *RateLimit `yaml:"default" json:"default,omitempty"`
+}
+
+// RateLimit is a token bucket: Rate requests per Per, at most Burst at once,
+// one bucket per key.
+type RateLimit struct {
+	Rate  int      `yaml:"rate" json:"rate"`             // required, 1..1e9
+	Per   Duration `yaml:"per" json:"per,omitempty"`     // default 1s
+	Burst int      `yaml:"burst" json:"burst,omitempty"` // default Rate
+	// Key says whose bucket a request takes from: ip (default; the client
+	// address, trusted-proxy aware), api_key (the authenticated key's id),
+	// user (the JWT subject or the API key id), route (one bucket for the
+	// whole route), header:NAME, claim:NAME. A list combines them.
+	Key StringList `yaml:"key" json:"key,omitempty"`
+	// Shadow counts and logs what would be refused, without refusing.
+	Shadow bool `yaml:"shadow" json:"shadow,omitempty"`
+}
+
+// StringList is one string or a list of them in YAML.
+type StringList []string
+
+// UnmarshalYAML accepts "a" or [a, b].
+func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*l = StringList{n.Value}
+		return nil
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil {
+		return err
+	}
+	*l = list
+	return nil
 }
 
 // Redis is how to reach Redis (standalone; rueidis also speaks Sentinel
@@ -384,6 +428,8 @@ type Route struct {
 	// HostHeader is what the upstream sees as Host: "preserve" (default, the
 	// client's Host), "target" (the target's host:port), or a literal host.
 	HostHeader string `yaml:"host_header" json:"host_header,omitempty"`
+	// RateLimit limits the route (default: limits.default, if set).
+	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
 	// Auth is who may call the route: none (default, public), jwt, api_key
 	// or any (either).
 	Auth string `yaml:"auth" json:"auth,omitempty"`
@@ -560,10 +606,22 @@ func (c *Config) applyDefaults() {
 	if c.Redis != nil {
 		setDur(&c.Redis.Timeout, 50*time.Millisecond)
 	}
+	defaultLimit := func(l *RateLimit) {
+		if l == nil {
+			return
+		}
+		setDur(&l.Per, time.Second)
+		setInt(&l.Burst, l.Rate)
+		if len(l.Key) == 0 {
+			l.Key = StringList{"ip"}
+		}
+	}
+	defaultLimit(c.Limits.Default)
 	for _, r := range c.Routes {
 		if r == nil {
 			continue
 		}
+		defaultLimit(r.RateLimit)
 		setStr(&r.HostHeader, DefaultHostHeaderPreserve)
 		setStr(&r.Auth, "none")
 		setStr(&r.RolesMatch, "any")

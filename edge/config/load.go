@@ -102,6 +102,7 @@ type walker struct {
 var (
 	durationType = reflect.TypeOf(Duration(0))
 	sizeType     = reflect.TypeOf(ByteSize(0))
+	listType     = reflect.TypeOf(StringList(nil))
 )
 
 func (w *walker) fail(n *yaml.Node, path, format string, args ...any) {
@@ -127,6 +128,8 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		return // an empty value: the field keeps its default
 	}
 	switch {
+	case t == listType && n.Kind == yaml.ScalarNode:
+		w.scalar(n, path)
 	case t == durationType || t == sizeType:
 		w.scalar(n, path)
 		if n.Kind != yaml.ScalarNode {

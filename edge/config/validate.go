@@ -76,6 +76,7 @@ func (c *Config) validate() Errors {
 	}
 
 	v.auth(c)
+	v.rateLimit("limits.default", c.Limits.Default)
 	seenName := map[string]string{}
 	seenMatch := map[string]string{}
 	for i, r := range c.Routes {
@@ -336,6 +337,7 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream) {
 	if rw.AddPrefix != "" && (rw.AddPrefix[0] != '/' || strings.HasSuffix(rw.AddPrefix, "/")) {
 		v.add(p+".rewrite.add_prefix", "must start with '/' and not end with one, got %q", rw.AddPrefix)
 	}
+	v.rateLimit(p+".rate_limit", r.RateLimit)
 	switch r.Auth {
 	case "none", "jwt", "api_key", "any":
 	default:
@@ -550,4 +552,32 @@ func validAlg(a string) bool {
 		return true
 	}
 	return false
+}
+
+func (v *validator) rateLimit(p string, l *RateLimit) {
+	if l == nil {
+		return
+	}
+	if l.Rate < 1 || l.Rate > 1e9 {
+		v.add(p+".rate", "must be 1..1e9, got %d", l.Rate)
+	}
+	if l.Per.D() < time.Millisecond {
+		v.add(p+".per", "must be at least 1ms")
+	}
+	if l.Burst < 1 {
+		v.add(p+".burst", "must be at least 1")
+	}
+	for i, k := range l.Key {
+		kind, name, _ := strings.Cut(k, ":")
+		ok := false
+		switch kind {
+		case "ip", "api_key", "user", "route":
+			ok = name == ""
+		case "header", "claim":
+			ok = validToken(name)
+		}
+		if !ok {
+			v.add(fmt.Sprintf("%s.key[%d]", p, i), "%q: want ip, api_key, user, route, header:NAME or claim:NAME", k)
+		}
+	}
 }
