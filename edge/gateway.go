@@ -58,6 +58,7 @@ type Gateway struct {
 	keys      auth.KeyStore
 	redis     rueidis.Client // nil without a redis block
 	limiter   *limiter.Limiter
+	strict    *limiter.Strict // nil without redis
 	stopEvict context.CancelFunc
 	reloads   atomic.Uint64
 	lastError atomic.Pointer[string]
@@ -71,13 +72,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{registry: pool.NewRegistry(log), log: log, startup: cfg, started: time.Now()}
 	g.disc = discovery{watchers: map[string]*watch{}, targets: map[string][]pool.TargetSpec{}}
 	g.jwks = map[string]*auth.JWKS{}
-	g.limiter = limiter.New()
 	if cfg.Redis != nil {
 		client, err := newRedisClient(cfg.Redis)
 		if err != nil {
 			return nil, err
 		}
 		g.redis = client
+	}
+	g.limiter = limiter.New()
+	if g.redis != nil {
+		g.strict = &limiter.Strict{Client: g.redis, Local: g.limiter, Timeout: cfg.Redis.Timeout.D(),
+			Instances: cfg.Limits.Instances, Log: g.log}
 	}
 	keys, err := g.openKeyStore(cfg)
 	if err != nil {
@@ -86,11 +91,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.keys = keys
 	if err := g.syncDiscovery(cfg); err != nil {
+		g.closeRedis()
 		return nil, err
 	}
 	snap, err := build(cfg, g.env())
 	if err != nil {
 		g.stopDiscovery()
+		g.closeRedis()
 		return nil, err
 	}
 	g.snap.Store(snap)
@@ -393,7 +400,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 
 // env is what builds borrow from the gateway. Called with reloadMu held.
 func (g *Gateway) env() buildEnv {
-	return buildEnv{reg: g.registry, log: g.log, discovered: g.disc.targets, jwks: g.jwksFor, keys: g.keys, limiter: g.limiter}
+	return buildEnv{reg: g.registry, log: g.log, discovered: g.disc.targets, jwks: g.jwksFor, keys: g.keys, limiter: g.limiter, strict: g.strict}
 }
 
 // jwksFor returns the key set for c, shared across snapshots while its

@@ -17,6 +17,7 @@ type routeLimit struct {
 	limit  limiter.Limit
 	parts  []keyPart
 	shadow bool
+	strict bool
 	// Precomputed header values.
 	limitValue  []byte // X-RateLimit-Limit
 	policyValue []byte // RateLimit-Policy: "route";q=100;w=1
@@ -37,6 +38,7 @@ func compileLimit(route string, rl *config.RateLimit) *routeLimit {
 	l := &routeLimit{
 		limit:  limiter.Limit{Rate: rl.Rate, Per: rl.Per.D(), Burst: rl.Burst},
 		shadow: rl.Shadow,
+		strict: rl.Scope == "strict",
 	}
 	for _, k := range rl.Key {
 		kind, name, _ := strings.Cut(k, ":")
@@ -93,7 +95,12 @@ func (s *Snapshot) limitStep(rt *Route) Middleware {
 			if rec, ok := ctx.UserValue(userValueAPIKey).(*auth.KeyRecord); ok && rec.RateLimit > 0 {
 				lim = limiter.Limit{Rate: rec.RateLimit, Per: time.Second, Burst: rec.RateLimit}
 			}
-			res := s.limiter.Take(key, lim, monoNow())
+			var res limiter.Result
+			if rl.strict {
+				res = s.strict.Take(key, lim, monoNow())
+			} else {
+				res = s.limiter.Take(key, lim, monoNow())
+			}
 			if !res.Allowed {
 				if !rl.shadow {
 					writeFault(ctx, faultRateLimited, ctx.Request.Header.PeekBytes(headerRequestID))

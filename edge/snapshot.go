@@ -30,6 +30,7 @@ type Snapshot struct {
 	trusted         []netip.Prefix
 	servicesHealth  bool
 	limiter         *limiter.Limiter // shared by every snapshot
+	strict          *limiter.Strict  // nil without redis
 	verifier        *auth.Verifier   // nil without auth.jwt
 	keys            auth.KeyStore
 	apiKeyHeader    []byte
@@ -106,6 +107,7 @@ type buildEnv struct {
 	jwks       func(*config.JWKS) *auth.JWKS
 	keys       auth.KeyStore
 	limiter    *limiter.Limiter
+	strict     *limiter.Strict
 }
 
 // build compiles cfg into a snapshot. cfg must be validated.
@@ -117,6 +119,7 @@ func build(cfg *config.Config, env buildEnv) (*Snapshot, error) {
 	s := &Snapshot{
 		log:             log,
 		limiter:         env.limiter,
+		strict:          env.strict,
 		servicesHealth:  cfg.Server.ServicesHealth == nil || *cfg.Server.ServicesHealth,
 		Config:          cfg,
 		Upstreams:       map[string]*Upstream{},

@@ -170,6 +170,10 @@ type JWKS struct {
 type Limits struct {
 	// Default applies to every route without its own rate_limit.
 	Default *RateLimit `yaml:"default" json:"default,omitempty"`
+	// Instances is how many sluice instances share the limits. When Redis
+	// can't be reached, strict limits fall back to local buckets holding
+	// limit / Instances. Default 1.
+	Instances int `yaml:"instances" json:"instances,omitempty"`
 }
 
 // RateLimit is a token bucket: Rate requests per Per, at most Burst at once,
@@ -185,6 +189,9 @@ type RateLimit struct {
 	Key StringList `yaml:"key" json:"key,omitempty"`
 	// Shadow counts and logs what would be refused, without refusing.
 	Shadow bool `yaml:"shadow" json:"shadow,omitempty"`
+	// Scope: local (default; each instance on its own) or strict (exact
+	// across instances: one atomic Redis script per request; needs redis).
+	Scope string `yaml:"scope" json:"scope,omitempty"`
 }
 
 // StringList is one string or a list of them in YAML.
@@ -612,11 +619,13 @@ func (c *Config) applyDefaults() {
 		}
 		setDur(&l.Per, time.Second)
 		setInt(&l.Burst, l.Rate)
+		setStr(&l.Scope, "local")
 		if len(l.Key) == 0 {
 			l.Key = StringList{"ip"}
 		}
 	}
 	defaultLimit(c.Limits.Default)
+	setInt(&c.Limits.Instances, 1)
 	for _, r := range c.Routes {
 		if r == nil {
 			continue

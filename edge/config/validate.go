@@ -76,7 +76,10 @@ func (c *Config) validate() Errors {
 	}
 
 	v.auth(c)
-	v.rateLimit("limits.default", c.Limits.Default)
+	v.rateLimit("limits.default", c.Limits.Default, c.Redis != nil)
+	if c.Limits.Instances < 1 {
+		v.add("limits.instances", "must be at least 1")
+	}
 	seenName := map[string]string{}
 	seenMatch := map[string]string{}
 	for i, r := range c.Routes {
@@ -85,7 +88,7 @@ func (c *Config) validate() Errors {
 			v.add(p, "route is empty")
 			continue
 		}
-		v.route(p, r, c.Upstreams)
+		v.route(p, r, c.Upstreams, c.Redis != nil)
 		if r.Name != "" {
 			if prev, ok := seenName[r.Name]; ok {
 				v.add(p+".name", "%q is already used by %s", r.Name, prev)
@@ -284,7 +287,7 @@ func ParseStatusRange(s string) (lo, hi int, err error) {
 	return lo, hi, nil
 }
 
-func (v *validator) route(p string, r *Route, ups map[string]*Upstream) {
+func (v *validator) route(p string, r *Route, ups map[string]*Upstream, redis bool) {
 	if r.Name == "" {
 		v.add(p+".name", "required")
 	} else if !validName(r.Name) {
@@ -337,7 +340,7 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream) {
 	if rw.AddPrefix != "" && (rw.AddPrefix[0] != '/' || strings.HasSuffix(rw.AddPrefix, "/")) {
 		v.add(p+".rewrite.add_prefix", "must start with '/' and not end with one, got %q", rw.AddPrefix)
 	}
-	v.rateLimit(p+".rate_limit", r.RateLimit)
+	v.rateLimit(p+".rate_limit", r.RateLimit, redis)
 	switch r.Auth {
 	case "none", "jwt", "api_key", "any":
 	default:
@@ -554,9 +557,19 @@ func validAlg(a string) bool {
 	return false
 }
 
-func (v *validator) rateLimit(p string, l *RateLimit) {
+func (v *validator) rateLimit(p string, l *RateLimit, redis bool) {
 	if l == nil {
 		return
+	}
+	switch l.Scope {
+	case "local":
+	case "strict":
+		if !redis {
+			v.add(p+".scope", "strict limits need the redis block")
+		}
+	default:
+		// cluster (local buckets reconciled to Redis) is not built yet.
+		v.add(p+".scope", "want local or strict, got %q", l.Scope)
 	}
 	if l.Rate < 1 || l.Rate > 1e9 {
 		v.add(p+".rate", "must be 1..1e9, got %d", l.Rate)
