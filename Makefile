@@ -50,7 +50,7 @@ fuzz:
 
 ## bench: micro-benchmarks with allocations, on 1 and 2 cores
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 ./lb ./edge
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 ./lb ./edge ./edge/auth ./limiter
 
 clean:
 	rm -rf bin

@@ -10,8 +10,9 @@
 //   - Time comes from the caller (monotonic nanoseconds), so tests and
 //     benchmarks control it.
 //
+// Strict limits (strict.go) run the same algorithm atomically in Redis.
 // limiter imports nothing of sluice's. (Cluster-wide limits reconciled to
-// Redis, strict limits and quotas come with the rest of issue 6.)
+// Redis and quotas come with the rest of issue 6.)
 package limiter
 
 import (
