@@ -17,14 +17,7 @@ import (
 const testSecret = "0123456789abcdef0123456789abcdef"
 
 func hsToken(t *testing.T, sub string, roles []string, ttl time.Duration) string {
-	c := jwt.MapClaims{"sub": sub, "iss": "https://idp.test", "aud": "api", "exp": time.Now().Add(ttl).Unix(), "roles": roles}
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
-	tok.Header["kid"] = "k1"
-	s, err := tok.SignedString([]byte(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return signHS(t, map[string]any{"sub": sub, "roles": roles, "exp": time.Now().Add(ttl).Unix()})
 }
 
 func authGateway(t *testing.T) (*testGateway, *testutil.Upstream) {

@@ -38,7 +38,7 @@ routes:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Agent().ServiceDeregister(id) })
-	waitUntil(t, "the registered instance to serve", func() bool { return g.get(t, "/x").status == 200 })
+	testutil.WaitFor(t, "the registered instance to serve", func() bool { return g.get(t, "/x").status == 200 })
 	if st := g.DiscoveryStatus()["svc"]; st.Instances != 1 || st.Service != service {
 		t.Errorf("discovery status %+v", st)
 	}

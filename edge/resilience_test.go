@@ -14,17 +14,6 @@ import (
 	"github.com/sluicegw/sluice/internal/testutil"
 )
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func upstreamsConfig(upstreamYAML string, routes string) string {
 	return `
 listen: 127.0.0.1:0
@@ -207,7 +196,7 @@ func TestCircuitBreakerOpensAndRecovers(t *testing.T) {
 	}
 	// After open_for, one trial goes through; it succeeds and closes it.
 	up.SetStatus(200)
-	waitUntil(t, "half-open trial to succeed", func() bool { return g.get(t, "/x").status == 200 })
+	testutil.WaitFor(t, "half-open trial to succeed", func() bool { return g.get(t, "/x").status == 200 })
 	if cb := g.CircuitBreakers(); cb[0].State != "closed" {
 		t.Fatalf("after a good trial: %+v", cb)
 	}
@@ -244,10 +233,10 @@ func TestKillOneOfThreeUnderLoad(t *testing.T) {
 `, a.URL, b.URL, c.URL), catchAll))
 	stop := make(chan struct{})
 	wait := load(g, "/x", 6, stop)
-	waitUntil(t, "load on every target", func() bool { return a.Requests() > 20 && b.Requests() > 20 && c.Requests() > 20 })
+	testutil.WaitFor(t, "load on every target", func() bool { return a.Requests() > 20 && b.Requests() > 20 && c.Requests() > 20 })
 
 	c.Stop()
-	waitUntil(t, "the dead target to be taken out", func() bool {
+	testutil.WaitFor(t, "the dead target to be taken out", func() bool {
 		for _, ts := range g.UpstreamStatus()[0].Targets {
 			if ts.URL == c.URL {
 				return ts.State != "healthy"
@@ -258,7 +247,7 @@ func TestKillOneOfThreeUnderLoad(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	back := testutil.StartUpstreamAt(t, c.Addr, stub.Options{Name: "c-again"})
-	waitUntil(t, "traffic to return to the restarted target", func() bool { return back.Requests() > 20 })
+	testutil.WaitFor(t, "traffic to return to the restarted target", func() bool { return back.Requests() > 20 })
 	close(stop)
 	byStatus := wait()
 	total := int64(0)
@@ -285,7 +274,7 @@ func TestActiveHealthAndPanicMode(t *testing.T) {
 	}
 	g := startGateway(t, cfg(true))
 	a.SetStatus(503) // fails /healthz; its default answer is 503 too
-	waitUntil(t, "a to be marked unhealthy", func() bool { return g.UpstreamStatus()[0].Targets[0].State == "unhealthy" })
+	testutil.WaitFor(t, "a to be marked unhealthy", func() bool { return g.UpstreamStatus()[0].Targets[0].State == "unhealthy" })
 	for i := 0; i < 10; i++ {
 		if r := g.get(t, "/x"); r.status != 200 || !strings.Contains(r.body, `"upstream":"b"`) {
 			t.Fatalf("with a unhealthy, got %d %s", r.status, r.body)
@@ -293,7 +282,7 @@ func TestActiveHealthAndPanicMode(t *testing.T) {
 	}
 	// Everything unhealthy: panic mode routes anyway.
 	b.SetStatus(503)
-	waitUntil(t, "b to be marked unhealthy", func() bool { return g.UpstreamStatus()[0].Usable == 0 })
+	testutil.WaitFor(t, "b to be marked unhealthy", func() bool { return g.UpstreamStatus()[0].Usable == 0 })
 	if r := g.get(t, "/x"); r.status != 503 || strings.Contains(r.body, "no upstream target") {
 		t.Fatalf("panic mode: want the targets' own 503, got %d %s", r.status, r.body)
 	}
@@ -310,11 +299,11 @@ func TestActiveHealthAndPanicMode(t *testing.T) {
 	if err := g.Apply(mustParse(t, cfg(false))); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "both unhealthy in the new snapshot", func() bool { return g.UpstreamStatus()[0].Usable == 0 })
+	testutil.WaitFor(t, "both unhealthy in the new snapshot", func() bool { return g.UpstreamStatus()[0].Usable == 0 })
 	wantFault(t, g.get(t, "/x"), 503, "no upstream target available")
 	// Recovery.
 	a.SetStatus(200)
-	waitUntil(t, "a healthy again", func() bool { return g.get(t, "/x").status == 200 })
+	testutil.WaitFor(t, "a healthy again", func() bool { return g.get(t, "/x").status == 200 })
 }
 
 func TestServicesHealthCanBeTurnedOff(t *testing.T) {
@@ -342,7 +331,7 @@ func TestSlowTargetAvoided(t *testing.T) {
 `, balancer, slow.URL, f1.URL, f2.URL), catchAll))
 			stop := make(chan struct{})
 			wait := load(g, "/x", 6, stop)
-			waitUntil(t, "600 requests", func() bool { return slow.Requests()+f1.Requests()+f2.Requests() >= 600 })
+			testutil.WaitFor(t, "600 requests", func() bool { return slow.Requests()+f1.Requests()+f2.Requests() >= 600 })
 			close(stop)
 			wait()
 			total := slow.Requests() + f1.Requests() + f2.Requests()

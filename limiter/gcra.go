@@ -16,6 +16,7 @@
 package limiter
 
 import (
+	"hash/maphash"
 	"math"
 	"runtime"
 	"sync"
@@ -75,14 +76,11 @@ func New() *Limiter {
 	return l
 }
 
-func hash(key []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range key {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h
-}
+// shardSeed randomises shard choice per process, so nobody can craft keys
+// that all land in one shard.
+var shardSeed = maphash.MakeSeed()
+
+func hash(key []byte) uint64 { return maphash.Bytes(shardSeed, key) }
 
 // Take spends one token of key's bucket at now (monotonic ns). key may
 // alias a request buffer: it is copied only when a new key is stored.

@@ -94,15 +94,15 @@ func TestServiceWatcherFollowsInstances(t *testing.T) {
 	if a.URL > b.URL {
 		both = b.URL + " " + a.URL + " "
 	}
-	waitFor(t, "both instances, once their checks pass", func() bool { return changes.urls() == both })
+	testutil.WaitFor(t, "both instances, once their checks pass", func() bool { return changes.urls() == both })
 
 	// A failing instance drops out once its check fails.
 	a.Stop()
-	waitFor(t, "the failing instance to drop out", func() bool { return changes.urls() == b.URL+" " })
+	testutil.WaitFor(t, "the failing instance to drop out", func() bool { return changes.urls() == b.URL+" " })
 
 	// Deregistering removes it; none left is an empty list, not "no news".
 	_ = client.Agent().ServiceDeregister(bID)
-	waitFor(t, "an empty service", func() bool { return changes.urls() == "" && changes.count() >= 3 })
+	testutil.WaitFor(t, "an empty service", func() bool { return changes.urls() == "" && changes.count() >= 3 })
 	if st := w.Status(); st.Instances != 0 || st.LastIndex == 0 {
 		t.Errorf("status %+v", st)
 	}
@@ -113,7 +113,7 @@ func TestServiceWatcherFollowsInstances(t *testing.T) {
 	// Consul goes away: errors are reported, the last targets stay.
 	seen := changes.count()
 	consul.Stop()
-	waitFor(t, "the outage to show in the status", func() bool { return w.Status().LastError != "" })
+	testutil.WaitFor(t, "the outage to show in the status", func() bool { return w.Status().LastError != "" })
 	if changes.count() != seen {
 		t.Fatal("a Consul outage changed the target list")
 	}
@@ -122,7 +122,7 @@ func TestServiceWatcherFollowsInstances(t *testing.T) {
 	back := fakeconsul.StartAt(t, consul.Addr)
 	c := testutil.StartUpstream(t, stub.Options{Name: "c"})
 	registerUpstream(t, consulClient(t, back.Addr), service, c)
-	waitFor(t, "the watcher to recover and see the new instance", func() bool { return changes.urls() == c.URL+" " })
+	testutil.WaitFor(t, "the watcher to recover and see the new instance", func() bool { return changes.urls() == c.URL+" " })
 	if st := w.Status(); st.LastError != "" {
 		t.Errorf("error not cleared after recovery: %+v", st)
 	}

@@ -12,23 +12,12 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/bench/stub"
+	"github.com/sluicegw/sluice/internal/testutil"
 	"github.com/sluicegw/sluice/lb"
 	"github.com/valyala/fasthttp"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// waitFor polls cond for state changes made by timers and checkers.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func TestBreakerStateMachine(t *testing.T) {
 	target := &lb.Target{}
@@ -59,7 +48,7 @@ func TestBreakerStateMachine(t *testing.T) {
 	}
 
 	// open -> half-open after open_for; two trials admitted, the third not.
-	waitFor(t, "half-open", func() bool { return b.State() == HalfOpen })
+	testutil.WaitFor(t, "half-open", func() bool { return b.State() == HalfOpen })
 	if target.State()&lb.CircuitOpen != 0 {
 		t.Error("half-open target still blocked for balancers")
 	}
@@ -72,7 +61,7 @@ func TestBreakerStateMachine(t *testing.T) {
 	if b.State() != Open {
 		t.Fatalf("failed trial: state %s", StateName(b.State()))
 	}
-	waitFor(t, "half-open again", func() bool { return b.State() == HalfOpen })
+	testutil.WaitFor(t, "half-open again", func() bool { return b.State() == HalfOpen })
 	b.Allow()
 	b.Allow()
 	b.Record(true)
@@ -190,7 +179,7 @@ func TestOutlierEjectionGrowsAndIsCapped(t *testing.T) {
 		t.Fatalf("max_ejection_percent 50 of 4 targets: b %v c %v (want b ejected, c kept)", b.State(), c.State())
 	}
 	// The first ejection ends after base_ejection; the second lasts twice as long.
-	waitFor(t, "first ejection to end", func() bool { return a.State()&lb.Ejected == 0 })
+	testutil.WaitFor(t, "first ejection to end", func() bool { return a.State()&lb.Ejected == 0 })
 	first := time.Now()
 	fail(a, 3)
 	second := a.EjectedUntil().Sub(first)
@@ -233,7 +222,7 @@ func TestPickExcludesFullHalfOpenTargets(t *testing.T) {
 	p := buildPool(t, fourURLs()[:2], s, "round_robin", true)
 	a, b := p.Targets[0], p.Targets[1]
 	a.Breaker.Record(false)
-	waitFor(t, "half-open", func() bool { return a.Breaker.State() == HalfOpen })
+	testutil.WaitFor(t, "half-open", func() bool { return a.Breaker.State() == HalfOpen })
 	// a admits one trial; after that every pick must go to b.
 	sawA := 0
 	for i := 0; i < 20; i++ {
@@ -268,21 +257,21 @@ func TestActiveHealthChecks(t *testing.T) {
 	hs := &HealthSettings{Path: "/healthz", Interval: 20 * time.Millisecond, Timeout: time.Second, StatusLo: 200, StatusHi: 399, Healthy: 2, Unhealthy: 3}
 	p := buildPool(t, []string{"http://" + ln.Addr().String()}, Settings{Health: hs, ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConns: 4, BufferBodyBytes: 1 << 20, HeaderBufferBytes: 8192}, "round_robin", false)
 	tg := p.Targets[0]
-	waitFor(t, "a first check", func() bool { return srv.Requests() >= 1 })
+	testutil.WaitFor(t, "a first check", func() bool { return srv.Requests() >= 1 })
 	if tg.State() != 0 {
 		t.Fatal("healthy target marked unhealthy")
 	}
 	srv.SetStatus(503)
-	waitFor(t, "unhealthy", func() bool { return tg.State()&lb.Unhealthy != 0 })
+	testutil.WaitFor(t, "unhealthy", func() bool { return tg.State()&lb.Unhealthy != 0 })
 	if tg.LastHealthError() != "status 503" {
 		t.Errorf("last error %q", tg.LastHealthError())
 	}
 	srv.SetStatus(200)
-	waitFor(t, "healthy again", func() bool { return tg.State() == 0 })
+	testutil.WaitFor(t, "healthy again", func() bool { return tg.State() == 0 })
 
 	// Stopping the target (connection refused) is unhealthy too.
 	_ = srv.Close()
-	waitFor(t, "unhealthy after the server stopped", func() bool { return tg.State()&lb.Unhealthy != 0 })
+	testutil.WaitFor(t, "unhealthy after the server stopped", func() bool { return tg.State()&lb.Unhealthy != 0 })
 }
 
 func TestClassify(t *testing.T) {

@@ -92,19 +92,19 @@ routes:
 		}()
 	}
 	count := func(name string) int { mu.Lock(); defer mu.Unlock(); return seen[name] }
-	waitFor(t, "traffic on both discovered upstreams", func() bool { return count("u1") > 20 && count("u2") > 20 })
+	testutil.WaitFor(t, "traffic on both discovered upstreams", func() bool { return count("u1") > 20 && count("u2") > 20 })
 
 	if err := u1.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "u1 to deregister", func() bool { return strings.Contains(u1.Log(), "deregistered") })
-	waitFor(t, "sluice to drop u1", func() bool { return strings.Contains(s.Log(), "upstream targets updated from consul") })
+	testutil.WaitFor(t, "u1 to deregister", func() bool { return strings.Contains(u1.Log(), "deregistered") })
+	testutil.WaitFor(t, "sluice to drop u1", func() bool { return strings.Contains(s.Log(), "upstream targets updated from consul") })
 	// From here on u1 gets nothing; it is still serving (draining) for a
 	// second, so requests sluice still had in flight to it succeed.
 	before := count("u1")
 	time.Sleep(300 * time.Millisecond)
 	u2Before := count("u2")
-	waitFor(t, "more traffic on u2", func() bool { return count("u2") > u2Before+50 })
+	testutil.WaitFor(t, "more traffic on u2", func() bool { return count("u2") > u2Before+50 })
 	if after := count("u1"); after != before {
 		t.Errorf("u1 got %d requests after sluice applied its deregistration", after-before)
 	}
@@ -155,7 +155,7 @@ func TestConsulKVConfigEndToEnd(t *testing.T) {
 	if code, out := push(routeConfig("two")); code != 0 {
 		t.Fatalf("second push: %d %s", code, out)
 	}
-	waitFor(t, "the pushed config to apply", func() bool { code, _ := testutil.Get(t, data+"/two/x"); return code == 200 })
+	testutil.WaitFor(t, "the pushed config to apply", func() bool { code, _ := testutil.Get(t, data+"/two/x"); return code == 200 })
 
 	// check-and-set: a push based on a stale index is refused.
 	code, out := push(routeConfig("three"), "-index", "1")
@@ -173,7 +173,7 @@ func TestConsulKVConfigEndToEnd(t *testing.T) {
 	if _, err := client.KV().Put(&api.KVPair{Key: key, Value: []byte("routes: [ { name: x } ]\n")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the refusal", func() bool {
+	testutil.WaitFor(t, "the refusal", func() bool {
 		_, body := testutil.Get(t, "http://"+s.AdminAddr+"/info")
 		return strings.Contains(body, "consul:"+key+":1: routes[0]")
 	})
@@ -184,7 +184,7 @@ func TestConsulKVConfigEndToEnd(t *testing.T) {
 	if _, err := client.KV().Delete(key, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deletion to be noticed", func() bool { return strings.Contains(s.Log(), "config key deleted") })
+	testutil.WaitFor(t, "the deletion to be noticed", func() bool { return strings.Contains(s.Log(), "config key deleted") })
 	if code, _ := testutil.Get(t, data+"/two/x"); code != 200 {
 		t.Errorf("config stopped serving after the key was deleted: %d", code)
 	}

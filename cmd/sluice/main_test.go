@@ -138,19 +138,6 @@ func post(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// waitFor polls cond (bounded) for changes that happen asynchronously,
-// such as a file-watch reload.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestAdminAndReloadTriggers(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
 	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: one, match: { prefix: /one/ }, upstream: up }\n"))
@@ -185,7 +172,7 @@ func TestAdminAndReloadTriggers(t *testing.T) {
 	// 1. File change, picked up by the watcher.
 	writeFile(t, filepath.Dir(s.ConfigPath), filepath.Base(s.ConfigPath),
 		sluiceConfig(up.URL, "  - { name: two, match: { prefix: /two/ }, upstream: up }\n"))
-	waitFor(t, "file-watch reload", routeUp("two"))
+	testutil.WaitFor(t, "file-watch reload", routeUp("two"))
 	if code, _ := testutil.Get(t, data+"/one/x"); code != 404 {
 		t.Errorf("route one still served after it was removed: %d", code)
 	}
@@ -193,7 +180,7 @@ func TestAdminAndReloadTriggers(t *testing.T) {
 	// 2. A bad file is refused; the last good config keeps serving, and
 	// /info says why.
 	writeFile(t, filepath.Dir(s.ConfigPath), filepath.Base(s.ConfigPath), "routes: [ { name: x } ]\n")
-	waitFor(t, "refused reload to show in /info", func() bool {
+	testutil.WaitFor(t, "refused reload to show in /info", func() bool {
 		_, body := testutil.Get(t, admin+"/info")
 		return strings.Contains(body, "routes[0].match: one of prefix or path is required")
 	})
@@ -212,8 +199,8 @@ func TestAdminAndReloadTriggers(t *testing.T) {
 	if err := s.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "SIGHUP reload", routeUp("three"))
-	waitFor(t, "SIGHUP log line", func() bool { return strings.Contains(s.Log(), "SIGHUP: reloading config") })
+	testutil.WaitFor(t, "SIGHUP reload", routeUp("three"))
+	testutil.WaitFor(t, "SIGHUP log line", func() bool { return strings.Contains(s.Log(), "SIGHUP: reloading config") })
 
 	// 4. POST /admin/reload.
 	writeFile(t, filepath.Dir(s.ConfigPath), filepath.Base(s.ConfigPath),
@@ -252,11 +239,11 @@ func TestGracefulShutdown(t *testing.T) {
 		done <- result{code: resp.StatusCode, body: string(b)}
 	}()
 	// Wait until the slow request has reached the upstream.
-	waitFor(t, "the slow request to reach the upstream", func() bool { return up.Requests() >= 1 })
+	testutil.WaitFor(t, "the slow request to reach the upstream", func() bool { return up.Requests() >= 1 })
 	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "draining to start", func() bool { return strings.Contains(s.Log(), "shutting down") })
+	testutil.WaitFor(t, "draining to start", func() bool { return strings.Contains(s.Log(), "shutting down") })
 	if c, err := net.DialTimeout("tcp", s.Addr, time.Second); err == nil {
 		// The listener is closed: a connection, if the kernel accepted one
 		// at all, gets no answer.
@@ -361,5 +348,5 @@ func TestAdminRequiresCredentials(t *testing.T) {
 	if code, _ := testutil.Get(t, admin+"/ready"); code != 200 {
 		t.Errorf("/ready must stay open for probes: %d", code)
 	}
-	waitFor(t, "the failed attempt in the log", func() bool { return strings.Contains(s.Log(), "admin authentication failed") })
+	testutil.WaitFor(t, "the failed attempt in the log", func() bool { return strings.Contains(s.Log(), "admin authentication failed") })
 }

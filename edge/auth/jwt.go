@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"time"
@@ -341,14 +342,11 @@ func newTokenCache(size int) *tokenCache {
 	return c
 }
 
-func hashToken(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h
-}
+// tokenSeed randomises the cache's hash per process, so nobody can craft
+// tokens that all land in one shard.
+var tokenSeed = maphash.MakeSeed()
+
+func hashToken(b []byte) uint64 { return maphash.Bytes(tokenSeed, b) }
 
 func (c *tokenCache) get(raw []byte, now time.Time) *Identity {
 	h := hashToken(raw)

@@ -12,19 +12,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/sluicegw/sluice/internal/testutil"
 	"github.com/sluicegw/sluice/internal/testutil/fakeconsul"
 )
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func TestConsulSource(t *testing.T) {
 	consul := fakeconsul.Start(t)
@@ -64,7 +54,7 @@ func TestConsulSource(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond) // let the watch take its first index
 	put(strings.Replace(minimal, "/api/users/", "/v2/users/", 1))
-	waitUntil(t, "a change", func() bool { return changes.Load() == 1 })
+	testutil.WaitFor(t, "a change", func() bool { return changes.Load() == 1 })
 	if cfg, err := src.Load(ctx); err != nil || cfg.Routes[0].Match.Prefix != "/v2/users/" {
 		t.Fatalf("after change: %v %v", cfg, err)
 	}
@@ -72,7 +62,7 @@ func TestConsulSource(t *testing.T) {
 	// An invalid value is reported as a change; Load refuses it with the
 	// key as the file name.
 	put("routes: [ { name: x } ]\n")
-	waitUntil(t, "the invalid change", func() bool { return changes.Load() == 2 })
+	testutil.WaitFor(t, "the invalid change", func() bool { return changes.Load() == 2 })
 	if _, err := src.Load(ctx); err == nil || !strings.Contains(err.Error(), "consul:"+key+":1: routes[0]") {
 		t.Fatalf("invalid value: %v", err)
 	}
@@ -80,7 +70,7 @@ func TestConsulSource(t *testing.T) {
 	if _, err := client.KV().Delete(key, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the deletion", func() bool { return changes.Load() == 3 })
+	testutil.WaitFor(t, "the deletion", func() bool { return changes.Load() == 3 })
 	if _, err := src.Load(ctx); !errors.Is(err, ErrKeyMissing) {
 		t.Fatalf("deleted key: %v", err)
 	}
@@ -93,7 +83,7 @@ func TestConsulSource(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	back := fakeconsul.StartAt(t, consul.Addr)
 	back.SetKV(key, []byte(minimal))
-	waitUntil(t, "the change after Consul came back", func() bool { return changes.Load() == 4 })
+	testutil.WaitFor(t, "the change after Consul came back", func() bool { return changes.Load() == 4 })
 	if _, err := src.Load(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -60,18 +60,7 @@ func StartUpstream(t testing.TB, o stub.Options) *Upstream {
 // one), e.g. to bring a stopped target back on its old port.
 func StartUpstreamAt(t testing.TB, addr string, o stub.Options) *Upstream {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	// The old listener's port can take a moment to be free again.
-	for try := 0; try < 50; try++ {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := ListenRetry(t, addr)
 	u := &Upstream{Server: stub.New(o), Addr: ln.Addr().String(), ln: ln}
 	u.URL = "http://" + u.Addr
 	go func() { _ = u.Serve(countingListener{ln, &u.conns}) }()
@@ -387,4 +376,33 @@ func (r *Redis) Stop() {
 		_ = r.cmd.Process.Kill()
 		_ = r.cmd.Wait()
 	}
+}
+
+// WaitFor polls cond every 10ms for up to 15s: for changes made by timers,
+// watchers and other processes. It fails the test with what it waited for.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ListenRetry listens on addr, retrying for a second while a just-closed
+// listener's port is released (to restart a server on its old port).
+func ListenRetry(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for try := 0; try < 50; try++ {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal(err)
+	return nil
 }

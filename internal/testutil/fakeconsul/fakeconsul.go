@@ -32,6 +32,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluicegw/sluice/internal/testutil"
 )
 
 // Server is a running fake.
@@ -97,17 +99,7 @@ func Start(t testing.TB) *Server {
 // Stop, with its state lost, as a restarted dev agent would be).
 func StartAt(t testing.TB, addr string) *Server {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	for try := 0; try < 50; try++ {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testutil.ListenRetry(t, addr)
 	s := &Server{
 		Addr: ln.Addr().String(), ln: ln, changed: make(chan struct{}), index: 1,
 		kv: map[string]*kvEntry{}, svcs: map[string]*service{}, stopped: make(chan struct{}),
