@@ -59,6 +59,8 @@ type Gateway struct {
 	redis     rueidis.Client // nil without a redis block
 	limiter   *limiter.Limiter
 	strict    *limiter.Strict // nil without redis
+	quotas    limiter.Quotas
+	localQ    *limiter.LocalQuotas
 	stopEvict context.CancelFunc
 	reloads   atomic.Uint64
 	lastError atomic.Pointer[string]
@@ -83,6 +85,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if g.redis != nil {
 		g.strict = &limiter.Strict{Client: g.redis, Local: g.limiter, Timeout: cfg.Redis.Timeout.D(),
 			Instances: cfg.Limits.Instances, Log: g.log}
+	}
+	if err := g.openQuotas(cfg); err != nil {
+		g.closeRedis()
+		return nil, err
 	}
 	keys, err := g.openKeyStore(cfg)
 	if err != nil {
@@ -220,6 +226,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
 	g.stopDiscovery()
 	g.stopEvict()
+	defer g.localQ.Close() // saves the local quota counts
 	defer g.closeRedis()
 	err := g.server.ShutdownWithContext(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -400,7 +407,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 
 // env is what builds borrow from the gateway. Called with reloadMu held.
 func (g *Gateway) env() buildEnv {
-	return buildEnv{reg: g.registry, log: g.log, discovered: g.disc.targets, jwks: g.jwksFor, keys: g.keys, limiter: g.limiter, strict: g.strict}
+	return buildEnv{reg: g.registry, log: g.log, discovered: g.disc.targets, jwks: g.jwksFor, keys: g.keys, limiter: g.limiter, strict: g.strict, quotas: g.quotas}
 }
 
 // jwksFor returns the key set for c, shared across snapshots while its
@@ -466,3 +473,27 @@ func (g *Gateway) evictIdleBuckets(ctx context.Context) {
 		}
 	}
 }
+
+// openQuotas opens the quota store: Redis (counting locally while Redis is
+// down) when there is a redis block, else a file next to the config.
+func (g *Gateway) openQuotas(cfg *config.Config) error {
+	path := ""
+	if cfg.Redis == nil {
+		path = cfg.Limits.QuotaFile
+		if !filepath.IsAbs(path) && cfg.Source != "" && !strings.HasPrefix(cfg.Source, "consul:") {
+			path = filepath.Join(filepath.Dir(cfg.Source), path)
+		}
+	}
+	local, err := limiter.OpenLocalQuotas(path, 5*time.Second, g.log)
+	if err != nil {
+		return err
+	}
+	g.localQ, g.quotas = local, local
+	if cfg.Redis != nil {
+		g.quotas = &limiter.RedisQuotas{Client: g.redis, Timeout: cfg.Redis.Timeout.D(), Fallback: local, Log: g.log}
+	}
+	return nil
+}
+
+// Quotas is the quota store (for the admin API).
+func (g *Gateway) Quotas() limiter.Quotas { return g.quotas }

@@ -68,6 +68,9 @@ func limitClaims(cfg *config.Config) []string {
 	add(cfg.Limits.Default)
 	for _, r := range cfg.Routes {
 		add(r.RateLimit)
+		if r.Quota != nil {
+			add(&config.RateLimit{Key: r.Quota.Key})
+		}
 	}
 	return out
 }
@@ -147,8 +150,16 @@ func setLimitHeaders(h *fasthttp.ResponseHeader, rl *routeLimit, lim limiter.Lim
 // limitKey builds the bucket key: the route name, then each key part.
 func (s *Snapshot) limitKey(ctx *fasthttp.RequestCtx, rt *Route, rl *routeLimit, dst []byte) []byte {
 	dst = append(dst, rt.Name...)
-	for _, p := range rl.parts {
-		dst = append(dst, '|')
+	return s.appendKeyParts(ctx, rl.parts, dst, true)
+}
+
+// appendKeyParts appends each part's value, '|' before each (after the
+// first too when sep).
+func (s *Snapshot) appendKeyParts(ctx *fasthttp.RequestCtx, parts []keyPart, dst []byte, sep bool) []byte {
+	for i, p := range parts {
+		if sep || i > 0 {
+			dst = append(dst, '|')
+		}
 		switch p.kind {
 		case "ip":
 			dst = s.clientIP(ctx, dst)
@@ -167,6 +178,8 @@ func (s *Snapshot) limitKey(ctx *fasthttp.RequestCtx, rt *Route, rl *routeLimit,
 			if id, ok := ctx.UserValue(userValueIdentity).(*auth.Identity); ok {
 				dst = append(dst, id.Claims[string(p.name)]...)
 			}
+		case "route":
+			// the route name: already the prefix of rate-limit keys
 		}
 	}
 	return dst

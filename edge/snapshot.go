@@ -31,7 +31,8 @@ type Snapshot struct {
 	servicesHealth  bool
 	limiter         *limiter.Limiter // shared by every snapshot
 	strict          *limiter.Strict  // nil without redis
-	verifier        *auth.Verifier   // nil without auth.jwt
+	quotas          limiter.Quotas
+	verifier        *auth.Verifier // nil without auth.jwt
 	keys            auth.KeyStore
 	apiKeyHeader    []byte
 	apiKeyBearer    bool
@@ -64,6 +65,7 @@ type Route struct {
 	roles    []string
 	allRoles bool
 	limit    *routeLimit // nil: not limited
+	quota    *routeQuota // nil: no quota
 
 	handler fasthttp.RequestHandler
 }
@@ -108,6 +110,7 @@ type buildEnv struct {
 	keys       auth.KeyStore
 	limiter    *limiter.Limiter
 	strict     *limiter.Strict
+	quotas     limiter.Quotas
 }
 
 // build compiles cfg into a snapshot. cfg must be validated.
@@ -120,6 +123,7 @@ func build(cfg *config.Config, env buildEnv) (*Snapshot, error) {
 		log:             log,
 		limiter:         env.limiter,
 		strict:          env.strict,
+		quotas:          env.quotas,
 		servicesHealth:  cfg.Server.ServicesHealth == nil || *cfg.Server.ServicesHealth,
 		Config:          cfg,
 		Upstreams:       map[string]*Upstream{},
@@ -202,6 +206,7 @@ func (s *Snapshot) compileRoute(rc *config.Route) (*Route, error) {
 		rl = s.Config.Limits.Default
 	}
 	rt.limit = compileLimit(rc.Name, rl)
+	rt.quota = compileQuota(rc.Name, rc.Quota)
 	rt.handler = chain(s.proxyHandler(rt), s.routeMiddleware(rt)...)
 	return rt, nil
 }
@@ -215,6 +220,9 @@ func (s *Snapshot) routeMiddleware(rt *Route) []Middleware {
 	}
 	if rt.limit != nil {
 		mw = append(mw, s.limitStep(rt))
+	}
+	if rt.quota != nil {
+		mw = append(mw, s.quotaStep(rt))
 	}
 	return mw
 }

@@ -166,6 +166,7 @@ func serve(path string, stderr io.Writer) int {
 				Breakers:      func() any { return gw.CircuitBreakers() },
 				ResetBreakers: gw.ResetCircuitBreakers,
 				Keys:          gw.KeyStore(),
+				Quotas:        gw.Quotas(),
 			})),
 		}
 		go func() {

@@ -16,6 +16,7 @@ import (
 	"github.com/fasthttp/router"
 	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/limiter"
 	"github.com/valyala/fasthttp"
 )
 
@@ -40,6 +41,8 @@ type Hooks struct {
 	ResetBreakers func(name string) int
 	// Keys is the API key store (nil: the key endpoints answer 404).
 	Keys auth.KeyStore
+	// Quotas is the quota store (nil: the quota endpoints answer 404).
+	Quotas limiter.Quotas
 }
 
 // Handler returns the admin HTTP handler.
@@ -104,6 +107,9 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 	})
 	if h.Keys != nil {
 		keyRoutes(r, h.Keys)
+	}
+	if h.Quotas != nil {
+		quotaRoutes(r, h.Quotas)
 	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "not found"})

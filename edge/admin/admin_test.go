@@ -5,11 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/limiter"
 	"github.com/valyala/fasthttp"
 )
 
@@ -178,5 +181,25 @@ func TestAdminAuth(t *testing.T) {
 	off(&ctx)
 	if ctx.Response.StatusCode() != 200 {
 		t.Error("auth off still refused")
+	}
+}
+
+func TestQuotaEndpoints(t *testing.T) {
+	q, _ := limiter.OpenLocalQuotas("", time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer q.Close()
+	q.Take("key1", 10, time.Hour)
+	q.Take("key1", 10, time.Hour)
+	h := Handler(Hooks{Quotas: q})
+	if code, body, _ := call(h, "GET", "/admin/quotas/key1"); code != 200 || body["used"] != float64(2) || body["per"] != "1h0m0s" {
+		t.Errorf("usage: %d %v", code, body)
+	}
+	if code, _, _ := call(h, "GET", "/admin/quotas/nobody"); code != 404 {
+		t.Errorf("unknown key: %d", code)
+	}
+	if code, body, _ := call(h, "POST", "/admin/quotas/key1/reset"); code != 200 || body["reset"] != "key1" {
+		t.Errorf("reset: %d %v", code, body)
+	}
+	if code, _, _ := call(h, "GET", "/admin/quotas/key1"); code != 404 {
+		t.Errorf("after reset: %d", code)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fasthttp/router"
 	"github.com/sluicegw/sluice/edge/auth"
+	"github.com/sluicegw/sluice/limiter"
 	"github.com/valyala/fasthttp"
 )
 
@@ -71,4 +72,33 @@ func keyAnswer(ctx *fasthttp.RequestCtx, rec auth.KeyRecord, err error) {
 	default:
 		writeJSON(ctx, fasthttp.StatusOK, rec)
 	}
+}
+
+// quotaRoutes serves GET /admin/quotas/{key} and POST
+// /admin/quotas/{key}/reset. {key} is the quota key: for key: api_key, the
+// API key's id; for combined keys, the values joined by '|'.
+func quotaRoutes(r *router.Router, q limiter.Quotas) {
+	r.GET("/admin/quotas/{key}", func(ctx *fasthttp.RequestCtx) {
+		u, err := q.Usage(ctx.UserValue("key").(string))
+		switch {
+		case errors.Is(err, limiter.ErrNoQuota):
+			writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "no quota usage for this key"})
+		case err != nil:
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"error": "quota store unavailable"})
+		default:
+			writeJSON(ctx, fasthttp.StatusOK, u)
+		}
+	})
+	r.POST("/admin/quotas/{key}/reset", func(ctx *fasthttp.RequestCtx) {
+		key := ctx.UserValue("key").(string)
+		err := q.Reset(key)
+		switch {
+		case errors.Is(err, limiter.ErrNoQuota):
+			writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "no quota usage for this key"})
+		case err != nil:
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"error": "quota store unavailable"})
+		default:
+			writeJSON(ctx, fasthttp.StatusOK, map[string]string{"reset": key})
+		}
+	})
 }

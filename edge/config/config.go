@@ -174,6 +174,17 @@ type Limits struct {
 	// can't be reached, strict limits fall back to local buckets holding
 	// limit / Instances. Default 1.
 	Instances int `yaml:"instances" json:"instances,omitempty"`
+	// QuotaFile keeps quota counts without Redis (saved every few seconds
+	// and at shutdown). Default "quotas.json" next to the config.
+	QuotaFile string `yaml:"quota_file" json:"quota_file,omitempty"`
+}
+
+// Quota is Limit requests per Per for each key (a sliding window): in
+// Redis when there is a redis block, else in QuotaFile.
+type Quota struct {
+	Limit int        `yaml:"limit" json:"limit"`       // required
+	Per   Duration   `yaml:"per" json:"per,omitempty"` // default 24h
+	Key   StringList `yaml:"key" json:"key,omitempty"` // as rate_limit.key; default api_key
 }
 
 // RateLimit is a token bucket: Rate requests per Per, at most Burst at once,
@@ -437,6 +448,8 @@ type Route struct {
 	HostHeader string `yaml:"host_header" json:"host_header,omitempty"`
 	// RateLimit limits the route (default: limits.default, if set).
 	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
+	// Quota caps requests per key over a long period (e.g. 1000 a day).
+	Quota *Quota `yaml:"quota" json:"quota,omitempty"`
 	// Auth is who may call the route: none (default, public), jwt, api_key
 	// or any (either).
 	Auth string `yaml:"auth" json:"auth,omitempty"`
@@ -626,11 +639,18 @@ func (c *Config) applyDefaults() {
 	}
 	defaultLimit(c.Limits.Default)
 	setInt(&c.Limits.Instances, 1)
+	setStr(&c.Limits.QuotaFile, "quotas.json")
 	for _, r := range c.Routes {
 		if r == nil {
 			continue
 		}
 		defaultLimit(r.RateLimit)
+		if q := r.Quota; q != nil {
+			setDur(&q.Per, 24*time.Hour)
+			if len(q.Key) == 0 {
+				q.Key = StringList{"api_key"}
+			}
+		}
 		setStr(&r.HostHeader, DefaultHostHeaderPreserve)
 		setStr(&r.Auth, "none")
 		setStr(&r.RolesMatch, "any")

@@ -341,6 +341,15 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream, redis bo
 		v.add(p+".rewrite.add_prefix", "must start with '/' and not end with one, got %q", rw.AddPrefix)
 	}
 	v.rateLimit(p+".rate_limit", r.RateLimit, redis)
+	if q := r.Quota; q != nil {
+		if q.Limit < 1 {
+			v.add(p+".quota.limit", "must be at least 1")
+		}
+		if q.Per.D() < time.Second {
+			v.add(p+".quota.per", "must be at least 1s")
+		}
+		v.limitKeys(p+".quota.key", q.Key)
+	}
 	switch r.Auth {
 	case "none", "jwt", "api_key", "any":
 	default:
@@ -580,7 +589,11 @@ func (v *validator) rateLimit(p string, l *RateLimit, redis bool) {
 	if l.Burst < 1 {
 		v.add(p+".burst", "must be at least 1")
 	}
-	for i, k := range l.Key {
+	v.limitKeys(p+".key", l.Key)
+}
+
+func (v *validator) limitKeys(p string, keys []string) {
+	for i, k := range keys {
 		kind, name, _ := strings.Cut(k, ":")
 		ok := false
 		switch kind {
@@ -590,7 +603,7 @@ func (v *validator) rateLimit(p string, l *RateLimit, redis bool) {
 			ok = validToken(name)
 		}
 		if !ok {
-			v.add(fmt.Sprintf("%s.key[%d]", p, i), "%q: want ip, api_key, user, route, header:NAME or claim:NAME", k)
+			v.add(fmt.Sprintf("%s[%d]", p, i), "%q: want ip, api_key, user, route, header:NAME or claim:NAME", k)
 		}
 	}
 }

@@ -1,0 +1,327 @@
+package limiter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Quotas count requests per key over a long period (an hour, a day) with a
+// sliding window: the estimate is the previous fixed window's count,
+// weighted by how much of it still overlaps the sliding window, plus the
+// current window's count. Unlike a fixed window it can't admit twice the
+// quota around a window boundary; unlike a log of timestamps it needs two
+// counters per key.
+type Quotas interface {
+	// Take counts one request for key if it fits within limit per period.
+	Take(key string, limit int, per time.Duration) (QuotaResult, error)
+	// Usage reports key's counters.
+	Usage(key string) (QuotaUsage, error)
+	// Reset forgets key's counters.
+	Reset(key string) error
+}
+
+// QuotaResult is the outcome of one Take.
+type QuotaResult struct {
+	Allowed   bool
+	Limit     int
+	Remaining int
+	// ResetAfter is when the current fixed window ends (the estimate then
+	// drops by the previous window's share).
+	ResetAfter time.Duration
+}
+
+// QuotaUsage is a key's state, for the admin API.
+type QuotaUsage struct {
+	Key         string    `json:"key"`
+	Per         string    `json:"per"`
+	Used        int       `json:"used"` // sliding-window estimate now
+	Current     int       `json:"current_window"`
+	Previous    int       `json:"previous_window"`
+	WindowStart time.Time `json:"window_start"`
+}
+
+// ErrNoQuota: the key has no counters (never used, or reset).
+var ErrNoQuota = errors.New("limiter: no quota usage for this key")
+
+// window math shared by both stores: roll the counters to window w and
+// return the sliding estimate at offset (ns into w) of a period per.
+func slide(stateW, c, p, w int64) (int64, int64) {
+	switch {
+	case stateW == w-1:
+		return 0, c
+	case stateW < w-1:
+		return 0, 0
+	}
+	return c, p
+}
+
+func estimate(c, p, offset, per int64) float64 {
+	return float64(p)*float64(per-offset)/float64(per) + float64(c)
+}
+
+// LocalQuotas keeps quota counters in memory and saves them to a file
+// every few seconds and on Close, so a restart doesn't hand every client a
+// fresh daily quota. (Counts taken in the last seconds before a crash can
+// be lost: quotas are soft state, and that is the documented bound.)
+type LocalQuotas struct {
+	path  string
+	mu    sync.Mutex
+	m     map[string]*quotaState
+	dirty atomic.Bool
+	stop  chan struct{}
+	done  chan struct{}
+	log   *slog.Logger
+}
+
+type quotaState struct {
+	W   int64 `json:"w"`   // window index (unix ns / per)
+	C   int64 `json:"c"`   // count in window W
+	P   int64 `json:"p"`   // count in window W-1
+	Per int64 `json:"per"` // ns
+}
+
+// OpenLocalQuotas loads path (if it exists) and saves to it every interval
+// until Close. path "" keeps counts in memory only.
+func OpenLocalQuotas(path string, interval time.Duration, log *slog.Logger) (*LocalQuotas, error) {
+	q := &LocalQuotas{path: path, m: map[string]*quotaState{}, stop: make(chan struct{}), done: make(chan struct{}), log: log}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("quota store %s: %w", path, err)
+		default:
+			if err := json.Unmarshal(data, &q.m); err != nil {
+				return nil, fmt.Errorf("quota store %s: %w", path, err)
+			}
+		}
+	}
+	go q.saveLoop(interval)
+	return q, nil
+}
+
+func (q *LocalQuotas) saveLoop(interval time.Duration) {
+	defer close(q.done)
+	if q.path == "" {
+		<-q.stop
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.stop:
+			q.save()
+			return
+		case <-t.C:
+			q.save()
+		}
+	}
+}
+
+func (q *LocalQuotas) save() {
+	if !q.dirty.Swap(false) {
+		return
+	}
+	q.mu.Lock()
+	data, err := json.Marshal(q.m)
+	q.mu.Unlock()
+	if err == nil {
+		err = writeAtomic(q.path, data)
+	}
+	if err != nil {
+		q.dirty.Store(true)
+		q.log.Warn("quota store: save failed", "path", q.path, "error", err.Error())
+	}
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".quotas-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// Close saves the counters and stops saving.
+func (q *LocalQuotas) Close() {
+	select {
+	case <-q.stop:
+	default:
+		close(q.stop)
+	}
+	<-q.done
+}
+
+// Take counts a request if it fits.
+func (q *LocalQuotas) Take(key string, limit int, per time.Duration) (QuotaResult, error) {
+	now := time.Now().UnixNano()
+	p := int64(per)
+	w, offset := now/p, now%p
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	st := q.m[key]
+	if st == nil || st.Per != p {
+		st = &quotaState{W: w, Per: p}
+		q.m[key] = st
+	}
+	st.C, st.P = slide(st.W, st.C, st.P, w)
+	st.W = w
+	est := estimate(st.C, st.P, offset, p)
+	res := QuotaResult{Limit: limit, ResetAfter: time.Duration(p - offset)}
+	if est+1 > float64(limit) {
+		return res, nil
+	}
+	st.C++
+	q.dirty.Store(true)
+	res.Allowed = true
+	res.Remaining = max(limit-int(math.Ceil(est))-1, 0)
+	return res, nil
+}
+
+// Usage reports a key's counters.
+func (q *LocalQuotas) Usage(key string) (QuotaUsage, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	st := q.m[key]
+	if st == nil {
+		return QuotaUsage{}, ErrNoQuota
+	}
+	now := time.Now().UnixNano()
+	w, offset := now/st.Per, now%st.Per
+	c, p := slide(st.W, st.C, st.P, w)
+	return QuotaUsage{Key: key, Per: time.Duration(st.Per).String(), Used: int(math.Ceil(estimate(c, p, offset, st.Per))),
+		Current: int(c), Previous: int(p), WindowStart: time.Unix(0, w*st.Per).UTC()}, nil
+}
+
+// Reset forgets a key.
+func (q *LocalQuotas) Reset(key string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.m[key] == nil {
+		return ErrNoQuota
+	}
+	delete(q.m, key)
+	q.dirty.Store(true)
+	return nil
+}
+
+// quotaScript is the same sliding window run atomically in Redis on
+// Redis's clock. KEYS[1]: the counters (a hash: w, c, p, per);
+// ARGV[1]: period (us); ARGV[2]: limit. Returns {allowed, remaining,
+// reset_us}.
+var quotaScript = rueidis.NewLuaScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local per = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local w = math.floor(now / per)
+local offset = now - w * per
+local s = redis.call('HMGET', KEYS[1], 'w', 'c', 'p', 'per')
+local sw, c, p = tonumber(s[1]) or w, tonumber(s[2]) or 0, tonumber(s[3]) or 0
+if tonumber(s[4]) ~= per then sw, c, p = w, 0, 0 end
+if sw == w - 1 then p = c; c = 0 elseif sw < w - 1 then p = 0; c = 0 end
+local est = p * (per - offset) / per + c
+if est + 1 > limit then
+  redis.call('HSET', KEYS[1], 'w', w, 'c', c, 'p', p, 'per', per)
+  return {0, 0, per - offset}
+end
+c = c + 1
+redis.call('HSET', KEYS[1], 'w', w, 'c', c, 'p', p, 'per', per)
+redis.call('PEXPIRE', KEYS[1], math.floor(2 * per / 1000) + 1000)
+return {1, math.max(limit - math.ceil(est) - 1, 0), per - offset}
+`)
+
+// RedisQuotas keeps quota counters in Redis, shared by every instance
+// (hash-tagged keys "sluice:quota:{key}"). When Redis fails it counts in
+// Fallback (local) and logs that once per outage.
+type RedisQuotas struct {
+	Client   rueidis.Client
+	Timeout  time.Duration
+	Fallback *LocalQuotas
+	Log      *slog.Logger
+	down     atomic.Bool
+}
+
+func redisQuotaKey(key string) string { return "sluice:quota:{" + key + "}" }
+
+// Take counts a request if it fits.
+func (q *RedisQuotas) Take(key string, limit int, per time.Duration) (QuotaResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), q.Timeout)
+	defer cancel()
+	vals, err := quotaScript.Exec(ctx, q.Client, []string{redisQuotaKey(key)},
+		[]string{strconv.FormatInt(per.Microseconds(), 10), strconv.Itoa(limit)}).AsIntSlice()
+	if err != nil || len(vals) != 3 {
+		if q.down.CompareAndSwap(false, true) {
+			q.Log.Warn("redis unreachable: quotas count locally", "error", errString(err))
+		}
+		return q.Fallback.Take(key, limit, per)
+	}
+	if q.down.CompareAndSwap(true, false) {
+		q.Log.Info("redis reachable again: quotas back on redis")
+	}
+	return QuotaResult{Allowed: vals[0] == 1, Limit: limit, Remaining: int(vals[1]), ResetAfter: time.Duration(vals[2]) * time.Microsecond}, nil
+}
+
+// Usage reports a key's counters.
+func (q *RedisQuotas) Usage(key string) (QuotaUsage, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	m, err := q.Client.Do(ctx, q.Client.B().Hgetall().Key(redisQuotaKey(key)).Build()).AsIntMap()
+	if err != nil {
+		return QuotaUsage{}, err
+	}
+	if len(m) == 0 {
+		return QuotaUsage{}, ErrNoQuota
+	}
+	per := m["per"] * 1000 // us -> ns
+	now := time.Now().UnixNano()
+	w, offset := now/per, now%per
+	c, p := slide(m["w"], m["c"], m["p"], w)
+	return QuotaUsage{Key: key, Per: time.Duration(per).String(), Used: int(math.Ceil(estimate(c, p, offset, per))),
+		Current: int(c), Previous: int(p), WindowStart: time.Unix(0, w*per).UTC()}, nil
+}
+
+// Reset forgets a key.
+func (q *RedisQuotas) Reset(key string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := q.Client.Do(ctx, q.Client.B().Del().Key(redisQuotaKey(key)).Build()).AsInt64()
+	if err != nil {
+		return err
+	}
+	_ = q.Fallback.Reset(key)
+	if n == 0 {
+		return ErrNoQuota
+	}
+	return nil
+}
+
+var (
+	_ Quotas = (*LocalQuotas)(nil)
+	_ Quotas = (*RedisQuotas)(nil)
+)
