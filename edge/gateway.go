@@ -205,6 +205,7 @@ func restartOnly(a, b *config.Config) []string {
 	as, bs := a.Server, b.Server
 	as.MaxBodyBytes, bs.MaxBodyBytes = 0, 0         // reloadable
 	as.TrustedProxies, bs.TrustedProxies = nil, nil // reloadable
+	as.ServicesHealth, bs.ServicesHealth = nil, nil // reloadable (and a pointer: never compare its address)
 	if fmt.Sprint(as) != fmt.Sprint(bs) {
 		out = append(out, "server (timeouts, max_header_bytes, buffer_body_bytes, max_connections)")
 	}

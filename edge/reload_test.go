@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,5 +134,18 @@ func TestRefusedReloadKeepsServing(t *testing.T) {
 	}
 	if g.LastReloadError() != "" || g.get(t, "/x").status != 404 || g.get(t, "/b/1").status != 200 {
 		t.Errorf("good reload after a refused one did not apply")
+	}
+}
+
+// Reloading an unchanged config must not claim a restart is needed.
+func TestRestartOnlyIgnoresReloadableFields(t *testing.T) {
+	src := oneUpstream("http://127.0.0.1:1", catchAll) + "server: { services_health: true, max_body_bytes: 1MiB }\n"
+	a, b := mustParse(t, src), mustParse(t, strings.Replace(src, "max_body_bytes: 1MiB", "max_body_bytes: 2MiB", 1))
+	if got := restartOnly(a, b); len(got) != 0 {
+		t.Errorf("restartOnly reports %v for reloadable changes", got)
+	}
+	c := mustParse(t, strings.Replace(src, "server: {", "server: { read_timeout: 3s,", 1))
+	if got := restartOnly(a, c); len(got) != 1 {
+		t.Errorf("a changed read_timeout must need a restart: %v", got)
 	}
 }
