@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/sluicegw/sluice/edge/auth"
@@ -44,7 +42,7 @@ func (s *Snapshot) compileAuth(cfg *config.Config, env buildEnv) error {
 		KeepClaims: limitClaims(cfg),
 	}
 	for i, k := range j.Keys {
-		key, err := loadKey(cfg.Source, k)
+		key, err := loadKey(cfg, k)
 		if err != nil {
 			return fmt.Errorf("auth.jwt.keys[%d]: %w", i, err)
 		}
@@ -64,17 +62,13 @@ func (s *Snapshot) compileAuth(cfg *config.Config, env buildEnv) error {
 	return nil
 }
 
-func loadKey(source string, k config.JWTKey) (*auth.Key, error) {
+func loadKey(cfg *config.Config, k config.JWTKey) (*auth.Key, error) {
 	if k.Secret != "" {
 		return auth.NewKey(k.ID, k.Algorithm, []byte(k.Secret))
 	}
 	pemData := []byte(k.PublicKey)
 	if k.PublicKeyFile != "" {
-		path := k.PublicKeyFile
-		if !filepath.IsAbs(path) && !strings.HasPrefix(source, "consul:") {
-			path = filepath.Join(filepath.Dir(source), path)
-		}
-		data, err := os.ReadFile(path)
+		data, err := os.ReadFile(cfg.Resolve(k.PublicKeyFile))
 		if err != nil {
 			return nil, err
 		}

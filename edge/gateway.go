@@ -24,8 +24,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -434,11 +432,7 @@ func (g *Gateway) openKeyStore(cfg *config.Config) (auth.KeyStore, error) {
 	if cfg.Auth.APIKeys.Store == "redis" {
 		return auth.NewRedisStore(g.redis, cfg.Redis.Timeout.D()), nil
 	}
-	path := cfg.Auth.APIKeys.File
-	if !filepath.IsAbs(path) && cfg.Source != "" && !strings.HasPrefix(cfg.Source, "consul:") {
-		path = filepath.Join(filepath.Dir(cfg.Source), path)
-	}
-	return auth.OpenFileStore(path)
+	return auth.OpenFileStore(cfg.Resolve(cfg.Auth.APIKeys.File))
 }
 
 // newRedisClient connects to Redis with client-side caching (RESP3
@@ -480,10 +474,7 @@ func (g *Gateway) evictIdleBuckets(ctx context.Context) {
 func (g *Gateway) openQuotas(cfg *config.Config) error {
 	path := ""
 	if cfg.Redis == nil {
-		path = cfg.Limits.QuotaFile
-		if !filepath.IsAbs(path) && cfg.Source != "" && !strings.HasPrefix(cfg.Source, "consul:") {
-			path = filepath.Join(filepath.Dir(cfg.Source), path)
-		}
+		path = cfg.Resolve(cfg.Limits.QuotaFile)
 	}
 	local, err := limiter.OpenLocalQuotas(path, 5*time.Second, g.log)
 	if err != nil {

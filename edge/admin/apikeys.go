@@ -80,25 +80,21 @@ func keyAnswer(ctx *fasthttp.RequestCtx, rec auth.KeyRecord, err error) {
 func quotaRoutes(r *router.Router, q limiter.Quotas) {
 	r.GET("/admin/quotas/{key}", func(ctx *fasthttp.RequestCtx) {
 		u, err := q.Usage(ctx.UserValue("key").(string))
-		switch {
-		case errors.Is(err, limiter.ErrNoQuota):
-			writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "no quota usage for this key"})
-		case err != nil:
-			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"error": "quota store unavailable"})
-		default:
-			writeJSON(ctx, fasthttp.StatusOK, u)
-		}
+		quotaAnswer(ctx, err, u)
 	})
 	r.POST("/admin/quotas/{key}/reset", func(ctx *fasthttp.RequestCtx) {
 		key := ctx.UserValue("key").(string)
-		err := q.Reset(key)
-		switch {
-		case errors.Is(err, limiter.ErrNoQuota):
-			writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "no quota usage for this key"})
-		case err != nil:
-			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"error": "quota store unavailable"})
-		default:
-			writeJSON(ctx, fasthttp.StatusOK, map[string]string{"reset": key})
-		}
+		quotaAnswer(ctx, q.Reset(key), map[string]string{"reset": key})
 	})
+}
+
+func quotaAnswer(ctx *fasthttp.RequestCtx, err error, ok any) {
+	switch {
+	case errors.Is(err, limiter.ErrNoQuota):
+		writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "no quota usage for this key"})
+	case err != nil:
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"error": "quota store unavailable"})
+	default:
+		writeJSON(ctx, fasthttp.StatusOK, ok)
+	}
 }

@@ -11,6 +11,8 @@
 package config
 
 import (
+	"path/filepath"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -508,6 +510,16 @@ const (
 	DefaultUpstreamConnWait   = time.Second
 	DefaultHostHeaderPreserve = "preserve"
 )
+
+// Resolve makes a path named in the config absolute: relative to the
+// config file's directory, or to the working directory for a config that
+// came from Consul KV (it has no directory).
+func (c *Config) Resolve(path string) string {
+	if path == "" || filepath.IsAbs(path) || c.Source == "" || strings.HasPrefix(c.Source, "consul:") {
+		return path
+	}
+	return filepath.Join(filepath.Dir(c.Source), path)
+}
 
 // applyDefaults fills every zero field with its default.
 func (c *Config) applyDefaults() {

@@ -303,3 +303,19 @@ func TestReadmeExamplesAreValid(t *testing.T) {
 		}
 	}
 }
+
+func TestResolvePaths(t *testing.T) {
+	cases := []struct{ source, path, want string }{
+		{"/etc/sluice/sluice.yaml", "keys.json", "/etc/sluice/keys.json"},
+		{"/etc/sluice/sluice.yaml", "../data/q.json", "/etc/data/q.json"},
+		{"/etc/sluice/sluice.yaml", "/var/lib/k.json", "/var/lib/k.json"},
+		{"consul:sluice/config", "keys.json", "keys.json"},
+		{"", "keys.json", "keys.json"},
+		{"/etc/sluice/sluice.yaml", "", ""},
+	}
+	for _, c := range cases {
+		if got := (&Config{Source: c.source}).Resolve(c.path); got != c.want {
+			t.Errorf("Resolve(%q) from %q = %q, want %q", c.path, c.source, got, c.want)
+		}
+	}
+}
