@@ -56,7 +56,8 @@ type Gateway struct {
 	keys      auth.KeyStore
 	redis     rueidis.Client // nil without a redis block
 	limiter   *limiter.Limiter
-	strict    *limiter.Strict // nil without redis
+	strict    *limiter.Strict  // nil without redis
+	cluster   *limiter.Cluster // nil without redis
 	quotas    limiter.Quotas
 	localQ    *limiter.LocalQuotas
 	stopEvict context.CancelFunc
@@ -82,6 +83,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.limiter = limiter.New()
 	if g.redis != nil {
 		g.strict = &limiter.Strict{Client: g.redis, Local: g.limiter, Timeout: cfg.Redis.Timeout.D(),
+			Instances: cfg.Limits.Instances, Log: g.log}
+		g.cluster = &limiter.Cluster{Client: g.redis, Local: g.limiter, Timeout: cfg.Redis.Timeout.D(),
 			Instances: cfg.Limits.Instances, Log: g.log}
 	}
 	if err := g.openQuotas(cfg); err != nil {
@@ -406,7 +409,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 
 // env is what builds borrow from the gateway. Called with reloadMu held.
 func (g *Gateway) env() buildEnv {
-	return buildEnv{reg: g.registry, log: g.log, discovered: g.disc.targets, jwks: g.jwksFor, keys: g.keys, limiter: g.limiter, strict: g.strict, quotas: g.quotas}
+	return buildEnv{reg: g.registry, log: g.log, discovered: g.disc.targets, jwks: g.jwksFor, keys: g.keys, limiter: g.limiter, strict: g.strict, cluster: g.cluster, quotas: g.quotas}
 }
 
 // jwksFor returns the key set for c, shared across snapshots while its
@@ -464,7 +467,7 @@ func (g *Gateway) evictIdleBuckets(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			g.limiter.Evict(monoNow())
+			g.limiter.Evict(limiter.Now())
 		}
 	}
 }
@@ -489,3 +492,12 @@ func (g *Gateway) openQuotas(cfg *config.Config) error {
 
 // Quotas is the quota store (for the admin API).
 func (g *Gateway) Quotas() limiter.Quotas { return g.quotas }
+
+// RedisFallback reports, per shared-limit kind, whether the last Redis
+// call failed and limits are being enforced locally (nil without Redis).
+func (g *Gateway) RedisFallback() map[string]bool {
+	if g.redis == nil {
+		return nil
+	}
+	return map[string]bool{"strict": g.strict.FallbackActive(), "cluster": g.cluster.FallbackActive()}
+}

@@ -14,10 +14,11 @@ import (
 
 // routeLimit is a route's rate limit, compiled.
 type routeLimit struct {
-	limit  limiter.Limit
-	parts  []keyPart
-	shadow bool
-	strict bool
+	limit   limiter.Limit
+	parts   []keyPart
+	shadow  bool
+	strict  bool
+	cluster bool
 	// Precomputed header values.
 	limitValue  []byte // X-RateLimit-Limit
 	policyValue []byte // RateLimit-Policy: "route";q=100;w=1
@@ -36,9 +37,10 @@ func compileLimit(route string, rl *config.RateLimit) *routeLimit {
 		return nil
 	}
 	l := &routeLimit{
-		limit:  limiter.Limit{Rate: rl.Rate, Per: rl.Per.D(), Burst: rl.Burst},
-		shadow: rl.Shadow,
-		strict: rl.Scope == "strict",
+		limit:   limiter.Limit{Rate: rl.Rate, Per: rl.Per.D(), Burst: rl.Burst},
+		shadow:  rl.Shadow,
+		strict:  rl.Scope == "strict",
+		cluster: rl.Scope == "cluster",
 	}
 	for _, k := range rl.Key {
 		kind, name, _ := strings.Cut(k, ":")
@@ -99,10 +101,13 @@ func (s *Snapshot) limitStep(rt *Route) Middleware {
 				lim = limiter.Limit{Rate: rec.RateLimit, Per: time.Second, Burst: rec.RateLimit}
 			}
 			var res limiter.Result
-			if rl.strict {
-				res = s.strict.Take(key, lim, monoNow())
-			} else {
-				res = s.limiter.Take(key, lim, monoNow())
+			switch {
+			case rl.strict:
+				res = s.strict.Take(key, lim, limiter.Now())
+			case rl.cluster:
+				res = s.cluster.Take(key, lim, limiter.Now())
+			default:
+				res = s.limiter.Take(key, lim, limiter.Now())
 			}
 			if !res.Allowed {
 				if !rl.shadow {

@@ -31,6 +31,7 @@ type Snapshot struct {
 	servicesHealth  bool
 	limiter         *limiter.Limiter // shared by every snapshot
 	strict          *limiter.Strict  // nil without redis
+	cluster         *limiter.Cluster // nil without redis
 	quotas          limiter.Quotas
 	verifier        *auth.Verifier // nil without auth.jwt
 	keys            auth.KeyStore
@@ -110,6 +111,7 @@ type buildEnv struct {
 	keys       auth.KeyStore
 	limiter    *limiter.Limiter
 	strict     *limiter.Strict
+	cluster    *limiter.Cluster
 	quotas     limiter.Quotas
 }
 
@@ -123,6 +125,7 @@ func build(cfg *config.Config, env buildEnv) (*Snapshot, error) {
 		log:             log,
 		limiter:         env.limiter,
 		strict:          env.strict,
+		cluster:         env.cluster,
 		quotas:          env.quotas,
 		servicesHealth:  cfg.Server.ServicesHealth == nil || *cfg.Server.ServicesHealth,
 		Config:          cfg,

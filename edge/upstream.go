@@ -143,8 +143,3 @@ func jitter(d time.Duration, frac float64) time.Duration {
 	}
 	return time.Duration(float64(d) * (1 + frac*(2*rand.Float64()-1)))
 }
-
-var monoEpoch = time.Now()
-
-// monoNow is a monotonic clock reading in ns (for the rate limiter).
-func monoNow() int64 { return int64(time.Since(monoEpoch)) }

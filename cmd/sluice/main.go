@@ -263,6 +263,7 @@ func info(gw *edge.Gateway, listen, adminAddr string) any {
 		"reloads":           gw.Reloads(),
 		"last_reload_error": gw.LastReloadError(),
 		"open_connections":  gw.OpenConnections(),
+		"redis_fallback":    gw.RedisFallback(),
 		"routes":            routes,
 		"upstreams":         ups,
 	}

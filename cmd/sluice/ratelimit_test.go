@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,20 +12,27 @@ import (
 	"github.com/sluicegw/sluice/internal/testutil"
 )
 
-// Three sluice instances share one strict limit through a real
-// redis-server: loaded from all three at once, exactly the limit passes.
-func TestStrictLimitAcrossThreeInstances(t *testing.T) {
+// Three sluice instances share one limit through a real redis-server:
+// loaded from all three at once, exactly the limit passes, whether every
+// request asks Redis (strict) or instances spend leased tokens (cluster).
+func TestSharedLimitsAcrossThreeInstances(t *testing.T) {
+	for _, scope := range []string{"strict", "cluster"} {
+		t.Run(scope, func(t *testing.T) { sharedLimit(t, scope) })
+	}
+}
+
+func sharedLimit(t *testing.T, scope string) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
 	r := testutil.StartRedis(t)
 	cfg := fmt.Sprintf(`
 listen: 127.0.0.1:0
-admin: { listen: "off" }
+admin: { listen: 127.0.0.1:0, auth: false }
 redis: { addrs: [%q], timeout: 500ms }
 limits: { instances: 3 }
 upstreams: { up: { targets: [ { url: %q } ] } }
 routes:
-  - { name: strict, match: { prefix: / }, upstream: up, rate_limit: { rate: 30, per: 1h, key: route, scope: strict } }
-`, r.Addr, up.URL)
+  - { name: shared, match: { prefix: / }, upstream: up, rate_limit: { rate: 30, per: 1h, key: route, scope: %s } }
+`, r.Addr, up.URL, scope)
 	var instances []*testutil.Sluice
 	for i := 0; i < 3; i++ {
 		instances = append(instances, testutil.StartSluice(t, cfg))
@@ -57,6 +65,28 @@ routes:
 	}
 	wg.Wait()
 	if ok.Load() != 30 || limited.Load() != 150 || other.Load() != 0 {
-		t.Fatalf("180 requests over 3 instances on a strict limit of 30: %d passed, %d limited, %d other", ok.Load(), limited.Load(), other.Load())
+		t.Fatalf("180 requests over 3 instances on a %s limit of 30: %d passed, %d limited, %d other", scope, ok.Load(), limited.Load(), other.Load())
+	}
+
+	// Redis dies: sluice keeps answering (limited locally) and says so.
+	r.Stop()
+	resp, err := http.Get("http://" + instances[0].Addr + "/x")
+	if err != nil {
+		t.Fatalf("with Redis down: %v", err)
+	}
+	resp.Body.Close()
+	if scope == "cluster" {
+		// The key is spent: the instance knows it is blocked until the
+		// window ends and answers without asking Redis at all.
+		if resp.StatusCode != 429 {
+			t.Errorf("a spent cluster limit with Redis down: %d, want 429 from the cached block", resp.StatusCode)
+		}
+		return
+	}
+	if resp.StatusCode != 200 && resp.StatusCode != 429 {
+		t.Errorf("with Redis down: %d", resp.StatusCode)
+	}
+	if _, body := testutil.Get(t, "http://"+instances[0].AdminAddr+"/info"); !strings.Contains(body, `"strict": true`) {
+		t.Errorf("/info does not show the strict fallback:\n%s", body)
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/sluicegw/sluice/internal/testutil"
 )
 
-func redisClient(t *testing.T, addr string) rueidis.Client {
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}})
+func redisClient(t *testing.T, addrs ...string) rueidis.Client {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,10 +21,31 @@ func redisClient(t *testing.T, addr string) rueidis.Client {
 
 func TestRedisStore(t *testing.T) {
 	r := testutil.StartRedis(t)
+	redisStoreChecks(t, []string{r.Addr})
+	// Redis gone: lookups fail with an error that is not "not found", so
+	// the gateway answers 503 instead of treating the key as unknown.
+	a := NewRedisStore(redisClient(t, r.Addr), time.Second)
+	_, raw, _ := a.Create(context.Background(), KeySpec{Name: "x"})
+	r.Stop()
+	if _, err := a.Lookup([]byte(raw), time.Now()); err == nil || errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("with Redis down: %v", err)
+	}
+}
+
+// The store's records, ids and index live on different slots of a Redis
+// Cluster; rueidis routes each command to its node.
+func TestRedisStoreOnARealRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node Redis Cluster")
+	}
+	redisStoreChecks(t, testutil.StartRedisCluster(t))
+}
+
+func redisStoreChecks(t *testing.T, addrs []string) {
 	ctx := context.Background()
 	// Two stores on two connections: two sluice instances.
-	a := NewRedisStore(redisClient(t, r.Addr), time.Second)
-	b := NewRedisStore(redisClient(t, r.Addr), time.Second)
+	a := NewRedisStore(redisClient(t, addrs...), time.Second)
+	b := NewRedisStore(redisClient(t, addrs...), time.Second)
 
 	rec, raw, err := a.Create(ctx, KeySpec{Name: "svc", Roles: []string{"reader"}, Quota: 100})
 	if err != nil {
@@ -71,11 +92,4 @@ func TestRedisStore(t *testing.T) {
 		t.Fatalf("second delete: %v", err)
 	}
 
-	// Redis gone: lookups fail with an error that is not "not found", so
-	// the gateway answers 503 instead of treating the key as unknown.
-	_, raw2, _ := a.Create(ctx, KeySpec{Name: "x"})
-	r.Stop()
-	if _, err := b.Lookup([]byte(raw2), time.Now()); err == nil || errors.Is(err, ErrKeyNotFound) {
-		t.Fatalf("with Redis down: %v", err)
-	}
 }

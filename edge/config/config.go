@@ -202,8 +202,10 @@ type RateLimit struct {
 	Key StringList `yaml:"key" json:"key,omitempty"`
 	// Shadow counts and logs what would be refused, without refusing.
 	Shadow bool `yaml:"shadow" json:"shadow,omitempty"`
-	// Scope: local (default; each instance on its own) or strict (exact
-	// across instances: one atomic Redis script per request; needs redis).
+	// Scope: local (default; each instance on its own), cluster (shared
+	// through Redis, no Redis call on the request path: instances lease
+	// tokens in batches) or strict (exact: one atomic Redis script per
+	// request). cluster and strict need the redis block.
 	Scope string `yaml:"scope" json:"scope,omitempty"`
 }
 

@@ -572,13 +572,12 @@ func (v *validator) rateLimit(p string, l *RateLimit, redis bool) {
 	}
 	switch l.Scope {
 	case "local":
-	case "strict":
+	case "strict", "cluster":
 		if !redis {
-			v.add(p+".scope", "strict limits need the redis block")
+			v.add(p+".scope", "%s limits need the redis block", l.Scope)
 		}
 	default:
-		// cluster (local buckets reconciled to Redis) is not built yet.
-		v.add(p+".scope", "want local or strict, got %q", l.Scope)
+		v.add(p+".scope", "want local, cluster or strict, got %q", l.Scope)
 	}
 	if l.Rate < 1 || l.Rate > 1e9 {
 		v.add(p+".rate", "must be 1..1e9, got %d", l.Rate)

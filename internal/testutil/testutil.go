@@ -406,3 +406,52 @@ func ListenRetry(t testing.TB, addr string) net.Listener {
 	t.Fatal(err)
 	return nil
 }
+
+// StartRedisCluster starts a real three-master Redis Cluster on loopback
+// (redis-server --cluster-enabled yes, joined with redis-cli --cluster
+// create) and returns the masters' addresses. Stopped when the test ends.
+func StartRedisCluster(t testing.TB) []string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server is not installed: `make deps` (or `make test`) installs it")
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatal("redis-cli is not installed (it comes with redis-server)")
+	}
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		addr := DeadAddr(t)
+		_, port, _ := net.SplitHostPort(addr)
+		dir := t.TempDir()
+		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--save", "", "--appendonly", "no",
+			"--dir", dir, "--daemonize", "no", "--loglevel", "warning")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		addrs = append(addrs, addr)
+	}
+	for _, a := range addrs {
+		WaitFor(t, "redis cluster node "+a, func() bool {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		})
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	_, port, _ := net.SplitHostPort(addrs[0])
+	WaitFor(t, "the cluster to be ok", func() bool {
+		out, _ := exec.Command(cli, "-p", port, "cluster", "info").Output()
+		return strings.Contains(string(out), "cluster_state:ok")
+	})
+	return addrs
+}
