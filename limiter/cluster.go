@@ -120,7 +120,10 @@ func (c *Cluster) Take(key []byte, lim Limit, now int64) Result {
 				}
 				if l.tokens.CompareAndSwap(n, n-1) {
 					if n-1 <= l.batch/2 && l.refilling.CompareAndSwap(false, true) {
-						go c.refill(key, l, lim)
+						// Copied here, on this rare path: letting key
+						// itself reach the goroutine would make every
+						// caller's key buffer escape to the heap.
+						go c.refill(string(key), l, lim)
 					}
 					return Result{Allowed: true, Limit: lim.Rate, Remaining: int(n - 1), ResetAfter: time.Duration(l.expires.Load() - now)}
 				}
@@ -144,9 +147,9 @@ func (c *Cluster) Take(key []byte, lim Limit, now int64) Result {
 	return Result{Limit: lim.Rate, RetryAfter: time.Millisecond}
 }
 
-func (c *Cluster) refill(key []byte, l *lease, lim Limit) {
+func (c *Cluster) refill(key string, l *lease, lim Limit) {
 	defer l.refilling.Store(false)
-	c.leaseNow(string(key), l, lim)
+	c.leaseNow(key, l, lim)
 }
 
 // leaseNow asks Redis for a batch. It reports false when Redis failed.
