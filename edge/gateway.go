@@ -441,10 +441,7 @@ func (g *Gateway) openKeyStore(cfg *config.Config) (auth.KeyStore, error) {
 // newRedisClient connects to Redis with client-side caching (RESP3
 // tracking, rueidis's default).
 func newRedisClient(c *config.Redis) (rueidis.Client, error) {
-	client, err := rueidis.NewClient(rueidis.ClientOption{
-		InitAddress: c.Addrs, Username: c.Username, Password: c.Password, SelectDB: c.DB,
-		ClientName: "sluice", ConnWriteTimeout: 2 * time.Second,
-	})
+	client, err := rueidis.NewClient(RedisOptions(c))
 	if err != nil {
 		return nil, fmt.Errorf("redis %v: %w", c.Addrs, err)
 	}
@@ -500,4 +497,18 @@ func (g *Gateway) RedisFallback() map[string]bool {
 		return nil
 	}
 	return map[string]bool{"strict": g.strict.FallbackActive(), "cluster": g.cluster.FallbackActive()}
+}
+
+// RedisOptions turns the redis block into rueidis options: client-side
+// caching on (rueidis's default, RESP3), Sentinel when master_set is set,
+// Cluster detected by rueidis.
+func RedisOptions(c *config.Redis) rueidis.ClientOption {
+	o := rueidis.ClientOption{
+		InitAddress: c.Addrs, Username: c.Username, Password: c.Password, SelectDB: c.DB,
+		ClientName: "sluice", ConnWriteTimeout: 2 * time.Second,
+	}
+	if c.MasterSet != "" {
+		o.Sentinel = rueidis.SentinelOption{MasterSet: c.MasterSet}
+	}
+	return o
 }

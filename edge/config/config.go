@@ -226,11 +226,14 @@ func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// Redis is how to reach Redis (standalone; rueidis also speaks Sentinel
-// and Cluster).
+// Redis is how to reach Redis: a server, a Redis Cluster (any of its nodes
+// in Addrs; detected by itself), or Sentinel (MasterSet set: Addrs are the
+// sentinels).
 type Redis struct {
 	// Addrs of the server(s), host:port. Required.
 	Addrs []string `yaml:"addrs" json:"addrs,omitempty"`
+	// MasterSet names the master to ask the sentinels in Addrs for.
+	MasterSet string `yaml:"master_set" json:"master_set,omitempty"`
 	// Username and Password (ACL / requirepass). Password is never shown.
 	Username string `yaml:"username" json:"username,omitempty"`
 	Password string `yaml:"password" json:"password,omitempty"`

@@ -455,3 +455,38 @@ func StartRedisCluster(t testing.TB) []string {
 	})
 	return addrs
 }
+
+// StartRedisSentinel starts a Redis master and one sentinel watching it as
+// master set "sluice" on loopback, and returns the sentinel's address.
+func StartRedisSentinel(t testing.TB) (sentinel string, master *Redis) {
+	t.Helper()
+	master = StartRedis(t)
+	bin, _ := exec.LookPath("redis-server")
+	addr := DeadAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	_, masterPort, _ := net.SplitHostPort(master.Addr)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := "bind 127.0.0.1\nport " + port + "\ndir " + dir + "\nsentinel monitor sluice 127.0.0.1 " + masterPort + " 1\n"
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, conf, "--sentinel")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	WaitFor(t, "the sentinel to know its master", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "SENTINEL get-master-addr-by-name sluice\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		b := make([]byte, 256)
+		n, _ := c.Read(b)
+		return strings.Contains(string(b[:n]), masterPort)
+	})
+	return addr, master
+}
