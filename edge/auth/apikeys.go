@@ -29,8 +29,8 @@ type KeyRecord struct {
 	Name      string     `json:"name"`
 	Prefix    string     `json:"prefix"` // first characters, to tell keys apart
 	Roles     []string   `json:"roles,omitempty"`
-	RateLimit int        `json:"rate_limit,omitempty"` // requests per second; enforced by the limiter (issue 6)
-	Quota     int        `json:"quota,omitempty"`      // requests per day; enforced by the limiter (issue 6)
+	RateLimit int        `json:"rate_limit,omitempty"` // requests per second; replaces the route's rate limit for this key
+	Quota     int        `json:"quota,omitempty"`      // requests per day; replaces the route's quota for this key
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
