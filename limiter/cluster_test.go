@@ -20,10 +20,11 @@ func clusterOn(t *testing.T, addr string, instances int) *Cluster {
 	return &Cluster{Client: c, Local: New(), Timeout: 300 * time.Millisecond, Instances: instances, Log: quietLog()}
 }
 
-// Three instances hammer one key: all of them together admit exactly the
-// limit (leases never exceed the window's room, and under load every
-// leased token gets spent).
-func TestClusterAdmitsExactlyTheLimitAcrossInstances(t *testing.T) {
+// Three instances hammer one key: together they never admit more than the
+// limit (leases never exceed the window's room), and at most instances x
+// batch fewer (tokens a background refill leased just as an instance's
+// load ended are not spent).
+func TestClusterStaysWithinItsBoundAcrossInstances(t *testing.T) {
 	r := testutil.StartRedis(t)
 	insts := []*Cluster{clusterOn(t, r.Addr, 3), clusterOn(t, r.Addr, 3), clusterOn(t, r.Addr, 3)}
 	lim := Limit{Rate: 600, Per: time.Hour, Burst: 600}
@@ -44,8 +45,8 @@ func TestClusterAdmitsExactlyTheLimitAcrossInstances(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if allowed.Load() != 600 {
-		t.Fatalf("2400 requests on a cluster limit of 600 admitted %d", allowed.Load())
+	if lo := 600 - 3*insts[0].get(key, lim).batch; allowed.Load() > 600 || allowed.Load() < lo {
+		t.Fatalf("2400 requests on a cluster limit of 600 admitted %d, want %d..600", allowed.Load(), lo)
 	}
 	res := insts[1].Take(key, lim, Now())
 	if res.Allowed || res.RetryAfter <= 0 {
@@ -105,8 +106,10 @@ func TestClusterFallsBackAndReconciles(t *testing.T) {
 	if !c.FallbackActive() {
 		t.Fatal("no fallback with Redis down")
 	}
-	if local < 50 || local > 50+int(c.get(key, lim).batch) {
-		t.Fatalf("with Redis down %d admitted, want the local share (50) plus leased leftovers", local)
+	// Leased leftovers are spent first: at most a batch plus the refill
+	// that may have landed just before Redis went away.
+	if b := int(c.get(key, lim).batch); local < 50 || local > 50+2*b {
+		t.Fatalf("with Redis down %d admitted, want the local share (50) plus at most %d leased leftovers", local, 2*b)
 	}
 	testutil.StartRedisAt(t, r.Addr)
 	testutil.WaitFor(t, "a lease to succeed again", func() bool {

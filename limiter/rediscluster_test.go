@@ -30,6 +30,12 @@ func TestOnARealRedisCluster(t *testing.T) {
 	lim := Limit{Rate: 60, Per: time.Hour, Burst: 60}
 	for _, kind := range []string{"strict", "cluster"} {
 		var takers []func(key []byte) bool
+		// cluster may leave up to instances x batch leased tokens unspent
+		// when load stops (batch = 60/3/10 = 2); strict is exact.
+		lo := int64(60)
+		if kind == "cluster" {
+			lo = 60 - 3*2
+		}
 		for i := 0; i < 3; i++ {
 			c := client()
 			if kind == "strict" {
@@ -57,8 +63,8 @@ func TestOnARealRedisCluster(t *testing.T) {
 				}(take)
 			}
 			wg.Wait()
-			if allowed.Load() != 60 {
-				t.Fatalf("%s on a Redis Cluster, key %s: %d admitted of 150, want 60", kind, key, allowed.Load())
+			if allowed.Load() > 60 || allowed.Load() < lo {
+				t.Fatalf("%s on a Redis Cluster, key %s: %d admitted of 150, want %d..60", kind, key, allowed.Load(), lo)
 			}
 		}
 	}

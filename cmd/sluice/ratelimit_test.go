@@ -13,8 +13,9 @@ import (
 )
 
 // Three sluice instances share one limit through a real redis-server:
-// loaded from all three at once, exactly the limit passes, whether every
-// request asks Redis (strict) or instances spend leased tokens (cluster).
+// loaded from all three at once, strict (every request asks Redis) admits
+// exactly the limit, and cluster (instances spend leased tokens) never more
+// than the limit and at most instances x batch fewer.
 func TestSharedLimitsAcrossThreeInstances(t *testing.T) {
 	for _, scope := range []string{"strict", "cluster"} {
 		t.Run(scope, func(t *testing.T) { sharedLimit(t, scope) })
@@ -64,8 +65,14 @@ routes:
 		}
 	}
 	wg.Wait()
-	if ok.Load() != 30 || limited.Load() != 150 || other.Load() != 0 {
-		t.Fatalf("180 requests over 3 instances on a %s limit of 30: %d passed, %d limited, %d other", scope, ok.Load(), limited.Load(), other.Load())
+	// strict is exact; cluster never exceeds the limit and may leave up to
+	// instances x batch (3 x 1 here) leased tokens unspent when load stops.
+	lo := int64(30)
+	if scope == "cluster" {
+		lo = 30 - 3
+	}
+	if ok.Load() > 30 || ok.Load() < lo || ok.Load()+limited.Load() != 180 || other.Load() != 0 {
+		t.Fatalf("180 requests over 3 instances on a %s limit of 30: %d passed (want %d..30), %d limited, %d other", scope, ok.Load(), lo, limited.Load(), other.Load())
 	}
 
 	// Redis dies: sluice keeps answering (limited locally) and says so.
