@@ -10,6 +10,7 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/sluicegw/sluice/limiter"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
 
 // Hooks are what the admin API reads and triggers.
@@ -105,6 +107,8 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 		}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]int{"reset": n})
 	})
+	// Profiling, behind the same admin auth as everything else here.
+	r.ANY("/debug/pprof/{path:*}", pprofHandler)
 	if h.Keys != nil {
 		keyRoutes(r, h.Keys)
 	}
@@ -196,3 +200,29 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetBody(append(b, '\n'))
 }
+
+// pprofHandler serves net/http/pprof: the index and named profiles
+// (/debug/pprof/heap, /goroutine, ...), CPU profiles
+// (/debug/pprof/profile?seconds=N) and traces.
+func pprofHandler(ctx *fasthttp.RequestCtx) {
+	switch ctx.UserValue("path") {
+	case "cmdline":
+		pprofCmdline(ctx)
+	case "profile":
+		pprofProfile(ctx)
+	case "symbol":
+		pprofSymbol(ctx)
+	case "trace":
+		pprofTrace(ctx)
+	default:
+		pprofIndex(ctx)
+	}
+}
+
+var (
+	pprofIndex   = fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Index)
+	pprofCmdline = fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Cmdline)
+	pprofProfile = fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Profile)
+	pprofSymbol  = fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Symbol)
+	pprofTrace   = fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Trace)
+)
