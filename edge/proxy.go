@@ -55,6 +55,7 @@ func (s *Snapshot) proxy(ctx *fasthttp.RequestCtx, rt *Route) {
 	req.Header.ResetConnectionClose()
 	req.Header.SetProtocol("HTTP/1.1")
 	s.setForwarded(ctx)
+	propagateTrace(&req.Header)
 	for _, k := range rt.reqRemove {
 		req.Header.DelBytes(k)
 	}
