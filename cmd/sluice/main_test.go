@@ -361,32 +361,29 @@ func TestPprofBehindAdminAuth(t *testing.T) {
 	if code, _ := testutil.Get(t, base); code != 401 {
 		t.Errorf("pprof without credentials: %d", code)
 	}
-	for _, p := range []string{"", "goroutine?debug=1", "heap?debug=1", "cmdline"} {
-		req, _ := http.NewRequest("GET", base+p, nil)
+	get := func(path string) (int, []byte) {
+		req, _ := http.NewRequest("GET", base+path, nil)
 		req.SetBasicAuth("admin", "pp")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || len(body) == 0 {
-			t.Errorf("%s: %d, %d bytes", p, resp.StatusCode, len(body))
+		return resp.StatusCode, body
+	}
+	for _, p := range []string{"", "goroutine?debug=1", "heap?debug=1", "cmdline"} {
+		code, body := get(p)
+		if code != 200 || len(body) == 0 {
+			t.Errorf("%s: %d, %d bytes", p, code, len(body))
 		}
 		if p == "goroutine?debug=1" && !strings.Contains(string(body), "goroutine profile:") {
 			t.Errorf("not a goroutine profile:\n%.200s", body)
 		}
 	}
 	// A CPU profile is served as a profile (binary pprof data).
-	req, _ := http.NewRequest("GET", base+"profile?seconds=1", nil)
-	req.SetBasicAuth("admin", "pp")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || len(body) < 10 || body[0] != 0x1f || body[1] != 0x8b { // gzip, as pprof writes it
-		t.Errorf("cpu profile: %d, %d bytes", resp.StatusCode, len(body))
+	code, body := get("profile?seconds=1")
+	if code != 200 || len(body) < 10 || body[0] != 0x1f || body[1] != 0x8b { // gzip, as pprof writes it
+		t.Errorf("cpu profile: %d, %d bytes", code, len(body))
 	}
 }
