@@ -18,19 +18,9 @@ import (
 // instances together can't exceed the limit.
 // Returns {granted, microseconds left in the current window, wait_us}
 // where wait_us is how long until a token frees up when none is granted.
-var leaseScript = rueidis.NewLuaScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local per = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
+var leaseScript = rueidis.NewLuaScript(slidingWindowLua + `
 local want = tonumber(ARGV[3])
 local extra = tonumber(ARGV[4])
-local w = math.floor(now / per)
-local offset = now - w * per
-local s = redis.call('HMGET', KEYS[1], 'w', 'c', 'p', 'per')
-local sw, c, p = tonumber(s[1]) or w, tonumber(s[2]) or 0, tonumber(s[3]) or 0
-if tonumber(s[4]) ~= per then sw, c, p = w, 0, 0 end
-if sw == w - 1 then p = c; c = 0 elseif sw < w - 1 then p = 0; c = 0 end
 c = c + extra
 local est = p * (per - offset) / per + c
 local room = math.floor(limit - est)
@@ -70,7 +60,7 @@ type Cluster struct {
 
 	mu       sync.RWMutex
 	keys     map[string]*lease
-	fallback atomic.Bool
+	fallback outage
 }
 
 type lease struct {
@@ -84,7 +74,7 @@ type lease struct {
 }
 
 // FallbackActive reports whether the last lease attempt failed.
-func (c *Cluster) FallbackActive() bool { return c.fallback.Load() }
+func (c *Cluster) FallbackActive() bool { return c.fallback.active() }
 
 func (c *Cluster) get(key []byte, lim Limit) *lease {
 	c.mu.RLock()
@@ -165,14 +155,10 @@ func (c *Cluster) leaseNow(key string, l *lease, lim Limit) bool {
 	}).AsIntSlice()
 	if err != nil || len(vals) != 3 {
 		l.offline.Add(extra) // not counted yet: try again next time
-		if c.fallback.CompareAndSwap(false, true) {
-			c.Log.Warn("redis unreachable: cluster rate limits fall back to local limits", "error", errString(err), "instances", c.Instances)
-		}
+		c.fallback.failed(c.Log, "cluster rate limits fall back to local limits", err, "instances", c.Instances)
 		return false
 	}
-	if c.fallback.CompareAndSwap(true, false) {
-		c.Log.Info("redis reachable again: cluster rate limits back on redis")
-	}
+	c.fallback.ok(c.Log, "cluster rate limits")
 	now := Now()
 	windowEnd := now + vals[1]*int64(time.Microsecond)
 	if vals[0] > 0 {

@@ -230,11 +230,12 @@ func (q *LocalQuotas) Reset(key string) error {
 	return nil
 }
 
-// quotaScript is the same sliding window run atomically in Redis on
-// Redis's clock. KEYS[1]: the counters (a hash: w, c, p, per);
-// ARGV[1]: period (us); ARGV[2]: limit. Returns {allowed, remaining,
-// reset_us}.
-var quotaScript = rueidis.NewLuaScript(`
+// slidingWindowLua starts every sliding-window script (quotas, cluster
+// leases): it reads Redis's clock and the counters of KEYS[1] (a hash of
+// w, c, p, per) for a period of ARGV[1] us and a limit of ARGV[2], and
+// rolls them to the current window exactly as slide does in Go. It leaves
+// now, per, limit, w, offset, c (this window) and p (the previous one).
+const slidingWindowLua = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local per = tonumber(ARGV[1])
@@ -245,6 +246,13 @@ local s = redis.call('HMGET', KEYS[1], 'w', 'c', 'p', 'per')
 local sw, c, p = tonumber(s[1]) or w, tonumber(s[2]) or 0, tonumber(s[3]) or 0
 if tonumber(s[4]) ~= per then sw, c, p = w, 0, 0 end
 if sw == w - 1 then p = c; c = 0 elseif sw < w - 1 then p = 0; c = 0 end
+`
+
+// quotaScript is the same sliding window run atomically in Redis on
+// Redis's clock. KEYS[1]: the counters (a hash: w, c, p, per);
+// ARGV[1]: period (us); ARGV[2]: limit. Returns {allowed, remaining,
+// reset_us}.
+var quotaScript = rueidis.NewLuaScript(slidingWindowLua + `
 local est = p * (per - offset) / per + c
 if est + 1 > limit then
   redis.call('HSET', KEYS[1], 'w', w, 'c', c, 'p', p, 'per', per)
@@ -264,7 +272,7 @@ type RedisQuotas struct {
 	Timeout  time.Duration
 	Fallback *LocalQuotas
 	Log      *slog.Logger
-	down     atomic.Bool
+	down     outage
 }
 
 func redisQuotaKey(key string) string { return "sluice:quota:{" + key + "}" }
@@ -276,14 +284,10 @@ func (q *RedisQuotas) Take(key string, limit int, per time.Duration) (QuotaResul
 	vals, err := quotaScript.Exec(ctx, q.Client, []string{redisQuotaKey(key)},
 		[]string{strconv.FormatInt(per.Microseconds(), 10), strconv.Itoa(limit)}).AsIntSlice()
 	if err != nil || len(vals) != 3 {
-		if q.down.CompareAndSwap(false, true) {
-			q.Log.Warn("redis unreachable: quotas count locally", "error", errString(err))
-		}
+		q.down.failed(q.Log, "quotas count locally", err)
 		return q.Fallback.Take(key, limit, per)
 	}
-	if q.down.CompareAndSwap(true, false) {
-		q.Log.Info("redis reachable again: quotas back on redis")
-	}
+	q.down.ok(q.Log, "quotas")
 	return QuotaResult{Allowed: vals[0] == 1, Limit: limit, Remaining: int(vals[1]), ResetAfter: time.Duration(vals[2]) * time.Microsecond}, nil
 }
 

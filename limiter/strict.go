@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -48,11 +47,11 @@ type Strict struct {
 	Instances int
 	Log       *slog.Logger
 
-	fallback atomic.Bool
+	fallback outage
 }
 
 // FallbackActive reports whether the last call fell back to local limits.
-func (s *Strict) FallbackActive() bool { return s.fallback.Load() }
+func (s *Strict) FallbackActive() bool { return s.fallback.active() }
 
 // Take spends a token of key's bucket. The Redis key is hash-tagged
 // ("sluice:rl:{key}") so a Redis Cluster keeps a bucket on one slot.
@@ -66,17 +65,13 @@ func (s *Strict) Take(key []byte, lim Limit, now int64) Result {
 		[]string{strconv.FormatInt(interval, 10), strconv.FormatInt((burst-1)*interval, 10)},
 	).AsIntSlice()
 	if err != nil || len(vals) != 3 {
-		if s.fallback.CompareAndSwap(false, true) {
-			s.Log.Warn("redis unreachable: strict rate limits fall back to local limits", "error", errString(err), "instances", s.Instances)
-		}
+		s.fallback.failed(s.Log, "strict rate limits fall back to local limits", err, "instances", s.Instances)
 		local := lim
 		local.Rate = max(lim.Rate/max(s.Instances, 1), 1)
 		local.Burst = max(lim.Burst/max(s.Instances, 1), 1)
 		return s.Local.Take(append([]byte("fallback|"), key...), local, now)
 	}
-	if s.fallback.CompareAndSwap(true, false) {
-		s.Log.Info("redis reachable again: strict rate limits back on redis")
-	}
+	s.fallback.ok(s.Log, "strict rate limits")
 	us := time.Microsecond
 	res := Result{Allowed: vals[0] == 1, Limit: int(burst), RetryAfter: time.Duration(vals[1]) * us, ResetAfter: time.Duration(vals[2]) * us}
 	if res.Allowed {
