@@ -7,17 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
 	"github.com/sluicegw/sluice/internal/testutil"
 )
 
 func clusterOn(t *testing.T, addr string, instances int) *Cluster {
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return &Cluster{Client: c, Local: New(), Timeout: 300 * time.Millisecond, Instances: instances, Log: quietLog()}
+	return &Cluster{Client: testutil.RedisClient(t, addr), Local: New(), Timeout: 300 * time.Millisecond, Instances: instances, Log: quietLog()}
 }
 
 // Three instances hammer one key: together they never admit more than the
@@ -130,12 +124,7 @@ func TestClusterFallsBackAndReconciles(t *testing.T) {
 // Redis call on the request path. go test ./limiter -run '^$' -bench Cluster -benchmem
 func BenchmarkClusterTake(b *testing.B) {
 	r := testutil.StartRedis(b)
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.Addr}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	cl := &Cluster{Client: c, Local: New(), Timeout: time.Second, Instances: 1, Log: quietLog()}
+	cl := &Cluster{Client: testutil.RedisClient(b, r.Addr), Local: New(), Timeout: time.Second, Instances: 1, Log: quietLog()}
 	lim := Limit{Rate: 1 << 40, Per: time.Hour, Burst: 1 << 40}
 	key := []byte("bench")
 	cl.Take(key, lim, Now())

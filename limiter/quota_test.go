@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
 	"github.com/sluicegw/sluice/internal/testutil"
 )
 
@@ -84,11 +83,7 @@ func TestLocalQuotasSurviveARestart(t *testing.T) {
 func TestRedisQuotasSharedAndFallback(t *testing.T) {
 	r := testutil.StartRedis(t)
 	mk := func() *RedisQuotas {
-		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.Addr}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
+		c := testutil.RedisClient(t, r.Addr)
 		fb, _ := OpenLocalQuotas("", time.Hour, quietLog())
 		t.Cleanup(fb.Close)
 		return &RedisQuotas{Client: c, Timeout: 200 * time.Millisecond, Fallback: fb, Log: quietLog()}

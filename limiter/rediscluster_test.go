@@ -19,14 +19,7 @@ func TestOnARealRedisCluster(t *testing.T) {
 		t.Skip("starts a three-node Redis Cluster")
 	}
 	addrs := testutil.StartRedisCluster(t)
-	client := func() rueidis.Client {
-		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		return c
-	}
+	client := func() rueidis.Client { return testutil.RedisClient(t, addrs...) }
 	lim := Limit{Rate: 60, Per: time.Hour, Burst: 60}
 	for _, kind := range []string{"strict", "cluster"} {
 		var takers []func(key []byte) bool

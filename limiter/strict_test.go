@@ -9,17 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
 	"github.com/sluicegw/sluice/internal/testutil"
 )
 
 func strictOn(t *testing.T, addr string, instances int) *Strict {
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return &Strict{Client: c, Local: New(), Timeout: 200 * time.Millisecond, Instances: instances,
+	return &Strict{Client: testutil.RedisClient(t, addr), Local: New(), Timeout: 200 * time.Millisecond, Instances: instances,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 

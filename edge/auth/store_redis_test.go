@@ -6,25 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
 	"github.com/sluicegw/sluice/internal/testutil"
 )
-
-func redisClient(t *testing.T, addrs ...string) rueidis.Client {
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
 
 func TestRedisStore(t *testing.T) {
 	r := testutil.StartRedis(t)
 	redisStoreChecks(t, []string{r.Addr})
 	// Redis gone: lookups fail with an error that is not "not found", so
 	// the gateway answers 503 instead of treating the key as unknown.
-	a := NewRedisStore(redisClient(t, r.Addr), time.Second)
+	a := NewRedisStore(testutil.RedisClient(t, r.Addr), time.Second)
 	_, raw, _ := a.Create(context.Background(), KeySpec{Name: "x"})
 	r.Stop()
 	if _, err := a.Lookup([]byte(raw), time.Now()); err == nil || errors.Is(err, ErrKeyNotFound) {
@@ -44,8 +34,8 @@ func TestRedisStoreOnARealRedisCluster(t *testing.T) {
 func redisStoreChecks(t *testing.T, addrs []string) {
 	ctx := context.Background()
 	// Two stores on two connections: two sluice instances.
-	a := NewRedisStore(redisClient(t, addrs...), time.Second)
-	b := NewRedisStore(redisClient(t, addrs...), time.Second)
+	a := NewRedisStore(testutil.RedisClient(t, addrs...), time.Second)
+	b := NewRedisStore(testutil.RedisClient(t, addrs...), time.Second)
 
 	rec, raw, err := a.Create(ctx, KeySpec{Name: "svc", Roles: []string{"reader"}, Quota: 100})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/sluicegw/sluice/bench/stub"
 )
 
@@ -489,4 +490,16 @@ func StartRedisSentinel(t testing.TB) (sentinel string, master *Redis) {
 		return strings.Contains(string(b[:n]), masterPort)
 	})
 	return addr, master
+}
+
+// RedisClient connects a rueidis client (client-side caching on, as sluice
+// uses it) to addrs and closes it when the test ends.
+func RedisClient(t testing.TB, addrs ...string) rueidis.Client {
+	t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
