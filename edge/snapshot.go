@@ -3,8 +3,9 @@ package edge
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -143,11 +144,7 @@ func build(cfg *config.Config, env buildEnv) (*Snapshot, error) {
 		}
 		s.trusted = append(s.trusted, prefix)
 	}
-	names := make([]string, 0, len(cfg.Upstreams))
-	for name := range cfg.Upstreams {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(cfg.Upstreams))
 	for _, name := range names {
 		u := cfg.Upstreams[name]
 		up, err := s.compileUpstream(reg, cfg, u, discovered[name])
@@ -243,11 +240,7 @@ func chain(h fasthttp.RequestHandler, mw ...Middleware) fasthttp.RequestHandler 
 }
 
 func compileHeaderOps(h config.HeaderOps) (set [][2][]byte, remove [][]byte) {
-	names := make([]string, 0, len(h.Set))
-	for k := range h.Set {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(h.Set))
 	for _, k := range names {
 		set = append(set, [2][]byte{[]byte(k), []byte(h.Set[k])})
 	}

@@ -2,7 +2,8 @@ package edge
 
 import (
 	"encoding/json"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,11 +54,7 @@ func targetState(t *pool.Target) string {
 // UpstreamStatus reports every upstream of the current snapshot, by name.
 func (g *Gateway) UpstreamStatus() []UpstreamStatus {
 	snap := g.snap.Load()
-	names := make([]string, 0, len(snap.Upstreams))
-	for name := range snap.Upstreams {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(snap.Upstreams))
 	out := make([]UpstreamStatus, 0, len(names))
 	for _, name := range names {
 		up := snap.Upstreams[name]
@@ -99,14 +96,14 @@ type BreakerStatus struct {
 
 // CircuitBreakers lists the breakers of the current snapshot.
 func (g *Gateway) CircuitBreakers() []BreakerStatus {
+	snap := g.snap.Load()
 	var out []BreakerStatus
-	for _, us := range g.UpstreamStatus() {
-		up := g.snap.Load().Upstreams[us.Name]
-		for _, t := range up.Pool.Targets {
+	for _, name := range slices.Sorted(maps.Keys(snap.Upstreams)) {
+		for _, t := range snap.Upstreams[name].Pool.Targets {
 			if t.Breaker == nil {
 				continue
 			}
-			bs := BreakerStatus{Name: us.Name + "@" + t.Host, Upstream: us.Name, Target: t.URL,
+			bs := BreakerStatus{Name: name + "@" + t.Host, Upstream: name, Target: t.URL,
 				State: pool.StateName(t.Breaker.State()), Trips: t.Breaker.Trips(), ConsecutiveFailures: t.ConsecutiveFailures()}
 			if u := t.Breaker.OpenUntil(); !u.IsZero() {
 				bs.OpenUntil = u.UTC().Format(time.RFC3339Nano)

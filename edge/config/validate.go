@@ -2,11 +2,11 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -66,11 +66,7 @@ func (c *Config) validate() Errors {
 		}
 	}
 
-	names := make([]string, 0, len(c.Upstreams))
-	for name := range c.Upstreams {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(c.Upstreams))
 	for _, name := range names {
 		v.upstream("upstreams."+name, name, c.Upstreams[name])
 	}

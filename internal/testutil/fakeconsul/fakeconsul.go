@@ -22,11 +22,12 @@ package fakeconsul
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -244,11 +245,7 @@ func (s *Server) serviceHealth(w http.ResponseWriter, name string, q url.Values)
 		Checks  []check
 	}
 	out := []entry{}
-	ids := make([]string, 0, len(s.svcs))
-	for id := range s.svcs {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+	ids := slices.Sorted(maps.Keys(s.svcs))
 	for _, id := range ids {
 		sv := s.svcs[id]
 		if sv.reg.Name != name || (passingOnly && sv.status != "passing") || (tag != "" && !contains(sv.reg.Tags, tag)) {
