@@ -161,7 +161,7 @@ func (s *Snapshot) authStep(rt *Route) Middleware {
 					writeFault(ctx, faultKeyStoreDown, rid)
 					return
 				}
-				if !hasRoles(rec.Roles, rt.roles, rt.allRoles) {
+				if !auth.HasRoles(rec.Roles, rt.roles, rt.allRoles) {
 					s.refuse(ctx, faultForbidden, wwwAuthForbidden, rid)
 					return
 				}
@@ -191,11 +191,6 @@ func (s *Snapshot) authStep(rt *Route) Middleware {
 			next(ctx)
 		}
 	}
-}
-
-func hasRoles(have, want []string, all bool) bool {
-	id := auth.Identity{Roles: have}
-	return id.HasRoles(want, all)
 }
 
 func (s *Snapshot) refuse(ctx *fasthttp.RequestCtx, f *Fault, www, rid []byte) {

@@ -52,13 +52,17 @@ type Identity struct {
 
 // HasRoles checks the caller's roles against a route's: any one of them,
 // or all of them.
-func (id *Identity) HasRoles(want []string, all bool) bool {
+func (id *Identity) HasRoles(want []string, all bool) bool { return HasRoles(id.Roles, want, all) }
+
+// HasRoles reports whether have holds any (or, with all, every) role of
+// want; no wanted roles always passes.
+func HasRoles(have, want []string, all bool) bool {
 	if len(want) == 0 {
 		return true
 	}
 	for _, w := range want {
 		found := false
-		for _, r := range id.Roles {
+		for _, r := range have {
 			if r == w {
 				found = true
 				break
