@@ -203,11 +203,12 @@ func restartOnly(a, b *config.Config) []string {
 		a.Admin.Password != b.Admin.Password || a.Admin.Token != b.Admin.Token {
 		out = append(out, "admin credentials")
 	}
+	// Only the settings the fasthttp server reads at start; the rest of
+	// server (max_body_bytes, trusted_proxies, services_health) reloads.
 	as, bs := a.Server, b.Server
-	as.MaxBodyBytes, bs.MaxBodyBytes = 0, 0         // reloadable
-	as.TrustedProxies, bs.TrustedProxies = nil, nil // reloadable
-	as.ServicesHealth, bs.ServicesHealth = nil, nil // reloadable (and a pointer: never compare its address)
-	if fmt.Sprint(as) != fmt.Sprint(bs) {
+	if as.ReadTimeout != bs.ReadTimeout || as.WriteTimeout != bs.WriteTimeout || as.IdleTimeout != bs.IdleTimeout ||
+		as.MaxHeaderBytes != bs.MaxHeaderBytes || as.BufferBodyBytes != bs.BufferBodyBytes ||
+		as.MaxConnections != bs.MaxConnections || as.ShutdownTimeout != bs.ShutdownTimeout {
 		out = append(out, "server (timeouts, max_header_bytes, buffer_body_bytes, max_connections)")
 	}
 	return out
