@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -210,6 +211,19 @@ func restartOnly(a, b *config.Config) []string {
 		as.MaxHeaderBytes != bs.MaxHeaderBytes || as.BufferBodyBytes != bs.BufferBodyBytes ||
 		as.MaxConnections != bs.MaxConnections || as.ShutdownTimeout != bs.ShutdownTimeout {
 		out = append(out, "server (timeouts, max_header_bytes, buffer_body_bytes, max_connections)")
+	}
+	// Opened or built once, in New.
+	if !sameRedis(a.Redis, b.Redis) {
+		out = append(out, "redis")
+	}
+	if a.Auth.APIKeys.Store != b.Auth.APIKeys.Store || a.Resolve(a.Auth.APIKeys.File) != b.Resolve(b.Auth.APIKeys.File) {
+		out = append(out, "auth.api_keys (store, file)")
+	}
+	if a.Resolve(a.Limits.QuotaFile) != b.Resolve(b.Limits.QuotaFile) || a.Limits.Instances != b.Limits.Instances {
+		out = append(out, "limits (quota_file, instances)")
+	}
+	if ac, bc := consulConn(a.Consul), consulConn(b.Consul); ac != bc {
+		out = append(out, "consul (address, token, datacenter)")
 	}
 	return out
 }
@@ -512,4 +526,20 @@ func RedisOptions(c *config.Redis) rueidis.ClientOption {
 		o.Sentinel = rueidis.SentinelOption{MasterSet: c.MasterSet}
 	}
 	return o
+}
+
+func sameRedis(a, b *config.Redis) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return slices.Equal(a.Addrs, b.Addrs) && a.MasterSet == b.MasterSet && a.Username == b.Username &&
+		a.Password == b.Password && a.DB == b.DB && a.Timeout == b.Timeout
+}
+
+// consulConn is what the Consul client is built from.
+func consulConn(c *config.Consul) [3]string {
+	if c == nil {
+		return [3]string{}
+	}
+	return [3]string{c.Address, c.Token, c.Datacenter}
 }

@@ -148,4 +148,15 @@ func TestRestartOnlyIgnoresReloadableFields(t *testing.T) {
 	if got := restartOnly(a, c); len(got) != 1 {
 		t.Errorf("a changed read_timeout must need a restart: %v", got)
 	}
+	// Stores and clients opened at start: a reload can't move them.
+	for _, change := range []string{
+		"redis: { addrs: [127.0.0.1:6380] }\n",
+		"auth: { api_keys: { file: other.json } }\n",
+		"limits: { instances: 3 }\n",
+		"consul: { address: 10.0.0.1:8500 }\n",
+	} {
+		if got := restartOnly(a, mustParse(t, src+change)); len(got) != 1 {
+			t.Errorf("%q: restartOnly = %v, want it named", change, got)
+		}
+	}
 }
