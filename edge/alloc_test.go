@@ -3,6 +3,9 @@
 package edge
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -56,6 +59,31 @@ func TestRateLimitedProxyAllocatesNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
 		t.Errorf("%.1f allocations per rate-limited request, want 0", n)
+	}
+}
+
+// Metrics are on by default in every test above. With the access log on
+// (every request logged, to a file) and span export on (requests not
+// sampled), a request still allocates nothing: a line is formatted into a
+// pooled buffer and handed to the writer goroutine.
+func TestObservedProxyAllocatesNothing(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "access.log")
+	h := newHandlerHarnessWith(t, 64, "/api/x", `
+access_log: { enabled: true, output: "`+log+`", sample: 1, buffer: 100000 }
+tracing: { otlp_endpoint: "http://127.0.0.1:9", sample: 0 }`, "")
+	for i := 0; i < 10; i++ {
+		h.once(t, 200)
+	}
+	if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
+		t.Errorf("%.1f allocations per logged request, want 0", n)
+	}
+	h.gw.closeObservers()
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := bytes.Count(data, []byte("\n")); lines < 510 {
+		t.Errorf("%d lines logged, want at least 510 (none may be dropped)", lines)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/sluicegw/sluice/edge/auth"
@@ -107,6 +108,18 @@ var (
 		m[auth.ReasonMissing] = []byte(`Bearer realm="sluice"`)
 		return m
 	}()
+	// authFailureReason is the reason label of sluice_auth_failures_total:
+	// the refusal's message in snake case ("token_expired").
+	authFailureReason = func() map[*Fault]string {
+		m := map[*Fault]string{}
+		for _, f := range authFaults {
+			m[f] = strings.ReplaceAll(f.Msg, " ", "_")
+		}
+		for _, f := range []*Fault{faultNoCredentials, faultBadAPIKey, faultForbidden, faultDuplicateCredentials} {
+			m[f] = strings.ReplaceAll(f.Msg, " ", "_")
+		}
+		return m
+	}()
 	wwwAuthForbidden = []byte(`Bearer realm="sluice", error="insufficient_scope"`)
 	wwwAuthAPIKey    = []byte(`Bearer realm="sluice", error="invalid_token", error_description="invalid api key"`)
 )
@@ -158,6 +171,7 @@ func (s *Snapshot) authStep(rt *Route) Middleware {
 				if err != nil {
 					// Fail closed: an unverifiable key is not a valid one.
 					s.log.Warn("api key store unavailable", "error", err.Error())
+					s.metrics.AuthFailure("key_store_unavailable")
 					writeFault(ctx, faultKeyStoreDown, rid)
 					return
 				}
@@ -194,6 +208,7 @@ func (s *Snapshot) authStep(rt *Route) Middleware {
 }
 
 func (s *Snapshot) refuse(ctx *fasthttp.RequestCtx, f *Fault, www, rid []byte) {
+	s.metrics.AuthFailure(authFailureReason[f])
 	writeFault(ctx, f, rid)
 	ctx.Response.Header.SetBytesV("WWW-Authenticate", www)
 }

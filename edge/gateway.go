@@ -32,6 +32,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/edge/observe"
 	"github.com/sluicegw/sluice/limiter"
 	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
@@ -64,7 +65,14 @@ type Gateway struct {
 	stopEvict context.CancelFunc
 	reloads   atomic.Uint64
 	lastError atomic.Pointer[string]
+
+	metrics   *observe.Metrics
+	accessLog *observe.AccessLog // nil: off
+	tracer    *tracer            // nil: no span export
 }
+
+// Version is reported by sluice_build_info; the binary sets it at start.
+var Version = "dev"
 
 // New builds the first snapshot from cfg (validated by config.Load).
 func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
@@ -74,9 +82,26 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{registry: pool.NewRegistry(log), log: log, startup: cfg, started: time.Now()}
 	g.disc = discovery{watchers: map[string]*watch{}, targets: map[string][]pool.TargetSpec{}}
 	g.jwks = map[string]*auth.JWKS{}
+	g.metrics = observe.New(Version, g.started, g.metricsState)
+	if a := cfg.AccessLog; a.Enabled {
+		l, err := observe.OpenAccessLog(cfg.Resolve(a.Output), a.Sample, a.Buffer, g.metrics)
+		if err != nil {
+			return nil, err
+		}
+		g.accessLog = l
+	}
+	if cfg.Tracing.OTLPEndpoint != "" {
+		t, err := newTracer(cfg.Tracing, log)
+		if err != nil {
+			g.closeObservers()
+			return nil, err
+		}
+		g.tracer = t
+	}
 	if cfg.Redis != nil {
 		client, err := newRedisClient(cfg.Redis)
 		if err != nil {
+			g.closeObservers()
 			return nil, err
 		}
 		g.redis = client
@@ -89,26 +114,31 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			Instances: cfg.Limits.Instances, Log: g.log}
 	}
 	if err := g.openQuotas(cfg); err != nil {
+		g.closeObservers()
 		g.closeRedis()
 		return nil, err
 	}
 	keys, err := g.openKeyStore(cfg)
 	if err != nil {
+		g.closeObservers()
 		g.closeRedis()
 		return nil, err
 	}
 	g.keys = keys
 	if err := g.syncDiscovery(cfg); err != nil {
+		g.closeObservers()
 		g.closeRedis()
 		return nil, err
 	}
 	snap, err := build(cfg, g.env())
 	if err != nil {
 		g.stopDiscovery()
+		g.closeObservers()
 		g.closeRedis()
 		return nil, err
 	}
 	g.snap.Store(snap)
+	g.metrics.Retain(snap.names())
 	evictCtx, stopEvict := context.WithCancel(context.Background())
 	g.stopEvict = stopEvict
 	go g.evictIdleBuckets(evictCtx)
@@ -155,12 +185,14 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		g.registry.Retain(g.snap.Load().Targets())
 		return g.refuse(err)
 	}
+	g.metrics.Retain(snap.names())
 	for _, w := range restartOnly(g.startup, cfg) {
 		g.log.Warn("config change needs a restart to take effect", "field", w)
 	}
 	old := g.snap.Swap(snap)
 	dropped := g.registry.Retain(snap.Targets())
 	g.reloads.Add(1)
+	g.metrics.Reloaded(true)
 	g.lastError.Store(nil)
 	g.log.Info("config applied", "source", cfg.Source, "routes", len(snap.Routes),
 		"upstreams", len(snap.Upstreams), "targets_dropped", dropped, "previous_routes", len(old.Routes))
@@ -177,6 +209,7 @@ func (g *Gateway) ReloadFrom(load func() (*config.Config, error)) error {
 }
 
 func (g *Gateway) refuse(err error) error {
+	g.metrics.Reloaded(false)
 	msg := err.Error()
 	g.lastError.Store(&msg)
 	g.log.Error("config refused; the previous config keeps serving", "error", msg)
@@ -225,6 +258,12 @@ func restartOnly(a, b *config.Config) []string {
 	if ac, bc := consulConn(a.Consul), consulConn(b.Consul); ac != bc {
 		out = append(out, "consul (address, token, datacenter)")
 	}
+	if a.AccessLog != b.AccessLog {
+		out = append(out, "access_log")
+	}
+	if a.Tracing.OTLPEndpoint != b.Tracing.OTLPEndpoint || *a.Tracing.Sample != *b.Tracing.Sample || a.Tracing.ServiceName != b.Tracing.ServiceName {
+		out = append(out, "tracing")
+	}
 	return out
 }
 
@@ -245,6 +284,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopEvict()
 	defer g.localQ.Close() // saves the local quota counts
 	defer g.closeRedis()
+	defer g.closeObservers() // after the server: the last requests are logged
 	err := g.server.ShutdownWithContext(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: in-flight requests still running after the shutdown timeout: %w", err)
@@ -267,9 +307,24 @@ func (g *Gateway) Reloads() uint64 { return g.reloads.Load() }
 // OpenConnections is the number of client connections open now.
 func (g *Gateway) OpenConnections() int32 { return g.server.GetOpenConnectionsCount() }
 
-// ServeHTTP is the data-plane entry point.
+// ServeHTTP is the data-plane entry point: it routes and answers the
+// request, then records it (metrics, access log, span).
 func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	s := g.snap.Load()
+	start := time.Now()
+	g.metrics.Begin()
+	var rec *requestRecord
+	if g.accessLog != nil || g.tracer != nil {
+		rec = acquireRecord(ctx)
+	}
+	rt := g.serve(ctx, s, rec)
+	g.metrics.End()
+	g.finish(ctx, s, rt, rec, start)
+}
+
+// serve answers the request and returns the route that matched (nil when
+// none did).
+func (g *Gateway) serve(ctx *fasthttp.RequestCtx, s *Snapshot, rec *requestRecord) *Route {
 	h := &ctx.Request.Header
 
 	// Request id: keep a sane client one, else make one. Set on the request
@@ -288,21 +343,25 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	if h.ContentLength() == -1 && hasHeaderLine(h.RawHeaders(), "content-length") {
 		writeFault(ctx, faultAmbiguousLength, rid)
 		lingerClose(ctx)
-		return
+		return nil
 	}
 
 	path, _ := splitURI(h.RequestURI())
 	if len(path) == 0 || path[0] != '/' {
 		writeFault(ctx, faultBadPath, rid)
-		return
+		return nil
 	}
 	if hasDotSegment(path) {
 		writeFault(ctx, faultDotSegments, rid)
-		return
+		return nil
 	}
 	if s.servicesHealth && string(path) == "/services/health" && h.IsGet() {
 		g.servicesHealth(ctx)
-		return
+		return nil
+	}
+	if s.metricsPath != "" && string(path) == s.metricsPath && h.IsGet() {
+		g.serveMetrics(ctx)
+		return nil
 	}
 	var hostBuf [256]byte
 	host := normalizeHost(hostBuf[:0], h.Host())
@@ -311,15 +370,19 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		if pathMatched != nil {
 			writeFault(ctx, faultMethod, rid)
 			ctx.Response.Header.SetBytesV("Allow", allowHeader(pathMatched))
-			return
+			return nil
 		}
 		writeFault(ctx, faultNoRoute, rid)
-		return
+		return nil
 	}
 	for _, k := range s.identityHeaders {
 		h.DelBytes(k)
 	}
+	if rec != nil {
+		g.startSpan(ctx, rt, rec)
+	}
 	rt.handler(ctx)
+	return rt
 }
 
 // splitURI returns the path and query of a request target in origin form
@@ -424,7 +487,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 
 // env is what builds borrow from the gateway. Called with reloadMu held.
 func (g *Gateway) env() buildEnv {
-	return buildEnv{reg: g.registry, log: g.log, discovered: g.disc.targets, jwks: g.jwksFor, keys: g.keys, limiter: g.limiter, strict: g.strict, cluster: g.cluster, quotas: g.quotas}
+	return buildEnv{metrics: g.metrics, recording: g.accessLog != nil || g.tracer != nil, reg: g.registry, log: g.log, discovered: g.disc.targets, jwks: g.jwksFor, keys: g.keys, limiter: g.limiter, strict: g.strict, cluster: g.cluster, quotas: g.quotas}
 }
 
 // jwksFor returns the key set for c, shared across snapshots while its

@@ -55,7 +55,13 @@ func (s *Snapshot) proxy(ctx *fasthttp.RequestCtx, rt *Route) {
 	req.Header.ResetConnectionClose()
 	req.Header.SetProtocol("HTTP/1.1")
 	s.setForwarded(ctx)
-	propagateTrace(&req.Header)
+	var rec *requestRecord
+	if s.recording {
+		rec = recordOf(ctx)
+	}
+	if rec == nil || !rec.traceparentSet {
+		propagateTrace(&req.Header)
+	}
 	for _, k := range rt.reqRemove {
 		req.Header.DelBytes(k)
 	}
@@ -69,7 +75,7 @@ func (s *Snapshot) proxy(ctx *fasthttp.RequestCtx, rt *Route) {
 	if up.Pool.HashesKey {
 		key = s.hashKey(ctx, up)
 	}
-	fault, retries := s.forward(ctx, rt, lim, key)
+	fault, retries := s.forward(ctx, rt, lim, key, rec)
 	if lim != nil {
 		releaseLimiter(lim)
 	}
@@ -121,7 +127,7 @@ var headerRetryCount = []byte("X-Retry-Count")
 // idempotent method or an Idempotency-Key, or it never reached the
 // target), and the upstream's retry budget has room. Each retry goes to a
 // target not tried yet when there is one.
-func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter, key uint64) (*Fault, int) {
+func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter, key uint64, rec *requestRecord) (*Fault, int) {
 	up := rt.upstream
 	req, resp := &ctx.Request, &ctx.Response
 	start := time.Now()
@@ -170,6 +176,12 @@ func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter
 		err = target.Client.Do(req, resp)
 		target.Done()
 		rtt := time.Since(t0)
+		up.metrics.Try(rtt)
+		if rec != nil {
+			rec.upstream, rec.target = up.Name, target.URL
+			rec.upstreamTime += rtt
+			rec.retries = retries
+		}
 
 		retryable, neverSent := false, false
 		switch {
@@ -182,6 +194,7 @@ func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter
 			return faultClientBody, retries
 		case err != nil:
 			kind := pool.Classify(err)
+			up.metrics.Error(uint8(kind))
 			fault = faultFor(kind, err)
 			outcome := pool.Failure
 			if kind == pool.KindBusy {
@@ -195,6 +208,7 @@ func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter
 			fault = nil
 			code := resp.StatusCode()
 			if code >= 500 {
+				up.metrics.Status5xx()
 				up.Pool.Report(target, pool.Failure, rtt)
 				retryable = code <= 599 && up.retry.onStatus[code-500]
 			} else {
@@ -221,6 +235,7 @@ func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter
 			exclude |= 1 << uint(idx)
 		}
 		retries++
+		up.metrics.Retry()
 	}
 }
 

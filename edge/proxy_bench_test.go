@@ -3,6 +3,7 @@ package edge
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -86,10 +87,43 @@ func BenchmarkServeHTTP(b *testing.B) {
 // state); compare ns/op with BenchmarkDirect to see what sluice adds.
 //
 //	go test ./edge -run '^$' -bench 'RoundTrip|Direct' -benchmem -cpu 1,2
+//
+// The sub-benchmarks price observability: metrics off, metrics on (the
+// default), and metrics plus an access log line for every request.
 func BenchmarkProxyRoundTrip(b *testing.B) {
 	up := testutil.StartUpstream(b, stub.Options{Name: "bench", BodySize: 64})
-	g := startGateway(b, oneUpstream(up.URL, "  - { name: api, match: { prefix: /api/ }, upstream: up, rewrite: { strip_prefix: /api } }\n"))
-	runClients(b, g.addr, "/api/users/42")
+	for _, c := range []struct{ name, extra string }{
+		{"metrics=off", "metrics: { enabled: false }\n"},
+		{"metrics=on", ""},
+		{"metrics=on,access_log=all", "access_log: { enabled: true, output: " + filepath.Join(b.TempDir(), "access.log") + " }\n"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			g := startGateway(b, c.extra+oneUpstream(up.URL, "  - { name: api, match: { prefix: /api/ }, upstream: up, rewrite: { strip_prefix: /api } }\n"))
+			runClients(b, g.addr, "/api/users/42")
+		})
+	}
+}
+
+// BenchmarkServeHTTPObserved: the handler-level cost of observability,
+// without sockets in front (less noise than the round trip).
+//
+//	go test ./edge -run '^$' -bench ServeHTTPObserved -benchmem -count 6
+func BenchmarkServeHTTPObserved(b *testing.B) {
+	for _, c := range []struct{ name, extra string }{
+		{"metrics=off", "metrics: { enabled: false }"},
+		{"metrics=on", ""},
+		{"metrics=on,access_log=all", "access_log: { enabled: true, output: " + filepath.Join(b.TempDir(), "access.log") + " }"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h := newHandlerHarnessWith(b, 64, "/api/users/42", c.extra, "")
+			h.once(b, 200)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				h.once(b, 200)
+			}
+		})
+	}
 }
 
 // BenchmarkDirect: the same clients against the stub with no gateway.

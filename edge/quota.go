@@ -75,6 +75,7 @@ func (s *Snapshot) quotaStep(rt *Route) Middleware {
 				return
 			}
 			if !res.Allowed {
+				rt.metrics.Quota()
 				writeFault(ctx, faultQuota, ctx.Request.Header.PeekBytes(headerRequestID))
 				setQuotaHeaders(&ctx.Response.Header, limitValue, res)
 				var n [20]byte

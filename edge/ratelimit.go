@@ -110,6 +110,7 @@ func (s *Snapshot) limitStep(rt *Route) Middleware {
 				res = s.limiter.Take(key, lim, limiter.Now())
 			}
 			if !res.Allowed {
+				rt.metrics.RateLimit()
 				if !rl.shadow {
 					writeFault(ctx, faultRateLimited, ctx.Request.Header.PeekBytes(headerRequestID))
 					setLimitHeaders(&ctx.Response.Header, rl, lim, res)

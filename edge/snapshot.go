@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/edge/observe"
 	"github.com/sluicegw/sluice/limiter"
 	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
@@ -40,6 +41,11 @@ type Snapshot struct {
 	apiKeyBearer    bool
 	identityHeaders [][]byte // removed from every request before auth sets them
 	log             *slog.Logger
+
+	metrics        *observe.Metrics // nil: request metrics off
+	noRouteMetrics *observe.Route   // requests no route answered
+	metricsPath    string           // also serve /metrics on the data plane here ("" no)
+	recording      bool             // requests carry a requestRecord
 }
 
 // Route is a compiled route: matching data, its upstream pool and the
@@ -66,8 +72,9 @@ type Route struct {
 	auth     string // none, jwt, api_key, any
 	roles    []string
 	allRoles bool
-	limit    *routeLimit // nil: not limited
-	quota    *routeQuota // nil: no quota
+	limit    *routeLimit    // nil: not limited
+	quota    *routeQuota    // nil: no quota
+	metrics  *observe.Route // nil: metrics off
 
 	handler fasthttp.RequestHandler
 }
@@ -105,6 +112,8 @@ func (rt *Route) allows(method []byte) bool {
 // snapshots; discovered holds targets found by discovery, by upstream name;
 // jwks returns the shared key set for a URL; keys is the API key store.
 type buildEnv struct {
+	metrics    *observe.Metrics
+	recording  bool // requests carry a requestRecord (access log or tracing on)
 	reg        *pool.Registry
 	log        *slog.Logger
 	discovered map[string][]pool.TargetSpec
@@ -124,6 +133,8 @@ func build(cfg *config.Config, env buildEnv) (*Snapshot, error) {
 	}
 	s := &Snapshot{
 		log:             log,
+		recording:       env.recording,
+		metricsPath:     cfg.Metrics.DataPlanePath,
 		limiter:         env.limiter,
 		strict:          env.strict,
 		cluster:         env.cluster,
@@ -134,6 +145,10 @@ func build(cfg *config.Config, env buildEnv) (*Snapshot, error) {
 		maxBodyBytes:    int(cfg.Server.MaxBodyBytes),
 		bufferBodyBytes: int(min(cfg.Server.BufferBodyBytes, cfg.Server.MaxBodyBytes)),
 	}
+	if cfg.Metrics.On() {
+		s.metrics = env.metrics
+	}
+	s.noRouteMetrics = s.metrics.Route("")
 	if err := s.compileAuth(cfg, env); err != nil {
 		return nil, err
 	}
@@ -179,6 +194,7 @@ func (s *Snapshot) compileRoute(rc *config.Route) (*Route, error) {
 		addPrefix:   bytesOrNil(rc.Rewrite.AddPrefix),
 		replacePath: bytesOrNil(rc.Rewrite.ReplacePath),
 		timeout:     rc.Timeout.D(),
+		metrics:     s.metrics.Route(rc.Name),
 	}
 	if len(rc.Match.Methods) > 0 {
 		for _, m := range rc.Match.Methods {
@@ -248,6 +264,14 @@ func compileHeaderOps(h config.HeaderOps) (set [][2][]byte, remove [][]byte) {
 		remove = append(remove, []byte(k))
 	}
 	return set, remove
+}
+
+// names lists the route and upstream names (for metrics.Retain).
+func (s *Snapshot) names() (routes, upstreams []string) {
+	for _, rt := range s.Routes {
+		routes = append(routes, rt.Name)
+	}
+	return routes, slices.Collect(maps.Keys(s.Upstreams))
 }
 
 // Targets lists every target of the snapshot (for the registry).

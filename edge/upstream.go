@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/edge/observe"
 	"github.com/sluicegw/sluice/pool"
 )
 
@@ -22,7 +23,8 @@ type Upstream struct {
 	hashKind string
 	hashName []byte
 
-	budgetLogAt atomic.Int64 // unix ns of the last "budget exhausted" log
+	budgetLogAt atomic.Int64      // unix ns of the last "budget exhausted" log
+	metrics     *observe.Upstream // nil: metrics off
 }
 
 // retryPolicy is config.Retry compiled for the request path.
@@ -89,7 +91,7 @@ func (s *Snapshot) compileUpstream(reg *pool.Registry, cfg *config.Config, u *co
 	if err != nil {
 		return nil, err
 	}
-	up := &Upstream{Name: u.Name, Pool: p, hashKind: "ip"}
+	up := &Upstream{Name: u.Name, Pool: p, hashKind: "ip", metrics: s.metrics.Upstream(u.Name)}
 	if u.Balancer == "consistent_hash" {
 		kind, name, err := config.ParseHashKey(u.HashKey)
 		if err != nil {

@@ -124,6 +124,7 @@ func serve(path string, stderr io.Writer) int {
 		log.Error("config refused; not starting", "source", path)
 		return 1
 	}
+	edge.Version = version
 	gw, err := edge.New(cfg, log)
 	if err != nil {
 		log.Error("startup failed", "error", err.Error())
@@ -167,6 +168,7 @@ func serve(path string, stderr io.Writer) int {
 				ResetBreakers: gw.ResetCircuitBreakers,
 				Keys:          gw.KeyStore(),
 				Quotas:        gw.Quotas(),
+				Metrics:       gw.Metrics().Handler,
 			})),
 		}
 		go func() {
@@ -186,7 +188,7 @@ func serve(path string, stderr io.Writer) int {
 		"listen", ln.Addr().String(), "admin", adminAddr, "routes", len(gw.Snapshot().Routes))
 
 	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	for {
 		select {
 		case err := <-serveErr:
@@ -196,6 +198,14 @@ func serve(path string, stderr io.Writer) int {
 			if s == syscall.SIGHUP {
 				log.Info("SIGHUP: reloading config", "source", src.String())
 				_ = reload()
+				continue
+			}
+			if s == syscall.SIGUSR1 {
+				if err := gw.ReopenAccessLog(); err != nil {
+					log.Error("SIGUSR1: reopening the access log failed; writing it to stderr", "error", err.Error())
+				} else {
+					log.Info("SIGUSR1: access log reopened")
+				}
 				continue
 			}
 			return shutdown(gw, adminSrv, cfg.Server.ShutdownTimeout.D(), s, log)

@@ -45,6 +45,8 @@ type Hooks struct {
 	Keys auth.KeyStore
 	// Quotas is the quota store (nil: the quota endpoints answer 404).
 	Quotas limiter.Quotas
+	// Metrics serves GET /metrics (nil: 404).
+	Metrics fasthttp.RequestHandler
 }
 
 // Handler returns the admin HTTP handler.
@@ -65,6 +67,9 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "starting"})
 		}
 	})
+	if h.Metrics != nil {
+		r.GET("/metrics", h.Metrics)
+	}
 	r.GET("/info", func(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, h.Info())
 	})

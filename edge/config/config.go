@@ -43,6 +43,13 @@ type Config struct {
 	// a KV key. nil: Consul is not used (unless an upstream uses discovery,
 	// which then takes the defaults).
 	Consul *Consul `yaml:"consul" json:"consul,omitempty"`
+	// Metrics configures the Prometheus metrics.
+	Metrics Metrics `yaml:"metrics" json:"metrics"`
+	// AccessLog configures the JSON access log (off by default).
+	AccessLog AccessLog `yaml:"access_log" json:"access_log"`
+	// Tracing configures OTLP span export (off by default). traceparent
+	// propagation is always on.
+	Tracing Tracing `yaml:"tracing" json:"tracing"`
 
 	// Source is where this config came from (a file path), used in errors
 	// and /info. Not part of the YAML.
@@ -103,6 +110,49 @@ type Admin struct {
 	// Token, when set, is also accepted as "Authorization: Bearer TOKEN"
 	// (for automation). Never shown.
 	Token string `yaml:"token" json:"token,omitempty"`
+}
+
+// Metrics configures the Prometheus metrics. They are always served on the
+// admin listener at /metrics.
+type Metrics struct {
+	// Enabled records request metrics. Default true; false leaves /metrics
+	// with the process, runtime and state metrics only.
+	Enabled *bool `yaml:"enabled" json:"enabled,omitempty"`
+	// DataPlanePath also serves the metrics on the data plane at this
+	// path (e.g. "/metrics"), unauthenticated. Default "": admin only.
+	DataPlanePath string `yaml:"data_plane_path" json:"data_plane_path,omitempty"`
+}
+
+// On reports whether request metrics are recorded.
+func (m Metrics) On() bool { return m.Enabled == nil || *m.Enabled }
+
+// AccessLog configures the access log: one JSON line per request, written
+// by a background writer that never blocks a request.
+type AccessLog struct {
+	// Enabled turns the access log on. Default false.
+	Enabled bool `yaml:"enabled" json:"enabled,omitempty"`
+	// Output is "stdout" (default) or a file path, appended to and
+	// reopened on SIGUSR1 (for logrotate).
+	Output string `yaml:"output" json:"output,omitempty"`
+	// Sample is the share of requests logged, 0 < sample <= 1. Default 1.
+	// Answers with status 500 or above are always logged.
+	Sample float64 `yaml:"sample" json:"sample,omitempty"`
+	// Buffer is how many lines may wait for the writer; when it is full,
+	// lines are dropped and counted. Default 8192.
+	Buffer int `yaml:"buffer" json:"buffer,omitempty"`
+}
+
+// Tracing configures OpenTelemetry span export over OTLP/HTTP.
+type Tracing struct {
+	// OTLPEndpoint is the collector's OTLP/HTTP base URL, e.g.
+	// "http://127.0.0.1:4318" (spans go to /v1/traces). "" (default): no
+	// export.
+	OTLPEndpoint string `yaml:"otlp_endpoint" json:"otlp_endpoint,omitempty"`
+	// Sample is the share of new traces recorded, 0..1. A request that
+	// arrives with a sampled traceparent is always recorded. Default 0.01.
+	Sample *float64 `yaml:"sample" json:"sample,omitempty"`
+	// ServiceName is the service.name resource attribute. Default "sluice".
+	ServiceName string `yaml:"service_name" json:"service_name,omitempty"`
 }
 
 // AuthOn reports whether admin authentication is required.
@@ -531,6 +581,16 @@ func (c *Config) applyDefaults() {
 	setStr(&c.Listen, DefaultListen)
 	setStr(&c.Admin.Listen, DefaultAdminListen)
 	setStr(&c.Admin.Username, "admin")
+	setStr(&c.AccessLog.Output, "stdout")
+	if c.AccessLog.Sample == 0 {
+		c.AccessLog.Sample = 1
+	}
+	setInt(&c.AccessLog.Buffer, 8192)
+	if c.Tracing.Sample == nil {
+		r := 0.01
+		c.Tracing.Sample = &r
+	}
+	setStr(&c.Tracing.ServiceName, "sluice")
 	s := &c.Server
 	setDur(&s.ReadTimeout, DefaultReadTimeout)
 	setDur(&s.WriteTimeout, DefaultWriteTimeout)

@@ -50,6 +50,7 @@ func (c *Config) validate() Errors {
 			v.add("consul.config_key", "%q: a KV key such as \"sluice/config\"", cs.ConfigKey)
 		}
 	}
+	v.observability(c)
 	s := c.Server
 	if s.MaxHeaderBytes < 1024 {
 		v.add("server.max_header_bytes", "must be at least 1KiB, got %d", s.MaxHeaderBytes)
@@ -600,5 +601,27 @@ func (v *validator) limitKeys(p string, keys []string) {
 		if !ok {
 			v.add(fmt.Sprintf("%s[%d]", p, i), "%q: want ip, api_key, user, route, header:NAME or claim:NAME", k)
 		}
+	}
+}
+
+func (v *validator) observability(c *Config) {
+	if p := c.Metrics.DataPlanePath; p != "" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?# ")) {
+		v.add("metrics.data_plane_path", "%q: a path such as \"/metrics\"", p)
+	}
+	a := c.AccessLog
+	if a.Sample <= 0 || a.Sample > 1 {
+		v.add("access_log.sample", "must be in (0, 1], got %v", a.Sample)
+	}
+	if a.Buffer < 1 || a.Buffer > 1<<20 {
+		v.add("access_log.buffer", "must be between 1 and 1048576 lines, got %d", a.Buffer)
+	}
+	if t := c.Tracing; t.OTLPEndpoint != "" {
+		u, err := url.Parse(t.OTLPEndpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add("tracing.otlp_endpoint", "%q: want an http(s) URL such as \"http://127.0.0.1:4318\"", t.OTLPEndpoint)
+		}
+	}
+	if s := *c.Tracing.Sample; s < 0 || s > 1 {
+		v.add("tracing.sample", "must be in [0, 1], got %v", s)
 	}
 }
