@@ -30,13 +30,18 @@ test: deps lint
 	$(GO) test -count=1 -run 'Allocat' ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 150000x -fuzzminimizetime 500x ./edge/config
 
-## deps: what the tests need that a fresh machine may lack (redis-server from Debian's packages)
+## deps: what the tests need that a fresh machine may lack, from Debian's packages:
+## redis-server, and prometheus (promtool and the server, for deploy/prometheus)
 deps:
 	@$(GO) version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' || { echo "Go 1.26 or newer is required"; exit 1; }
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-	@command -v redis-server >/dev/null || { \
-		echo "installing redis-server (tests start their own on 127.0.0.1)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (tests start their own servers on 127.0.0.1)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 ## lint: gofmt, go vet, staticcheck
 lint: deps

@@ -63,7 +63,7 @@ next:
 // figure is the count of what was sent.
 func TestMetricsCountWhatHappened(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
-	dead := "http://" + testutil.ClosedAddr(t) // nothing listens here
+	dead := "http://" + testutil.DeadAddr(t) // nothing listens here
 	g := startGateway(t, `
 listen: 127.0.0.1:0
 admin: { listen: "off" }

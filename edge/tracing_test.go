@@ -106,7 +106,7 @@ tracing: { otlp_endpoint: "`+recv.URL+`", sample: 0, service_name: edge-test }
 access_log: { enabled: true, output: "`+logPath+`" }
 upstreams:
   up: { targets: [ { url: "`+up.URL+`" } ] }
-  dead: { targets: [ { url: "http://`+testutil.ClosedAddr(t)+`" } ] }
+  dead: { targets: [ { url: "http://`+testutil.DeadAddr(t)+`" } ] }
 routes:
   - { name: api, match: { prefix: /api/ }, upstream: up, rewrite: { replace_path: /__stub/echo } }
   - { name: down, match: { prefix: /down }, upstream: dead }

@@ -36,16 +36,6 @@ func Listen(t testing.TB) net.Listener {
 	return ln
 }
 
-// ClosedAddr is a loopback address nothing listens on (a port that was
-// free a moment ago): connecting to it is refused.
-func ClosedAddr(t testing.TB) string {
-	t.Helper()
-	ln := Listen(t)
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // Upstream is a running stub with a count of the connections it accepted.
 type Upstream struct {
 	*stub.Server
