@@ -84,7 +84,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.jwks = map[string]*auth.JWKS{}
 	g.metrics = observe.New(Version, g.started, g.metricsState)
 	if a := cfg.AccessLog; a.Enabled {
-		l, err := observe.OpenAccessLog(cfg.Resolve(a.Output), a.Sample, a.Buffer, g.metrics)
+		out := a.Output
+		if out != "stdout" {
+			out = cfg.Resolve(out)
+		}
+		l, err := observe.OpenAccessLog(out, a.Sample, a.Buffer, g.metrics)
 		if err != nil {
 			return nil, err
 		}

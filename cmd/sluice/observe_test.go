@@ -128,3 +128,20 @@ func TestAccessLogReopenOnSIGUSR1(t *testing.T) {
 		t.Errorf("after shutdown the file has %d lines, want 10", n)
 	}
 }
+
+// output: stdout (the default) writes to the process's stdout, whatever
+// directory the config file is in.
+func TestAccessLogToStdout(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, "access_log: { enabled: true }\n"+
+		sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"))
+	if code, _ := testutil.Get(t, "http://"+s.Addr+"/hello"); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	testutil.WaitFor(t, "the access log line on stdout", func() bool {
+		return strings.Contains(s.Log(), `"path":"/hello","route":"all","upstream":"up"`)
+	})
+	if _, err := os.Stat(filepath.Join(filepath.Dir(s.ConfigPath), "stdout")); err == nil {
+		t.Error("a file named stdout was created next to the config")
+	}
+}
