@@ -38,8 +38,10 @@ var (
 
 // stripHopByHop removes the hop-by-hop headers and every header named in
 // Connection (RFC 9110 7.6.1: "Connection: X-Debug" makes X-Debug
-// hop-by-hop too).
-func stripHopByHop(h header) {
+// hop-by-hop too). Most messages carry none, so the deletes (each one a
+// key normalisation and a scan of every header) run only when a look at
+// the header names finds one.
+func stripHopByHop(h header, present bool) {
 	if conn := h.Peek("Connection"); len(conn) > 0 {
 		// conn aliases the header being edited: copy it before deleting.
 		var buf [256]byte
@@ -56,10 +58,63 @@ func stripHopByHop(h header) {
 				h.DelBytes(tok)
 			}
 		}
+		present = true
+	}
+	if !present {
+		return
 	}
 	for _, k := range hopByHopHeaders {
 		h.DelBytes(k)
 	}
+}
+
+// stripRequestHopByHop looks for hop-by-hop names in the raw header block
+// as received (one pass over bytes, no normalisation). A request built in
+// memory has no raw block: then every name is deleted.
+func stripRequestHopByHop(h *fasthttp.RequestHeader) {
+	raw := h.RawHeaders()
+	stripHopByHop(h, len(raw) == 0 || hasHopByHopLine(raw))
+}
+
+// stripResponseHopByHop looks through the parsed response header names.
+func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
+	present := false
+	for k := range h.All() {
+		if isHopByHopName(k) {
+			present = true
+			break
+		}
+	}
+	stripHopByHop(h, present)
+}
+
+// hasHopByHopLine reports whether a raw header block has a line whose
+// name is hop-by-hop.
+func hasHopByHopLine(raw []byte) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if i := bytes.IndexByte(line, ':'); i > 0 && isHopByHopName(bytes.TrimRight(line[:i], " \t")) {
+			return true
+		}
+	}
+	return false
+}
+
+func isHopByHopName(name []byte) bool {
+	switch len(name) { // the lengths of hopByHopHeaders' names
+	case 2, 7, 10, 16, 18, 19:
+		for _, k := range hopByHopHeaders {
+			if len(k) == len(name) && bytes.EqualFold(k, name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // protectedHeaders can't be made hop-by-hop by naming them in Connection:

@@ -51,7 +51,7 @@ func (s *Snapshot) proxy(ctx *fasthttp.RequestCtx, rt *Route) {
 	}
 
 	clientClose := req.Header.ConnectionClose()
-	stripHopByHop(&req.Header)
+	stripRequestHopByHop(&req.Header)
 	req.Header.ResetConnectionClose()
 	req.Header.SetProtocol("HTTP/1.1")
 	s.setForwarded(ctx)
@@ -95,7 +95,7 @@ func (s *Snapshot) proxy(ctx *fasthttp.RequestCtx, rt *Route) {
 	}
 
 	resp := &ctx.Response
-	stripHopByHop(&resp.Header)
+	stripResponseHopByHop(&resp.Header)
 	appendVia(&resp.Header)
 	for _, k := range rt.respRemove {
 		resp.Header.DelBytes(k)

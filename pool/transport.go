@@ -82,12 +82,20 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	conn := cc.Conn()
 	reused = cc.LastUseTime().After(cc.CreatedTime())
 
-	// Send the request.
+	// Send the request. With equal read and write timeouts (the default)
+	// one SetDeadline covers both directions: the runtime then keeps a
+	// single timer for the connection instead of two, per request.
 	streaming := req.IsBodyStream()
+	oneDeadline := !streaming && t.readTimeout == t.writeTimeout
 	if streaming {
 		err = t.writeStreaming(conn, req)
 	} else {
-		if err = conn.SetWriteDeadline(earliest(deadline, t.writeTimeout)); err == nil {
+		if oneDeadline {
+			err = conn.SetDeadline(earliest(deadline, t.writeTimeout))
+		} else {
+			err = conn.SetWriteDeadline(earliest(deadline, t.writeTimeout))
+		}
+		if err == nil {
 			bw := hc.AcquireWriter(conn)
 			if err = req.Write(bw); err == nil {
 				err = bw.Flush()
@@ -101,9 +109,11 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	}
 
 	// Read the response head.
-	if err = conn.SetReadDeadline(earliest(deadline, t.readTimeout)); err != nil {
-		hc.CloseConn(cc)
-		return reused, err
+	if !oneDeadline {
+		if err = conn.SetReadDeadline(earliest(deadline, t.readTimeout)); err != nil {
+			hc.CloseConn(cc)
+			return reused, err
+		}
 	}
 	br := hc.AcquireReader(conn)
 	if req.Header.IsHead() {

@@ -1,0 +1,687 @@
+// Command harness measures sluice against nginx and against the bare
+// upstream, on 127.0.0.1, in one run: it starts the bench/upstream stub,
+// sluice and nginx (a keep-alive reverse proxy to the same stub), drives
+// each in turn with wrk (maximum throughput) and vegeta (a constant rate),
+// interleaved and repeated, and prints one Markdown table per scenario.
+//
+// With -profile DIR it instead captures CPU and allocation profiles of
+// sluice under wrk load, plus `go tool pprof -top` text of each.
+//
+// Everything it starts listens on loopback, is bounded in time, and is
+// killed when it exits.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var (
+	binDir    = flag.String("bin", "bin", "directory holding the sluice and upstream binaries (make build)")
+	duration  = flag.Duration("d", 5*time.Second, "length of each wrk run")
+	rounds    = flag.Int("rounds", 3, "interleaved rounds per scenario (direct, nginx, sluice, direct, ...)")
+	conns     = flag.Int("c", 64, "wrk connections")
+	threads   = flag.Int("t", 2, "wrk threads")
+	vegetaDur = flag.Duration("vegeta", 5*time.Second, "length of each constant-rate vegeta run (0: skip)")
+	only      = flag.String("scenario", "", "run only the scenarios whose name contains this")
+	profile   = flag.String("profile", "", "capture CPU and allocation profiles of sluice into this directory instead")
+	keep      = flag.Bool("keep", false, "keep the work directory (configs, logs)")
+	sluiceEnv = flag.String("sluice-env", "", "extra environment for sluice, space-separated (e.g. \"GOMAXPROCS=1 GOGC=200\")")
+)
+
+const jwtSecret = "bench-secret-0123456789abcdef0123"
+
+func main() {
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		os.Exit(1)
+	}
+}
+
+// scenario is one configuration measured for all three targets.
+type scenario struct {
+	name     string
+	bodySize int    // stub answer size; 0: its short JSON line
+	sluice   string // extra top-level config for sluice
+	route    string // extra route fields
+	header   string // request header for sluice ("Name: value")
+	idle     int    // idle keep-alive connections held open during the runs
+}
+
+func scenarios() []scenario {
+	token := mintToken()
+	return []scenario{
+		{name: "bare route"},
+		{name: "full route (JWT, rate limit, metrics, access log 1%)",
+			sluice: `auth: { jwt: { keys: [ { id: k1, algorithm: HS256, secret: "` + jwtSecret + `" } ] } }
+access_log: { enabled: true, output: access.log, sample: 0.01 }`,
+			route:  `, auth: jwt, rate_limit: { rate: 100000000, per: 1s, key: [ip] }`,
+			header: "Authorization: Bearer " + token},
+		{name: "1 KiB response", bodySize: 1 << 10},
+		{name: "64 KiB response", bodySize: 64 << 10},
+		{name: "1000 idle keep-alive connections + load", idle: 1000},
+	}
+}
+
+func mintToken() string {
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "bench", "exp": time.Now().Add(24 * time.Hour).Unix(),
+	}).SignedString([]byte(jwtSecret))
+	if err != nil {
+		panic(err)
+	}
+	return tok
+}
+
+func run(ctx context.Context) error {
+	for _, tool := range []string{"wrk", "nginx"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found (make bench-proxy installs it)", tool)
+		}
+	}
+	work, err := os.MkdirTemp("", "sluice-bench-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		fmt.Fprintln(os.Stderr, "work directory:", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	if *profile != "" {
+		return captureProfiles(ctx, work)
+	}
+	fmt.Printf("# sluice vs nginx vs direct\n\n%s\n\n", machine())
+	fmt.Printf("wrk -t%d -c%d -d%s, %d interleaved rounds per target; vegeta at half of nginx's best rps for %s.\n\n",
+		*threads, *conns, *duration, *rounds, *vegetaDur)
+	for _, sc := range scenarios() {
+		if *only != "" && !strings.Contains(sc.name, *only) {
+			continue
+		}
+		if err := runScenario(ctx, work, sc); err != nil {
+			return fmt.Errorf("%s: %w", sc.name, err)
+		}
+	}
+	return nil
+}
+
+// proc is a started server.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	pids func() []int // the processes whose CPU and memory count (nginx: master and workers)
+}
+
+func start(ctx context.Context, name, logPath string, bin string, env []string, args ...string) (*proc, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{name: name, cmd: cmd}
+	p.pids = func() []int { return append([]int{cmd.Process.Pid}, children(cmd.Process.Pid)...) }
+	return p, nil
+}
+
+func (p *proc) stop() {
+	if p == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+// freeAddrs returns n distinct free loopback addresses: the listeners stay
+// open until all are chosen, or the kernel could hand out one port twice.
+func freeAddrs(n int) []string {
+	var out []string
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
+// waitHTTP waits for a 200 from the expected server: each of the three
+// identifies itself (the stub's Server header, nginx's, sluice's
+// X-Request-Id and Via), so a port mix-up can't measure the wrong one.
+func waitHTTP(ctx context.Context, name, url, header string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if k, v, ok := strings.Cut(header, ": "); ok {
+			req.Header.Set(k, v)
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			right := map[string]bool{
+				"direct": resp.Header.Get("Server") == "stub" && resp.Header.Get("X-Request-Id") == "",
+				"nginx":  strings.HasPrefix(resp.Header.Get("Server"), "nginx"),
+				"sluice": resp.Header.Get("X-Request-Id") != "" && resp.Header.Get("Via") != "",
+			}[name]
+			if resp.StatusCode == 200 && right {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s (%s) did not answer 200 within 15s", name, url)
+}
+
+// servers starts the stub, sluice and nginx for a scenario.
+func servers(ctx context.Context, dir string, sc scenario) (stub, sl, ngx *proc, urls map[string]string, err error) {
+	addrs := freeAddrs(4)
+	stubAddr, sluiceAddr, adminAddr, nginxAddr := addrs[0], addrs[1], addrs[2], addrs[3]
+	stub, err = start(ctx, "stub", filepath.Join(dir, "stub.log"), filepath.Join(*binDir, "upstream"), nil,
+		"-addr", stubAddr, "-name", "bench", "-body-size", strconv.Itoa(sc.bodySize))
+	if err != nil {
+		return
+	}
+	cfg := fmt.Sprintf(`listen: %s
+admin: { listen: %s, password: bench }
+%s
+upstreams:
+  stub: { targets: [ { url: "http://%s" } ] }
+routes:
+  - { name: bench, match: { prefix: / }, upstream: stub %s }
+`, sluiceAddr, adminAddr, sc.sluice, stubAddr, sc.route)
+	cfgPath := filepath.Join(dir, "sluice.yaml")
+	if err = os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return
+	}
+	sl, err = start(ctx, "sluice", filepath.Join(dir, "sluice.log"), filepath.Join(*binDir, "sluice"), strings.Fields(*sluiceEnv), "serve", "-c", cfgPath)
+	if err != nil {
+		return
+	}
+	ngxConf := fmt.Sprintf(`worker_processes auto;
+daemon off;
+master_process on;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  upstream stub { server %[2]s; keepalive 128; }
+  server {
+    listen %[3]s;
+    location / {
+      proxy_pass http://stub;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`, dir, stubAddr, nginxAddr)
+	ngxPath := filepath.Join(dir, "nginx.conf")
+	if err = os.WriteFile(ngxPath, []byte(ngxConf), 0o600); err != nil {
+		return
+	}
+	ngx, err = start(ctx, "nginx", filepath.Join(dir, "nginx.log"), "nginx", nil, "-c", ngxPath, "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"))
+	if err != nil {
+		return
+	}
+	if sl.cmd.ProcessState != nil {
+		err = errors.New("sluice exited at start; see sluice.log")
+		return
+	}
+	urls = map[string]string{"direct": "http://" + stubAddr + "/", "nginx": "http://" + nginxAddr + "/", "sluice": "http://" + sluiceAddr + "/"}
+	for name, u := range urls {
+		h := ""
+		if name == "sluice" {
+			h = sc.header
+		}
+		if err = waitHTTP(ctx, name, u, h); err != nil {
+			return
+		}
+	}
+	return
+}
+
+// result is one target's figures in a scenario, over all its rounds.
+type result struct {
+	rps              []float64
+	p50, p99, p999   []time.Duration // wrk, at full load
+	vp50, vp99, vmax time.Duration   // vegeta, at the constant rate
+	vrate            int
+	vsuccess         float64
+	peakRSS          int64 // bytes, VmHWM summed over the target's processes
+	cpuPer100k       float64
+	cpuSeconds, reqs float64
+	errors           int
+}
+
+func runScenario(ctx context.Context, base string, sc scenario) error {
+	dir := filepath.Join(base, strings.NewReplacer(" ", "_", "(", "", ")", "", ",", "", "%", "").Replace(sc.name))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	stub, sl, ngx, urls, err := servers(ctx, dir, sc)
+	defer stub.stop()
+	defer sl.stop()
+	defer ngx.stop()
+	if err != nil {
+		return err
+	}
+	procs := map[string]*proc{"direct": stub, "nginx": ngx, "sluice": sl}
+	targets := []string{"direct", "nginx", "sluice"}
+	if sc.idle > 0 {
+		for _, name := range targets {
+			closeIdle, err := holdIdle(urls[name], sc.idle)
+			if err != nil {
+				return fmt.Errorf("%s: idle connections: %w", name, err)
+			}
+			defer closeIdle()
+		}
+	}
+	res := map[string]*result{}
+	for _, t := range targets {
+		res[t] = &result{}
+	}
+	for round := 0; round < *rounds; round++ {
+		for _, name := range targets {
+			header := ""
+			if name == "sluice" {
+				header = sc.header
+			}
+			cpu0 := cpuSeconds(procs[name].pids())
+			w, err := runWrk(ctx, dir, urls[name], header, *duration)
+			if err != nil {
+				return fmt.Errorf("wrk %s: %w", name, err)
+			}
+			r := res[name]
+			r.cpuSeconds += cpuSeconds(procs[name].pids()) - cpu0
+			r.reqs += w.requests
+			r.rps = append(r.rps, w.rps)
+			r.p50, r.p99, r.p999 = append(r.p50, w.p50), append(r.p99, w.p99), append(r.p999, w.p999)
+			r.errors += w.errors
+		}
+	}
+	rate := int(median(res["nginx"].rps) / 2)
+	if *vegetaDur > 0 && rate > 0 {
+		for _, name := range targets {
+			header := ""
+			if name == "sluice" {
+				header = sc.header
+			}
+			v, err := runVegeta(ctx, dir, urls[name], header, rate)
+			if err != nil {
+				return fmt.Errorf("vegeta %s: %w", name, err)
+			}
+			r := res[name]
+			r.vrate, r.vp50, r.vp99, r.vmax, r.vsuccess = rate, v.p50, v.p99, v.max, v.success
+		}
+	}
+	for _, name := range targets {
+		r := res[name]
+		r.peakRSS = peakRSS(procs[name].pids())
+		if r.reqs > 0 {
+			r.cpuPer100k = r.cpuSeconds / r.reqs * 100000
+		}
+	}
+	printTable(sc, res, targets)
+	return nil
+}
+
+// holdIdle opens n keep-alive connections, sends one request on each and
+// keeps them open without further traffic.
+func holdIdle(url string, n int) (func(), error) {
+	host := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
+	var conns []net.Conn
+	closeAll := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	for i := 0; i < n; i++ {
+		c, err := net.DialTimeout("tcp", host, 2*time.Second)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		conns = append(conns, c)
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprintf(c, "GET /__stub/status?code=200 HTTP/1.1\r\nHost: bench\r\n\r\n"); err != nil {
+			closeAll()
+			return nil, err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		_ = c.SetDeadline(time.Time{})
+	}
+	return closeAll, nil
+}
+
+type wrkResult struct {
+	rps, requests  float64
+	p50, p99, p999 time.Duration
+	errors         int
+}
+
+// wrk's Lua done() hook prints exact percentiles (its --latency table
+// stops at p99).
+const wrkScript = `
+done = function(summary, latency, requests)
+  io.write(string.format("SLUICE-BENCH %d %d %d %d %d %d\n",
+    summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout))
+end
+`
+
+func runWrk(ctx context.Context, dir, url, header string, d time.Duration) (wrkResult, error) {
+	script := filepath.Join(dir, "report.lua")
+	if err := os.WriteFile(script, []byte(wrkScript), 0o644); err != nil {
+		return wrkResult{}, err
+	}
+	args := []string{"-t" + strconv.Itoa(*threads), "-c" + strconv.Itoa(*conns), "-d" + d.String(), "--timeout", "5s", "-s", script}
+	if header != "" {
+		args = append(args, "-H", header)
+	}
+	out, err := exec.CommandContext(ctx, "wrk", append(args, url)...).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("%v: %s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 7 && f[0] == "SLUICE-BENCH" {
+			n := make([]float64, 6)
+			for i := range n {
+				n[i], _ = strconv.ParseFloat(f[i+1], 64)
+			}
+			return wrkResult{
+				requests: n[0], rps: n[0] / (n[1] / 1e6),
+				p50: time.Duration(n[2]) * time.Microsecond, p99: time.Duration(n[3]) * time.Microsecond,
+				p999: time.Duration(n[4]) * time.Microsecond, errors: int(n[5]),
+			}, nil
+		}
+	}
+	return wrkResult{}, fmt.Errorf("no result line in wrk output:\n%s", out)
+}
+
+type vegetaResult struct {
+	p50, p99, max time.Duration
+	success       float64
+}
+
+func runVegeta(ctx context.Context, dir, url, header string, rate int) (vegetaResult, error) {
+	vegeta, err := exec.LookPath("vegeta")
+	if err != nil {
+		gobin := filepath.Join(os.Getenv("HOME"), "go", "bin", "vegeta")
+		if _, statErr := os.Stat(gobin); statErr != nil {
+			return vegetaResult{}, errors.New("vegeta not found (make bench-proxy installs it)")
+		}
+		vegeta = gobin
+	}
+	targets := "GET " + url + "\n"
+	if header != "" {
+		targets += header + "\n"
+	}
+	results := filepath.Join(dir, "vegeta.bin")
+	attack := exec.CommandContext(ctx, vegeta, "attack", "-rate", strconv.Itoa(rate), "-duration", vegetaDur.String(),
+		"-keepalive", "-connections", "64", "-max-workers", "256", "-output", results)
+	attack.Stdin = strings.NewReader(targets)
+	if out, err := attack.CombinedOutput(); err != nil {
+		return vegetaResult{}, fmt.Errorf("attack: %v: %s", err, out)
+	}
+	out, err := exec.CommandContext(ctx, vegeta, "report", "-type", "json", results).Output()
+	if err != nil {
+		return vegetaResult{}, fmt.Errorf("report: %v", err)
+	}
+	var rep struct {
+		Latencies struct {
+			P50 int64 `json:"50th"`
+			P99 int64 `json:"99th"`
+			Max int64 `json:"max"`
+		} `json:"latencies"`
+		Success float64 `json:"success"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return vegetaResult{}, err
+	}
+	return vegetaResult{time.Duration(rep.Latencies.P50), time.Duration(rep.Latencies.P99), time.Duration(rep.Latencies.Max), rep.Success}, nil
+}
+
+// children lists the direct children of pid (nginx's workers).
+func children(pid int) []int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(data)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// cpuSeconds is user+system CPU time of the processes, from /proc.
+func cpuSeconds(pids []int) float64 {
+	const ticks = 100 // USER_HZ on Linux
+	total := 0.0
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command name; utime and stime are
+		// the 14th and 15th fields of the whole line.
+		s := string(data)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(f) > 12 {
+			u, _ := strconv.ParseFloat(f[11], 64)
+			st, _ := strconv.ParseFloat(f[12], 64)
+			total += (u + st) / ticks
+		}
+	}
+	return total
+}
+
+// peakRSS sums VmHWM (the peak resident set) of the processes.
+func peakRSS(pids []int) int64 {
+	var total int64
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "VmHWM:") {
+				kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+				total += kb << 10
+			}
+		}
+	}
+	return total
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func medianD(v []time.Duration) time.Duration {
+	f := make([]float64, len(v))
+	for i, d := range v {
+		f[i] = float64(d)
+	}
+	return time.Duration(median(f))
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
+
+func printTable(sc scenario, res map[string]*result, targets []string) {
+	fmt.Printf("## %s\n\n", sc.name)
+	fmt.Println("| target | rps (median) | rps per round | p50 ms | p99 ms | p99.9 ms | errors | vegeta rate | v p50 ms | v p99 ms | v max ms | v success | peak RSS MiB | CPU s / 100k req |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, name := range targets {
+		r := res[name]
+		per := make([]string, len(r.rps))
+		for i, v := range r.rps {
+			per[i] = strconv.Itoa(int(v))
+		}
+		fmt.Printf("| %s | %d | %s | %s | %s | %s | %d | %d | %s | %s | %s | %.4f | %.1f | %.2f |\n",
+			name, int(median(r.rps)), strings.Join(per, " "), ms(medianD(r.p50)), ms(medianD(r.p99)), ms(medianD(r.p999)),
+			r.errors, r.vrate, ms(r.vp50), ms(r.vp99), ms(r.vmax), r.vsuccess, float64(r.peakRSS)/(1<<20), r.cpuPer100k)
+	}
+	s, n, d := median(res["sluice"].rps), median(res["nginx"].rps), median(res["direct"].rps)
+	fmt.Printf("\nsluice/nginx rps: **%.2fx**; sluice/direct rps: %.2fx; ", s/n, s/d)
+	fmt.Printf("added p99 at %d rps: sluice %+.2f ms, nginx %+.2f ms over direct.\n\n",
+		res["sluice"].vrate, float64(res["sluice"].vp99-res["direct"].vp99)/1e6, float64(res["nginx"].vp99-res["direct"].vp99)/1e6)
+}
+
+// captureProfiles runs sluice (bare route) under wrk and saves CPU and
+// allocation profiles, with `go tool pprof -top` text beside them.
+func captureProfiles(ctx context.Context, work string) error {
+	if err := os.MkdirAll(*profile, 0o755); err != nil {
+		return err
+	}
+	stub, sl, ngx, urls, err := servers(ctx, work, scenario{name: "profile"})
+	defer stub.stop()
+	defer sl.stop()
+	defer ngx.stop()
+	if err != nil {
+		return err
+	}
+	cfg, _ := os.ReadFile(filepath.Join(work, "sluice.yaml"))
+	var admin string
+	for _, line := range strings.Split(string(cfg), "\n") {
+		if strings.HasPrefix(line, "admin:") {
+			admin = strings.TrimSuffix(strings.Fields(line)[3], ",")
+		}
+	}
+	load := *duration + 10*time.Second
+	wrkDone := make(chan error, 1)
+	go func() {
+		_, err := runWrk(ctx, work, urls["sluice"], "", load)
+		wrkDone <- err
+	}()
+	time.Sleep(2 * time.Second) // past connection setup
+	secs := int(load.Seconds()) - 6
+	get := func(path, file string) error {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+admin+path, nil)
+		req.SetBasicAuth("admin", "bench")
+		resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%s: %s", path, resp.Status)
+		}
+		f, err := os.Create(filepath.Join(*profile, file))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(f, resp.Body)
+		return err
+	}
+	if err := get("/debug/pprof/allocs", "allocs-before.pprof"); err != nil {
+		return err
+	}
+	if err := get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), "cpu.pprof"); err != nil {
+		return err
+	}
+	if err := get("/debug/pprof/allocs", "allocs.pprof"); err != nil {
+		return err
+	}
+	if err := <-wrkDone; err != nil {
+		return err
+	}
+	bin := filepath.Join(*binDir, "sluice")
+	for _, p := range []struct {
+		in, out string
+		args    []string
+	}{
+		{"cpu.pprof", "cpu-top.txt", []string{"-top", "-nodecount=40"}},
+		{"allocs.pprof", "allocs-top.txt", []string{"-top", "-nodecount=30", "-sample_index=alloc_space", "-base=" + filepath.Join(*profile, "allocs-before.pprof")}},
+	} {
+		args := append([]string{"tool", "pprof"}, p.args...)
+		out, err := exec.CommandContext(ctx, "go", append(args, bin, filepath.Join(*profile, p.in))...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("pprof %s: %v: %s", p.in, err, out)
+		}
+		if err := os.WriteFile(filepath.Join(*profile, p.out), out, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("profiles in %s: cpu.pprof, allocs.pprof (the allocations during the load are allocs.pprof minus allocs-before.pprof), cpu-top.txt, allocs-top.txt\n", *profile)
+	return nil
+}
+
+// machine describes where the numbers come from.
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				model = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	wrkV, _ := exec.Command("wrk", "--version").CombinedOutput()
+	ngxV, _ := exec.Command("nginx", "-v").CombinedOutput()
+	return fmt.Sprintf("%s, %s, %d CPUs (load generator, proxies and stub share them), %s, %s",
+		time.Now().UTC().Format("2006-01-02"), model, numCPU(), strings.TrimSpace(strings.SplitN(string(wrkV), "Copyright", 2)[0]), strings.TrimSpace(string(ngxV)))
+}
+
+func numCPU() int {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(data), "processor\t:")
+}
