@@ -15,6 +15,7 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sluice ./cmd/sluice
 	$(GO) build -trimpath -o bin/upstream ./bench/upstream
+	$(GO) build -trimpath -o bin/floor ./bench/floor
 
 ## run: sluice on 127.0.0.1:8080 (admin 127.0.0.1:9901) in front of the demo upstream on 127.0.0.1:9001
 run: build

@@ -315,7 +315,7 @@ func (g *Gateway) OpenConnections() int32 { return g.server.GetOpenConnectionsCo
 // request, then records it (metrics, access log, span).
 func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	s := g.snap.Load()
-	start := time.Now()
+	start := requestTime(ctx)
 	g.metrics.Begin()
 	var rec *requestRecord
 	if g.accessLog != nil || g.tracer != nil {
@@ -337,7 +337,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, s *Snapshot, rec *requestRecor
 	rid := h.PeekBytes(headerRequestID)
 	if !validRequestID(rid) {
 		rid = newRequestID(idBuf[:0])
-		h.SetBytesKV(headerRequestID, rid)
+		h.SetCanonical(headerRequestID, rid)
 		rid = h.PeekBytes(headerRequestID)
 	}
 

@@ -157,17 +157,17 @@ func (s *Snapshot) setForwarded(ctx *fasthttp.RequestCtx) {
 	if prev := h.PeekBytes(headerXFF); trusted && len(prev) > 0 {
 		setJoined(h, headerXFF, prev, ip)
 	} else {
-		h.SetBytesKV(headerXFF, ip)
+		h.SetCanonical(headerXFF, ip)
 	}
 	if !trusted || len(h.PeekBytes(headerXFP)) == 0 {
 		if ctx.IsTLS() {
-			h.SetBytesKV(headerXFP, protoHTTPS)
+			h.SetCanonical(headerXFP, protoHTTPS)
 		} else {
-			h.SetBytesKV(headerXFP, protoHTTP)
+			h.SetCanonical(headerXFP, protoHTTP)
 		}
 	}
 	if !trusted || len(h.PeekBytes(headerXFH)) == 0 {
-		h.SetBytesKV(headerXFH, h.Host())
+		h.SetCanonical(headerXFH, h.Host())
 	}
 	appendVia(h)
 }
@@ -175,21 +175,21 @@ func (s *Snapshot) setForwarded(ctx *fasthttp.RequestCtx) {
 // appendVia adds this hop to Via (RFC 9110 7.6.3), keeping earlier hops.
 func appendVia(h interface {
 	PeekBytes([]byte) []byte
-	SetBytesKV(k, v []byte)
+	SetCanonical(k, v []byte)
 }) {
 	if prev := h.PeekBytes(headerVia); len(prev) > 0 {
 		setJoined(h, headerVia, prev, viaSelf)
 		return
 	}
-	h.SetBytesKV(headerVia, viaSelf)
+	h.SetCanonical(headerVia, viaSelf)
 }
 
 // setJoined sets key to "prev, next". prev may alias the header, so the
 // value is built in a pooled buffer first.
-func setJoined(h interface{ SetBytesKV(k, v []byte) }, key, prev, next []byte) {
+func setJoined(h interface{ SetCanonical(k, v []byte) }, key, prev, next []byte) {
 	buf := bytebufferpool.Get()
 	buf.B = append(append(append(buf.B[:0], prev...), commaSpace...), next...)
-	h.SetBytesKV(key, buf.B)
+	h.SetCanonical(key, buf.B)
 	bytebufferpool.Put(buf)
 }
 

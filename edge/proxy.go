@@ -103,9 +103,9 @@ func (s *Snapshot) proxy(ctx *fasthttp.RequestCtx, rt *Route) {
 	for _, kv := range rt.respSet {
 		resp.Header.SetBytesKV(kv[0], kv[1])
 	}
-	resp.Header.SetBytesKV(headerRequestID, rid)
+	resp.Header.SetCanonical(headerRequestID, rid)
 	if retries > 0 {
-		resp.Header.SetBytesKV(headerRetryCount, smallInt(retries))
+		resp.Header.SetCanonical(headerRetryCount, smallInt(retries))
 	}
 	if clientClose {
 		ctx.SetConnectionClose()
@@ -130,8 +130,7 @@ var headerRetryCount = []byte("X-Retry-Count")
 func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter, key uint64, rec *requestRecord) (*Fault, int) {
 	up := rt.upstream
 	req, resp := &ctx.Request, &ctx.Response
-	start := time.Now()
-	deadline := start.Add(rt.timeout)
+	deadline := requestTime(ctx).Add(rt.timeout)
 	up.Pool.Budget.Request()
 	// Decided before the first try: sending a streamed body consumes it,
 	// and fasthttp then drops it from the request.
@@ -161,7 +160,8 @@ func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter
 			req.Header.SetHostBytes(rt.hostValue)
 		}
 		req.UseHostHeader = true
-		tryTimeout := time.Until(deadline)
+		t0 := time.Now()
+		tryTimeout := deadline.Sub(t0)
 		if up.retry.perTry > 0 && up.retry.perTry < tryTimeout {
 			tryTimeout = up.retry.perTry
 		}
@@ -171,7 +171,6 @@ func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter
 		}
 		req.SetTimeout(tryTimeout)
 
-		t0 := time.Now()
 		target.Begin()
 		err = target.Client.Do(req, resp)
 		target.Done()

@@ -21,6 +21,7 @@ type handlerHarness struct {
 	ctx   fasthttp.RequestCtx
 	path  string
 	authz string // Authorization header to send, if any
+	conn  *addrConn
 }
 
 func newHandlerHarness(tb testing.TB, bodySize int, path string) *handlerHarness {
@@ -44,11 +45,22 @@ routes:
 		tb.Fatal(err)
 	}
 	h := &handlerHarness{gw: gw, path: path}
-	h.ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}, nil)
+	h.conn = &addrConn{remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}}
 	return h
 }
 
+// addrConn is the connection a harness request claims to come from; only
+// its addresses are ever read.
+type addrConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
+func (c *addrConn) LocalAddr() net.Addr  { return c.remote }
+
 func (h *handlerHarness) once(tb testing.TB, wantStatus int) {
+	h.ctx.Init2(h.conn, nil, false) // a new request: its own start time, as the server gives it
 	h.ctx.Request.Reset()
 	h.ctx.Response.Reset()
 	h.ctx.Request.Header.SetMethod(fasthttp.MethodGet)

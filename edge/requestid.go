@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 )
 
-var headerRequestID = []byte("X-Request-ID")
+var headerRequestID = []byte("X-Request-Id") // canonical form: set with SetCanonical
 
 // requestIDLen is the length of a generated id: 16 hex chars of a random
 // per-process prefix and 16 of a counter. Unique across instances with

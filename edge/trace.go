@@ -17,8 +17,8 @@ import (
 // dropped with it, as the spec requires. Built in a stack buffer: no
 // allocation.
 var (
-	headerTraceparent = []byte("traceparent")
-	headerTracestate  = []byte("tracestate")
+	headerTraceparent = []byte("Traceparent") // canonical forms: set with SetCanonical
+	headerTracestate  = []byte("Tracestate")
 )
 
 const traceparentLen = 55
@@ -37,7 +37,7 @@ func propagateTrace(h *fasthttp.RequestHeader) {
 		h.DelBytes(headerTracestate)
 	}
 	putHex(tp[36:52], nonZero())
-	h.SetBytesKV(headerTraceparent, tp[:])
+	h.SetCanonical(headerTraceparent, tp[:])
 }
 
 func nonZero() uint64 {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluicegw/sluice/bench/stub"
 	"github.com/sluicegw/sluice/internal/testutil"
+	"github.com/valyala/fasthttp"
 )
 
 func TestValidTraceparent(t *testing.T) {
@@ -62,5 +63,22 @@ func TestTraceContextPropagation(t *testing.T) {
 	b, _ := g.echo(t, request{path: "/__stub/echo"})
 	if a.Headers["Traceparent"][0][3:35] == b.Headers["Traceparent"][0][3:35] {
 		t.Error("two new traces share a trace id")
+	}
+}
+
+// Headers sluice sets with SetCanonical skip fasthttp's key normalisation;
+// a constant not in canonical form would be stored beside the client's
+// copy instead of replacing it.
+func TestHeaderConstantsAreCanonical(t *testing.T) {
+	for _, k := range [][]byte{headerRequestID, headerTraceparent, headerTracestate, headerXFF, headerXFP, headerXFH, headerVia, headerRetryCount} {
+		var h fasthttp.RequestHeader
+		h.SetBytesKV(k, []byte("v")) // normalises the key
+		found := false
+		for key := range h.All() {
+			found = found || string(key) == string(k)
+		}
+		if !found {
+			t.Errorf("%q is not in fasthttp's canonical form", k)
+		}
 	}
 }

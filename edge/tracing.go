@@ -100,7 +100,7 @@ func (g *Gateway) startSpan(ctx *fasthttp.RequestCtx, rt *Route, rec *requestRec
 	sid := sc.SpanID()
 	hex.Encode(tp[36:52], sid[:])
 	copy(tp[52:], "-01")
-	h.SetBytesKV(headerTraceparent, tp[:])
+	h.SetCanonical(headerTraceparent, tp[:])
 	rec.span, rec.traceparentSet = span, true
 }
 

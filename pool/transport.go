@@ -70,10 +70,12 @@ func replayable(req *fasthttp.Request) bool {
 }
 
 func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (reused bool, err error) {
+	// One clock read per exchange (time.Now is ~60 ns on some VMs).
 	timeout := req.GetTimeOut()
+	now := time.Now()
 	var deadline time.Time
 	if timeout > 0 {
-		deadline = time.Now().Add(timeout)
+		deadline = now.Add(timeout)
 	}
 	cc, err := hc.AcquireConn(timeout, req.ConnectionClose())
 	if err != nil {
@@ -91,9 +93,9 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		err = t.writeStreaming(conn, req)
 	} else {
 		if oneDeadline {
-			err = conn.SetDeadline(earliest(deadline, t.writeTimeout))
+			err = conn.SetDeadline(earliest(now, deadline, t.writeTimeout))
 		} else {
-			err = conn.SetWriteDeadline(earliest(deadline, t.writeTimeout))
+			err = conn.SetWriteDeadline(earliest(now, deadline, t.writeTimeout))
 		}
 		if err == nil {
 			bw := hc.AcquireWriter(conn)
@@ -110,7 +112,7 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 
 	// Read the response head.
 	if !oneDeadline {
-		if err = conn.SetReadDeadline(earliest(deadline, t.readTimeout)); err != nil {
+		if err = conn.SetReadDeadline(earliest(now, deadline, t.readTimeout)); err != nil {
 			hc.CloseConn(cc)
 			return reused, err
 		}
@@ -299,11 +301,11 @@ func noBody(code int) bool {
 	return code < 200 || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified
 }
 
-func earliest(deadline time.Time, d time.Duration) time.Time {
+func earliest(now, deadline time.Time, d time.Duration) time.Time {
 	if d <= 0 {
 		return deadline
 	}
-	t := time.Now().Add(d)
+	t := now.Add(d)
 	if deadline.IsZero() || t.Before(deadline) {
 		return t
 	}

@@ -1,6 +1,8 @@
 // Command harness measures sluice against nginx and against the bare
 // upstream, on 127.0.0.1, in one run: it starts the bench/upstream stub,
-// sluice and nginx (a keep-alive reverse proxy to the same stub), drives
+// sluice, nginx (a keep-alive reverse proxy to the same stub, setting the
+// same forwarding headers) and bench/floor (the smallest fasthttp proxy,
+// for what the library alone costs), drives
 // each in turn with wrk (maximum throughput) and vegeta (a constant rate),
 // interleaved and repeated, and prints one Markdown table per scenario.
 //
@@ -37,10 +39,11 @@ import (
 var (
 	binDir    = flag.String("bin", "bin", "directory holding the sluice and upstream binaries (make build)")
 	duration  = flag.Duration("d", 5*time.Second, "length of each wrk run")
-	rounds    = flag.Int("rounds", 3, "interleaved rounds per scenario (direct, nginx, sluice, direct, ...)")
+	rounds    = flag.Int("rounds", 3, "interleaved rounds per scenario (direct, nginx, fasthttp, sluice, direct, ...)")
 	conns     = flag.Int("c", 64, "wrk connections")
 	threads   = flag.Int("t", 2, "wrk threads")
 	vegetaDur = flag.Duration("vegeta", 5*time.Second, "length of each constant-rate vegeta run (0: skip)")
+	lowRate   = flag.Int("low-rate", 3000, "second constant rate for vegeta, low enough for the load generator to pace exactly")
 	only      = flag.String("scenario", "", "run only the scenarios whose name contains this")
 	profile   = flag.String("profile", "", "capture CPU and allocation profiles of sluice into this directory instead")
 	keep      = flag.Bool("keep", false, "keep the work directory (configs, logs)")
@@ -113,8 +116,8 @@ func run(ctx context.Context) error {
 		return captureProfiles(ctx, work)
 	}
 	fmt.Printf("# sluice vs nginx vs direct\n\n%s\n\n", machine())
-	fmt.Printf("wrk -t%d -c%d -d%s, %d interleaved rounds per target; vegeta at half of nginx's best rps for %s.\n\n",
-		*threads, *conns, *duration, *rounds, *vegetaDur)
+	fmt.Printf("wrk -t%d -c%d -d%s, %d interleaved rounds per target; vegeta for %s at half of nginx's best rps and at %d rps.\n\n",
+		*threads, *conns, *duration, *rounds, *vegetaDur, *lowRate)
 	for _, sc := range scenarios() {
 		if *only != "" && !strings.Contains(sc.name, *only) {
 			continue
@@ -194,9 +197,10 @@ func waitHTTP(ctx context.Context, name, url, header string) error {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			right := map[string]bool{
-				"direct": resp.Header.Get("Server") == "stub" && resp.Header.Get("X-Request-Id") == "",
-				"nginx":  strings.HasPrefix(resp.Header.Get("Server"), "nginx"),
-				"sluice": resp.Header.Get("X-Request-Id") != "" && resp.Header.Get("Via") != "",
+				"direct":   resp.Header.Get("Server") == "stub" && resp.Header.Get("X-Request-Id") == "",
+				"nginx":    strings.HasPrefix(resp.Header.Get("Server"), "nginx"),
+				"fasthttp": resp.Header.Get("Server") == "stub" && resp.Header.Get("X-Request-Id") == "",
+				"sluice":   resp.Header.Get("X-Request-Id") != "" && resp.Header.Get("Via") != "",
 			}[name]
 			if resp.StatusCode == 200 && right {
 				return nil
@@ -208,9 +212,9 @@ func waitHTTP(ctx context.Context, name, url, header string) error {
 }
 
 // servers starts the stub, sluice and nginx for a scenario.
-func servers(ctx context.Context, dir string, sc scenario) (stub, sl, ngx *proc, urls map[string]string, err error) {
-	addrs := freeAddrs(4)
-	stubAddr, sluiceAddr, adminAddr, nginxAddr := addrs[0], addrs[1], addrs[2], addrs[3]
+func servers(ctx context.Context, dir string, sc scenario) (stub, sl, ngx, floor *proc, urls map[string]string, err error) {
+	addrs := freeAddrs(5)
+	stubAddr, sluiceAddr, adminAddr, nginxAddr, floorAddr := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
 	stub, err = start(ctx, "stub", filepath.Join(dir, "stub.log"), filepath.Join(*binDir, "upstream"), nil,
 		"-addr", stubAddr, "-name", "bench", "-body-size", strconv.Itoa(sc.bodySize))
 	if err != nil {
@@ -252,6 +256,13 @@ http {
       proxy_pass http://stub;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      # What sluice does to every request, so both do the same work.
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Request-Id $request_id;
+      add_header X-Request-Id $request_id;
     }
   }
 }
@@ -264,11 +275,16 @@ http {
 	if err != nil {
 		return
 	}
+	floor, err = start(ctx, "floor", filepath.Join(dir, "floor.log"), filepath.Join(*binDir, "floor"), nil, "-addr", floorAddr, "-upstream", stubAddr)
+	if err != nil {
+		return
+	}
 	if sl.cmd.ProcessState != nil {
 		err = errors.New("sluice exited at start; see sluice.log")
 		return
 	}
-	urls = map[string]string{"direct": "http://" + stubAddr + "/", "nginx": "http://" + nginxAddr + "/", "sluice": "http://" + sluiceAddr + "/"}
+	urls = map[string]string{"direct": "http://" + stubAddr + "/", "nginx": "http://" + nginxAddr + "/",
+		"fasthttp": "http://" + floorAddr + "/", "sluice": "http://" + sluiceAddr + "/"}
 	for name, u := range urls {
 		h := ""
 		if name == "sluice" {
@@ -281,14 +297,18 @@ http {
 	return
 }
 
+// constantRate is one vegeta run.
+type constantRate struct {
+	rate int
+	vegetaResult
+}
+
 // result is one target's figures in a scenario, over all its rounds.
 type result struct {
 	rps              []float64
 	p50, p99, p999   []time.Duration // wrk, at full load
-	vp50, vp99, vmax time.Duration   // vegeta, at the constant rate
-	vrate            int
-	vsuccess         float64
-	peakRSS          int64 // bytes, VmHWM summed over the target's processes
+	constant         []constantRate  // vegeta runs, one per rate
+	peakRSS          int64           // bytes, VmHWM summed over the target's processes
 	cpuPer100k       float64
 	cpuSeconds, reqs float64
 	errors           int
@@ -299,15 +319,16 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	stub, sl, ngx, urls, err := servers(ctx, dir, sc)
+	stub, sl, ngx, floor, urls, err := servers(ctx, dir, sc)
 	defer stub.stop()
 	defer sl.stop()
 	defer ngx.stop()
+	defer floor.stop()
 	if err != nil {
 		return err
 	}
-	procs := map[string]*proc{"direct": stub, "nginx": ngx, "sluice": sl}
-	targets := []string{"direct", "nginx", "sluice"}
+	procs := map[string]*proc{"direct": stub, "nginx": ngx, "fasthttp": floor, "sluice": sl}
+	targets := []string{"direct", "nginx", "fasthttp", "sluice"}
 	if sc.idle > 0 {
 		for _, name := range targets {
 			closeIdle, err := holdIdle(urls[name], sc.idle)
@@ -340,8 +361,13 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 			r.errors += w.errors
 		}
 	}
-	rate := int(median(res["nginx"].rps) / 2)
-	if *vegetaDur > 0 && rate > 0 {
+	// Half of nginx's best, as the budget says; and a low rate that the
+	// load generator itself can pace without queueing on this machine.
+	rates := []int{int(median(res["nginx"].rps) / 2), *lowRate}
+	for _, rate := range rates {
+		if *vegetaDur <= 0 || rate <= 0 {
+			continue
+		}
 		for _, name := range targets {
 			header := ""
 			if name == "sluice" {
@@ -351,8 +377,7 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 			if err != nil {
 				return fmt.Errorf("vegeta %s: %w", name, err)
 			}
-			r := res[name]
-			r.vrate, r.vp50, r.vp99, r.vmax, r.vsuccess = rate, v.p50, v.p99, v.max, v.success
+			res[name].constant = append(res[name].constant, constantRate{rate, v})
 		}
 	}
 	for _, name := range targets {
@@ -467,7 +492,10 @@ func runVegeta(ctx context.Context, dir, url, header string, rate int) (vegetaRe
 	}
 	results := filepath.Join(dir, "vegeta.bin")
 	attack := exec.CommandContext(ctx, vegeta, "attack", "-rate", strconv.Itoa(rate), "-duration", vegetaDur.String(),
-		"-keepalive", "-connections", "64", "-max-workers", "256", "-output", results)
+		// Bounded connections and workers: unbounded, vegeta opens and
+		// drops connections when it falls behind, and the TIME_WAIT sockets
+		// exhaust loopback's ephemeral ports within a few runs.
+		"-keepalive", "-connections", "64", "-max-connections", "64", "-workers", "32", "-max-workers", "64", "-output", results)
 	attack.Stdin = strings.NewReader(targets)
 	if out, err := attack.CombinedOutput(); err != nil {
 		return vegetaResult{}, fmt.Errorf("attack: %v: %s", err, out)
@@ -566,22 +594,34 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
 
 func printTable(sc scenario, res map[string]*result, targets []string) {
 	fmt.Printf("## %s\n\n", sc.name)
-	fmt.Println("| target | rps (median) | rps per round | p50 ms | p99 ms | p99.9 ms | errors | vegeta rate | v p50 ms | v p99 ms | v max ms | v success | peak RSS MiB | CPU s / 100k req |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| target | rps (median) | rps per round | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | CPU s / 100k req |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, name := range targets {
 		r := res[name]
 		per := make([]string, len(r.rps))
 		for i, v := range r.rps {
 			per[i] = strconv.Itoa(int(v))
 		}
-		fmt.Printf("| %s | %d | %s | %s | %s | %s | %d | %d | %s | %s | %s | %.4f | %.1f | %.2f |\n",
+		fmt.Printf("| %s | %d | %s | %s | %s | %s | %d | %.1f | %.2f |\n",
 			name, int(median(r.rps)), strings.Join(per, " "), ms(medianD(r.p50)), ms(medianD(r.p99)), ms(medianD(r.p999)),
-			r.errors, r.vrate, ms(r.vp50), ms(r.vp99), ms(r.vmax), r.vsuccess, float64(r.peakRSS)/(1<<20), r.cpuPer100k)
+			r.errors, float64(r.peakRSS)/(1<<20), r.cpuPer100k)
 	}
-	s, n, d := median(res["sluice"].rps), median(res["nginx"].rps), median(res["direct"].rps)
-	fmt.Printf("\nsluice/nginx rps: **%.2fx**; sluice/direct rps: %.2fx; ", s/n, s/d)
-	fmt.Printf("added p99 at %d rps: sluice %+.2f ms, nginx %+.2f ms over direct.\n\n",
-		res["sluice"].vrate, float64(res["sluice"].vp99-res["direct"].vp99)/1e6, float64(res["nginx"].vp99-res["direct"].vp99)/1e6)
+	s, n, d, f := median(res["sluice"].rps), median(res["nginx"].rps), median(res["direct"].rps), median(res["fasthttp"].rps)
+	fmt.Printf("\nsluice/nginx rps: **%.2fx**; sluice/direct: %.2fx; sluice/fasthttp floor: %.2fx; fasthttp floor/nginx: %.2fx.\n\n", s/n, s/d, s/f, f/n)
+	if len(res["direct"].constant) == 0 {
+		return
+	}
+	fmt.Println("| target | constant rate | p50 ms | p99 ms | max ms | success | added p99 over direct ms |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for i := range res["direct"].constant {
+		base := res["direct"].constant[i]
+		for _, name := range targets {
+			c := res[name].constant[i]
+			fmt.Printf("| %s | %d | %s | %s | %s | %.4f | %+.2f |\n", name, c.rate, ms(c.p50), ms(c.p99), ms(c.max), c.success,
+				float64(c.p99-base.p99)/1e6)
+		}
+	}
+	fmt.Println()
 }
 
 // captureProfiles runs sluice (bare route) under wrk and saves CPU and
@@ -590,10 +630,11 @@ func captureProfiles(ctx context.Context, work string) error {
 	if err := os.MkdirAll(*profile, 0o755); err != nil {
 		return err
 	}
-	stub, sl, ngx, urls, err := servers(ctx, work, scenario{name: "profile"})
+	stub, sl, ngx, floor, urls, err := servers(ctx, work, scenario{name: "profile"})
 	defer stub.stop()
 	defer sl.stop()
 	defer ngx.stop()
+	defer floor.stop()
 	if err != nil {
 		return err
 	}
