@@ -7,7 +7,7 @@ GOBIN   := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint deps fuzz bench clean
+.PHONY: all build run test lint deps fuzz bench bench-deps bench-proxy profile clean
 
 all: build
 
@@ -57,6 +57,26 @@ fuzz:
 ## bench: micro-benchmarks with allocations, on 1 and 2 cores
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 ./lb ./edge ./edge/auth ./limiter
+
+## bench-deps: what the proxy benchmark needs: wrk and nginx (Debian), vegeta (Go module proxy)
+bench-deps:
+	@missing=""; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v nginx >/dev/null || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@command -v vegeta >/dev/null || test -x $(GOBIN)/vegeta || $(GO) install github.com/tsenart/vegeta/v12@v12.13.0
+
+## bench-proxy: sluice vs nginx vs a bare fasthttp proxy vs the stub, every scenario, one table each
+## (about 10 minutes; BENCH_ARGS="-scenario bare -rounds 5" to narrow it)
+bench-proxy: build bench-deps
+	$(GO) run ./bench/harness $(BENCH_ARGS)
+
+## profile: CPU and allocation profiles of sluice under wrk load, into bench/profiles
+profile: build bench-deps
+	$(GO) run ./bench/harness -profile bench/profiles $(BENCH_ARGS)
 
 clean:
 	rm -rf bin

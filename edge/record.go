@@ -96,7 +96,7 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, s *Snapshot, rt *Route, r
 		Upstream:         rec.upstream,
 		Target:           rec.target,
 		Status:           code,
-		BytesIn:          max(int64(ctx.Request.Header.ContentLength()), -1),
+		BytesIn:          bytesIn(&ctx.Request.Header),
 		BytesOut:         bytesOut(&ctx.Response),
 		Duration:         d,
 		UpstreamDuration: rec.upstreamTime,
@@ -112,6 +112,19 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, s *Snapshot, rt *Route, r
 		e.APIKeyID = k.ID
 	}
 	g.accessLog.Log(&e)
+}
+
+// bytesIn is the request body's declared size: 0 for a request without
+// Content-Length or Transfer-Encoding (fasthttp's -2, "identity", which
+// for a request means no body), -1 for a chunked one.
+func bytesIn(h *fasthttp.RequestHeader) int64 {
+	switch cl := h.ContentLength(); {
+	case cl >= 0:
+		return int64(cl)
+	case cl == -2:
+		return 0
+	}
+	return -1
 }
 
 // bytesOut is the response body's size when it is known now: a streamed

@@ -189,7 +189,7 @@ routes:
 	}
 	first := lines[0]
 	for k, want := range map[string]any{"trace_id": traceA, "request_id": respA.header.Get("X-Request-Id"), "path": "/api/a",
-		"route": "api", "upstream": "up", "target": up.URL, "status": 200.0, "method": "GET", "client_ip": "127.0.0.1"} {
+		"route": "api", "upstream": "up", "target": up.URL, "status": 200.0, "method": "GET", "client_ip": "127.0.0.1", "bytes_in": 0.0} {
 		if first[k] != want {
 			t.Errorf("log %s = %#v, want %#v", k, first[k], want)
 		}

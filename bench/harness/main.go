@@ -88,9 +88,11 @@ access_log: { enabled: true, output: access.log, sample: 0.01 }`,
 }
 
 func mintToken() string {
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": "bench", "exp": time.Now().Add(24 * time.Hour).Unix(),
-	}).SignedString([]byte(jwtSecret))
+	})
+	t.Header["kid"] = "k1" // the key's id in the scenario's config
+	tok, err := t.SignedString([]byte(jwtSecret))
 	if err != nil {
 		panic(err)
 	}
