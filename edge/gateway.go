@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net"
 	"slices"
@@ -166,9 +167,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		NoDefaultContentType:         true,
 		DisableKeepalive:             false,
 		CloseOnShutdown:              true,
-		ReduceMemoryUsage:            false,
-		SecureErrorLogMessage:        true,
-		Logger:                       fasthttpLogger{log},
+		// An idle keep-alive connection gives its read and write buffers
+		// back to the pool (32 KiB each with the defaults): with 1000 idle
+		// connections, peak RSS 42 MiB instead of 48 (bench/README.md), and
+		// no measurable throughput cost.
+		ReduceMemoryUsage:     true,
+		SecureErrorLogMessage: true,
+		Logger:                fasthttpLogger{log},
 	}
 	return g, nil
 }
@@ -446,20 +451,32 @@ func hasDotSegment(path []byte) bool {
 }
 
 // hasHeaderLine reports whether raw request headers contain a header named
-// name (lower-case), case-insensitively.
+// name, case-insensitively.
 func hasHeaderLine(raw []byte, name string) bool {
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		if len(line) > len(name) && line[len(name)] == ':' && bytes.EqualFold(line[:len(name)], []byte(name)) {
+	for n := range headerNames(raw) {
+		if bytes.EqualFold(n, []byte(name)) {
 			return true
 		}
 	}
 	return false
+}
+
+// headerNames yields the name of each line of a raw header block (the
+// bytes before the colon, trailing blanks trimmed).
+func headerNames(raw []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(raw) > 0 {
+			line := raw
+			if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+				line, raw = raw[:i], raw[i+1:]
+			} else {
+				raw = nil
+			}
+			if i := bytes.IndexByte(line, ':'); i > 0 && !yield(bytes.TrimRight(line[:i], " \t")) {
+				return
+			}
+		}
+	}
 }
 
 func allowHeader(routes []*Route) []byte {

@@ -91,14 +91,8 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 // hasHopByHopLine reports whether a raw header block has a line whose
 // name is hop-by-hop.
 func hasHopByHopLine(raw []byte) bool {
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		if i := bytes.IndexByte(line, ':'); i > 0 && isHopByHopName(bytes.TrimRight(line[:i], " \t")) {
+	for n := range headerNames(raw) {
+		if isHopByHopName(n) {
 			return true
 		}
 	}

@@ -213,8 +213,28 @@ func waitHTTP(ctx context.Context, name, url, header string) error {
 	return fmt.Errorf("%s (%s) did not answer 200 within 15s", name, url)
 }
 
-// servers starts the stub, sluice and nginx for a scenario.
-func servers(ctx context.Context, dir string, sc scenario) (stub, sl, ngx, floor *proc, urls map[string]string, err error) {
+// fleet is the four servers of a scenario.
+type fleet struct {
+	stub, sluice, nginx, floor *proc
+	urls                       map[string]string // by target name
+}
+
+func (f *fleet) stop() {
+	for _, p := range []*proc{f.sluice, f.nginx, f.floor, f.stub} {
+		p.stop()
+	}
+}
+
+// servers starts the stub, sluice, nginx and the fasthttp floor for a
+// scenario. The caller stops the fleet, also after an error.
+func servers(ctx context.Context, dir string, sc scenario) (*fleet, error) {
+	f := &fleet{}
+	var err error
+	f.stub, f.sluice, f.nginx, f.floor, f.urls, err = startServers(ctx, dir, sc)
+	return f, err
+}
+
+func startServers(ctx context.Context, dir string, sc scenario) (stub, sl, ngx, floor *proc, urls map[string]string, err error) {
 	addrs := freeAddrs(5)
 	stubAddr, sluiceAddr, adminAddr, nginxAddr, floorAddr := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
 	stub, err = start(ctx, "stub", filepath.Join(dir, "stub.log"), filepath.Join(*binDir, "upstream"), nil,
@@ -321,15 +341,13 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	stub, sl, ngx, floor, urls, err := servers(ctx, dir, sc)
-	defer stub.stop()
-	defer sl.stop()
-	defer ngx.stop()
-	defer floor.stop()
+	f, err := servers(ctx, dir, sc)
+	defer f.stop()
 	if err != nil {
 		return err
 	}
-	procs := map[string]*proc{"direct": stub, "nginx": ngx, "fasthttp": floor, "sluice": sl}
+	urls := f.urls
+	procs := map[string]*proc{"direct": f.stub, "nginx": f.nginx, "fasthttp": f.floor, "sluice": f.sluice}
 	targets := []string{"direct", "nginx", "fasthttp", "sluice"}
 	if sc.idle > 0 {
 		for _, name := range targets {
@@ -632,14 +650,12 @@ func captureProfiles(ctx context.Context, work string) error {
 	if err := os.MkdirAll(*profile, 0o755); err != nil {
 		return err
 	}
-	stub, sl, ngx, floor, urls, err := servers(ctx, work, scenario{name: "profile"})
-	defer stub.stop()
-	defer sl.stop()
-	defer ngx.stop()
-	defer floor.stop()
+	f, err := servers(ctx, work, scenario{name: "profile"})
+	defer f.stop()
 	if err != nil {
 		return err
 	}
+	urls := f.urls
 	cfg, _ := os.ReadFile(filepath.Join(work, "sluice.yaml"))
 	var admin string
 	for _, line := range strings.Split(string(cfg), "\n") {
