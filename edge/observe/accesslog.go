@@ -192,7 +192,7 @@ func (l *AccessLog) run(w io.WriteCloser, spare []byte) {
 // AppendEntry appends e as one JSON line (with its newline).
 func AppendEntry(b []byte, e *Entry) []byte {
 	b = append(b, `{"time":"`...)
-	b = e.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
+	b = appendTime(b, e.Time)
 	b = append(b, '"')
 	b = appendField(b, "request_id", e.RequestID)
 	if len(e.TraceID) > 0 {
@@ -231,6 +231,40 @@ func AppendEntry(b []byte, e *Entry) []byte {
 	return append(b, "}\n"...)
 }
 
+// appendTime writes t in UTC as 2006-01-02T15:04:05.000000Z, by hand:
+// time.AppendFormat parses its layout on every call.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
+}
+
+// appendDigits writes v (>= 0) zero-padded to width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	var d [10]byte
+	i := len(d)
+	for ; width > 0 || v > 0; width-- {
+		i--
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, d[i:]...)
+}
+
 // appendMillis writes d in milliseconds with microsecond precision.
 func appendMillis(b []byte, d time.Duration) []byte {
 	us := d.Microseconds()
@@ -264,6 +298,15 @@ func appendJSONString[T ~string | ~[]byte](b []byte, v T) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(v); {
+		// Copy the run of bytes that need no escaping in one append.
+		j := i
+		for j < len(v) && v[j] >= 0x20 && v[j] < utf8.RuneSelf && v[j] != '"' && v[j] != '\\' && v[j] != 0x7f {
+			j++
+		}
+		b = append(b, v[i:j]...)
+		if i = j; i == len(v) {
+			break
+		}
 		c := v[i]
 		if c < utf8.RuneSelf {
 			switch {

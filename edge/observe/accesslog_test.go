@@ -218,3 +218,13 @@ func BenchmarkAccessLogLine(b *testing.B) {
 		l.Log(&e)
 	}
 }
+
+// BenchmarkAppendEntry: formatting one line, without the writer.
+func BenchmarkAppendEntry(b *testing.B) {
+	e := sampleEntry()
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		buf = AppendEntry(buf[:0], &e)
+	}
+}
