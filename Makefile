@@ -7,7 +7,7 @@ GOBIN   := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint deps fuzz bench bench-deps bench-proxy profile clean
+.PHONY: all build run test lint deps fuzz bench bench-deps bench-proxy bench-soak profile clean
 
 all: build
 
@@ -74,6 +74,10 @@ bench-deps:
 ## (about 10 minutes; BENCH_ARGS="-scenario bare -rounds 5" to narrow it)
 bench-proxy: build bench-deps
 	$(GO) run ./bench/harness $(BENCH_ARGS)
+
+## bench-soak: sluice's RSS every 5 s over 60 s of load with 1000 idle connections
+bench-soak: build bench-deps
+	$(GO) run ./bench/harness -soak 60s $(BENCH_ARGS)
 
 ## profile: CPU and allocation profiles of sluice under wrk load, into bench/profiles
 profile: build bench-deps

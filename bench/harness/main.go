@@ -47,6 +47,7 @@ var (
 	only      = flag.String("scenario", "", "run only the scenarios whose name contains this")
 	profile   = flag.String("profile", "", "capture CPU and allocation profiles of sluice into this directory instead")
 	keep      = flag.Bool("keep", false, "keep the work directory (configs, logs)")
+	soak      = flag.Duration("soak", 0, "instead: hold 1000 idle connections to sluice, load it with wrk this long, and print its RSS every 5 s")
 	sluiceEnv = flag.String("sluice-env", "", "extra environment for sluice, space-separated (e.g. \"GOMAXPROCS=1 GOGC=200\")")
 )
 
@@ -116,6 +117,9 @@ func run(ctx context.Context) error {
 	}
 	if *profile != "" {
 		return captureProfiles(ctx, work)
+	}
+	if *soak > 0 {
+		return soakRSS(ctx, work)
 	}
 	fmt.Printf("# sluice vs nginx vs direct\n\n%s\n\n", machine())
 	fmt.Printf("wrk -t%d -c%d -d%s, %d interleaved rounds per target; vegeta for %s at half of nginx's best rps and at %d rps.\n\n",
@@ -467,7 +471,8 @@ func runWrk(ctx context.Context, dir, url, header string, d time.Duration) (wrkR
 	if err := os.WriteFile(script, []byte(wrkScript), 0o644); err != nil {
 		return wrkResult{}, err
 	}
-	args := []string{"-t" + strconv.Itoa(*threads), "-c" + strconv.Itoa(*conns), "-d" + d.String(), "--timeout", "5s", "-s", script}
+	// wrk reads "60s", not Go's "1m0s".
+	args := []string{"-t" + strconv.Itoa(*threads), "-c" + strconv.Itoa(*conns), "-d" + strconv.Itoa(int(d.Seconds())) + "s", "--timeout", "5s", "-s", script}
 	if header != "" {
 		args = append(args, "-H", header)
 	}
@@ -573,6 +578,67 @@ func cpuSeconds(pids []int) float64 {
 		}
 	}
 	return total
+}
+
+// soakRSS answers "is memory flat under sustained load": sluice with 1000
+// idle keep-alive connections and wrk for the whole -soak duration, its
+// resident set sampled every 5 s.
+func soakRSS(ctx context.Context, work string) error {
+	f, err := servers(ctx, work, scenario{name: "soak"})
+	defer f.stop()
+	if err != nil {
+		return err
+	}
+	closeIdle, err := holdIdle(f.urls["sluice"], 1000)
+	if err != nil {
+		return err
+	}
+	defer closeIdle()
+	pid := f.sluice.cmd.Process.Pid
+	done := make(chan struct {
+		w   wrkResult
+		err error
+	}, 1)
+	go func() {
+		w, err := runWrk(ctx, work, f.urls["sluice"], "", *soak)
+		done <- struct {
+			w   wrkResult
+			err error
+		}{w, err}
+	}()
+	fmt.Printf("# sluice RSS under load: 1000 idle connections + wrk -t%d -c%d for %s\n\n%s\n\n| t (s) | RSS MiB |\n|---|---|\n",
+		*threads, *conns, *soak, machine())
+	start := time.Now()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-done:
+			if r.err != nil {
+				return r.err
+			}
+			fmt.Printf("\n%.0f requests at %.0f rps, %d errors; peak RSS (VmHWM) %.1f MiB\n",
+				r.w.requests, r.w.rps, r.w.errors, float64(peakRSS([]int{pid}))/(1<<20))
+			return nil
+		case <-tick.C:
+			fmt.Printf("| %.0f | %.1f |\n", time.Since(start).Seconds(), float64(currentRSS(pid))/(1<<20))
+		}
+	}
+}
+
+// currentRSS is VmRSS of one process.
+func currentRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // peakRSS sums VmHWM (the peak resident set) of the processes.
