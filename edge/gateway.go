@@ -89,7 +89,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		if out != "stdout" {
 			out = cfg.Resolve(out)
 		}
-		l, err := observe.OpenAccessLog(out, a.Sample, a.Buffer, g.metrics)
+		l, err := observe.OpenAccessLog(out, *a.Sample, a.Buffer, g.metrics)
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +267,7 @@ func restartOnly(a, b *config.Config) []string {
 	if ac, bc := consulConn(a.Consul), consulConn(b.Consul); ac != bc {
 		out = append(out, "consul (address, token, datacenter)")
 	}
-	if a.AccessLog != b.AccessLog {
+	if al, bl := a.AccessLog, b.AccessLog; al.Enabled != bl.Enabled || al.Output != bl.Output || *al.Sample != *bl.Sample || al.Buffer != bl.Buffer {
 		out = append(out, "access_log")
 	}
 	if a.Tracing.OTLPEndpoint != b.Tracing.OTLPEndpoint || *a.Tracing.Sample != *b.Tracing.Sample || a.Tracing.ServiceName != b.Tracing.ServiceName {

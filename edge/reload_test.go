@@ -154,6 +154,9 @@ func TestRestartOnlyIgnoresReloadableFields(t *testing.T) {
 		"auth: { api_keys: { file: other.json } }\n",
 		"limits: { instances: 3 }\n",
 		"consul: { address: 10.0.0.1:8500 }\n",
+		"access_log: { enabled: true }\n",
+		"access_log: { sample: 0.5 }\n",
+		"tracing: { otlp_endpoint: http://127.0.0.1:4318 }\n",
 	} {
 		if got := restartOnly(a, mustParse(t, src+change)); len(got) != 1 {
 			t.Errorf("%q: restartOnly = %v, want it named", change, got)

@@ -136,7 +136,7 @@ type AccessLog struct {
 	Output string `yaml:"output" json:"output,omitempty"`
 	// Sample is the share of requests logged, 0 < sample <= 1. Default 1.
 	// Answers with status 500 or above are always logged.
-	Sample float64 `yaml:"sample" json:"sample,omitempty"`
+	Sample *float64 `yaml:"sample" json:"sample,omitempty"`
 	// Buffer is how many lines may wait for the writer; when it is full,
 	// lines are dropped and counted. Default 8192.
 	Buffer int `yaml:"buffer" json:"buffer,omitempty"`
@@ -582,8 +582,9 @@ func (c *Config) applyDefaults() {
 	setStr(&c.Admin.Listen, DefaultAdminListen)
 	setStr(&c.Admin.Username, "admin")
 	setStr(&c.AccessLog.Output, "stdout")
-	if c.AccessLog.Sample == 0 {
-		c.AccessLog.Sample = 1
+	if c.AccessLog.Sample == nil {
+		all := 1.0
+		c.AccessLog.Sample = &all
 	}
 	setInt(&c.AccessLog.Buffer, 8192)
 	if c.Tracing.Sample == nil {

@@ -168,6 +168,15 @@ routes:
 		{"hash key without consistent_hash", strings.Replace(minimal, "    targets:", "    hash_key: ip\n    targets:", 1),
 			[]string{`upstreams.users.hash_key: only used by the consistent_hash balancer`}},
 		{"bad trusted proxy", "server: { trusted_proxies: [10.0.0.0/33] }\n" + minimal, []string{`server.trusted_proxies[0]: "10.0.0.0/33" is not a CIDR`}},
+		{"bad observability settings", "metrics:\n  data_plane_path: metrics\naccess_log:\n  sample: 2\n  buffer: -1\ntracing:\n  otlp_endpoint: collector:4318\n  sample: 1.5\n" + minimal, []string{
+			`b.yaml:2: metrics.data_plane_path: "metrics": a path such as "/metrics"`,
+			`b.yaml:4: access_log.sample: must be in (0, 1], got 2`,
+			`b.yaml:5: access_log.buffer: must be between 1 and 1048576 lines, got -1`,
+			`b.yaml:7: tracing.otlp_endpoint: "collector:4318": want an http(s) URL`,
+			`b.yaml:8: tracing.sample: must be in [0, 1], got 1.5`,
+		}},
+		{"access log sample 0", "access_log: { enabled: true, sample: 0 }\n" + minimal, []string{
+			`b.yaml:1: access_log.sample: must be in (0, 1], got 0 (to log nothing, set enabled: false)`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -609,8 +609,8 @@ func (v *validator) observability(c *Config) {
 		v.add("metrics.data_plane_path", "%q: a path such as \"/metrics\"", p)
 	}
 	a := c.AccessLog
-	if a.Sample <= 0 || a.Sample > 1 {
-		v.add("access_log.sample", "must be in (0, 1], got %v", a.Sample)
+	if s := *a.Sample; s <= 0 || s > 1 {
+		v.add("access_log.sample", "must be in (0, 1], got %v (to log nothing, set enabled: false)", s)
 	}
 	if a.Buffer < 1 || a.Buffer > 1<<20 {
 		v.add("access_log.buffer", "must be between 1 and 1048576 lines, got %d", a.Buffer)
