@@ -94,14 +94,29 @@ func (h *handlerHarness) once(tb testing.TB, wantStatus int) {
 func BenchmarkServeHTTP(b *testing.B) {
 	for _, size := range []int{64, 1 << 10, 64 << 10} {
 		b.Run(fmt.Sprintf("body=%d", size), func(b *testing.B) {
-			h := newHandlerHarness(b, size, "/api/users/42?page=2")
-			h.once(b, 200)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				h.once(b, 200)
-			}
+			newHandlerHarness(b, size, "/api/users/42?page=2").bench(b)
 		})
+	}
+}
+
+// bench runs the harness's request b.N times after one warm-up.
+func (h *handlerHarness) bench(b *testing.B) {
+	h.once(b, 200)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.once(b, 200)
+	}
+}
+
+// observedVariants are the observability settings the benchmarks price:
+// metrics off, metrics on (the default), and an access log line for
+// every request on top.
+func observedVariants(b *testing.B) []struct{ name, extra string } {
+	return []struct{ name, extra string }{
+		{"metrics=off", "metrics: { enabled: false }\n"},
+		{"metrics=on", ""},
+		{"metrics=on,access_log=all", "access_log: { enabled: true, output: " + filepath.Join(b.TempDir(), "access.log") + " }\n"},
 	}
 }
 
@@ -116,11 +131,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 // default), and metrics plus an access log line for every request.
 func BenchmarkProxyRoundTrip(b *testing.B) {
 	up := testutil.StartUpstream(b, stub.Options{Name: "bench", BodySize: 64})
-	for _, c := range []struct{ name, extra string }{
-		{"metrics=off", "metrics: { enabled: false }\n"},
-		{"metrics=on", ""},
-		{"metrics=on,access_log=all", "access_log: { enabled: true, output: " + filepath.Join(b.TempDir(), "access.log") + " }\n"},
-	} {
+	for _, c := range observedVariants(b) {
 		b.Run(c.name, func(b *testing.B) {
 			g := startGateway(b, c.extra+oneUpstream(up.URL, "  - { name: api, match: { prefix: /api/ }, upstream: up, rewrite: { strip_prefix: /api } }\n"))
 			runClients(b, g.addr, "/api/users/42")
@@ -133,19 +144,9 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 //
 //	go test ./edge -run '^$' -bench ServeHTTPObserved -benchmem -count 6
 func BenchmarkServeHTTPObserved(b *testing.B) {
-	for _, c := range []struct{ name, extra string }{
-		{"metrics=off", "metrics: { enabled: false }"},
-		{"metrics=on", ""},
-		{"metrics=on,access_log=all", "access_log: { enabled: true, output: " + filepath.Join(b.TempDir(), "access.log") + " }"},
-	} {
+	for _, c := range observedVariants(b) {
 		b.Run(c.name, func(b *testing.B) {
-			h := newHandlerHarnessWith(b, 64, "/api/users/42", c.extra, "")
-			h.once(b, 200)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				h.once(b, 200)
-			}
+			newHandlerHarnessWith(b, 64, "/api/users/42", c.extra, "").bench(b)
 		})
 	}
 }
