@@ -76,40 +76,40 @@ type Gateway struct {
 var Version = "dev"
 
 // New builds the first snapshot from cfg (validated by config.Load).
-func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+func New(cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	g := &Gateway{registry: pool.NewRegistry(log), log: log, startup: cfg, started: time.Now()}
 	g.disc = discovery{watchers: map[string]*watch{}, targets: map[string][]pool.TargetSpec{}}
 	g.jwks = map[string]*auth.JWKS{}
+	// Whatever was opened before a failure is closed again.
+	defer func() {
+		if err != nil {
+			g.stopDiscovery()
+			g.closeObservers()
+			g.closeRedis()
+		}
+	}()
 	g.metrics = observe.New(Version, g.started, g.metricsState)
 	if a := cfg.AccessLog; a.Enabled {
 		out := a.Output
 		if out != "stdout" {
 			out = cfg.Resolve(out)
 		}
-		l, err := observe.OpenAccessLog(out, *a.Sample, a.Buffer, g.metrics)
-		if err != nil {
+		if g.accessLog, err = observe.OpenAccessLog(out, *a.Sample, a.Buffer, g.metrics); err != nil {
 			return nil, err
 		}
-		g.accessLog = l
 	}
 	if cfg.Tracing.OTLPEndpoint != "" {
-		t, err := newTracer(cfg.Tracing, log)
-		if err != nil {
-			g.closeObservers()
+		if g.tracer, err = newTracer(cfg.Tracing, log); err != nil {
 			return nil, err
 		}
-		g.tracer = t
 	}
 	if cfg.Redis != nil {
-		client, err := newRedisClient(cfg.Redis)
-		if err != nil {
-			g.closeObservers()
+		if g.redis, err = newRedisClient(cfg.Redis); err != nil {
 			return nil, err
 		}
-		g.redis = client
 	}
 	g.limiter = limiter.New()
 	if g.redis != nil {
@@ -118,28 +118,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		g.cluster = &limiter.Cluster{Client: g.redis, Local: g.limiter, Timeout: cfg.Redis.Timeout.D(),
 			Instances: cfg.Limits.Instances, Log: g.log}
 	}
-	if err := g.openQuotas(cfg); err != nil {
-		g.closeObservers()
-		g.closeRedis()
+	if err = g.openQuotas(cfg); err != nil {
 		return nil, err
 	}
-	keys, err := g.openKeyStore(cfg)
-	if err != nil {
-		g.closeObservers()
-		g.closeRedis()
+	if g.keys, err = g.openKeyStore(cfg); err != nil {
 		return nil, err
 	}
-	g.keys = keys
-	if err := g.syncDiscovery(cfg); err != nil {
-		g.closeObservers()
-		g.closeRedis()
+	if err = g.syncDiscovery(cfg); err != nil {
 		return nil, err
 	}
 	snap, err := build(cfg, g.env())
 	if err != nil {
-		g.stopDiscovery()
-		g.closeObservers()
-		g.closeRedis()
 		return nil, err
 	}
 	g.snap.Store(snap)
