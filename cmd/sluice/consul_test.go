@@ -94,13 +94,19 @@ routes:
 	count := func(name string) int { mu.Lock(); defer mu.Unlock(); return seen[name] }
 	testutil.WaitFor(t, "traffic on both discovered upstreams", func() bool { return count("u1") > 20 && count("u2") > 20 })
 
+	updates := strings.Count(s.Log(), "upstream targets updated from consul")
 	if err := u1.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, "u1 to deregister", func() bool { return strings.Contains(u1.Log(), "deregistered") })
-	testutil.WaitFor(t, "sluice to drop u1", func() bool { return strings.Contains(s.Log(), "upstream targets updated from consul") })
-	// From here on u1 gets nothing; it is still serving (draining) for a
-	// second, so requests sluice still had in flight to it succeed.
+	testutil.WaitFor(t, "sluice to drop u1", func() bool {
+		return strings.Count(s.Log(), "upstream targets updated from consul") > updates
+	})
+	// From here on u1 gets nothing new; it is still serving (draining) for
+	// a second, so requests sluice had already sent it before the swap
+	// succeed. They take about a millisecond: let them land first, then
+	// count.
+	time.Sleep(100 * time.Millisecond)
 	before := count("u1")
 	time.Sleep(300 * time.Millisecond)
 	u2Before := count("u2")
