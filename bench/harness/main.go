@@ -73,6 +73,15 @@ type scenario struct {
 	idle     int    // idle keep-alive connections held open during the runs
 }
 
+// headerFor is the request header a target gets: only sluice checks
+// credentials, so only it gets the scenario's header.
+func (sc scenario) headerFor(target string) string {
+	if target == "sluice" {
+		return sc.header
+	}
+	return ""
+}
+
 func scenarios() []scenario {
 	token := mintToken()
 	return []scenario{
@@ -231,20 +240,14 @@ func (f *fleet) stop() {
 
 // servers starts the stub, sluice, nginx and the fasthttp floor for a
 // scenario. The caller stops the fleet, also after an error.
-func servers(ctx context.Context, dir string, sc scenario) (*fleet, error) {
-	f := &fleet{}
-	var err error
-	f.stub, f.sluice, f.nginx, f.floor, f.urls, err = startServers(ctx, dir, sc)
-	return f, err
-}
-
-func startServers(ctx context.Context, dir string, sc scenario) (stub, sl, ngx, floor *proc, urls map[string]string, err error) {
+func servers(ctx context.Context, dir string, sc scenario) (f *fleet, err error) {
+	f = &fleet{}
 	addrs := freeAddrs(5)
 	stubAddr, sluiceAddr, adminAddr, nginxAddr, floorAddr := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
-	stub, err = start(ctx, "stub", filepath.Join(dir, "stub.log"), filepath.Join(*binDir, "upstream"), nil,
+	f.stub, err = start(ctx, "stub", filepath.Join(dir, "stub.log"), filepath.Join(*binDir, "upstream"), nil,
 		"-addr", stubAddr, "-name", "bench", "-body-size", strconv.Itoa(sc.bodySize))
 	if err != nil {
-		return
+		return f, err
 	}
 	cfg := fmt.Sprintf(`listen: %s
 admin: { listen: %s, password: bench }
@@ -256,11 +259,11 @@ routes:
 `, sluiceAddr, adminAddr, sc.sluice, stubAddr, sc.route)
 	cfgPath := filepath.Join(dir, "sluice.yaml")
 	if err = os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return
+		return f, err
 	}
-	sl, err = start(ctx, "sluice", filepath.Join(dir, "sluice.log"), filepath.Join(*binDir, "sluice"), strings.Fields(*sluiceEnv), "serve", "-c", cfgPath)
+	f.sluice, err = start(ctx, "sluice", filepath.Join(dir, "sluice.log"), filepath.Join(*binDir, "sluice"), strings.Fields(*sluiceEnv), "serve", "-c", cfgPath)
 	if err != nil {
-		return
+		return f, err
 	}
 	ngxConf := fmt.Sprintf(`worker_processes auto;
 daemon off;
@@ -295,32 +298,24 @@ http {
 `, dir, stubAddr, nginxAddr)
 	ngxPath := filepath.Join(dir, "nginx.conf")
 	if err = os.WriteFile(ngxPath, []byte(ngxConf), 0o600); err != nil {
-		return
+		return f, err
 	}
-	ngx, err = start(ctx, "nginx", filepath.Join(dir, "nginx.log"), "nginx", nil, "-c", ngxPath, "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"))
+	f.nginx, err = start(ctx, "nginx", filepath.Join(dir, "nginx.log"), "nginx", nil, "-c", ngxPath, "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"))
 	if err != nil {
-		return
+		return f, err
 	}
-	floor, err = start(ctx, "floor", filepath.Join(dir, "floor.log"), filepath.Join(*binDir, "floor"), nil, "-addr", floorAddr, "-upstream", stubAddr)
+	f.floor, err = start(ctx, "floor", filepath.Join(dir, "floor.log"), filepath.Join(*binDir, "floor"), nil, "-addr", floorAddr, "-upstream", stubAddr)
 	if err != nil {
-		return
+		return f, err
 	}
-	if sl.cmd.ProcessState != nil {
-		err = errors.New("sluice exited at start; see sluice.log")
-		return
-	}
-	urls = map[string]string{"direct": "http://" + stubAddr + "/", "nginx": "http://" + nginxAddr + "/",
+	f.urls = map[string]string{"direct": "http://" + stubAddr + "/", "nginx": "http://" + nginxAddr + "/",
 		"fasthttp": "http://" + floorAddr + "/", "sluice": "http://" + sluiceAddr + "/"}
-	for name, u := range urls {
-		h := ""
-		if name == "sluice" {
-			h = sc.header
-		}
-		if err = waitHTTP(ctx, name, u, h); err != nil {
-			return
+	for name, u := range f.urls {
+		if err = waitHTTP(ctx, name, u, sc.headerFor(name)); err != nil {
+			return f, err
 		}
 	}
-	return
+	return f, nil
 }
 
 // constantRate is one vegeta run.
@@ -368,12 +363,8 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 	}
 	for round := 0; round < *rounds; round++ {
 		for _, name := range targets {
-			header := ""
-			if name == "sluice" {
-				header = sc.header
-			}
 			cpu0 := cpuSeconds(procs[name].pids())
-			w, err := runWrk(ctx, dir, urls[name], header, *duration)
+			w, err := runWrk(ctx, dir, urls[name], sc.headerFor(name), *duration)
 			if err != nil {
 				return fmt.Errorf("wrk %s: %w", name, err)
 			}
@@ -393,11 +384,7 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 			continue
 		}
 		for _, name := range targets {
-			header := ""
-			if name == "sluice" {
-				header = sc.header
-			}
-			v, err := runVegeta(ctx, dir, urls[name], header, rate)
+			v, err := runVegeta(ctx, dir, urls[name], sc.headerFor(name), rate)
 			if err != nil {
 				return fmt.Errorf("vegeta %s: %w", name, err)
 			}
