@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,11 +113,9 @@ var (
 	// authFailureReason is the reason label of sluice_auth_failures_total:
 	// the refusal's message in snake case ("token_expired").
 	authFailureReason = func() map[*Fault]string {
+		faults := append(slices.Collect(maps.Values(authFaults)), faultNoCredentials, faultBadAPIKey, faultForbidden, faultDuplicateCredentials)
 		m := map[*Fault]string{}
-		for _, f := range authFaults {
-			m[f] = strings.ReplaceAll(f.Msg, " ", "_")
-		}
-		for _, f := range []*Fault{faultNoCredentials, faultBadAPIKey, faultForbidden, faultDuplicateCredentials} {
+		for _, f := range faults {
 			m[f] = strings.ReplaceAll(f.Msg, " ", "_")
 		}
 		return m

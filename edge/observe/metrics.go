@@ -215,9 +215,9 @@ func (m *Metrics) Route(name string) *Route {
 	r := &Route{
 		name:          name,
 		requests:      m.requests,
-		Duration:      m.duration.WithLabelValues(name),
-		RateLimited:   m.rateLimited.WithLabelValues(name),
-		QuotaExceeded: m.quotaExceeded.WithLabelValues(name),
+		duration:      m.duration.WithLabelValues(name),
+		rateLimited:   m.rateLimited.WithLabelValues(name),
+		quotaExceeded: m.quotaExceeded.WithLabelValues(name),
 	}
 	m.routes[name] = r
 	return r
@@ -234,8 +234,8 @@ func (m *Metrics) Upstream(name string) *Upstream {
 		return u
 	}
 	u := &Upstream{
-		Duration:  m.upDuration.WithLabelValues(name),
-		Retries:   m.retries.WithLabelValues(name),
+		duration:  m.upDuration.WithLabelValues(name),
+		retries:   m.retries.WithLabelValues(name),
 		status5xx: m.upErrors.WithLabelValues(name, "5xx"),
 	}
 	for i, kind := range ErrorKinds {
@@ -287,9 +287,9 @@ func toSet(names []string) map[string]bool {
 type Route struct {
 	name          string
 	requests      *prometheus.CounterVec
-	Duration      prometheus.Observer
-	RateLimited   prometheus.Counter
-	QuotaExceeded prometheus.Counter
+	duration      prometheus.Observer
+	rateLimited   prometheus.Counter
+	quotaExceeded prometheus.Counter
 	// byMethod[m][code-100] is created on first use: a route sees a handful
 	// of (method, code) pairs, and the rows of unused methods stay nil.
 	byMethod [len(methods) + 1]atomic.Pointer[codeRow]
@@ -316,7 +316,7 @@ func (r *Route) Observe(method []byte, code int, d time.Duration) {
 	if r == nil {
 		return
 	}
-	r.Duration.Observe(d.Seconds())
+	r.duration.Observe(d.Seconds())
 	if code < 100 || code > 599 {
 		code = 599 // fasthttp never sends these; keep the label set closed anyway
 	}
@@ -346,8 +346,8 @@ var ErrorKinds = [...]string{"connect", "busy", "timeout", "reset", "protocol"}
 
 // Upstream holds one upstream's metric children.
 type Upstream struct {
-	Duration  prometheus.Observer
-	Retries   prometheus.Counter
+	duration  prometheus.Observer
+	retries   prometheus.Counter
 	errors    [len(ErrorKinds)]prometheus.Counter
 	status5xx prometheus.Counter
 }
@@ -370,14 +370,14 @@ func (u *Upstream) Status5xx() {
 // Try records one try's duration.
 func (u *Upstream) Try(d time.Duration) {
 	if u != nil {
-		u.Duration.Observe(d.Seconds())
+		u.duration.Observe(d.Seconds())
 	}
 }
 
 // Retry counts a retry.
 func (u *Upstream) Retry() {
 	if u != nil {
-		u.Retries.Inc()
+		u.retries.Inc()
 	}
 }
 
@@ -435,13 +435,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 // been, in shadow mode).
 func (r *Route) RateLimit() {
 	if r != nil {
-		r.RateLimited.Inc()
+		r.rateLimited.Inc()
 	}
 }
 
 // Quota counts a request refused because its quota was used up.
 func (r *Route) Quota() {
 	if r != nil {
-		r.QuotaExceeded.Inc()
+		r.quotaExceeded.Inc()
 	}
 }
