@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -514,5 +515,33 @@ func TestClientDisconnectMidUploadDoesNotBreakGateway(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if r := g.get(t, "/__stub/echo"); r.status != http.StatusOK {
 		t.Errorf("after a client hung up mid-upload: %d %s", r.status, r.body)
+	}
+}
+
+// The upstream read timeout counts from the end of sending: a slow
+// streamed upload that takes longer than read_timeout still gets its
+// answer (the route's own timeout, which defaults to read_timeout, is
+// raised so that it doesn't cut the upload first).
+func TestSlowUploadLongerThanReadTimeout(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	g := startGateway(t, upstreamsConfig(`
+  up:
+    read_timeout: 300ms
+    write_timeout: 300ms
+    targets: [ { url: "`+up.URL+`" } ]
+`, "  - { name: all, match: { prefix: / }, upstream: up, timeout: 5s, rewrite: { replace_path: /__stub/echo } }\n"))
+	pr, pw := io.Pipe()
+	go func() {
+		for i := 0; i < 8; i++ { // 8 x 100 ms: well past the 300 ms read timeout
+			time.Sleep(100 * time.Millisecond)
+			if _, err := pw.Write(bytes.Repeat([]byte("x"), 1024)); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	e, _ := g.echo(t, request{method: http.MethodPost, path: "/upload", body: pr})
+	if e.BodyBytes != 8*1024 {
+		t.Errorf("upstream got %d bytes, want %d", e.BodyBytes, 8*1024)
 	}
 }

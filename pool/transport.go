@@ -112,7 +112,9 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 
 	// Read the response head.
 	if !oneDeadline {
-		if err = conn.SetReadDeadline(earliest(now, deadline, t.readTimeout)); err != nil {
+		// Read the clock again: a streamed upload may have taken a while,
+		// and the read timeout counts from the end of sending.
+		if err = conn.SetReadDeadline(earliest(time.Now(), deadline, t.readTimeout)); err != nil {
 			hc.CloseConn(cc)
 			return reused, err
 		}
