@@ -130,7 +130,9 @@ var headerRetryCount = []byte("X-Retry-Count")
 func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter, key uint64, rec *requestRecord) (*Fault, int) {
 	up := rt.upstream
 	req, resp := &ctx.Request, &ctx.Response
-	deadline := requestTime(ctx).Add(rt.timeout)
+	// From here, not from the request's arrival: the route timeout bounds
+	// the upstream exchange (config: routes[].timeout), not auth or limits.
+	deadline := time.Now().Add(rt.timeout)
 	up.Pool.Budget.Request()
 	// Decided before the first try: sending a streamed body consumes it,
 	// and fasthttp then drops it from the request.
