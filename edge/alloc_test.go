@@ -77,7 +77,7 @@ tracing: { otlp_endpoint: "http://127.0.0.1:9", sample: 0 }`, "")
 	if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
 		t.Errorf("%.1f allocations per logged request, want 0", n)
 	}
-	h.gw.closeObservers()
+	h.gw.res.accessLog.Close()
 	data, err := os.ReadFile(log)
 	if err != nil {
 		t.Fatal(err)

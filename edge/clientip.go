@@ -6,23 +6,28 @@ import (
 	"unsafe"
 
 	"github.com/sluicegw/sluice/lb"
-	"github.com/valyala/fasthttp"
 )
 
-// clientIP appends the client's address to dst. It is the peer, unless
-// the peer is a trusted proxy: then X-Forwarded-For is read from the right
-// and the first address that is not a trusted proxy is the client (the
-// leftmost entries are whatever the client claimed, and can't be
-// believed).
-func (s *Snapshot) clientIP(ctx *fasthttp.RequestCtx, dst []byte) []byte {
-	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
+// clientIP is the client's address, formatted once per request. It is the
+// peer, unless the peer is a trusted proxy: then X-Forwarded-For is read
+// from the right and the first address that is not a trusted proxy is the
+// client (the leftmost entries are whatever the client claimed, and can't
+// be believed). The proxy step extends X-Forwarded-For with the peer, a
+// trusted proxy, which this skips: asked before or after, it is the same.
+func (x *exchange) clientIP() []byte {
+	if !x.ipDone {
+		x.ip, x.ipDone = x.snap.appendClientIP(x.ipBuf[:0], x), true
+	}
+	return x.ip
+}
+
+func (s *Snapshot) appendClientIP(dst []byte, x *exchange) []byte {
+	peer, _ := netip.AddrFromSlice(x.ctx.RemoteIP())
 	peer = peer.Unmap()
 	if !s.isTrusted(peer) {
 		return peer.AppendTo(dst)
 	}
-	// Our own X-Forwarded-For was already extended with the peer; the
-	// client is the rightmost untrusted entry.
-	xff := ctx.Request.Header.PeekBytes(headerXFF)
+	xff := x.ctx.Request.Header.PeekBytes(headerXFF)
 	for len(xff) > 0 {
 		var entry []byte
 		if i := bytes.LastIndexByte(xff, ','); i >= 0 {
@@ -38,7 +43,7 @@ func (s *Snapshot) clientIP(ctx *fasthttp.RequestCtx, dst []byte) []byte {
 		// string without copying is safe here.
 		a, err := netip.ParseAddr(unsafe.String(&entry[0], len(entry)))
 		if err != nil {
-			return append(dst, entry...) // not an address: hash what is there
+			return append(dst, entry...) // not an address: use what is there
 		}
 		if !s.isTrusted(a.Unmap()) {
 			return a.Unmap().AppendTo(dst)
@@ -47,17 +52,44 @@ func (s *Snapshot) clientIP(ctx *fasthttp.RequestCtx, dst []byte) []byte {
 	return peer.AppendTo(dst)
 }
 
-// hashKey computes the balancing key for ip_hash and consistent_hash.
-func (s *Snapshot) hashKey(ctx *fasthttp.RequestCtx, up *Upstream) uint64 {
-	switch up.hashKind {
+// hasher is what consistent_hash and ip_hash balance on, chosen when the
+// snapshot is built (compileHasher).
+type hasher interface {
+	hash(x *exchange) uint64
+}
+
+type (
+	hashIP     struct{}
+	hashPath   struct{}
+	hashHeader struct{ name []byte }
+	hashCookie struct{ name []byte }
+)
+
+var (
+	_ hasher = hashIP{}
+	_ hasher = hashPath{}
+	_ hasher = hashHeader{}
+	_ hasher = hashCookie{}
+)
+
+func (hashIP) hash(x *exchange) uint64   { return lb.HashBytes(x.clientIP()) }
+func (hashPath) hash(x *exchange) uint64 { return lb.HashBytes(x.path) }
+func (h hashHeader) hash(x *exchange) uint64 {
+	return lb.HashBytes(x.ctx.Request.Header.PeekBytes(h.name))
+}
+func (h hashCookie) hash(x *exchange) uint64 {
+	return lb.HashBytes(x.ctx.Request.Header.CookieBytes(h.name))
+}
+
+// compileHasher: kind is "ip", "path", "header" or "cookie" (validated).
+func compileHasher(kind, name string) hasher {
+	switch kind {
 	case "path":
-		path, _ := splitURI(ctx.Request.Header.RequestURI())
-		return lb.HashBytes(path)
+		return hashPath{}
 	case "header":
-		return lb.HashBytes(ctx.Request.Header.PeekBytes(up.hashName))
+		return hashHeader{[]byte(name)}
 	case "cookie":
-		return lb.HashBytes(ctx.Request.Header.CookieBytes(up.hashName))
+		return hashCookie{[]byte(name)}
 	}
-	var buf [48]byte
-	return lb.HashBytes(s.clientIP(ctx, buf[:0]))
+	return hashIP{}
 }

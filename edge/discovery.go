@@ -94,14 +94,13 @@ func (g *Gateway) discovered(upstream, key string, targets []pool.TargetSpec) {
 		return // a reload replaced this watcher meanwhile
 	}
 	g.disc.targets[upstream] = targets
-	cfg := g.snap.Load().Config
-	snap, err := build(cfg, g.env())
+	snap, err := g.build(g.snap.Load().Config)
 	if err != nil {
 		g.log.Error("consul discovery: could not apply new targets; the previous ones keep serving", "upstream", upstream, "error", err.Error())
 		return
 	}
 	g.snap.Store(snap)
-	g.registry.Retain(snap.Targets())
+	g.res.registry.Retain(snap.targets())
 	g.log.Info("upstream targets updated from consul", "upstream", upstream, "targets", len(targets))
 }
 

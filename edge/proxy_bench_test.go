@@ -45,7 +45,7 @@ upstreams:
 routes:
   - { name: api, match: { prefix: /api/ }, upstream: up, rewrite: { strip_prefix: /api },
       request_headers: { set: { X-Env: bench } }, response_headers: { set: { X-Served-By: sluice } } %s }
-`, extraConfig, up.URL, routeExtra)), quietLogger())
+`, extraConfig, up.URL, routeExtra)), quietLogger(), "test")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func runClients(b *testing.B, addr, path string) {
 func BenchmarkRouterMatch(b *testing.B) {
 	r := benchRouter()
 	host, path, method := []byte("api.example.com"), []byte("/svc/25/items/99"), []byte("GET")
-	if rt, _ := r.match(host, path, method); rt == nil || rt.Name != "p25" {
+	if rt, _ := r.match(host, path, method); rt == nil || rt.name != "p25" {
 		b.Fatalf("matched %v", rt)
 	}
 	b.ReportAllocs()
@@ -195,14 +195,14 @@ func BenchmarkRouterMatch(b *testing.B) {
 }
 
 func benchRouter() *router {
-	var routes []*Route
+	var routes []*route
 	for i := 0; i < 50; i++ {
 		routes = append(routes,
-			&Route{Name: fmt.Sprintf("p%d", i), prefix: fmt.Sprintf("/svc/%d/", i)},
-			&Route{Name: fmt.Sprintf("e%d", i), exactPath: fmt.Sprintf("/exact/%d", i), methods: [][]byte{[]byte("GET")}})
+			&route{name: fmt.Sprintf("p%d", i), prefix: fmt.Sprintf("/svc/%d/", i)},
+			&route{name: fmt.Sprintf("e%d", i), exactPath: fmt.Sprintf("/exact/%d", i), methods: [][]byte{[]byte("GET")}})
 	}
 	for i := 0; i < 10; i++ {
-		routes = append(routes, &Route{Name: fmt.Sprintf("h%d", i), prefix: "/", host: fmt.Sprintf("h%d.example.com", i)})
+		routes = append(routes, &route{name: fmt.Sprintf("h%d", i), prefix: "/", host: fmt.Sprintf("h%d.example.com", i)})
 	}
 	return newRouter(routes)
 }

@@ -16,7 +16,7 @@ import (
 // limits are exact there too.
 func TestRedisThroughSentinel(t *testing.T) {
 	sentinel, _ := testutil.StartRedisSentinel(t)
-	client, err := rueidis.NewClient(RedisOptions(&config.Redis{Addrs: []string{sentinel}, MasterSet: "sluice"}))
+	client, err := rueidis.NewClient(redisOptions(&config.Redis{Addrs: []string{sentinel}, MasterSet: "sluice"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,9 @@ var headerRequestID = []byte("X-Request-Id") // canonical form: set with SetCano
 // allocating or reading the clock.
 const requestIDLen = 32
 
+// maxRequestIDLen is the longest client X-Request-ID kept.
+const maxRequestIDLen = 128
+
 var (
 	requestIDPrefix [16]byte
 	requestIDSeq    atomic.Uint64
@@ -41,7 +44,7 @@ func newRequestID(dst []byte) []byte {
 // validRequestID accepts a client's X-Request-ID only if it is short and
 // plain, so it can go into logs and JSON bodies unescaped.
 func validRequestID(id []byte) bool {
-	if len(id) == 0 || len(id) > 128 {
+	if len(id) == 0 || len(id) > maxRequestIDLen {
 		return false
 	}
 	for _, c := range id {
@@ -52,4 +55,17 @@ func validRequestID(id []byte) bool {
 		}
 	}
 	return true
+}
+
+// assignRequestID keeps a sane client X-Request-ID, else makes one and
+// sets it on the request, so every step, the upstream and the answer see
+// the same id. The exchange keeps its own copy.
+func (x *exchange) assignRequestID() {
+	h := &x.ctx.Request.Header
+	if rid := h.PeekBytes(headerRequestID); validRequestID(rid) {
+		x.id = append(x.idBuf[:0], rid...)
+		return
+	}
+	x.id = newRequestID(x.idBuf[:0])
+	h.SetCanonical(headerRequestID, x.id)
 }

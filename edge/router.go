@@ -4,7 +4,55 @@ import (
 	"bytes"
 	"sort"
 	"strings"
+
+	"github.com/valyala/fasthttp"
 )
+
+var faultNoRoute, faultMethod = &fault{fasthttp.StatusNotFound, "no route"}, &fault{fasthttp.StatusMethodNotAllowed, "method not allowed"}
+
+// findRoute picks the request's route from the snapshot's router: 404 when
+// no route's path matches, 405 with Allow when one does but not for this
+// method.
+func (x *exchange) findRoute() bool {
+	h := &x.ctx.Request.Header
+	var hostBuf [256]byte
+	host := normalizeHost(hostBuf[:0], h.Host())
+	rt, pathMatched := x.snap.router.match(host, x.path, h.Method())
+	switch {
+	case rt != nil:
+		x.route = rt
+		return true
+	case pathMatched != nil:
+		x.fail(faultMethod)
+		x.ctx.Response.Header.SetBytesV("Allow", allowHeader(pathMatched))
+	default:
+		x.fail(faultNoRoute)
+	}
+	return false
+}
+
+// allowHeader is the Allow value for routes that matched a path: each one's
+// methods, once, in order.
+func allowHeader(routes []*route) []byte {
+	if len(routes) == 1 {
+		return routes[0].allowHdr
+	}
+	seen := map[string]bool{}
+	var out []byte
+	for _, rt := range routes {
+		for _, m := range bytes.Split(rt.allowHdr, []byte(", ")) {
+			if len(m) == 0 || seen[string(m)] {
+				continue
+			}
+			seen[string(m)] = true
+			if len(out) > 0 {
+				out = append(out, ", "...)
+			}
+			out = append(out, m...)
+		}
+	}
+	return out
+}
 
 // router finds the route for a request. It is built once per snapshot and
 // only read afterwards.
@@ -30,16 +78,16 @@ type wildcardHost struct {
 }
 
 type hostTable struct {
-	exact    map[string][]*Route
+	exact    map[string][]*route
 	prefixes []prefixRoutes // longest first
 }
 
 type prefixRoutes struct {
 	prefix string
-	routes []*Route
+	routes []*route
 }
 
-func newRouter(routes []*Route) *router {
+func newRouter(routes []*route) *router {
 	r := &router{exactHost: map[string]*hostTable{}}
 	wild := map[string]*hostTable{}
 	for _, rt := range routes {
@@ -78,9 +126,9 @@ func newRouter(routes []*Route) *router {
 	return r
 }
 
-func newHostTable() *hostTable { return &hostTable{exact: map[string][]*Route{}} }
+func newHostTable() *hostTable { return &hostTable{exact: map[string][]*route{}} }
 
-func (t *hostTable) add(rt *Route) {
+func (t *hostTable) add(rt *route) {
 	if rt.exactPath != "" {
 		t.exact[rt.exactPath] = append(t.exact[rt.exactPath], rt)
 		return
@@ -91,7 +139,7 @@ func (t *hostTable) add(rt *Route) {
 			return
 		}
 	}
-	t.prefixes = append(t.prefixes, prefixRoutes{prefix: rt.prefix, routes: []*Route{rt}})
+	t.prefixes = append(t.prefixes, prefixRoutes{prefix: rt.prefix, routes: []*route{rt}})
 }
 
 func (r *router) tables() []*hostTable {
@@ -109,9 +157,9 @@ func (r *router) tables() []*hostTable {
 }
 
 // match returns the route for host (lower-case, no port), path and method.
-// When it returns nil, pathMatched tells 405 from 404, and allowRoutes are
-// the routes whose methods make up the Allow header.
-func (r *router) match(host, path, method []byte) (rt *Route, pathMatched []*Route) {
+// When it returns nil, pathMatched lists the routes whose path matched
+// (their methods make up the Allow header of a 405), or nil for a 404.
+func (r *router) match(host, path, method []byte) (rt *route, pathMatched []*route) {
 	if len(r.exactHost) > 0 {
 		if t := r.exactHost[string(host)]; t != nil {
 			if rt, pm := t.match(path, method); rt != nil {
@@ -141,8 +189,8 @@ func (r *router) match(host, path, method []byte) (rt *Route, pathMatched []*Rou
 	return nil, pathMatched
 }
 
-func (t *hostTable) match(path, method []byte) (*Route, []*Route) {
-	var pathMatched []*Route
+func (t *hostTable) match(path, method []byte) (*route, []*route) {
+	var pathMatched []*route
 	if routes := t.exact[string(path)]; routes != nil {
 		if rt := byMethod(routes, method); rt != nil {
 			return rt, nil
@@ -163,7 +211,7 @@ func (t *hostTable) match(path, method []byte) (*Route, []*Route) {
 	return nil, pathMatched
 }
 
-func byMethod(routes []*Route, method []byte) *Route {
+func byMethod(routes []*route, method []byte) *route {
 	for _, rt := range routes {
 		if rt.allows(method) {
 			return rt

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"encoding/json"
 	"maps"
 	"slices"
 	"strings"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/sluicegw/sluice/lb"
 	"github.com/sluicegw/sluice/pool"
-	"github.com/valyala/fasthttp"
 )
 
 // TargetStatus is one target as /admin/upstreams and /services/health
@@ -54,13 +52,13 @@ func targetState(t *pool.Target) string {
 // UpstreamStatus reports every upstream of the current snapshot, by name.
 func (g *Gateway) UpstreamStatus() []UpstreamStatus {
 	snap := g.snap.Load()
-	names := slices.Sorted(maps.Keys(snap.Upstreams))
+	names := slices.Sorted(maps.Keys(snap.upstreams))
 	out := make([]UpstreamStatus, 0, len(names))
 	for _, name := range names {
-		up := snap.Upstreams[name]
+		up := snap.upstreams[name]
 		us := UpstreamStatus{Name: name, Balancer: snap.Config.Upstreams[name].Balancer,
-			Total: len(up.Pool.Targets), RetryBudgetDenied: up.Pool.Budget.Denied()}
-		for _, t := range up.Pool.Targets {
+			Total: len(up.pool.Targets), RetryBudgetDenied: up.pool.Budget.Denied()}
+		for _, t := range up.pool.Targets {
 			ts := TargetStatus{
 				URL: t.URL, State: targetState(t), Weight: t.Weight, InFlight: t.InFlight(),
 				LatencyMS:           float64(t.Latency().Microseconds()) / 1000,
@@ -98,8 +96,8 @@ type BreakerStatus struct {
 func (g *Gateway) CircuitBreakers() []BreakerStatus {
 	snap := g.snap.Load()
 	var out []BreakerStatus
-	for _, name := range slices.Sorted(maps.Keys(snap.Upstreams)) {
-		for _, t := range snap.Upstreams[name].Pool.Targets {
+	for _, name := range slices.Sorted(maps.Keys(snap.upstreams)) {
+		for _, t := range snap.upstreams[name].pool.Targets {
 			if t.Breaker == nil {
 				continue
 			}
@@ -120,11 +118,11 @@ func (g *Gateway) CircuitBreakers() []BreakerStatus {
 func (g *Gateway) ResetCircuitBreakers(name string) int {
 	upName, host, one := strings.Cut(name, "@")
 	n := 0
-	for un, up := range g.snap.Load().Upstreams {
+	for un, up := range g.snap.Load().upstreams {
 		if name != "" && un != upName {
 			continue
 		}
-		for _, t := range up.Pool.Targets {
+		for _, t := range up.pool.Targets {
 			if t.Breaker == nil || (one && t.Host != host) {
 				continue
 			}
@@ -136,23 +134,4 @@ func (g *Gateway) ResetCircuitBreakers(name string) int {
 		g.log.Info("circuit breakers reset", "name", name, "count", n)
 	}
 	return n
-}
-
-// servicesHealth answers the public GET /services/health (seed 001): the
-// gateway's view of its upstreams. 200 when every upstream has a usable
-// target, 503 otherwise.
-func (g *Gateway) servicesHealth(ctx *fasthttp.RequestCtx) {
-	ups := g.UpstreamStatus()
-	status, code := "ok", fasthttp.StatusOK
-	for _, u := range ups {
-		if u.Usable == 0 {
-			status, code = "degraded", fasthttp.StatusServiceUnavailable
-		}
-	}
-	b, _ := json.Marshal(map[string]any{"status": status, "upstreams": ups})
-	ctx.Response.Reset()
-	ctx.SetStatusCode(code)
-	ctx.SetContentType("application/json")
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.SetBody(append(b, '\n'))
 }

@@ -12,16 +12,13 @@ import (
 	"github.com/sluicegw/sluice/pool"
 )
 
-// Upstream is a compiled upstream: its pool and the policies the proxy
+// upstream is a compiled upstream: its pool and the policies the proxy
 // applies around it (retries, hashing).
-type Upstream struct {
-	Name  string
-	Pool  *pool.Pool
-	retry retryPolicy
-	// hashKind/hashName say what consistent_hash hashes ("ip", "path",
-	// "header", "cookie"); ip_hash always uses "ip".
-	hashKind string
-	hashName []byte
+type upstream struct {
+	name   string
+	pool   *pool.Pool
+	retry  retryPolicy
+	hasher hasher // what ip_hash and consistent_hash balance on; nil for the other balancers
 
 	budgetLogAt atomic.Int64      // unix ns of the last "budget exhausted" log
 	metrics     *observe.Upstream // nil: metrics off
@@ -39,7 +36,7 @@ type retryPolicy struct {
 	onStatus   [100]bool // 500..599
 }
 
-func (s *Snapshot) compileUpstream(reg *pool.Registry, cfg *config.Config, u *config.Upstream, discovered []pool.TargetSpec) (*Upstream, error) {
+func (s *Snapshot) compileUpstream(cfg *config.Config, u *config.Upstream, discovered []pool.TargetSpec) (*upstream, error) {
 	settings := pool.Settings{
 		ConnectTimeout:    u.ConnectTimeout.D(),
 		ReadTimeout:       u.ReadTimeout.D(),
@@ -87,17 +84,20 @@ func (s *Snapshot) compileUpstream(reg *pool.Registry, cfg *config.Config, u *co
 			spec.Targets = append(spec.Targets, t)
 		}
 	}
-	p, err := pool.Build(reg, spec)
+	p, err := pool.Build(s.res.registry, spec)
 	if err != nil {
 		return nil, err
 	}
-	up := &Upstream{Name: u.Name, Pool: p, hashKind: "ip", metrics: s.metrics.Upstream(u.Name)}
-	if u.Balancer == "consistent_hash" {
+	up := &upstream{name: u.Name, pool: p, metrics: s.metrics.Upstream(u.Name)}
+	switch {
+	case u.Balancer == "consistent_hash":
 		kind, name, err := config.ParseHashKey(u.HashKey)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
 		}
-		up.hashKind, up.hashName = kind, []byte(name)
+		up.hasher = compileHasher(kind, name)
+	case p.HashesKey:
+		up.hasher = hashIP{}
 	}
 	r := u.Retry
 	up.retry = retryPolicy{

@@ -124,8 +124,7 @@ func serve(path string, stderr io.Writer) int {
 		log.Error("config refused; not starting", "source", path)
 		return 1
 	}
-	edge.Version = version
-	gw, err := edge.New(cfg, log)
+	gw, err := edge.New(cfg, log, version)
 	if err != nil {
 		log.Error("startup failed", "error", err.Error())
 		return 1
@@ -185,7 +184,7 @@ func serve(path string, stderr io.Writer) int {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gw.Serve(ln) }()
 	log.Info("sluice started", "version", version, "config", src.String(),
-		"listen", ln.Addr().String(), "admin", adminAddr, "routes", len(gw.Snapshot().Routes))
+		"listen", ln.Addr().String(), "admin", adminAddr, "routes", len(gw.Snapshot().Config.Routes))
 
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/edge/config"
-	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -34,7 +33,7 @@ type tracer struct {
 	log      *slog.Logger
 }
 
-func newTracer(c config.Tracing, log *slog.Logger) (*tracer, error) {
+func newTracer(c config.Tracing, version string, log *slog.Logger) (*tracer, error) {
 	endpoint := c.OTLPEndpoint
 	if u, err := url.Parse(endpoint); err == nil && (u.Path == "" || u.Path == "/") {
 		endpoint = u.Scheme + "://" + u.Host + "/v1/traces"
@@ -46,7 +45,7 @@ func newTracer(c config.Tracing, log *slog.Logger) (*tracer, error) {
 	}
 	res := resource.NewSchemaless(
 		attribute.String("service.name", c.ServiceName),
-		attribute.String("service.version", Version),
+		attribute.String("service.version", version),
 	)
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
@@ -59,12 +58,12 @@ func newTracer(c config.Tracing, log *slog.Logger) (*tracer, error) {
 // startSpan starts the route's span when the request is sampled, and
 // writes the outgoing traceparent naming that span as the upstream's
 // parent.
-func (g *Gateway) startSpan(ctx *fasthttp.RequestCtx, rt *Route, rec *requestRecord) {
-	t := g.tracer
+func (g *Gateway) startSpan(x *exchange) {
+	t := g.res.tracer
 	if t == nil {
 		return
 	}
-	h := &ctx.Request.Header
+	h := &x.ctx.Request.Header
 	in := h.PeekBytes(headerTraceparent)
 	parent := context.Background()
 	switch {
@@ -89,7 +88,7 @@ func (g *Gateway) startSpan(ctx *fasthttp.RequestCtx, rt *Route, rec *requestRec
 		}
 		h.DelBytes(headerTracestate) // a new trace has no state
 	}
-	_, span := t.tracer.Start(parent, rt.Name, trace.WithSpanKind(trace.SpanKindServer),
+	_, span := t.tracer.Start(parent, x.route.name, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithTimestamp(time.Now()))
 	sc := span.SpanContext()
 	var tp [traceparentLen]byte
@@ -101,7 +100,7 @@ func (g *Gateway) startSpan(ctx *fasthttp.RequestCtx, rt *Route, rec *requestRec
 	hex.Encode(tp[36:52], sid[:])
 	copy(tp[52:], "-01")
 	h.SetCanonical(headerTraceparent, tp[:])
-	rec.span, rec.traceparentSet = span, true
+	x.span, x.traceparentSet = span, true
 }
 
 // hexNibble is the value of a lower-case hex digit.
@@ -113,30 +112,30 @@ func hexNibble(c byte) byte {
 }
 
 // end finishes a request's span with what happened.
-func (t *tracer) end(ctx *fasthttp.RequestCtx, rt *Route, rec *requestRecord, code int) {
+func (t *tracer) end(x *exchange, code int) {
 	attrs := []attribute.KeyValue{
-		attribute.String("http.request.method", string(ctx.Method())),
-		attribute.String("url.path", string(rec.path)),
+		attribute.String("http.request.method", string(x.ctx.Method())),
+		attribute.String("url.path", string(x.path)),
 		attribute.Int("http.response.status_code", code),
-		attribute.String("http.request.header.x-request-id", string(ctx.Request.Header.PeekBytes(headerRequestID))),
-		attribute.String("client.address", ctx.RemoteIP().String()),
+		attribute.String("http.request.header.x-request-id", string(x.id)),
+		attribute.String("client.address", x.ctx.RemoteIP().String()),
 	}
-	if rt != nil {
-		attrs = append(attrs, attribute.String("sluice.route", rt.Name))
+	if x.route != nil {
+		attrs = append(attrs, attribute.String("sluice.route", x.route.name))
 	}
-	if rec.upstream != "" {
+	if x.upstream != "" {
 		attrs = append(attrs,
-			attribute.String("sluice.upstream", rec.upstream),
-			attribute.String("sluice.target", rec.target),
-			attribute.Int("sluice.retries", rec.retries),
-			attribute.Float64("sluice.upstream_ms", float64(rec.upstreamTime.Microseconds())/1000),
+			attribute.String("sluice.upstream", x.upstream),
+			attribute.String("sluice.target", x.target),
+			attribute.Int("sluice.retries", x.retries),
+			attribute.Float64("sluice.upstream_ms", float64(x.upstreamTime.Microseconds())/1000),
 		)
 	}
-	rec.span.SetAttributes(attrs...)
+	x.span.SetAttributes(attrs...)
 	if code >= 500 {
-		rec.span.SetStatus(codes.Error, fmt.Sprintf("HTTP %d", code))
+		x.span.SetStatus(codes.Error, fmt.Sprintf("HTTP %d", code))
 	}
-	rec.span.End()
+	x.span.End()
 }
 
 // close flushes spans not yet exported (bounded: the exporter's own

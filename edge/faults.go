@@ -10,51 +10,39 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Fault is a data-plane failure: what the client is told (Status, Msg)
-// and where it came from. Every failure path answers through writeFault,
-// so all errors look alike: a status, a short JSON body and the request id.
-type Fault struct {
-	Status int
-	Msg    string // a fixed phrase, never client or upstream data
-	Source Source
+// fault is a data-plane failure: what the client is told. Every failure
+// path answers through writeFault (or exchange.fail), so all errors look
+// alike: a status, a short JSON body and the request id. Whose fault it
+// was is the pool's business (pool.Classify); the client only sees this.
+type fault struct {
+	status int
+	msg    string // a fixed phrase, never client or upstream data
 }
-
-// Source says whose fault a failure is; later, circuit breakers and
-// outlier detection count only upstream faults.
-type Source uint8
-
-const (
-	FromClient Source = iota
-	FromUpstream
-	FromGateway
-)
 
 // The faults sluice answers with. Messages are constants: they go into the
 // JSON body unescaped.
 var (
-	faultNoRoute         = &Fault{fasthttp.StatusNotFound, "no route", FromClient}
-	faultMethod          = &Fault{fasthttp.StatusMethodNotAllowed, "method not allowed", FromClient}
-	faultBadRequest      = &Fault{fasthttp.StatusBadRequest, "bad request", FromClient}
-	faultBadPath         = &Fault{fasthttp.StatusBadRequest, "bad request path", FromClient}
-	faultDotSegments     = &Fault{fasthttp.StatusBadRequest, "path contains dot segments", FromClient}
-	faultAmbiguousLength = &Fault{fasthttp.StatusBadRequest, "both content-length and transfer-encoding", FromClient}
-	faultBodyTooLarge    = &Fault{fasthttp.StatusRequestEntityTooLarge, "request body too large", FromClient}
-	faultHeaderTooLarge  = &Fault{fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large", FromClient}
-	faultClientBody      = &Fault{fasthttp.StatusBadRequest, "could not read request body", FromClient}
-	faultTimeout         = &Fault{fasthttp.StatusGatewayTimeout, "upstream timed out", FromUpstream}
-	faultConnect         = &Fault{fasthttp.StatusBadGateway, "upstream connection failed", FromUpstream}
-	faultBadResponse     = &Fault{fasthttp.StatusBadGateway, "bad response from upstream", FromUpstream}
-	faultUpstreamBusy    = &Fault{fasthttp.StatusServiceUnavailable, "upstream connection limit reached", FromGateway}
-	faultNoTarget        = &Fault{fasthttp.StatusServiceUnavailable, "no upstream target available", FromGateway}
-	faultCircuitOpen     = &Fault{fasthttp.StatusServiceUnavailable, "upstream circuit open", FromGateway}
+	faultBadRequest      = &fault{fasthttp.StatusBadRequest, "bad request"}
+	faultBadPath         = &fault{fasthttp.StatusBadRequest, "bad request path"}
+	faultDotSegments     = &fault{fasthttp.StatusBadRequest, "path contains dot segments"}
+	faultAmbiguousLength = &fault{fasthttp.StatusBadRequest, "both content-length and transfer-encoding"}
+	faultBodyTooLarge    = &fault{fasthttp.StatusRequestEntityTooLarge, "request body too large"}
+	faultHeaderTooLarge  = &fault{fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large"}
+	faultClientBody      = &fault{fasthttp.StatusBadRequest, "could not read request body"}
+	faultTimeout         = &fault{fasthttp.StatusGatewayTimeout, "upstream timed out"}
+	faultConnect         = &fault{fasthttp.StatusBadGateway, "upstream connection failed"}
+	faultBadResponse     = &fault{fasthttp.StatusBadGateway, "bad response from upstream"}
+	faultUpstreamBusy    = &fault{fasthttp.StatusServiceUnavailable, "upstream connection limit reached"}
+	faultNoTarget        = &fault{fasthttp.StatusServiceUnavailable, "no upstream target available"}
+	faultCircuitOpen     = &fault{fasthttp.StatusServiceUnavailable, "upstream circuit open"}
 )
 
 // writeFault answers the client with f. It discards whatever response was
 // being built (including a streamed upstream body, whose connection is then
 // closed by the stream).
-func writeFault(ctx *fasthttp.RequestCtx, f *Fault, requestID []byte) {
+func writeFault(ctx *fasthttp.RequestCtx, f *fault, requestID []byte) {
 	ctx.Response.Reset()
-	ctx.Response.SetStatusCode(f.Status)
+	ctx.Response.SetStatusCode(f.status)
 	ctx.Response.Header.SetContentType("application/json")
 	if len(requestID) > 0 {
 		ctx.Response.Header.SetBytesKV(headerRequestID, requestID)
@@ -62,7 +50,7 @@ func writeFault(ctx *fasthttp.RequestCtx, f *Fault, requestID []byte) {
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	r := &ctx.Response
 	r.AppendBody(jsonErrorPrefix)
-	r.AppendBodyString(f.Msg) // a constant phrase: nothing to escape
+	r.AppendBodyString(f.msg) // a constant phrase: nothing to escape
 	r.AppendBody(jsonRequestIDKey)
 	r.AppendBody(requestID) // validated or generated: only [A-Za-z0-9._:-]
 	r.AppendBody(jsonClose)
@@ -75,7 +63,7 @@ var (
 )
 
 // faultFor maps a failed upstream exchange to the fault the client sees.
-func faultFor(kind pool.ErrKind, err error) *Fault {
+func faultFor(kind pool.ErrKind, err error) *fault {
 	switch kind {
 	case pool.KindBusy:
 		return faultUpstreamBusy

@@ -1,0 +1,44 @@
+// Package edge is sluice's request path: the fasthttp server, the
+// per-config Snapshot (routes with their compiled steps, upstream pools),
+// reloads, and what the admin listener reads.
+//
+// A request, top to bottom (README "Architecture" has the same list):
+//
+//	gateway.go        ServeHTTP: takes an exchange (exchange.go), runs serve, records
+//	requestid.go      keep the client's X-Request-Id or make one
+//	checks.go         refuse ambiguous framing and bad paths; split the URI once
+//	builtin.go        /services/health and data-plane metrics
+//	router.go         pick the route: host, exact path, longest prefix, method
+//	step_auth.go      the route's steps (steps.go), built with the snapshot:
+//	step_ratelimit.go   auth, rate limit, quota, proxy
+//	step_quota.go
+//	step_proxy.go     forwarding headers (headers.go), rewrite, body limits
+//	forward.go        pick a target, send, retry within the budget
+//	observability.go  metrics, access log line, span end (spans.go)
+//
+// Off the request path: snapshot.go and upstream.go compile a config,
+// reload.go swaps snapshots, discovery.go follows Consul, resources.go
+// opens what outlives a config (Redis, key store, quotas, JWKS, access
+// log), status.go reports upstream state.
+//
+// Invariants:
+//   - A request loads the current *Snapshot once, from an atomic pointer,
+//     and uses only that snapshot. Nothing on the request path takes a lock
+//     that a reload holds.
+//   - A reload builds and validates a whole new snapshot off the request
+//     path; a bad config is refused and the old snapshot keeps serving.
+//   - Every choice the config makes (auth mode, limiter scope, key parts,
+//     hash kind) is made when the snapshot is built: steps hold their
+//     choice as a type, never a string compared per request.
+//   - Per-request state lives in the exchange, passed to every step:
+//     nothing travels through ctx.UserValue, and no header sluice set is
+//     read back.
+//   - Every failure answers through writeFault: a status, a short JSON body
+//     and the request id.
+//   - Everything read from a RequestCtx is valid only until the handler
+//     returns; anything kept longer is copied.
+//   - Steady-state proxying allocates nothing (alloc_test.go).
+//
+// edge may import pool, lb and limiter; they never import edge. The
+// sub-packages (config, auth, observe, admin) never import edge.
+package edge

@@ -1,0 +1,92 @@
+package edge
+
+import (
+	"sync"
+	"time"
+
+	"github.com/sluicegw/sluice/edge/auth"
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// exchange is one request on its way through sluice. ServeHTTP takes one
+// from a pool, every step gets it as its argument, and it goes back to the
+// pool once the request is recorded. What a step learns that a later step,
+// the metrics, the access log or the span need is kept here: nothing on
+// the request path travels through ctx.UserValue, and sluice never reads
+// back a header it set itself.
+//
+// Ownership: every byte slice here is either the exchange's own (id, path,
+// ip) or aliases the RequestCtx and is valid only until ServeHTTP returns
+// (query, until the proxy step rewrites the request URI).
+type exchange struct {
+	ctx   *fasthttp.RequestCtx
+	snap  *Snapshot
+	route *route // nil until routed
+	step  int    // the next of route.steps to run
+
+	start time.Time // when the request head had been read
+	id    []byte    // the request id: the client's when valid, else a new one
+	path  []byte    // the request path as received (copied: the proxy rewrites the URI)
+	query []byte    // the query, without '?'; aliases the request URI
+
+	ip     []byte // the client address (clientip.go); nil until first asked for
+	ipDone bool
+
+	identity *auth.Identity  // the verified JWT's caller, set by the JWT auth step
+	apiKey   *auth.KeyRecord // the API key's record, set by the API key auth step
+
+	// What the proxy step learns, for the metrics, the access log and the span.
+	upstream       string
+	target         string
+	upstreamTime   time.Duration
+	retries        int
+	span           trace.Span // nil: not sampled, or no span export
+	traceparentSet bool       // the span wrote the outgoing traceparent
+
+	idBuf   [maxRequestIDLen]byte
+	pathBuf []byte
+	ipBuf   [64]byte
+	keyBuf  [320]byte // rate-limit and quota keys: here, not on the stack, since limiters are called through an interface
+}
+
+var exchangePool = sync.Pool{New: func() any { return &exchange{pathBuf: make([]byte, 0, 128)} }}
+
+func acquireExchange(ctx *fasthttp.RequestCtx, s *Snapshot) *exchange {
+	x := exchangePool.Get().(*exchange)
+	x.ctx, x.snap, x.start = ctx, s, requestTime(ctx)
+	return x
+}
+
+// releaseExchange clears x (so a pooled exchange holds no request's data)
+// and returns it to the pool. A path buffer grown by one huge request is
+// dropped rather than kept.
+func releaseExchange(x *exchange) {
+	buf := x.pathBuf[:0]
+	if cap(buf) > 4096 {
+		buf = make([]byte, 0, 128)
+	}
+	*x = exchange{pathBuf: buf}
+	exchangePool.Put(x)
+}
+
+// next runs the route's next step; the last step (the proxy) answers.
+func (x *exchange) next() {
+	if x.step < len(x.route.steps) {
+		s := x.route.steps[x.step]
+		x.step++
+		s.serve(x)
+	}
+}
+
+// fail answers the request with f (status, JSON body, request id).
+func (x *exchange) fail(f *fault) { writeFault(x.ctx, f, x.id) }
+
+// requestTime is when the request's headers had been read: fasthttp
+// stamps every request, so reading it again costs no clock call.
+func requestTime(ctx *fasthttp.RequestCtx) time.Time {
+	if t := ctx.Time(); !t.IsZero() {
+		return t
+	}
+	return time.Now()
+}

@@ -1,0 +1,190 @@
+package edge
+
+import (
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+	"github.com/valyala/fasthttp"
+)
+
+// proxyStep is the last step of every route: forward to a target of the
+// route's pool (forward.go) and relay the answer.
+type proxyStep struct {
+	s  *Snapshot
+	rt *route
+}
+
+var _ step = (*proxyStep)(nil)
+
+var (
+	errBodyTooLarge = errors.New("edge: request body too large")
+	errClientBody   = errors.New("edge: reading the client's request body failed")
+)
+
+func (p *proxyStep) serve(x *exchange) {
+	s, rt, ctx := p.s, p.rt, x.ctx
+	req := &ctx.Request
+
+	// Body: reject by declared size first, then either hold it whole (small:
+	// it is already read, and a buffered body can be sent again) or stream
+	// it through a limiter (large or chunked).
+	cl := req.Header.ContentLength()
+	if cl > s.maxBodyBytes {
+		x.fail(faultBodyTooLarge)
+		lingerClose(ctx)
+		return
+	}
+	var lim *bodyLimiter
+	if req.IsBodyStream() {
+		if cl >= 0 && cl <= s.bufferBodyBytes {
+			_ = req.Body()
+		} else {
+			lim = acquireLimiter(ctx.RequestBodyStream(), s.maxBodyBytes, cl)
+			// The server keeps ownership of its stream (it drains or closes
+			// what is left); replacing it here only changes what is read.
+			req.SetBodyStream(lim, cl)
+		}
+	}
+
+	clientClose := req.Header.ConnectionClose()
+	stripRequestHopByHop(&req.Header)
+	req.Header.ResetConnectionClose()
+	req.Header.SetProtocol("HTTP/1.1")
+	s.setForwarded(ctx)
+	if !x.traceparentSet {
+		propagateTrace(&req.Header)
+	}
+	for _, k := range rt.reqRemove {
+		req.Header.DelBytes(k)
+	}
+	for _, kv := range rt.reqSet {
+		req.Header.SetBytesKV(kv[0], kv[1])
+	}
+	setForwardURI(req, rt, x.path, x.query)
+
+	up := rt.upstream
+	var key uint64
+	if up.hasher != nil {
+		key = up.hasher.hash(x)
+	}
+	f := forward(x, rt, lim, key)
+	if lim != nil {
+		releaseLimiter(lim)
+	}
+	if f != nil {
+		x.fail(f)
+		switch {
+		case f == faultCircuitOpen:
+			ctx.Response.Header.Set("Retry-After", strconv.Itoa(int((up.pool.RetryAfter()+time.Second-1)/time.Second)))
+		case f == faultClientBody:
+			ctx.SetConnectionClose() // the client connection is broken already
+		case lim != nil:
+			// The client's body was not read to its end: the connection
+			// can't carry another request.
+			lingerClose(ctx)
+		}
+		return
+	}
+
+	resp := &ctx.Response
+	stripResponseHopByHop(&resp.Header)
+	appendVia(&resp.Header)
+	for _, k := range rt.respRemove {
+		resp.Header.DelBytes(k)
+	}
+	for _, kv := range rt.respSet {
+		resp.Header.SetBytesKV(kv[0], kv[1])
+	}
+	resp.Header.SetCanonical(headerRequestID, x.id)
+	if x.retries > 0 {
+		resp.Header.SetCanonical(headerRetryCount, smallInt(x.retries))
+	}
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+}
+
+var headerRetryCount = []byte("X-Retry-Count")
+
+// setForwardURI sets the origin-form request target sent upstream: the
+// path as received (byte-exact) or rewritten, plus the query untouched.
+// query may alias the request URI: it is copied before the URI is set.
+func setForwardURI(req *fasthttp.Request, rt *route, path, query []byte) {
+	buf := bytebufferpool.Get()
+	b := buf.B[:0]
+	if rt.replacePath != nil {
+		b = append(b, rt.replacePath...)
+	} else {
+		p := path
+		if rt.stripPrefix != nil && len(p) >= len(rt.stripPrefix) && string(p[:len(rt.stripPrefix)]) == string(rt.stripPrefix) {
+			p = p[len(rt.stripPrefix):]
+		}
+		b = append(b, rt.addPrefix...)
+		if len(p) == 0 || p[0] != '/' {
+			b = append(b, '/')
+		}
+		b = append(b, p...)
+	}
+	if len(query) > 0 {
+		b = append(b, '?')
+		b = append(b, query...)
+	}
+	// Copies b; setting the raw URI also makes fasthttp write it as it is
+	// instead of re-encoding a parsed one.
+	req.SetRequestURIBytes(b)
+	buf.B = b
+	bytebufferpool.Put(buf)
+}
+
+// bodyLimiter passes a streamed request body through, failing once more
+// than max bytes have come, and remembers whether a failure was the
+// client's (so it is not blamed on the upstream).
+type bodyLimiter struct {
+	r         io.Reader
+	left      int // bytes still allowed by the limit
+	expect    int // declared Content-Length, or -1 for chunked
+	read      int
+	tooLarge  bool
+	clientErr error
+}
+
+var limiterPool = sync.Pool{New: func() any { return new(bodyLimiter) }}
+
+func acquireLimiter(r io.Reader, max, contentLength int) *bodyLimiter {
+	l := limiterPool.Get().(*bodyLimiter)
+	l.r, l.left, l.expect = r, max, contentLength
+	return l
+}
+
+func releaseLimiter(l *bodyLimiter) {
+	if l == nil {
+		return
+	}
+	*l = bodyLimiter{}
+	limiterPool.Put(l)
+}
+
+func (l *bodyLimiter) Read(p []byte) (int, error) {
+	if len(p) > l.left+1 {
+		p = p[:l.left+1] // one byte past the limit is enough to know
+	}
+	n, err := l.r.Read(p)
+	if n > l.left {
+		l.tooLarge = true
+		return 0, errBodyTooLarge
+	}
+	l.left -= n
+	l.read += n
+	if err == io.EOF && l.expect >= 0 && l.read < l.expect {
+		err = io.ErrUnexpectedEOF // the client hung up before sending it all
+	}
+	if err != nil && err != io.EOF {
+		l.clientErr = err
+		return n, errClientBody
+	}
+	return n, err
+}

@@ -1,0 +1,40 @@
+package edge
+
+import "github.com/sluicegw/sluice/edge/config"
+
+// step is one stage of a route's request path. Its settings are parsed and
+// its choices made when the snapshot is built (which auth mode, which
+// limiter, which key parts): serve only reads them. serve either answers
+// the request (x.fail, or a response of its own) or calls x.next() to run
+// the rest of the route's steps, and may touch the answer after next
+// returns (the limit steps add their headers then).
+type step interface {
+	serve(x *exchange)
+}
+
+// routeSteps lists a route's steps in the order a request meets them:
+//
+//	auth        step_auth.go       who is calling: JWT, API key, either (401/403)
+//	rate limit  step_ratelimit.go  a token from the caller's bucket (429)
+//	quota       step_quota.go      a request from the caller's quota (429)
+//	proxy       step_proxy.go      forward upstream with retries (forward.go), relay the answer
+//
+// Before these, every request has had its id, its checks and its route
+// (Gateway.serve).
+func (s *Snapshot) routeSteps(rt *route, rc *config.Route, auth *authSettings) []step {
+	var steps []step
+	if a := auth.step(rc); a != nil {
+		steps = append(steps, a)
+	}
+	rl := rc.RateLimit
+	if rl == nil {
+		rl = s.Config.Limits.Default
+	}
+	if rl != nil {
+		steps = append(steps, s.rateLimitStep(rt, rl))
+	}
+	if rc.Quota != nil {
+		steps = append(steps, s.quotaStep(rt, rc.Quota))
+	}
+	return append(steps, &proxyStep{s: s, rt: rt})
+}
