@@ -107,6 +107,7 @@ func build(cfg *config.Config, res *resources, discovered map[string][]pool.Targ
 		maxBodyBytes:    int(cfg.Server.MaxBodyBytes),
 		bufferBodyBytes: int(min(cfg.Server.BufferBodyBytes, cfg.Server.MaxBodyBytes)),
 		identityHeaders: identityHeaders(cfg),
+		trusted:         cfg.Server.Trusted,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -115,13 +116,6 @@ func build(cfg *config.Config, res *resources, discovered map[string][]pool.Targ
 		s.metrics = res.metrics
 	}
 	s.noRouteMetrics = s.metrics.Route("")
-	for _, p := range cfg.Server.TrustedProxies {
-		prefix, err := config.ParsePrefix(p)
-		if err != nil {
-			return nil, fmt.Errorf("server.trusted_proxies: %w", err)
-		}
-		s.trusted = append(s.trusted, prefix)
-	}
 	auth, err := s.compileAuth(cfg)
 	if err != nil {
 		return nil, err

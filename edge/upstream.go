@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
@@ -55,13 +54,9 @@ func (s *Snapshot) compileUpstream(cfg *config.Config, u *config.Upstream, disco
 		},
 	}
 	if h := u.Health; h != nil {
-		lo, hi, err := config.ParseStatusRange(h.ExpectStatus)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
-		}
 		settings.Health = &pool.HealthSettings{
 			Path: h.Path, Host: h.Host, Interval: h.Interval.D(), Jitter: h.Jitter, Timeout: h.Timeout.D(),
-			StatusLo: lo, StatusHi: hi, Healthy: h.Healthy, Unhealthy: h.Unhealthy,
+			StatusLo: h.StatusLo, StatusHi: h.StatusHi, Healthy: h.Healthy, Unhealthy: h.Unhealthy,
 		}
 	}
 	if c := u.Circuit; c != nil {
@@ -91,11 +86,7 @@ func (s *Snapshot) compileUpstream(cfg *config.Config, u *config.Upstream, disco
 	up := &upstream{name: u.Name, pool: p, metrics: s.metrics.Upstream(u.Name)}
 	switch {
 	case u.Balancer == "consistent_hash":
-		kind, name, err := config.ParseHashKey(u.HashKey)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
-		}
-		up.hasher = compileHasher(kind, name)
+		up.hasher = compileHasher(u.HashKind, u.HashName)
 	case p.HashesKey:
 		up.hasher = hashIP{}
 	}

@@ -11,6 +11,7 @@
 package config
 
 import (
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -87,6 +88,8 @@ type Server struct {
 	// extended instead of replaced. Default none: every client's
 	// X-Forwarded-For is replaced by its address.
 	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
+	// Trusted is TrustedProxies parsed, filled by validation.
+	Trusted []netip.Prefix `yaml:"-" json:"-"`
 	// ServicesHealth serves GET /services/health on the data plane: each
 	// upstream's targets and their state, public, as seed 001 does. It
 	// names backend addresses; set false to keep that to the admin API.
@@ -358,6 +361,10 @@ type Upstream struct {
 	// address, trusted-proxy aware), "path", "header:NAME" or "cookie:NAME".
 	// ip_hash always hashes the client address.
 	HashKey string `yaml:"hash_key" json:"hash_key,omitempty"`
+	// HashKind ("ip", "path", "header", "cookie") and HashName are HashKey
+	// parsed, filled by validation for consistent_hash.
+	HashKind string `yaml:"-" json:"-"`
+	HashName string `yaml:"-" json:"-"`
 	// BoundedLoad, for the hash balancers, spills a key to the next target
 	// when its own carries more than this x the average load (e.g. 1.25).
 	// 0 (default) disables it.
@@ -412,6 +419,9 @@ type HealthCheck struct {
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
 	// ExpectStatus is the passing status range, "200-399" (default) or "200".
 	ExpectStatus string `yaml:"expect_status" json:"expect_status,omitempty"`
+	// StatusLo and StatusHi are ExpectStatus parsed, filled by validation.
+	StatusLo int `yaml:"-" json:"-"`
+	StatusHi int `yaml:"-" json:"-"`
 	// Healthy consecutive passes to mark an unhealthy target healthy. Default 2.
 	Healthy int `yaml:"healthy" json:"healthy,omitempty"`
 	// Unhealthy consecutive failures to mark a target unhealthy. Default 3.

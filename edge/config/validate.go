@@ -61,10 +61,13 @@ func (c *Config) validate() Errors {
 	if s.MaxConnections < 0 {
 		v.add("server.max_connections", "must not be negative")
 	}
+	c.Server.Trusted = c.Server.Trusted[:0]
 	for i, p := range s.TrustedProxies {
-		if _, err := ParsePrefix(p); err != nil {
+		prefix, err := ParsePrefix(p)
+		if err != nil {
 			v.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
 		}
+		c.Server.Trusted = append(c.Server.Trusted, prefix)
 	}
 
 	names := slices.Sorted(maps.Keys(c.Upstreams))
@@ -178,8 +181,10 @@ func (v *validator) upstream(p, name string, u *Upstream) {
 	if u.HashKey != "" {
 		if u.Balancer != "consistent_hash" {
 			v.add(p+".hash_key", "only used by the consistent_hash balancer")
-		} else if _, _, err := ParseHashKey(u.HashKey); err != nil {
+		} else if kind, name, err := ParseHashKey(u.HashKey); err != nil {
 			v.add(p+".hash_key", "%v", err)
+		} else {
+			u.HashKind, u.HashName = kind, name
 		}
 	}
 	if u.BoundedLoad != 0 && (u.BoundedLoad < 1 || (u.Balancer != "consistent_hash" && u.Balancer != "ip_hash")) {
@@ -189,8 +194,10 @@ func (v *validator) upstream(p, name string, u *Upstream) {
 		if h.Path == "" || h.Path[0] != '/' {
 			v.add(p+".health.path", "required, starting with '/'")
 		}
-		if _, _, err := ParseStatusRange(h.ExpectStatus); err != nil {
+		if lo, hi, err := ParseStatusRange(h.ExpectStatus); err != nil {
 			v.add(p+".health.expect_status", "%v", err)
+		} else {
+			h.StatusLo, h.StatusHi = lo, hi
 		}
 		if h.Jitter < 0 || h.Jitter >= 1 {
 			v.add(p+".health.jitter", "must be in [0, 1)")
