@@ -30,8 +30,9 @@ type exchange struct {
 	path  []byte    // the request path as received (copied: the proxy rewrites the URI)
 	query []byte    // the query, without '?'; aliases the request URI
 
-	ip     []byte // the client address (clientip.go); nil until first asked for
-	ipDone bool
+	ip         []byte // the client address (clientip.go); nil until first asked for
+	ipDone     bool
+	claimsAddr bool // the request has Forwarded or X-Real-IP (checkHead)
 
 	identity *auth.Identity  // the verified JWT's caller, set by the JWT auth step
 	apiKey   *auth.KeyRecord // the API key's record, set by the API key auth step

@@ -27,6 +27,7 @@ var (
 	faultDotSegments     = &fault{fasthttp.StatusBadRequest, "path contains dot segments"}
 	faultAmbiguousLength = &fault{fasthttp.StatusBadRequest, "both content-length and transfer-encoding"}
 	faultBodyTooLarge    = &fault{fasthttp.StatusRequestEntityTooLarge, "request body too large"}
+	faultRequestTimeout  = &fault{fasthttp.StatusRequestTimeout, "request timeout"}
 	faultHeaderTooLarge  = &fault{fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large"}
 	faultClientBody      = &fault{fasthttp.StatusBadRequest, "could not read request body"}
 	faultTimeout         = &fault{fasthttp.StatusGatewayTimeout, "upstream timed out"}
@@ -86,7 +87,11 @@ func serverErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	var id [requestIDLen]byte
 	rid := newRequestID(id[:0])
 	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
 	switch {
+	case errors.As(err, &netErr) && netErr.Timeout():
+		// RFC 9110 15.5.9: the head did not arrive within read_timeout.
+		writeFault(ctx, faultRequestTimeout, rid)
 	case errors.As(err, &small):
 		writeFault(ctx, faultHeaderTooLarge, rid)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):

@@ -50,11 +50,13 @@ func forward(x *exchange, rt *route, lim *bodyLimiter, key uint64) *fault {
 			}
 			return faultNoTarget
 		}
-		switch rt.hostMode {
-		case hostTarget:
-			req.Header.SetHost(target.Host)
-		case hostLiteral:
+		switch {
+		case rt.hostMode == hostLiteral:
 			req.Header.SetHostBytes(rt.hostValue)
+		case rt.hostMode == hostTarget, len(req.Header.Host()) == 0:
+			// An HTTP/1.0 request may come without Host; the upstream
+			// gets the target's (RFC 9112 3.2: an HTTP/1.1 request needs one).
+			req.Header.SetHost(target.Host)
 		}
 		req.UseHostHeader = true
 		t0 := time.Now()

@@ -93,7 +93,7 @@ func newServer(s config.Server, handler fasthttp.RequestHandler, log *slog.Logge
 		// no measurable throughput cost.
 		ReduceMemoryUsage:     true,
 		SecureErrorLogMessage: true,
-		Logger:                fasthttpLogger{log},
+		Logger:                &fasthttpLogger{log: log},
 	}
 }
 
@@ -113,8 +113,8 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // serve runs the steps every request takes, in order, then the route's.
 // Each step either lets the request go on or answers it.
 func (g *Gateway) serve(x *exchange) {
-	x.assignRequestID()                      // requestid.go
-	if !x.checkFraming() || !x.checkPath() { // checks.go
+	x.assignRequestID()                   // requestid.go
+	if !x.checkHead() || !x.checkPath() { // checks.go
 		return
 	}
 	if g.serveBuiltin(x) { // builtin.go: /services/health, data-plane metrics
@@ -169,8 +169,22 @@ func (g *Gateway) Reloads() uint64 { return g.reloads.Load() }
 // OpenConnections is the number of client connections open now.
 func (g *Gateway) OpenConnections() int32 { return g.server.GetOpenConnectionsCount() }
 
-type fasthttpLogger struct{ log *slog.Logger }
+// fasthttpLogger passes fasthttp's own messages (mostly malformed
+// requests and broken connections) to the log, at most one line a second:
+// a flood of bad requests can't flood the log. Each line says how many
+// were left out since the last.
+type fasthttpLogger struct {
+	log        *slog.Logger
+	lastAt     atomic.Int64 // unix ns of the last line written
+	suppressed atomic.Int64
+}
 
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn("fasthttp", "message", fmt.Sprintf(format, args...))
+func (l *fasthttpLogger) Printf(format string, args ...any) {
+	now := time.Now().UnixNano()
+	last := l.lastAt.Load()
+	if now-last < int64(time.Second) || !l.lastAt.CompareAndSwap(last, now) {
+		l.suppressed.Add(1)
+		return
+	}
+	l.log.Warn("fasthttp", "message", fmt.Sprintf(format, args...), "suppressed", l.suppressed.Swap(0))
 }

@@ -130,6 +130,8 @@ var (
 	headerXFP  = []byte("X-Forwarded-Proto")
 	headerXFH  = []byte("X-Forwarded-Host")
 	headerVia  = []byte("Via")
+	headerFwd  = []byte("Forwarded")
+	headerXRIP = []byte("X-Real-IP")
 	viaSelf    = []byte("1.1 sluice")
 	protoHTTP  = []byte("http")
 	protoHTTPS = []byte("https")
@@ -137,10 +139,11 @@ var (
 )
 
 // setForwarded sets X-Forwarded-For/-Proto/-Host and Via on the request.
-// A client's own X-Forwarded-* are kept (and For extended) only when the
-// peer is a trusted proxy; otherwise they are replaced, so a client can't
-// claim to be someone else.
-func (s *Snapshot) setForwarded(ctx *fasthttp.RequestCtx) {
+// A client's own X-Forwarded-*, Forwarded and X-Real-IP are kept (and For
+// extended) only when the peer is a trusted proxy; otherwise they are
+// replaced or removed, so a client can't claim to be someone else.
+func (s *Snapshot) setForwarded(x *exchange) {
+	ctx := x.ctx
 	h := &ctx.Request.Header
 	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	peer = peer.Unmap()
@@ -162,6 +165,12 @@ func (s *Snapshot) setForwarded(ctx *fasthttp.RequestCtx) {
 	}
 	if !trusted || len(h.PeekBytes(headerXFH)) == 0 {
 		h.SetCanonical(headerXFH, h.Host())
+	}
+	if !trusted && x.claimsAddr {
+		// The other ways a client names its address (RFC 7239 and the de
+		// facto X-Real-IP): from anyone but a trusted proxy, they are lies.
+		h.DelBytes(headerFwd)
+		h.DelBytes(headerXRIP)
 	}
 	appendVia(h)
 }

@@ -32,6 +32,8 @@ type Snapshot struct {
 	bufferBodyBytes int
 	trusted         []netip.Prefix
 	servicesHealth  bool
+	allowTrace      bool
+	underscores     underscoreAction
 	metricsPath     string   // also serve /metrics on the data plane here ("" no)
 	identityHeaders [][]byte // removed from every request: only auth steps set them
 	log             *slog.Logger
@@ -64,6 +66,17 @@ type route struct {
 	metrics *observe.Route // nil: metrics off
 	steps   []step
 }
+
+// underscoreAction is server.headers_with_underscores.
+type underscoreAction uint8
+
+const (
+	underscoresDrop underscoreAction = iota
+	underscoresReject
+	underscoresAllow
+)
+
+var underscoreActions = map[string]underscoreAction{"drop": underscoresDrop, "reject": underscoresReject, "allow": underscoresAllow}
 
 type hostMode uint8
 
@@ -108,6 +121,8 @@ func build(cfg *config.Config, res *resources, discovered map[string][]pool.Targ
 		bufferBodyBytes: int(min(cfg.Server.BufferBodyBytes, cfg.Server.MaxBodyBytes)),
 		identityHeaders: identityHeaders(cfg),
 		trusted:         cfg.Server.Trusted,
+		allowTrace:      cfg.Server.AllowTrace,
+		underscores:     underscoreActions[cfg.Server.HeadersWithUnderscores],
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -41,7 +41,14 @@ func (p *proxyStep) serve(x *exchange) {
 	var lim *bodyLimiter
 	if req.IsBodyStream() {
 		if cl >= 0 && cl <= s.bufferBodyBytes {
-			_ = req.Body()
+			// A small body not all read with the head: read it now, so it
+			// can be sent again on a retry. A client that hangs up before
+			// sending all of it gets 400, never a shorter body upstream.
+			if !readSmallBody(req, cl) {
+				x.fail(faultClientBody)
+				ctx.SetConnectionClose()
+				return
+			}
 		} else {
 			lim = acquireLimiter(ctx.RequestBodyStream(), s.maxBodyBytes, cl)
 			// The server keeps ownership of its stream (it drains or closes
@@ -54,7 +61,10 @@ func (p *proxyStep) serve(x *exchange) {
 	stripRequestHopByHop(&req.Header)
 	req.Header.ResetConnectionClose()
 	req.Header.SetProtocol("HTTP/1.1")
-	s.setForwarded(ctx)
+	// The upstream gets the client's headers: no Content-Type the client
+	// did not send (fasthttp would add application/octet-stream).
+	req.Header.SetNoDefaultContentType(true)
+	s.setForwarded(x)
 	if !x.traceparentSet {
 		propagateTrace(&req.Header)
 	}
@@ -138,6 +148,20 @@ func setForwardURI(req *fasthttp.Request, rt *route, path, query []byte) {
 	req.SetRequestURIBytes(b)
 	buf.B = b
 	bytebufferpool.Put(buf)
+}
+
+// readSmallBody reads a streamed body of known length n into the request.
+// fasthttp's Request.Body would do it too, but it logs a warning each time
+// and, when the read fails, silently makes the error text the body.
+func readSmallBody(req *fasthttp.Request, n int) bool {
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	err := req.BodyWriteTo(buf) // reads the stream to its end and closes it
+	if err != nil || len(buf.B) != n {
+		return false
+	}
+	req.SetBody(buf.B)
+	return true
 }
 
 // bodyLimiter passes a streamed request body through, failing once more

@@ -95,6 +95,15 @@ type Server struct {
 	// names backend addresses; set false to keep that to the admin API.
 	// Default true.
 	ServicesHealth *bool `yaml:"services_health" json:"services_health,omitempty"`
+	// AllowTrace lets TRACE requests through to the routes. Default false:
+	// TRACE is answered 405 (RFC 9110 9.3.8: it echoes the request,
+	// credentials included, and no API needs it).
+	AllowTrace bool `yaml:"allow_trace" json:"allow_trace,omitempty"`
+	// HeadersWithUnderscores is what happens to a request header whose name
+	// contains "_" (X_Forwarded_For): "drop" (default, as nginx does: a
+	// backend that maps "_" to "-" would see a header the client spoofed),
+	// "reject" (400) or "allow".
+	HeadersWithUnderscores string `yaml:"headers_with_underscores" json:"headers_with_underscores,omitempty"`
 }
 
 // Admin is the admin listener and who may use it.
@@ -609,6 +618,7 @@ func (c *Config) applyDefaults() {
 	setSize(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setSize(&s.MaxBodyBytes, DefaultMaxBodyBytes)
 	setSize(&s.BufferBodyBytes, DefaultBufferBodyBytes)
+	setStr(&s.HeadersWithUnderscores, "drop")
 	if s.MaxConnections == 0 {
 		s.MaxConnections = DefaultMaxConnections
 	}

@@ -61,6 +61,9 @@ func (c *Config) validate() Errors {
 	if s.MaxConnections < 0 {
 		v.add("server.max_connections", "must not be negative")
 	}
+	if u := s.HeadersWithUnderscores; u != "drop" && u != "reject" && u != "allow" {
+		v.add("server.headers_with_underscores", "want drop, reject or allow, got %q", u)
+	}
 	c.Server.Trusted = c.Server.Trusted[:0]
 	for i, p := range s.TrustedProxies {
 		prefix, err := ParsePrefix(p)
