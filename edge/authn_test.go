@@ -100,6 +100,18 @@ func TestAuthOnRoutes(t *testing.T) {
 			t.Errorf("X-API-Key-ID %v, want %s", got, rec.ID)
 		}
 	}
+	// An API key and a bearer token together: the gateway checks one, the
+	// upstream might believe the other (a forged JWT reached the upstream
+	// on api_key and any routes before). Refused on every authenticated route.
+	forged := "eyJhbGciOiJub25lIn0.eyJzdWIiOiJyb290Iiwicm9sZXMiOlsiYWRtaW4iXX0."
+	for _, path := range []string{"/key/x", "/any/x", "/jwt/x"} {
+		bearer := forged
+		if path == "/jwt/x" {
+			bearer = reader // a valid JWT with an unverified key beside it
+		}
+		r := g.do(t, request{path: path, headers: map[string]string{"X-API-Key": raw, "Authorization": "Bearer " + bearer}})
+		wantFault(t, r, 400, "more than one credential header")
+	}
 	_, norole, _ := g.KeyStore().Create(context.Background(), auth.KeySpec{Name: "other"})
 	wantFault(t, g.do(t, request{path: "/key/x", headers: map[string]string{"X-API-Key": norole}}), 403, "insufficient role")
 	if _, err := g.KeyStore().Revoke(context.Background(), rec.ID); err != nil {

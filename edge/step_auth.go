@@ -88,7 +88,7 @@ func (st *jwtAuth) serve(x *exchange) {
 }
 
 func (st *apiKeyAuth) serve(x *exchange) {
-	if key, bearer, ok := st.credentials(x); ok && st.checkKey(x, key, bearer, st.roles) {
+	if key, _, ok := st.credentials(x); ok && st.checkKey(x, key, st.roles) {
 		x.next()
 	}
 }
@@ -99,7 +99,7 @@ func (st *anyAuth) serve(x *exchange) {
 		return
 	}
 	if len(key) > 0 {
-		ok = st.checkKey(x, key, bearer, st.roles)
+		ok = st.checkKey(x, key, st.roles)
 	} else {
 		ok = st.checkJWT(x, bearer, st.roles)
 	}
@@ -109,9 +109,9 @@ func (st *anyAuth) serve(x *exchange) {
 }
 
 // credentials reads the API key and the bearer token. A bearer token that
-// has the shape of an API key is taken as the key. Two credentials of one
-// kind are refused (false): the gateway would check one and the upstream
-// might believe the other.
+// has the shape of an API key is taken as the key. Two credentials (of one
+// kind, or an API key beside a bearer token) are refused with 400 (false):
+// the gateway would check one and the upstream might believe the other.
 func (a *authSettings) credentials(x *exchange) (key, bearer []byte, ok bool) {
 	h := &x.ctx.Request.Header
 	if len(h.PeekAll("Authorization")) > 1 || len(h.PeekAll(a.apiKeyName)) > 1 {
@@ -128,11 +128,17 @@ func (a *authSettings) credentials(x *exchange) (key, bearer []byte, ok bool) {
 	if len(key) == 0 && a.apiKeyBearer && auth.LooksLikeKey(bearer) {
 		key, bearer = bearer, nil
 	}
+	// An API key and a bearer token together: whichever sluice checked,
+	// the upstream might believe the other. One credential per request.
+	if len(key) > 0 && len(bearer) > 0 {
+		a.refuse(x, faultDuplicateCredentials, wwwAuth[auth.ReasonMissing])
+		return nil, nil, false
+	}
 	return key, bearer, true
 }
 
 // checkKey looks the API key up; false when it answered.
-func (a *authSettings) checkKey(x *exchange, key, bearer []byte, r roles) bool {
+func (a *authSettings) checkKey(x *exchange, key []byte, r roles) bool {
 	if len(key) == 0 {
 		a.refuse(x, faultNoCredentials, wwwAuth[auth.ReasonMissing])
 		return false
@@ -153,12 +159,11 @@ func (a *authSettings) checkKey(x *exchange, key, bearer []byte, r roles) bool {
 		a.refuse(x, faultForbidden, wwwAuthForbidden)
 		return false
 	}
-	// The key itself goes no further than the gateway.
+	// The key itself goes no further than the gateway, nor does any other
+	// Authorization (credentials() refused a bearer token beside the key).
 	h := &x.ctx.Request.Header
 	h.DelBytes(a.apiKeyHeader)
-	if len(bearer) == 0 {
-		h.DelBytes(headerAuthorization)
-	}
+	h.DelBytes(headerAuthorization)
 	h.SetBytesK(headerAPIKeyID, rec.ID)
 	x.apiKey = rec
 	return true
