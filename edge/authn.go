@@ -89,7 +89,7 @@ var authFaults = func() map[auth.Reason]*Fault {
 	m := map[auth.Reason]*Fault{}
 	for _, r := range []auth.Reason{auth.ReasonMissing, auth.ReasonMalformed, auth.ReasonTooLarge, auth.ReasonExpired,
 		auth.ReasonNotYet, auth.ReasonIssuedLater, auth.ReasonSignature, auth.ReasonAudience, auth.ReasonIssuer,
-		auth.ReasonUnknownKey, auth.ReasonAlgorithm, auth.ReasonClaim, auth.ReasonInvalid} {
+		auth.ReasonUnknownKey, auth.ReasonAlgorithm, auth.ReasonClaim, auth.ReasonInvalid, auth.ReasonCritical} {
 		m[r] = &Fault{fasthttp.StatusUnauthorized, string(r), FromClient}
 	}
 	return m
