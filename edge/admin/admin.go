@@ -132,8 +132,12 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 	return r.Handler
 }
 
-// Redact returns a copy of cfg safe to show: values of headers that carry
-// credentials are replaced.
+// Redact returns a copy of cfg safe to show: secrets are replaced by
+// "[redacted]", and so are the values of credential headers the config
+// sets (routes' request_headers and response_headers, the only place
+// header values appear in it). A header is a credential when
+// admin.redact_headers names it, when it is the API key header, or when
+// its name contains one of secretWords; names match case-insensitively.
 func Redact(cfg *config.Config) *config.Config {
 	if cfg == nil {
 		return nil
@@ -165,30 +169,64 @@ func Redact(cfg *config.Config) *config.Config {
 		cc.Token = "[redacted]"
 		c.Consul = &cc
 	}
+	sensitive := sensitiveHeaders(cfg)
 	c.Routes = make([]*config.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		rc := *r
-		rc.RequestHeaders.Set = redactHeaders(r.RequestHeaders.Set)
-		rc.ResponseHeaders.Set = redactHeaders(r.ResponseHeaders.Set)
+		rc.RequestHeaders.Set = sensitive.redact(r.RequestHeaders.Set)
+		rc.ResponseHeaders.Set = sensitive.redact(r.ResponseHeaders.Set)
 		c.Routes[i] = &rc
 	}
 	return &c
 }
 
+// secretWords mark a header as a credential wherever they occur in its
+// name ("X-Upstream-Token", "X-Api-Key"), whatever admin.redact_headers
+// says.
 var secretWords = []string{"authorization", "cookie", "token", "secret", "password", "key", "credential"}
 
-func redactHeaders(m map[string]string) map[string]string {
+// headerSet is a set of lower-case header names.
+type headerSet map[string]bool
+
+// sensitiveHeaders is admin.redact_headers (config.DefaultRedactHeaders
+// for a config that was never defaulted) plus the API key header.
+func sensitiveHeaders(cfg *config.Config) headerSet {
+	names := cfg.Admin.RedactHeaders
+	if names == nil {
+		names = config.DefaultRedactHeaders
+	}
+	set := make(headerSet, len(names)+1)
+	for _, n := range names {
+		set[strings.ToLower(n)] = true
+	}
+	if h := cfg.Auth.APIKeys.Header; h != "" {
+		set[strings.ToLower(h)] = true
+	}
+	return set
+}
+
+func (s headerSet) sensitive(name string) bool {
+	lk := strings.ToLower(name)
+	if s[lk] {
+		return true
+	}
+	for _, w := range secretWords {
+		if strings.Contains(lk, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// redact returns a copy of m with the sensitive headers' values replaced.
+func (s headerSet) redact(m map[string]string) map[string]string {
 	if m == nil {
 		return nil
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		lk := strings.ToLower(k)
-		for _, w := range secretWords {
-			if strings.Contains(lk, w) {
-				v = "[redacted]"
-				break
-			}
+		if s.sensitive(k) {
+			v = "[redacted]"
 		}
 		out[k] = v
 	}

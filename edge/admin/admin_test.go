@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -201,5 +202,138 @@ func TestQuotaEndpoints(t *testing.T) {
 	}
 	if code, _, _ := call(h, "GET", "/admin/quotas/key1"); code != 404 {
 		t.Errorf("after reset: %d", code)
+	}
+}
+
+// GET /admin/config hides the values of the headers admin.redact_headers
+// names (case-insensitively), of the API key header, and of any header
+// whose name contains a secret word, in both request_headers and
+// response_headers; everything else is shown as configured.
+func TestConfigRedactsSensitiveHeaders(t *testing.T) {
+	type header struct {
+		route int
+		dir   string // request_headers or response_headers
+		name  string
+		value string
+	}
+	cases := []struct {
+		name     string
+		admin    string // extra admin fields
+		auth     string // auth block
+		redacted []header
+		shown    []header
+	}{
+		{
+			name: "default list",
+			redacted: []header{
+				{0, "request_headers", "authorization", "Bearer s3cret-1"},
+				{0, "request_headers", "COOKIE", "sid=s3cret-2"},
+				{0, "request_headers", "X-API-Key", "s3cret-3"},
+				{1, "response_headers", "Set-Cookie", "sid=s3cret-4; HttpOnly"},
+			},
+			shown: []header{
+				{0, "request_headers", "X-Env", "prod"},
+				{1, "response_headers", "X-Served-By", "sluice"},
+			},
+		},
+		{
+			name:  "configured list, matched case-insensitively",
+			admin: ", redact_headers: [X-Session, x-upstream-sig]",
+			redacted: []header{
+				{0, "request_headers", "x-session", "s3cret-1"},
+				{0, "request_headers", "X-UPSTREAM-SIG", "s3cret-2"},
+				{1, "response_headers", "X-Session", "s3cret-3"},
+				// Not in the list, but named like credentials.
+				{0, "request_headers", "Authorization", "Basic s3cret-4"},
+				{1, "response_headers", "Set-Cookie", "s3cret-5"},
+				{0, "request_headers", "X-Upstream-Token", "s3cret-6"},
+			},
+			shown: []header{
+				{0, "request_headers", "X-Env", "prod"},
+				{1, "response_headers", "X-Session-Region", "eu"},
+			},
+		},
+		{
+			name:     "a custom API key header is redacted even when the list leaves it out",
+			admin:    ", redact_headers: [X-Session]",
+			auth:     "auth: { api_keys: { header: X-Gateway-Pass } }\n",
+			redacted: []header{{0, "request_headers", "X-Gateway-Pass", "s3cret-1"}},
+			// Listed names match whole names, not parts of them.
+			shown: []header{{0, "request_headers", "X-Gateway-Pass-Through", "yes"}},
+		},
+		{
+			name:  "an empty list still redacts the API key header and secret-like names",
+			admin: ", redact_headers: []",
+			redacted: []header{
+				{0, "request_headers", "X-API-Key", "s3cret-1"},
+				{0, "request_headers", "Cookie", "s3cret-2"},
+			},
+			shown: []header{{0, "request_headers", "X-Session", "sess-1"}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sets := [2]map[string][]string{{}, {}}
+			for _, hs := range [][]header{tc.redacted, tc.shown} {
+				for _, h := range hs {
+					sets[h.route][h.dir] = append(sets[h.route][h.dir], fmt.Sprintf("%q: %q", h.name, h.value))
+				}
+			}
+			var routes strings.Builder
+			for i, prefix := range []string{"/a/", "/b/"} {
+				fmt.Fprintf(&routes, "  - name: r%d\n    match: { prefix: %s }\n    upstream: u\n", i, prefix)
+				for _, dir := range []string{"request_headers", "response_headers"} {
+					if len(sets[i][dir]) > 0 {
+						fmt.Fprintf(&routes, "    %s: { set: { %s } }\n", dir, strings.Join(sets[i][dir], ", "))
+					}
+				}
+			}
+			src := "admin: { password: pw" + tc.admin + " }\n" + tc.auth +
+				"upstreams: { u: { targets: [ { url: \"http://127.0.0.1:1\" } ] } }\nroutes:\n" + routes.String()
+			cfg, err := config.Parse("r.yaml", []byte(src), nil)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, src)
+			}
+			h := Handler(Hooks{Config: func() *config.Config { return cfg }})
+			code, _, raw := call(h, "GET", "/admin/config")
+			if code != 200 {
+				t.Fatalf("/admin/config: %d %s", code, raw)
+			}
+			type ops struct {
+				Set map[string]string `json:"set"`
+			}
+			var got struct {
+				Routes []struct {
+					RequestHeaders  ops `json:"request_headers"`
+					ResponseHeaders ops `json:"response_headers"`
+				} `json:"routes"`
+			}
+			if err := json.Unmarshal([]byte(raw), &got); err != nil {
+				t.Fatal(err)
+			}
+			value := func(h header) string {
+				ops := got.Routes[h.route].RequestHeaders
+				if h.dir == "response_headers" {
+					ops = got.Routes[h.route].ResponseHeaders
+				}
+				return ops.Set[h.name]
+			}
+			for _, h := range tc.redacted {
+				if v := value(h); v != "[redacted]" {
+					t.Errorf("%s %s shown as %q", h.dir, h.name, v)
+				}
+				if strings.Contains(raw, h.value) {
+					t.Errorf("the value of %s is in the answer", h.name)
+				}
+			}
+			for _, h := range tc.shown {
+				if v := value(h); v != h.value {
+					t.Errorf("%s %s = %q, want %q shown", h.dir, h.name, v, h.value)
+				}
+			}
+			if h := tc.redacted[0]; cfg.Routes[0].RequestHeaders.Set[h.name] != h.value {
+				t.Error("redaction changed the live config")
+			}
+		})
 	}
 }

@@ -38,3 +38,18 @@ func BenchmarkVerifyRS256(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkCheckShape is the duplicate and crit scan a cache miss adds
+// before the signature check: a typical IdP token's header and claims.
+func BenchmarkCheckShape(b *testing.B) {
+	tok := []byte(sign(b, jwt.SigningMethodHS256, "hs", hsSecret, claims(map[string]any{
+		"email": "alice@example.com", "realm_access": map[string]any{"roles": []string{"reader", "writer"}},
+		"scope": "openid profile email", "azp": "web", "sid": "6f1c2b9e-0d7a-4b1e-9c57-1f0f3a2d9b44",
+	})))
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := checkShape(tok); r != "" {
+			b.Fatal(r)
+		}
+	}
+}

@@ -10,11 +10,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -128,6 +130,118 @@ func TestVerifyTable(t *testing.T) {
 				t.Fatalf("identity %+v", id)
 			}
 		})
+	}
+}
+
+// signRaw signs header and payload exactly as written with the "hs" key,
+// so a test can put into a validly signed token what no JSON encoder
+// would produce (duplicate names, escapes, crit).
+func signRaw(t testing.TB, header, payload string) string {
+	in := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(in, hsSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// Tokens whose signature is good but whose JSON is ambiguous, or whose
+// header demands an extension sluice does not implement. Before the fix
+// the last duplicate won and crit was ignored, so most of these verified.
+func TestVerifyRefusesDuplicateMembersAndCriticalExtensions(t *testing.T) {
+	v := newVerifier(t)
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	const hdr = `{"alg":"HS256","kid":"hs","typ":"JWT"}`
+	const base = `"sub":"alice","iss":"https://idp.example","aud":"api"`
+	body := func(extra string) string { return `{` + base + `,"exp":` + exp + extra + `}` }
+	nested := func(depth int) string {
+		return `{` + base + `,"exp":` + exp + `,"n":` + strings.Repeat(`[`, depth-1) + strings.Repeat(`]`, depth-1) + `}`
+	}
+	many := func(n int, dup bool) string {
+		var b strings.Builder
+		b.WriteString(`{` + base + `,"exp":` + exp)
+		for i := range n {
+			fmt.Fprintf(&b, `,"m%d":0`, i)
+		}
+		if dup {
+			b.WriteString(`,"m7":1`)
+		}
+		b.WriteString(`}`)
+		return b.String()
+	}
+	cases := []struct {
+		name            string
+		header, payload string
+		want            Reason
+	}{
+		{"control: the same token without duplicates verifies", hdr, body(""), ""},
+
+		// RFC 7519 section 4: claim names MUST be unique; sluice rejects.
+		{"RFC 7519 4: exp twice, the last one far in the future", hdr, `{` + base + `,"exp":1,"exp":9999999999}`, ReasonMalformed},
+		{"RFC 7519 4: exp twice, the last one long past", hdr, `{` + base + `,"exp":9999999999,"exp":1}`, ReasonMalformed},
+		{"RFC 7519 4: sub twice", hdr, body(`,"sub":"admin"`), ReasonMalformed},
+		{"RFC 7519 4: roles twice", hdr, body(`,"roles":["reader"],"roles":["admin"]`), ReasonMalformed},
+		{`RFC 7519 4 / RFC 8259 7: "e\u0078p" is exp`, hdr, `{` + base + `,"exp":1,"e\u0078p":9999999999}`, ReasonMalformed},
+		{`RFC 8259 7: "\u0073\u0075\u0062" is sub`, hdr, body(`,"\u0073\u0075\u0062":"admin"`), ReasonMalformed},
+		{"RFC 8259 7: lone surrogates read as the same name (U+FFFD) by encoding/json", hdr, body(`,"\ud800":1,"\udbff":2`), ReasonMalformed},
+		{"RFC 8259 7: a surrogate pair is one character, distinct from U+FFFD", hdr, body(`,"\ud83d\ude00":1,"\ufffd":2`), ""},
+		{"RFC 7519 4: duplicates in a nested object (read by services upstream)", hdr, body(`,"realm_access":{"roles":["reader"],"roles":["admin"]}`), ReasonMalformed},
+		{"RFC 7519 4: duplicates in an object inside an array", hdr, body(`,"orgs":[{"id":1},{"id":2,"id":3}]`), ReasonMalformed},
+		{"RFC 7519 4: one name in two different objects is fine", hdr, body(`,"a":{"n":1},"b":{"n":2,"m":{"n":3}}`), ""},
+		{"RFC 7519 4: claims differing in case are distinct names", hdr, body(`,"EXP":1`), ""},
+		{"RFC 7519 4: 300 distinct claims verify", hdr, many(300, false), ""},
+		{"RFC 7519 4: 300 claims with one duplicate", hdr, many(300, true), ReasonMalformed},
+		{"RFC 7515 4 / RFC 8259 4: alg twice, none then HS256", `{"alg":"none","alg":"HS256","kid":"hs"}`, body(""), ReasonMalformed},
+		{"RFC 7515 4: kid twice", `{"alg":"HS256","kid":"nope","kid":"hs"}`, body(""), ReasonMalformed},
+		{`RFC 7515 4: "\u0061lg" is alg`, `{"alg":"HS256","\u0061lg":"HS256","kid":"hs"}`, body(""), ReasonMalformed},
+		{"RFC 7519 7.2 step 10 / RFC 8259 8.1: invalid UTF-8 in a claim", hdr, body(",\"n\xff\":1"), ReasonMalformed},
+		{"claims nested 32 deep verify", hdr, nested(32), ""},
+		{"claims nested 33 deep are refused", hdr, nested(33), ReasonMalformed},
+
+		// RFC 7515 section 4.1.11: an extension in crit that the recipient
+		// does not understand makes the JWS invalid; sluice understands none.
+		{"RFC 7515 4.1.11: crit names a private extension", `{"alg":"HS256","kid":"hs","crit":["exp.example"],"exp.example":1}`, body(""), ReasonCritical},
+		{"RFC 7515 4.1.11 / RFC 7797 6: crit names b64 (unencoded payload)", `{"alg":"HS256","kid":"hs","b64":false,"crit":["b64"]}`, body(""), ReasonCritical},
+		{`RFC 7515 4.1.11: "\u0063rit" is crit`, `{"alg":"HS256","kid":"hs","\u0063rit":["ext"],"ext":1}`, body(""), ReasonCritical},
+		{"RFC 7515 4.1.11: crit must not be empty", `{"alg":"HS256","kid":"hs","crit":[]}`, body(""), ReasonMalformed},
+		{"RFC 7515 4.1.11: crit must be an array", `{"alg":"HS256","kid":"hs","crit":"ext","ext":1}`, body(""), ReasonMalformed},
+		{"RFC 7515 4.1.11: crit must not be null", `{"alg":"HS256","kid":"hs","crit":null}`, body(""), ReasonMalformed},
+		{"RFC 7515 4.1.11: crit members must be strings", `{"alg":"HS256","kid":"hs","crit":[1]}`, body(""), ReasonMalformed},
+		{"RFC 7515 4.1.11: crit must not name a registered parameter", `{"alg":"HS256","kid":"hs","crit":["alg"]}`, body(""), ReasonMalformed},
+		{"RFC 7515 4.1.11: crit must not name itself", `{"alg":"HS256","kid":"hs","crit":["crit"]}`, body(""), ReasonMalformed},
+		{"RFC 7515 4.1.11: crit must not repeat a name", `{"alg":"HS256","kid":"hs","crit":["ext","ext"],"ext":1}`, body(""), ReasonMalformed},
+		{"RFC 7515 4.1.11: crit must name parameters the header carries", `{"alg":"HS256","kid":"hs","crit":["ext"]}`, body(""), ReasonMalformed},
+		{"RFC 7515 4.1.11: crit twice", `{"alg":"HS256","kid":"hs","crit":["ext"],"crit":["ext"],"ext":1}`, body(""), ReasonMalformed},
+		{"RFC 7515 4.1.11: crit is a header parameter; a claim named crit means nothing", hdr, body(`,"crit":["ext"]`), ""},
+		{"RFC 7515 4.1.11: crit inside a nested header object means nothing", `{"alg":"HS256","kid":"hs","x":{"crit":["ext"]}}`, body(""), ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id, reason := v.Verify([]byte(signRaw(t, c.header, c.payload)))
+			if reason != c.want {
+				t.Fatalf("reason %q, want %q", reason, c.want)
+			}
+			if c.want == "" && (id == nil || id.Subject != "alice") {
+				t.Fatalf("identity %+v", id)
+			}
+		})
+	}
+}
+
+// The checks run before the signature's (RFC 7515 section 5.2 steps 3 to
+// 5 before step 8): a forged token with duplicate claims is refused as
+// malformed, not verified, and a crit one as unsupported.
+func TestShapeChecksComeBeforeTheSignature(t *testing.T) {
+	v := newVerifier(t)
+	tok := signRaw(t, `{"alg":"HS256","kid":"hs"}`, `{"sub":"a","sub":"b"}`)
+	forged := tok[:strings.LastIndexByte(tok, '.')+1] + strings.Repeat("A", 43)
+	if _, r := v.Verify([]byte(forged)); r != ReasonMalformed {
+		t.Errorf("duplicate claims with a bad signature: %q", r)
+	}
+	tok = signRaw(t, `{"alg":"HS256","kid":"hs","crit":["ext"],"ext":1}`, `{"sub":"a"}`)
+	forged = tok[:strings.LastIndexByte(tok, '.')+1] + strings.Repeat("A", 43)
+	if _, r := v.Verify([]byte(forged)); r != ReasonCritical {
+		t.Errorf("crit with a bad signature: %q", r)
 	}
 }
 

@@ -13,6 +13,7 @@ package config
 import (
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,6 +123,14 @@ type Admin struct {
 	// Token, when set, is also accepted as "Authorization: Bearer TOKEN"
 	// (for automation). Never shown.
 	Token string `yaml:"token" json:"token,omitempty"`
+	// RedactHeaders names headers (case-insensitive) whose values GET
+	// /admin/config replaces with "[redacted]" wherever the config sets
+	// one (routes' request_headers and response_headers). Default
+	// DefaultRedactHeaders plus auth.api_keys.header; a list given here
+	// replaces that default, [] empties it. Either way the API key header,
+	// and any header whose name contains authorization, cookie, token,
+	// secret, password, key or credential, stay redacted.
+	RedactHeaders []string `yaml:"redact_headers" json:"redact_headers,omitempty"`
 }
 
 // Metrics configures the Prometheus metrics. They are always served on the
@@ -585,6 +594,11 @@ const (
 	DefaultHostHeaderPreserve = "preserve"
 )
 
+// DefaultRedactHeaders are the headers whose configured values
+// /admin/config hides when admin.redact_headers is not set; the API key
+// header (auth.api_keys.header) is added to them.
+var DefaultRedactHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"}
+
 // Resolve makes a path named in the config absolute: relative to the
 // config file's directory, or to the working directory for a config that
 // came from Consul KV (it has no directory).
@@ -715,6 +729,12 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	setStr(&c.Auth.APIKeys.Header, "X-API-Key")
+	if c.Admin.RedactHeaders == nil {
+		c.Admin.RedactHeaders = slices.Clone(DefaultRedactHeaders)
+		if !slices.ContainsFunc(DefaultRedactHeaders, func(h string) bool { return strings.EqualFold(h, c.Auth.APIKeys.Header) }) {
+			c.Admin.RedactHeaders = append(c.Admin.RedactHeaders, c.Auth.APIKeys.Header)
+		}
+	}
 	if c.Auth.APIKeys.Bearer == nil {
 		yes := true
 		c.Auth.APIKeys.Bearer = &yes

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,11 @@ routes:
 			`b.yaml:7: tracing.otlp_endpoint: "collector:4318": want an http(s) URL`,
 			`b.yaml:8: tracing.sample: must be in [0, 1], got 1.5`,
 		}},
+		{"bad redact_headers", strings.Replace(minimal, "admin: { password: test-secret }", "admin:\n  password: test-secret\n  redact_headers:\n    - X-Session\n    - \"X Bad\"\n    - x-session\n    - \"\"", 1), []string{
+			`b.yaml:6: admin.redact_headers[1]: "X Bad" is not a header name`,
+			`b.yaml:7: admin.redact_headers[2]: "x-session" is listed twice (names match case-insensitively)`,
+			`b.yaml:8: admin.redact_headers[3]: "" is not a header name`,
+		}},
 		{"access log sample 0", "access_log: { enabled: true, sample: 0 }\n" + minimal, []string{
 			`b.yaml:1: access_log.sample: must be in (0, 1], got 0 (to log nothing, set enabled: false)`}},
 	}
@@ -223,6 +229,41 @@ func TestResilienceDefaults(t *testing.T) {
 	r := u.Retry
 	if r.Attempts != 2 || r.Backoff.D() != 25*time.Millisecond || r.Multiplier != 2 || r.Budget != 0.2 || len(r.On) != 1 || r.On[0] != "connect" {
 		t.Errorf("retry defaults %+v", r)
+	}
+}
+
+// admin.redact_headers: the default list names the credential headers and
+// the configured API key header; a list given replaces it; [] empties it.
+func TestRedactHeadersDefaults(t *testing.T) {
+	cases := []struct {
+		name, src string
+		want      []string
+	}{
+		{"default", minimal, []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-API-Key"}},
+		{"default with a custom API key header", "auth: { api_keys: { header: X-Gateway-Pass } }\n" + minimal,
+			[]string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-Gateway-Pass"}},
+		{"default when the API key header is one of the list (not listed twice)", "auth: { api_keys: { header: cookie } }\n" + minimal,
+			[]string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"}},
+		{"given list replaces the default", strings.Replace(minimal, "password: test-secret", "password: test-secret, redact_headers: [X-Session, X-Upstream-Sig]", 1),
+			[]string{"X-Session", "X-Upstream-Sig"}},
+		{"empty list", strings.Replace(minimal, "password: test-secret", "password: test-secret, redact_headers: []", 1), []string{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("r.yaml", []byte(tc.src), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Admin.RedactHeaders; !slices.Equal(got, tc.want) {
+				t.Errorf("redact_headers %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// Defaulting a second config must not share or change the package's list.
+	c, _ := Parse("r.yaml", []byte(minimal), nil)
+	c.Admin.RedactHeaders[0] = "changed"
+	if DefaultRedactHeaders[0] != "Authorization" {
+		t.Error("defaulting aliased DefaultRedactHeaders")
 	}
 }
 

@@ -42,6 +42,16 @@ func (c *Config) validate() Errors {
 			v.add("admin.listen", "must differ from listen (%q)", c.Listen)
 		}
 	}
+	seen := map[string]bool{}
+	for i, name := range c.Admin.RedactHeaders {
+		p := fmt.Sprintf("admin.redact_headers[%d]", i)
+		if !validToken(name) {
+			v.add(p, "%q is not a header name", name)
+		} else if seen[strings.ToLower(name)] {
+			v.add(p, "%q is listed twice (names match case-insensitively)", name)
+		}
+		seen[strings.ToLower(name)] = true
+	}
 	if cs := c.Consul; cs != nil {
 		if cs.Wait.D() < time.Second || cs.Wait.D() > 10*time.Minute {
 			v.add("consul.wait", "must be between 1s and 10m (Consul's limit), got %v", cs.Wait.D())
