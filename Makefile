@@ -23,7 +23,7 @@ run: build
 	trap 'kill $$up 2>/dev/null' EXIT INT TERM; \
 	SLUICE_ADMIN_PASSWORD=$${SLUICE_ADMIN_PASSWORD:-demo} ./bin/sluice serve -c examples/sluice.yaml
 
-## test: everything CI runs: lint, the race-enabled suite, allocation tests, a fuzz smoke run.
+## test: everything CI runs: lint, the race-enabled suite, allocation tests, fuzz smoke runs.
 ## Fuzz budgets are execution counts, not durations: a duration races Go's fuzz
 ## coordinator into a spurious "context deadline exceeded" (golang/go#75804, unfixed in 1.26).
 test: deps lint
@@ -31,6 +31,7 @@ test: deps lint
 	$(GO) test -count=1 -run 'Allocat' ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 150000x -fuzzminimizetime 500x ./edge/config
 	$(GO) test -run '^$$' -fuzz FuzzAppendEntry -fuzztime 100000x -fuzzminimizetime 500x ./edge/observe
+	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime 200000x -fuzzminimizetime 500x ./edge/pathnorm
 
 ## deps: what the tests need that a fresh machine may lack, from Debian's packages:
 ## redis-server, and prometheus (promtool and the server, for deploy/prometheus)
@@ -51,13 +52,14 @@ lint: deps
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
 
-## fuzz: longer fuzzing of the config parser (FUZZTIME=10000000x make fuzz)
+## fuzz: longer fuzzing of the config parser and the path normaliser (FUZZTIME=10000000x make fuzz)
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-2000000x} ./edge/config
+	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime $${FUZZTIME:-2000000x} ./edge/pathnorm
 
 ## bench: micro-benchmarks with allocations, on 1 and 2 cores
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 ./lb ./edge ./edge/auth ./limiter
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 ./lb ./edge ./edge/auth ./edge/pathnorm ./limiter
 
 ## bench-deps: what the proxy benchmark needs: wrk and nginx (Debian), vegeta (Go module proxy)
 bench-deps:

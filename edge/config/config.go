@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicegw/sluice/edge/pathnorm"
 	"gopkg.in/yaml.v3"
 )
 
@@ -105,6 +106,33 @@ type Server struct {
 	// backend that maps "_" to "-" would see a header the client spoofed),
 	// "reject" (400) or "allow".
 	HeadersWithUnderscores string `yaml:"headers_with_underscores" json:"headers_with_underscores,omitempty"`
+	// Path is how request paths are normalised before routing. The
+	// normalised path is also the one forwarded.
+	Path PathNorm `yaml:"path" json:"path"`
+}
+
+// PathNorm is server.path: how a request path is normalised (RFC 3986
+// section 6, see edge/pathnorm) before it is matched against routes and
+// forwarded. Paths that can't be normalised safely get 400.
+type PathNorm struct {
+	// MergeSlashes merges runs of "/" into one, so "//admin/x" can't pass
+	// a public "/" route to an upstream that merges them itself. Default
+	// true.
+	MergeSlashes *bool `yaml:"merge_slashes" json:"merge_slashes,omitempty"`
+	// EscapedSlashes is what happens to %2F and %5C in a path: reject
+	// (400, the default), keep (forwarded still encoded, for IDs that
+	// contain slashes) or decode (both become "/"). Routes may override it.
+	EscapedSlashes string `yaml:"escaped_slashes" json:"escaped_slashes,omitempty"`
+}
+
+// Merge reports whether runs of "/" are merged.
+func (p PathNorm) Merge() bool { return p.MergeSlashes == nil || *p.MergeSlashes }
+
+// RoutePath is a route's own path setting.
+type RoutePath struct {
+	// EscapedSlashes overrides server.path.escaped_slashes for requests
+	// this route matches. Default: the server's (filled in by Load).
+	EscapedSlashes string `yaml:"escaped_slashes" json:"escaped_slashes,omitempty"`
 }
 
 // Admin is the admin listener and who may use it.
@@ -542,14 +570,19 @@ type Route struct {
 	// any (default) or all of them.
 	Roles      []string `yaml:"roles" json:"roles,omitempty"`
 	RolesMatch string   `yaml:"roles_match" json:"roles_match,omitempty"`
+	// Path overrides server.path for this route: escaped_slashes only
+	// (slash merging must be the same for every route, since it decides
+	// which route a path matches).
+	Path RoutePath `yaml:"path" json:"path,omitempty"`
 }
 
 // Match selects requests. Prefix and Path are mutually exclusive; exactly
 // one is required.
 type Match struct {
-	// Prefix matches paths starting with it (byte-exact, no decoding).
+	// Prefix matches normalised paths starting with it (see server.path);
+	// it must be written in normalised form itself.
 	Prefix string `yaml:"prefix" json:"prefix,omitempty"`
-	// Path matches exactly this path (query excluded).
+	// Path matches exactly this normalised path (query excluded).
 	Path string `yaml:"path" json:"path,omitempty"`
 	// Methods allowed; empty means any. A path match with the wrong method
 	// answers 405 when no other route takes the request.
@@ -592,6 +625,7 @@ const (
 	DefaultUpstreamMaxConns   = 1024
 	DefaultUpstreamConnWait   = time.Second
 	DefaultHostHeaderPreserve = "preserve"
+	DefaultEscapedSlashes     = "reject"
 )
 
 // DefaultRedactHeaders are the headers whose configured values
@@ -607,6 +641,19 @@ func (c *Config) Resolve(path string) string {
 		return path
 	}
 	return filepath.Join(filepath.Dir(c.Source), path)
+}
+
+// PathOptions are the pathnorm.Options for requests that r matches: the
+// server's slash merging and the route's escaped_slashes. With r nil, the
+// server's own (for normalising before a route is known). Call it on a
+// config Load returned (defaulted and valid).
+func (c *Config) PathOptions(r *Route) pathnorm.Options {
+	action := c.Server.Path.EscapedSlashes
+	if r != nil && r.Path.EscapedSlashes != "" {
+		action = r.Path.EscapedSlashes
+	}
+	a, _ := pathnorm.ParseAction(action) // validated by Load
+	return pathnorm.Options{KeepEmptySegments: !c.Server.Path.Merge(), EscapedSlashes: a}
 }
 
 // applyDefaults fills every zero field with its default.
@@ -637,6 +684,11 @@ func (c *Config) applyDefaults() {
 		s.MaxConnections = DefaultMaxConnections
 	}
 	setDur(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	if s.Path.MergeSlashes == nil {
+		yes := true
+		s.Path.MergeSlashes = &yes
+	}
+	setStr(&s.Path.EscapedSlashes, DefaultEscapedSlashes)
 	if c.Consul != nil {
 		setDur(&c.Consul.Wait, 5*time.Minute)
 	}
@@ -770,6 +822,7 @@ func (c *Config) applyDefaults() {
 			}
 		}
 		setStr(&r.HostHeader, DefaultHostHeaderPreserve)
+		setStr(&r.Path.EscapedSlashes, s.Path.EscapedSlashes)
 		setStr(&r.Auth, "none")
 		setStr(&r.RolesMatch, "any")
 		if r.Timeout == 0 {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicegw/sluice/edge/pathnorm"
 )
 
 const minimal = `
@@ -49,6 +51,12 @@ func TestParseMinimalGetsDefaults(t *testing.T) {
 	r := c.Routes[0]
 	if r.HostHeader != "preserve" || r.Timeout.D() != 30*time.Second {
 		t.Errorf("route defaults: %+v", r)
+	}
+	if p := c.Server.Path; !p.Merge() || p.EscapedSlashes != "reject" || r.Path.EscapedSlashes != "reject" {
+		t.Errorf("path defaults: %+v, route %+v", p, r.Path)
+	}
+	if o := c.PathOptions(r); o != (pathnorm.Options{}) {
+		t.Errorf("default PathOptions = %+v, want the zero (safe) Options", o)
 	}
 }
 
@@ -181,6 +189,35 @@ routes:
 			`b.yaml:7: admin.redact_headers[2]: "x-session" is listed twice (names match case-insensitively)`,
 			`b.yaml:8: admin.redact_headers[3]: "" is not a header name`,
 		}},
+		{"bad escaped_slashes", "server:\n  path:\n    escaped_slashes: allow\n" + minimal,
+			[]string{`b.yaml:3: server.path.escaped_slashes: want reject, keep or decode, got "allow"`}},
+		{"bad merge_slashes", "server: { path: { merge_slashes: sometimes } }\n" + minimal,
+			[]string{`b.yaml:1: server.path.merge_slashes: want true or false, got "sometimes"`}},
+		{"unknown server.path field", "server: { path: { merge_slash: true } }\n" + minimal,
+			[]string{`b.yaml:1: server.path.merge_slash: unknown field (did you mean "merge_slashes"?)`}},
+		{"bad route escaped_slashes", strings.Replace(minimal, "upstream: users", "upstream: users\n    path: { escaped_slashes: Keep }", 1),
+			[]string{`b.yaml:11: routes[0].path.escaped_slashes: want reject, keep or decode, got "Keep"`}},
+		{"route can't change merge_slashes", strings.Replace(minimal, "upstream: users", "upstream: users\n    path: { merge_slashes: false }", 1),
+			[]string{`b.yaml:11: routes[0].path.merge_slashes: unknown field`}},
+		{"match paths that normalisation changes", strings.Replace(minimal, "match: { prefix: /api/users/ }", "match: { prefix: /api//users/ }", 1) + `  - name: b
+    match: { path: "/caf\u00e9/./menu" }
+    upstream: users
+  - name: c
+    match: { prefix: /files/a%2fb/ }
+    upstream: users
+  - name: d
+    match: { path: /x/%2e%2e/admin }
+    upstream: users
+  - name: e
+    match: { prefix: "/a/%7e" }
+    upstream: users
+`, []string{
+			`b.yaml:9: routes[0].match.prefix: "/api//users/" can never match: requests are normalised before matching; write it as "/api/users/"`,
+			`b.yaml:12: routes[1].match.path: "/café/./menu" can never match: requests are normalised before matching; write it as "/caf%C3%A9/menu"`,
+			`b.yaml:15: routes[2].match.prefix: "/files/a%2fb/" can never match: requests are normalised before matching, and one like it gets 400 (encoded slash (%2F) in path)`,
+			`b.yaml:18: routes[3].match.path: "/x/%2e%2e/admin" can never match: requests are normalised before matching, and one like it gets 400 (encoded dot segment (%2E) in path)`,
+			`b.yaml:21: routes[4].match.prefix: "/a/%7e" can never match: requests are normalised before matching; write it as "/a/~"`,
+		}},
 		{"access log sample 0", "access_log: { enabled: true, sample: 0 }\n" + minimal, []string{
 			`b.yaml:1: access_log.sample: must be in (0, 1], got 0 (to log nothing, set enabled: false)`}},
 	}
@@ -203,6 +240,52 @@ routes:
 				t.Errorf("want all %d errors reported at once, got %d:\n%v", len(tc.want), len(errs), err)
 			}
 		})
+	}
+}
+
+// server.path and a route's own escaped_slashes reach the options the
+// gateway normalises with; a route that doesn't set it inherits the
+// server's.
+func TestPathSettings(t *testing.T) {
+	src := `
+server:
+  path:
+    merge_slashes: false
+    escaped_slashes: decode
+admin: { password: x }
+upstreams:
+  u: { targets: [ { url: "http://127.0.0.1:9001" } ] }
+routes:
+  - name: files
+    match: { prefix: /files/a%2Fb/ }
+    upstream: u
+    path: { escaped_slashes: keep }
+  - name: other
+    match: { prefix: /other//x/ }
+    upstream: u
+`
+	c, err := Parse("p.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.PathOptions(nil), (pathnorm.Options{KeepEmptySegments: true, EscapedSlashes: pathnorm.Decode}); got != want {
+		t.Errorf("server PathOptions = %+v, want %+v", got, want)
+	}
+	if got, want := c.PathOptions(c.Routes[0]), (pathnorm.Options{KeepEmptySegments: true, EscapedSlashes: pathnorm.Keep}); got != want {
+		t.Errorf("files PathOptions = %+v, want %+v", got, want)
+	}
+	if got := c.Routes[1].Path.EscapedSlashes; got != "decode" {
+		t.Errorf("other route inherits escaped_slashes %q, want decode", got)
+	}
+	// Only the route's keep makes its %2F prefix valid: decoded, the
+	// prefix is another path; rejected, no request has it.
+	noKeep := strings.Replace(src, "    path: { escaped_slashes: keep }\n", "", 1)
+	if _, err := Parse("p.yaml", []byte(noKeep), nil); err == nil || !strings.Contains(err.Error(), `p.yaml:11: routes[0].match.prefix: "/files/a%2Fb/" can never match: requests are normalised before matching; write it as "/files/a/b/"`) {
+		t.Errorf("decode server, %%2F prefix: %v", err)
+	}
+	noKeep = strings.Replace(noKeep, "escaped_slashes: decode", "escaped_slashes: reject", 1)
+	if _, err := Parse("p.yaml", []byte(noKeep), nil); err == nil || !strings.Contains(err.Error(), `p.yaml:11: routes[0].match.prefix: "/files/a%2Fb/" can never match: requests are normalised before matching, and one like it gets 400 (encoded slash (%2F) in path)`) {
+		t.Errorf("reject server, %%2F prefix: %v", err)
 	}
 }
 

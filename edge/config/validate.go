@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicegw/sluice/edge/pathnorm"
 	"github.com/sluicegw/sluice/lb"
 )
 
@@ -82,6 +83,9 @@ func (c *Config) validate() Errors {
 		}
 		c.Server.Trusted = append(c.Server.Trusted, prefix)
 	}
+	if _, err := pathnorm.ParseAction(s.Path.EscapedSlashes); err != nil {
+		v.add("server.path.escaped_slashes", "%v", err)
+	}
 
 	names := slices.Sorted(maps.Keys(c.Upstreams))
 	for _, name := range names {
@@ -102,6 +106,7 @@ func (c *Config) validate() Errors {
 			continue
 		}
 		v.route(p, r, c.Upstreams, c.Redis != nil)
+		v.routePath(p, r, c)
 		if r.Name != "" {
 			if prev, ok := seenName[r.Name]; ok {
 				v.add(p+".name", "%q is already used by %s", r.Name, prev)
@@ -385,6 +390,45 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream, redis bo
 	default:
 		if !validHostPattern(hh) || strings.HasPrefix(hh, "*") {
 			v.add(p+".host_header", "want \"preserve\", \"target\" or a host name, got %q", hh)
+		}
+	}
+}
+
+// routePath checks a route's path setting, and that its match path or
+// prefix is written the way requests are matched: normalised (see
+// edge/pathnorm). Anything else could never match, and a protected route
+// that never matches leaves its requests to the next broader route.
+func (v *validator) routePath(p string, r *Route, c *Config) {
+	// Equal to the server's: inherited (or the same), and checked there.
+	if r.Path.EscapedSlashes != c.Server.Path.EscapedSlashes {
+		if _, err := pathnorm.ParseAction(r.Path.EscapedSlashes); err != nil {
+			v.add(p+".path.escaped_slashes", "%v", err)
+		}
+	}
+	o := c.PathOptions(r)
+	for _, m := range []struct {
+		field, s string
+		prefix   bool
+	}{{"prefix", r.Match.Prefix, true}, {"path", r.Match.Path, false}} {
+		if m.s == "" || m.s[0] != '/' || strings.ContainsAny(m.s, "?# \t") {
+			continue // refused above
+		}
+		// A prefix may end inside a segment ("/api" takes "/api2",
+		// "/." takes "/.well-known"): complete it before normalising.
+		probe := m.s
+		if m.prefix {
+			probe += "x"
+		}
+		out, _, err := pathnorm.Normalize(nil, []byte(probe), o)
+		switch {
+		case err != nil:
+			v.add(p+".match."+m.field, "%q can never match: requests are normalised before matching, and one like it gets 400 (%s)", m.s, strings.TrimPrefix(err.Error(), "pathnorm: "))
+		case string(out) != probe:
+			want := string(out)
+			if m.prefix {
+				want = strings.TrimSuffix(want, "x")
+			}
+			v.add(p+".match."+m.field, "%q can never match: requests are normalised before matching; write it as %q", m.s, want)
 		}
 	}
 }
