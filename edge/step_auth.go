@@ -272,7 +272,7 @@ var authFaults = func() map[auth.Reason]*fault {
 	m := map[auth.Reason]*fault{}
 	for _, r := range []auth.Reason{auth.ReasonMissing, auth.ReasonMalformed, auth.ReasonTooLarge, auth.ReasonExpired,
 		auth.ReasonNotYet, auth.ReasonIssuedLater, auth.ReasonSignature, auth.ReasonAudience, auth.ReasonIssuer,
-		auth.ReasonUnknownKey, auth.ReasonAlgorithm, auth.ReasonClaim, auth.ReasonInvalid} {
+		auth.ReasonUnknownKey, auth.ReasonAlgorithm, auth.ReasonClaim, auth.ReasonCritical, auth.ReasonInvalid} {
 		m[r] = &fault{fasthttp.StatusUnauthorized, string(r)}
 	}
 	return m
