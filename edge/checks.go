@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"iter"
 
+	"github.com/sluicegw/sluice/edge/pathnorm"
 	"github.com/valyala/fasthttp"
 )
 
 var (
-	faultVersion    = &fault{fasthttp.StatusHTTPVersionNotSupported, "http version not supported"}
-	faultBadMethod  = &fault{fasthttp.StatusBadRequest, "bad method"}
-	faultTrace      = &fault{fasthttp.StatusMethodNotAllowed, "method not allowed"}
-	faultFolded     = &fault{fasthttp.StatusBadRequest, "obsolete line folding"}
-	faultHost       = &fault{fasthttp.StatusBadRequest, "missing or invalid host"}
-	faultUnderscore = &fault{fasthttp.StatusBadRequest, "header name with underscore"}
+	faultVersion         = &fault{fasthttp.StatusHTTPVersionNotSupported, "http version not supported"}
+	faultBadMethod       = &fault{fasthttp.StatusBadRequest, "bad method"}
+	faultTrace           = &fault{fasthttp.StatusMethodNotAllowed, "method not allowed"}
+	faultFolded          = &fault{fasthttp.StatusBadRequest, "obsolete line folding"}
+	faultHost            = &fault{fasthttp.StatusBadRequest, "missing or invalid host"}
+	faultUnderscore      = &fault{fasthttp.StatusBadRequest, "header name with underscore"}
+	faultBadPath         = &fault{fasthttp.StatusBadRequest, "bad request path"}
+	faultAmbiguousLength = &fault{fasthttp.StatusBadRequest, "both content-length and transfer-encoding"}
 )
 
 // The checks every request passes before it is routed. Each answers the
@@ -133,14 +136,16 @@ func dropUnderscoreHeaders(h *fasthttp.RequestHeader, raw []byte) {
 	}
 }
 
-// checkPath splits the request target once into path and query (the
-// exchange keeps a copy of the path: the proxy rewrites the URI) and
-// refuses a target that is not a path, or a path with dot segments.
+// checkPath splits the request target once into path and query, and
+// normalises the path (pathnorm: RFC 3986 section 6) into the exchange's
+// own buffer: that path is what the routes match and what is forwarded,
+// so sluice and the upstream can't disagree about which path was asked
+// for. A path that can't be normalised safely gets 400 naming why.
 func (x *exchange) checkPath() bool {
 	h := &x.ctx.Request.Header
 	uri := h.RequestURI()
-	path, query := splitURI(uri)
-	if len(path) == 0 || path[0] != '/' {
+	raw, query := splitURI(uri)
+	if len(raw) == 0 || raw[0] != '/' {
 		x.fail(faultBadPath)
 		return false
 	}
@@ -154,14 +159,73 @@ func (x *exchange) checkPath() bool {
 		}
 		h.SetHostBytes(authority)
 	}
-	x.path = append(x.pathBuf[:0], path...)
-	x.pathBuf = x.path
-	x.query = query
-	if hasDotSegment(path) {
-		x.fail(faultDotSegments)
+	s := x.snap
+	opts := s.pathOpts
+	if s.slashOverrides {
+		// A route decides what its encoded slashes get: keep them until
+		// the route is known (applySlashAction).
+		opts.EscapedSlashes = pathnorm.Keep
+	}
+	path, info, err := pathnorm.Normalize(x.pathBuf[:0], raw, opts)
+	if err != nil {
+		x.fail(pathFault(err))
 		return false
 	}
+	if !info.Changed {
+		path = append(x.pathBuf[:0], path...) // path is raw: copy it, the proxy rewrites the URI
+	}
+	x.path, x.pathBuf, x.rawPath, x.pathInfo = path, path[:0], raw, info
+	x.query = query
 	return true
+}
+
+// applySlashAction applies the matched route's escaped_slashes when routes
+// differ in it (checkPath normalised in keep mode then): reject answers
+// 400, keep forwards the path as it is, decode decodes %2F and %5C into
+// "/", and the decoded path must still match the same route.
+func (x *exchange) applySlashAction() bool {
+	if !x.snap.slashOverrides || !x.pathInfo.Escaped() {
+		return true
+	}
+	switch x.route.slashes {
+	case pathnorm.Reject:
+		if err := x.pathInfo.RejectErr(); err != nil {
+			x.fail(pathFault(err))
+			return false
+		}
+	case pathnorm.Decode:
+		opts := x.snap.pathOpts
+		opts.EscapedSlashes = pathnorm.Decode
+		path, _, err := pathnorm.Normalize(x.decodedBuf[:0], x.rawPath, opts)
+		if err != nil {
+			x.fail(pathFault(err))
+			return false
+		}
+		h := &x.ctx.Request.Header
+		var hostBuf [256]byte
+		if rt, _ := x.snap.router.match(normalizeHost(hostBuf[:0], h.Host()), path, h.Method()); rt != x.route {
+			x.fail(pathFault(pathnorm.ErrEncodedSlash))
+			return false
+		}
+		x.path, x.decodedBuf = path, path[:0]
+	}
+	return true
+}
+
+// pathFaults answer each pathnorm reason with its own constant message.
+var pathFaults = func() map[pathnorm.Error]*fault {
+	m := map[pathnorm.Error]*fault{}
+	for e := pathnorm.ErrNotOriginForm; e <= pathnorm.ErrAboveRoot; e++ {
+		m[e] = &fault{fasthttp.StatusBadRequest, e.String()}
+	}
+	return m
+}()
+
+func pathFault(err error) *fault {
+	if e, ok := err.(pathnorm.Error); ok && pathFaults[e] != nil {
+		return pathFaults[e]
+	}
+	return faultBadPath
 }
 
 // splitURI returns the path and query of a request target in origin form
@@ -198,40 +262,6 @@ func absoluteAuthority(uri []byte) []byte {
 		rest = rest[:j]
 	}
 	return rest
-}
-
-// hasDotSegment reports a "." or ".." path segment, literal or
-// percent-encoded (%2e). They are refused rather than resolved: resolving
-// would change the path the upstream sees, and passing them on lets a path
-// that matched one route reach another route's resources upstream.
-func hasDotSegment(path []byte) bool {
-	for len(path) > 0 {
-		path = path[1:] // skip '/'
-		end := bytes.IndexByte(path, '/')
-		if end < 0 {
-			end = len(path)
-		}
-		seg := path[:end]
-		path = path[end:]
-		dots := 0
-		for i := 0; i < len(seg); {
-			switch {
-			case seg[i] == '.':
-				dots++
-				i++
-			case i+2 < len(seg) && seg[i] == '%' && seg[i+1] == '2' && (seg[i+2] == 'e' || seg[i+2] == 'E'):
-				dots++
-				i += 3
-			default:
-				dots = 99
-				i = len(seg)
-			}
-		}
-		if dots == 1 || dots == 2 {
-			return true
-		}
-	}
-	return false
 }
 
 // headerNames yields the name of each line of a raw header block (the

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/edge/auth"
+	"github.com/sluicegw/sluice/edge/pathnorm"
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -25,10 +26,12 @@ type exchange struct {
 	route *route // nil until routed
 	step  int    // the next of route.steps to run
 
-	start time.Time // when the request head had been read
-	id    []byte    // the request id: the client's when valid, else a new one
-	path  []byte    // the request path as received (copied: the proxy rewrites the URI)
-	query []byte    // the query, without '?'; aliases the request URI
+	start    time.Time     // when the request head had been read
+	id       []byte        // the request id: the client's when valid, else a new one
+	path     []byte        // the normalised path: matched, forwarded, logged (the exchange's own)
+	rawPath  []byte        // the path as received; aliases the request URI
+	pathInfo pathnorm.Info // what normalising met (encoded slashes)
+	query    []byte        // the query, without '?'; aliases the request URI
 
 	ip         []byte // the client address (clientip.go); nil until first asked for
 	ipDone     bool
@@ -45,13 +48,14 @@ type exchange struct {
 	span           trace.Span // nil: not sampled, or no span export
 	traceparentSet bool       // the span wrote the outgoing traceparent
 
-	idBuf   [maxRequestIDLen]byte
-	pathBuf []byte
-	ipBuf   [64]byte
-	keyBuf  [320]byte // rate-limit and quota keys: here, not on the stack, since limiters are called through an interface
+	idBuf      [maxRequestIDLen]byte
+	pathBuf    []byte
+	decodedBuf []byte
+	ipBuf      [64]byte
+	keyBuf     [320]byte // rate-limit and quota keys: here, not on the stack, since limiters are called through an interface
 }
 
-var exchangePool = sync.Pool{New: func() any { return &exchange{pathBuf: make([]byte, 0, 128)} }}
+var exchangePool = sync.Pool{New: func() any { return &exchange{pathBuf: make([]byte, 0, 256)} }}
 
 func acquireExchange(ctx *fasthttp.RequestCtx, s *Snapshot) *exchange {
 	x := exchangePool.Get().(*exchange)
@@ -63,11 +67,14 @@ func acquireExchange(ctx *fasthttp.RequestCtx, s *Snapshot) *exchange {
 // and returns it to the pool. A path buffer grown by one huge request is
 // dropped rather than kept.
 func releaseExchange(x *exchange) {
-	buf := x.pathBuf[:0]
+	buf, dec := x.pathBuf[:0], x.decodedBuf[:0]
 	if cap(buf) > 4096 {
-		buf = make([]byte, 0, 128)
+		buf = make([]byte, 0, 256)
 	}
-	*x = exchange{pathBuf: buf}
+	if cap(dec) > 4096 {
+		dec = nil
+	}
+	*x = exchange{pathBuf: buf, decodedBuf: dec}
 	exchangePool.Put(x)
 }
 

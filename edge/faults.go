@@ -22,20 +22,17 @@ type fault struct {
 // The faults sluice answers with. Messages are constants: they go into the
 // JSON body unescaped.
 var (
-	faultBadRequest      = &fault{fasthttp.StatusBadRequest, "bad request"}
-	faultBadPath         = &fault{fasthttp.StatusBadRequest, "bad request path"}
-	faultDotSegments     = &fault{fasthttp.StatusBadRequest, "path contains dot segments"}
-	faultAmbiguousLength = &fault{fasthttp.StatusBadRequest, "both content-length and transfer-encoding"}
-	faultBodyTooLarge    = &fault{fasthttp.StatusRequestEntityTooLarge, "request body too large"}
-	faultRequestTimeout  = &fault{fasthttp.StatusRequestTimeout, "request timeout"}
-	faultHeaderTooLarge  = &fault{fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large"}
-	faultClientBody      = &fault{fasthttp.StatusBadRequest, "could not read request body"}
-	faultTimeout         = &fault{fasthttp.StatusGatewayTimeout, "upstream timed out"}
-	faultConnect         = &fault{fasthttp.StatusBadGateway, "upstream connection failed"}
-	faultBadResponse     = &fault{fasthttp.StatusBadGateway, "bad response from upstream"}
-	faultUpstreamBusy    = &fault{fasthttp.StatusServiceUnavailable, "upstream connection limit reached"}
-	faultNoTarget        = &fault{fasthttp.StatusServiceUnavailable, "no upstream target available"}
-	faultCircuitOpen     = &fault{fasthttp.StatusServiceUnavailable, "upstream circuit open"}
+	faultBadRequest     = &fault{fasthttp.StatusBadRequest, "bad request"}
+	faultBodyTooLarge   = &fault{fasthttp.StatusRequestEntityTooLarge, "request body too large"}
+	faultRequestTimeout = &fault{fasthttp.StatusRequestTimeout, "request timeout"}
+	faultHeaderTooLarge = &fault{fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large"}
+	faultClientBody     = &fault{fasthttp.StatusBadRequest, "could not read request body"}
+	faultTimeout        = &fault{fasthttp.StatusGatewayTimeout, "upstream timed out"}
+	faultConnect        = &fault{fasthttp.StatusBadGateway, "upstream connection failed"}
+	faultBadResponse    = &fault{fasthttp.StatusBadGateway, "bad response from upstream"}
+	faultUpstreamBusy   = &fault{fasthttp.StatusServiceUnavailable, "upstream connection limit reached"}
+	faultNoTarget       = &fault{fasthttp.StatusServiceUnavailable, "no upstream target available"}
+	faultCircuitOpen    = &fault{fasthttp.StatusServiceUnavailable, "upstream circuit open"}
 )
 
 // writeFault answers the client with f. It discards whatever response was

@@ -120,7 +120,7 @@ func (g *Gateway) serve(x *exchange) {
 	if g.serveBuiltin(x) { // builtin.go: /services/health, data-plane metrics
 		return
 	}
-	if !x.findRoute() { // router.go: 404, or 405 with Allow
+	if !x.findRoute() || !x.applySlashAction() { // router.go: 404, or 405 with Allow; checks.go
 		return
 	}
 	x.stripIdentityHeaders() // step_auth.go: only sluice sets them

@@ -58,38 +58,58 @@ func TestRewrites(t *testing.T) {
 	}
 }
 
-// Paths go upstream byte for byte, and routes match those same bytes: a
-// gateway that decodes %2F or merges // before routing, but forwards the
-// raw path, lets a client reach a path the routes did not allow.
-func TestPathForwardedByteExactAndDotSegmentsRefused(t *testing.T) {
+// Paths are normalised (RFC 3986 section 6) before routing, and the
+// normalised path is what goes upstream: a gateway that routes on one form
+// and forwards another lets a client reach a path the routes did not allow.
+func TestPathNormalisedBeforeRoutingAndForwarded(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
 	g := startGateway(t, oneUpstream(up.URL, `
   - name: files
     match: { prefix: /files/ }
     upstream: up
 `))
-	for _, path := range []string{"/files/a%2Fb", "/files//x", "/files/%2e%2ex.txt", "/files/a%20b?x=%2F", "/files/...", "/files/.hidden"} {
-		raw := testutil.RawExchange(t, g.addr, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		if !strings.HasPrefix(raw, "HTTP/1.1 200") || !strings.Contains(raw, `"uri":"`+path+`"`) {
-			t.Errorf("%s: want 200 with the exact uri upstream, got:\n%s", path, raw)
+	cases := []struct {
+		path    string
+		status  int
+		uri     string // what the upstream saw, for 200
+		message string // the error, for 400
+	}{
+		{"/files/a%20b?x=%2F", 200, "/files/a%20b?x=%2F", ""},    // already normal; the query goes as sent
+		{"/files/...", 200, "/files/...", ""},                    // RFC 3986 3.3: not a dot segment
+		{"/files/.hidden", 200, "/files/.hidden", ""},            //
+		{"/files//x", 200, "/files/x", ""},                       // slashes merged
+		{"//files/a", 200, "/files/a", ""},                       // merged, then matched
+		{"/files/./a", 200, "/files/a", ""},                      // RFC 3986 5.2.4
+		{"/files/%2e%2ex.txt", 200, "/files/..x.txt", ""},        // RFC 3986 6.2.2.2: unreserved decoded
+		{"/files/adm%69n", 200, "/files/admin", ""},              //
+		{"/files/a%2Fb", 400, "", "encoded slash (%2F) in path"}, // escaped_slashes: reject
+		{"/files%2Fa", 400, "", "encoded slash (%2F) in path"},   //
+		{"/files/%2e%2e/admin", 400, "", "encoded dot segment (%2E) in path"},
+		{"/files/.%2E/x", 400, "", "encoded dot segment (%2E) in path"},
+		{"/..", 400, "", "path goes above the root (..)"},
+		{"/files/../admin", 404, "", ""}, // resolved to /admin: no route
+		{"/files/..", 404, "", ""},       // resolved to /
+		{"/FILES/a", 404, "", ""},        // paths are case-sensitive
+	}
+	forwarded := 0
+	for _, c := range cases {
+		raw := testutil.RawExchange(t, g.addr, "GET "+c.path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(raw, fmt.Sprintf("HTTP/1.1 %d", c.status)) {
+			t.Errorf("%s: want %d, got:\n%s", c.path, c.status, raw)
+			continue
+		}
+		switch {
+		case c.status == 200:
+			forwarded++
+			if !strings.Contains(raw, `"uri":"`+c.uri+`"`) {
+				t.Errorf("%s: want uri %s upstream, got:\n%s", c.path, c.uri, raw)
+			}
+		case c.message != "" && !strings.Contains(raw, `"error":"`+c.message+`"`):
+			t.Errorf("%s: want error %q, got:\n%s", c.path, c.message, raw)
 		}
 	}
-	// A path that only matches the route after decoding or merging does not
-	// match it.
-	for _, path := range []string{"/files%2Fa", "//files/a", "/FILES/a"} {
-		raw := testutil.RawExchange(t, g.addr, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		if !strings.HasPrefix(raw, "HTTP/1.1 404") {
-			t.Errorf("%s: want 404, got:\n%s", path, raw)
-		}
-	}
-	for _, path := range []string{"/files/../admin", "/files/%2e%2e/admin", "/files/.%2E/x", "/files/./a", "/files/..", "/files/%2E"} {
-		raw := testutil.RawExchange(t, g.addr, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		if !strings.HasPrefix(raw, "HTTP/1.1 400") || !strings.Contains(raw, "path contains dot segments") {
-			t.Errorf("%s: want 400 dot segments, got:\n%s", path, raw)
-		}
-	}
-	if n := up.Requests(); n != 6 {
-		t.Errorf("upstream saw %d requests, want 6 (refused ones must not reach it)", n)
+	if n := up.Requests(); n != int64(forwarded) {
+		t.Errorf("upstream saw %d requests, want %d (refused ones must not reach it)", n, forwarded)
 	}
 }
 
@@ -543,5 +563,30 @@ func TestSlowUploadLongerThanReadTimeout(t *testing.T) {
 	e, _ := g.echo(t, request{method: http.MethodPost, path: "/upload", body: pr})
 	if e.BodyBytes != 8*1024 {
 		t.Errorf("upstream got %d bytes, want %d", e.BodyBytes, 8*1024)
+	}
+}
+
+// A route's own escaped_slashes: keep forwards %2F still encoded, decode
+// turns it into "/", and routes that don't say refuse it (server.path's
+// default, reject).
+func TestEscapedSlashesPerRoute(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	g := startGateway(t, oneUpstream(up.URL, `
+  - { name: ids, match: { prefix: /ids/ }, upstream: up, path: { escaped_slashes: keep } }
+  - { name: dec, match: { prefix: /dec/ }, upstream: up, path: { escaped_slashes: decode } }
+  - { name: rest, match: { prefix: / }, upstream: up }
+`))
+	cases := []struct{ path, want string }{
+		{"/ids/a%2fb", `"uri":"/ids/a%2Fb"`},                      // kept, hex upper-cased (RFC 3986 6.2.2.1)
+		{"/dec/a%2Fb%5Cc", `"uri":"/dec/a/b/c"`},                  // both decoded to "/"
+		{"/other/a%2Fb", `"error":"encoded slash (%2F) in path"`}, // the default route rejects
+		{"/ids/..%2Fx", `"error":"dot segment next to an encoded slash in path"`},
+		{"/dec/x%2F..%2F..%2Fids", `"error":"dot segment next to an encoded slash in path"`},
+	}
+	for _, c := range cases {
+		raw := testutil.RawExchange(t, g.addr, "GET "+c.path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.Contains(raw, c.want) {
+			t.Errorf("%s: want %s, got:\n%s", c.path, c.want, raw)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/sluicegw/sluice/edge/observe"
+	"github.com/sluicegw/sluice/edge/pathnorm"
 	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
 )
@@ -33,6 +34,8 @@ type Snapshot struct {
 	trusted         []netip.Prefix
 	servicesHealth  bool
 	allowTrace      bool
+	pathOpts        pathnorm.Options // server.path
+	slashOverrides  bool             // some route's escaped_slashes differs from server.path's
 	underscores     underscoreAction
 	metricsPath     string   // also serve /metrics on the data plane here ("" no)
 	identityHeaders [][]byte // removed from every request: only auth steps set them
@@ -59,6 +62,8 @@ type route struct {
 	timeout     time.Duration
 	hostMode    hostMode
 	hostValue   []byte
+
+	slashes pathnorm.Action // routes[].path.escaped_slashes, or server.path's
 
 	reqSet, respSet       [][2][]byte
 	reqRemove, respRemove [][]byte
@@ -122,6 +127,7 @@ func build(cfg *config.Config, res *resources, discovered map[string][]pool.Targ
 		identityHeaders: identityHeaders(cfg),
 		trusted:         cfg.Server.Trusted,
 		allowTrace:      cfg.Server.AllowTrace,
+		pathOpts:        cfg.PathOptions(nil),
 		underscores:     underscoreActions[cfg.Server.HeadersWithUnderscores],
 	}
 	if s.log == nil {
@@ -169,6 +175,10 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 		replacePath: bytesOrNil(rc.Rewrite.ReplacePath),
 		timeout:     rc.Timeout.D(),
 		metrics:     s.metrics.Route(rc.Name),
+		slashes:     s.Config.PathOptions(rc).EscapedSlashes,
+	}
+	if rt.slashes != s.pathOpts.EscapedSlashes {
+		s.slashOverrides = true
 	}
 	if len(rc.Match.Methods) > 0 {
 		for _, m := range rc.Match.Methods {
