@@ -72,13 +72,13 @@ func (w *ServiceWatcher) query(ctx context.Context, index uint64) ([]TargetSpec,
 	if err != nil {
 		return nil, 0, fmt.Errorf("consul service %q: %w", w.Query.Service, err)
 	}
-	return TargetsFromEntries(entries, w.Query.Scheme), meta.LastIndex, nil
+	return targetsFromEntries(entries, w.Query.Scheme), meta.LastIndex, nil
 }
 
-// TargetsFromEntries turns Consul's answer into target specs, sorted by
+// targetsFromEntries turns Consul's answer into target specs, sorted by
 // URL so equal sets compare equal. An instance's address is its service
 // address, else its node's; its weight is Consul's passing weight (1..1000).
-func TargetsFromEntries(entries []*api.ServiceEntry, scheme string) []TargetSpec {
+func targetsFromEntries(entries []*api.ServiceEntry, scheme string) []TargetSpec {
 	out := make([]TargetSpec, 0, len(entries))
 	for _, e := range entries {
 		if e.Service == nil || e.Service.Port <= 0 {

@@ -21,7 +21,6 @@ package pool
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"time"
@@ -69,28 +68,6 @@ type OutlierSettings struct {
 	BaseEjection        time.Duration
 	MaxEjection         time.Duration
 	MaxEjectionPercent  int
-}
-
-// Target is one backend with its connection pool and its state.
-type Target struct {
-	lb.Target
-	// URL is the target as configured ("http://127.0.0.1:9001").
-	URL string
-	// Host is host:port, used when a route rewrites Host to the target.
-	Host string
-	// Upstream is the name of the pool the target belongs to.
-	Upstream string
-	// Client sends requests to this target.
-	Client *fasthttp.HostClient
-	// Breaker is nil when the upstream has no circuit breaker.
-	Breaker *Breaker
-
-	key       string
-	settings  Settings
-	log       *slog.Logger
-	stopCheck func()
-	outlier   outlierState
-	health    healthState
 }
 
 // Pool is a named, immutable set of targets and the picker over them.
@@ -180,7 +157,7 @@ func (p *Pool) Pick(key, exclude uint64) (*Target, int, error) {
 			break
 		}
 		t := p.Targets[i]
-		if t.Breaker == nil || t.Breaker.Allow() {
+		if t.breaker == nil || t.breaker.Allow() {
 			return t, i, nil
 		}
 		// Half-open and out of trials: treat as tried and look again.
@@ -199,7 +176,7 @@ func (p *Pool) allCircuitsOpen() bool {
 		return false
 	}
 	for _, t := range p.Targets {
-		if t.Breaker == nil || t.Breaker.State() == Closed {
+		if t.breaker == nil || t.breaker.State() == CircuitClosed {
 			return false
 		}
 	}
@@ -211,10 +188,10 @@ func (p *Pool) allCircuitsOpen() bool {
 func (p *Pool) RetryAfter() time.Duration {
 	var soonest time.Time
 	for _, t := range p.Targets {
-		if t.Breaker == nil {
+		if t.breaker == nil {
 			continue
 		}
-		if u := t.Breaker.OpenUntil(); !u.IsZero() && (soonest.IsZero() || u.Before(soonest)) {
+		if u := t.breaker.OpenUntil(); !u.IsZero() && (soonest.IsZero() || u.Before(soonest)) {
 			soonest = u
 		}
 	}
@@ -242,14 +219,14 @@ func (p *Pool) Report(t *Target, o Outcome, rtt time.Duration) {
 	if o != Neutral {
 		t.Observe(rtt)
 	}
-	if t.Breaker != nil {
+	if t.breaker != nil {
 		switch o {
 		case Neutral:
-			if t.Breaker.State() == HalfOpen {
-				t.Breaker.trials.Add(-1)
+			if t.breaker.State() == CircuitHalfOpen {
+				t.breaker.trials.Add(-1)
 			}
 		default:
-			t.Breaker.Record(o == Success)
+			t.breaker.Record(o == Success)
 		}
 	}
 	switch o {

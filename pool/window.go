@@ -78,9 +78,9 @@ type RetryBudget struct {
 	denied   atomic.Int64
 }
 
-// NewRetryBudget allows retries up to ratio x requests (over 10 s), and at
+// newRetryBudget allows retries up to ratio x requests (over 10 s), and at
 // least minPerSecond per second.
-func NewRetryBudget(ratio float64, minPerSecond int) *RetryBudget {
+func newRetryBudget(ratio float64, minPerSecond int) *RetryBudget {
 	return &RetryBudget{ratio: ratio, minPer10: int64(minPerSecond) * 10, w: newWindow(10 * time.Second)}
 }
 

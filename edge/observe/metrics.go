@@ -76,7 +76,7 @@ type TargetState struct {
 	Usable           bool
 	InFlight         int64
 	HasBreaker       bool
-	CircuitState     uint32 // pool.Closed, Open, HalfOpen
+	CircuitState     uint32 // a pool.CircuitState: 0 closed, 1 open, 2 half-open
 	CircuitTrips     int64
 }
 
