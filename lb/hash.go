@@ -71,7 +71,7 @@ func (r *Ring) Pick(p Pick) int {
 	for k := 0; k < n; k++ {
 		i := int(r.points[(start+k)%n].target)
 		t := r.targets[i]
-		if excluded(p, i) || !t.usable(p.Lenient) || t.InFlight() >= limit {
+		if excluded(p, i) || !t.usable(p.PanicMode) || t.InFlight() >= limit {
 			continue
 		}
 		return i

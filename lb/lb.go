@@ -91,9 +91,9 @@ func (t *Target) Block(bit uint32) bool {
 }
 
 // usable reports whether a pick may choose t.
-func (t *Target) usable(lenient bool) bool {
+func (t *Target) usable(panicMode bool) bool {
 	s := t.state.Load()
-	if lenient {
+	if panicMode {
 		return s&CircuitOpen == 0
 	}
 	return s == 0
@@ -183,9 +183,9 @@ type Pick struct {
 	// Exclude is a bitmask of target indexes not to choose (targets already
 	// tried by this request). Indexes >= 64 can't be excluded.
 	Exclude uint64
-	// Lenient ignores health and ejection ("panic mode"); open circuits
-	// still block.
-	Lenient bool
+	// PanicMode ignores health and ejection (the upstream's panic_mode,
+	// used when no healthy target is left); open circuits still block.
+	PanicMode bool
 }
 
 // Picker chooses one of the targets it was built over and returns its
@@ -236,7 +236,7 @@ func excluded(p Pick, i int) bool { return i < 64 && p.Exclude&(1<<uint(i)) != 0
 
 // candidate: usable, not excluded, and admitted by slow start.
 func candidate(t *Target, p Pick, i int) bool {
-	return !excluded(p, i) && t.usable(p.Lenient) && t.admit()
+	return !excluded(p, i) && t.usable(p.PanicMode) && t.admit()
 }
 
 // scanFrom returns the first candidate at or after start (wrapping), or -1.
@@ -246,7 +246,7 @@ func scanFrom(targets []*Target, p Pick, start int) int {
 	n := len(targets)
 	for k := 0; k < n; k++ {
 		i := (start + k) % n
-		if !excluded(p, i) && targets[i].usable(p.Lenient) {
+		if !excluded(p, i) && targets[i].usable(p.PanicMode) {
 			return i
 		}
 	}

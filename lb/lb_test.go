@@ -78,7 +78,7 @@ func TestWeightedIsSmooth(t *testing.T) {
 }
 
 // Every balancer skips blocked and excluded targets, returns -1 when none
-// is left, and a lenient pick ignores health but never an open circuit.
+// is left, and a panic-mode pick ignores health but never an open circuit.
 func TestEveryBalancerSkipsBlockedTargets(t *testing.T) {
 	for _, name := range Balancers {
 		t.Run(name, func(t *testing.T) {
@@ -97,14 +97,14 @@ func TestEveryBalancerSkipsBlockedTargets(t *testing.T) {
 			}
 			seen := map[int]bool{}
 			for k := 0; k < 2000; k++ {
-				i := p.Pick(Pick{Key: uint64(k), Exclude: 1 << 3, Lenient: true})
+				i := p.Pick(Pick{Key: uint64(k), Exclude: 1 << 3, PanicMode: true})
 				if i == 2 || i == 3 || i < 0 {
-					t.Fatalf("lenient pick chose %d (2 has an open circuit, 3 is excluded)", i)
+					t.Fatalf("panic-mode pick chose %d (2 has an open circuit, 3 is excluded)", i)
 				}
 				seen[i] = true
 			}
 			if !seen[0] && !seen[1] {
-				t.Fatal("lenient picks never used the unhealthy targets")
+				t.Fatal("panic-mode picks never used the unhealthy targets")
 			}
 		})
 	}

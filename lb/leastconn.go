@@ -22,7 +22,7 @@ func (l *LeastConn) Pick(p Pick) int {
 	for k := 0; k < n; k++ {
 		i := (start + k) % n
 		t := l.targets[i]
-		if excluded(p, i) || !t.usable(p.Lenient) {
+		if excluded(p, i) || !t.usable(p.PanicMode) {
 			continue
 		}
 		score := float64(t.InFlight()+1) / (float64(max(t.Weight, 1)) * t.warmFactor())
@@ -72,7 +72,7 @@ func (c *P2C) random(p Pick, not int) int {
 		} else {
 			return -1
 		}
-		if !excluded(p, i) && c.targets[i].usable(p.Lenient) {
+		if !excluded(p, i) && c.targets[i].usable(p.PanicMode) {
 			return i
 		}
 	}

@@ -76,7 +76,9 @@ type Pool struct {
 	Targets []*Target
 	Budget  *RetryBudget
 	picker  lb.Picker
-	panic   bool
+	// panicMode: when no healthy target is left, pick among unhealthy
+	// and ejected ones rather than fail (open circuits still block).
+	panicMode bool
 	// HashesKey reports whether Pick uses Key (ip_hash, consistent_hash),
 	// so the proxy computes one only then.
 	HashesKey bool
@@ -105,7 +107,7 @@ type PoolSpec struct {
 func Build(reg *Registry, spec PoolSpec) (*Pool, error) {
 	p := &Pool{
 		Name:      spec.Name,
-		panic:     spec.PanicMode,
+		panicMode: spec.PanicMode,
 		Budget:    reg.budget(spec.Name, spec.RetryBudget, spec.MinRetries),
 		HashesKey: spec.Balancer == "ip_hash" || spec.Balancer == "consistent_hash",
 	}
@@ -149,8 +151,8 @@ func (p *Pool) Pick(key, exclude uint64) (*Target, int, error) {
 	pick := lb.Pick{Key: key, Exclude: exclude}
 	for range p.Targets {
 		i := p.picker.Pick(pick)
-		if i < 0 && p.panic && !pick.Lenient {
-			pick.Lenient = true
+		if i < 0 && p.panicMode && !pick.PanicMode {
+			pick.PanicMode = true
 			i = p.picker.Pick(pick)
 		}
 		if i < 0 {
