@@ -341,7 +341,8 @@ func (r *Route) Observe(method []byte, code int, d time.Duration) {
 }
 
 // ErrorKinds are the kind label values of sluice_upstream_errors_total,
-// indexed by pool.ErrKind-1 (5xx is counted separately).
+// indexed by pool.ErrKind-1 (5xx is counted separately). observe does not
+// import pool: edge/errkinds_test.go checks the two lists agree.
 var ErrorKinds = [...]string{"connect", "busy", "timeout", "reset", "protocol"}
 
 // Upstream holds one upstream's metric children.
