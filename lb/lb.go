@@ -107,13 +107,16 @@ const ewmaDecay = float64(10 * time.Second)
 
 var epoch = time.Now()
 
-func monoNow() int64 { return int64(time.Since(epoch)) }
+// MonoNow is a monotonic clock reading in nanoseconds since the process
+// started: cheaper to store in an atomic.Int64 than a time.Time, and
+// immune to wall-clock steps. Readings compare only with each other.
+func MonoNow() int64 { return int64(time.Since(epoch)) }
 
 // Observe records one request's latency. A slower sample than the average
 // replaces it at once (peak), so a target that turns slow is avoided
 // immediately; faster samples pull the average down with exponential decay.
 func (t *Target) Observe(rtt time.Duration) {
-	now := monoNow()
+	now := MonoNow()
 	sample := float64(rtt)
 	for {
 		oldBits := t.ewma.Load()
@@ -145,7 +148,7 @@ func (t *Target) StartWarmup(d time.Duration) {
 	if d <= 0 {
 		return
 	}
-	now := monoNow()
+	now := MonoNow()
 	t.warmFrom.Store(now)
 	t.warmUntil.Store(now + int64(d))
 }
@@ -156,7 +159,7 @@ func (t *Target) warmFactor() float64 {
 	if until == 0 {
 		return 1
 	}
-	now := monoNow()
+	now := MonoNow()
 	if now >= until {
 		t.warmUntil.Store(0)
 		return 1

@@ -52,7 +52,7 @@ func (c *P2C) Pick(p Pick) int {
 	if b < 0 {
 		return a
 	}
-	now := monoNow()
+	now := MonoNow()
 	if c.score(b, now) < c.score(a, now) {
 		return b
 	}

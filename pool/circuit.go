@@ -120,7 +120,7 @@ func (b *breaker) Record(ok bool) {
 		}
 		tripped := !ok && int(b.consecutive.Add(1)) >= b.cfg.Failures
 		if b.ratio != nil {
-			now := nowNano()
+			now := lb.MonoNow()
 			var fail int64
 			if !ok {
 				fail = 1

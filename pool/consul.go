@@ -126,7 +126,7 @@ func (w *ServiceWatcher) Run(ctx context.Context, known []TargetSpec, index uint
 		if err != nil {
 			backoff = min(max(2*backoff, time.Second), 30*time.Second)
 			w.noteError(err, index)
-			sleep(ctx, jittered(backoff, 0.2))
+			sleep(ctx, Jitter(backoff, 0.2))
 			continue
 		}
 		if backoff > 0 {

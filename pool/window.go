@@ -3,6 +3,8 @@ package pool
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicegw/sluice/lb"
 )
 
 // window counts two things (say requests and failures) over a sliding
@@ -85,11 +87,11 @@ func newRetryBudget(ratio float64, minPerSecond int) *RetryBudget {
 }
 
 // Request counts one client request (not its retries).
-func (b *RetryBudget) Request() { b.w.add(nowNano(), 1, 0) }
+func (b *RetryBudget) Request() { b.w.add(lb.MonoNow(), 1, 0) }
 
 // TryRetry takes one retry from the budget, or reports that there is none.
 func (b *RetryBudget) TryRetry() bool {
-	now := nowNano()
+	now := lb.MonoNow()
 	reqs, retries := b.w.sums(now)
 	allowed := max(int64(b.ratio*float64(reqs)), b.minPer10)
 	if retries >= allowed {
@@ -102,8 +104,3 @@ func (b *RetryBudget) TryRetry() bool {
 
 // Denied counts retries refused for lack of budget.
 func (b *RetryBudget) Denied() int64 { return b.denied.Load() }
-
-var epoch = time.Now()
-
-// nowNano is a monotonic clock reading for the windows.
-func nowNano() int64 { return int64(time.Since(epoch)) }
