@@ -1,21 +1,3 @@
-// Package pool owns sluice's upstreams: one fasthttp.HostClient per target,
-// grouped into named pools with a balancer, and what decides whether a
-// target gets traffic: active health checks, passive outlier ejection and
-// circuit breakers. It also holds the retry budget and the error
-// classification the proxy's retry policy uses.
-//
-// Invariants:
-//   - A Pool is immutable once built; a config reload builds new Pools.
-//   - Targets (their HostClients, open connections, counters, health,
-//     ejection and circuit state) are shared through a Registry keyed by
-//     everything that shapes them, so a reload that leaves a target
-//     unchanged keeps all of it.
-//   - Nothing on the request path (Pick, Report) takes a lock or does I/O;
-//     health checks and timers run on their own goroutines and publish
-//     state as atomic bits on lb.Target.
-//   - fasthttp's own retries are off (MaxIdemponentCallAttempts = 1): sluice
-//     decides what is retried.
-//   - pool may import lb; it never imports edge.
 package pool
 
 import (

@@ -1,22 +1,3 @@
-// Package observe is sluice's metrics: one Prometheus registry per gateway,
-// the request-path handles resolved when a snapshot is built, the
-// scrape-time collector for state, and the JSON rendering the dashboard
-// reads.
-//
-// Invariants:
-//   - Label values are names from the config (route, upstream, target URL)
-//     or small closed sets (method, status code, error kind, reason),
-//     never raw paths or other client data: cardinality is bounded by the
-//     config.
-//   - The request path never looks a metric up by label: a Route or
-//     Upstream handle holds its children, and status-code children are
-//     created once on first use and then read from an atomic slot. A
-//     recorded request allocates nothing in the steady state.
-//   - State that already lives elsewhere (target health, circuit state,
-//     retry-budget denials, Redis fallback) is read at scrape time by a
-//     collector, not mirrored on every change.
-//   - A nil *Route or *Upstream handle is valid and records nothing
-//     (metrics off).
 package observe
 
 import (
