@@ -72,13 +72,15 @@ type Gateway struct {
 	tracer    *tracer            // nil: no span export
 }
 
-// Version is reported by sluice_build_info; the binary sets it at start.
-var Version = "dev"
-
 // New builds the first snapshot from cfg (validated by config.Load).
-func New(cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
+// version is the build's, as sluice_build_info and traces report it (""
+// reports "dev").
+func New(cfg *config.Config, log *slog.Logger, version string) (_ *Gateway, err error) {
 	if log == nil {
 		log = slog.Default()
+	}
+	if version == "" {
+		version = "dev"
 	}
 	g := &Gateway{registry: pool.NewRegistry(log), log: log, startup: cfg, started: time.Now()}
 	g.disc = discovery{watchers: map[string]*watch{}, targets: map[string][]pool.TargetSpec{}}
@@ -91,7 +93,7 @@ func New(cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
 			g.closeRedis()
 		}
 	}()
-	g.metrics = observe.New(Version, g.started, g.metricsState)
+	g.metrics = observe.New(version, g.started, g.metricsState)
 	if a := cfg.AccessLog; a.Enabled {
 		out := a.Output
 		if out != "stdout" {
@@ -102,7 +104,7 @@ func New(cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
 		}
 	}
 	if cfg.Tracing.OTLPEndpoint != "" {
-		if g.tracer, err = newTracer(cfg.Tracing, log); err != nil {
+		if g.tracer, err = newTracer(cfg.Tracing, version, log); err != nil {
 			return nil, err
 		}
 	}

@@ -36,7 +36,7 @@ func mustParse(t testing.TB, yaml string) *config.Config {
 
 func startGateway(t testing.TB, yaml string) *testGateway {
 	t.Helper()
-	gw, err := New(mustParse(t, yaml), quietLogger())
+	gw, err := New(mustParse(t, yaml), quietLogger(), "")
 	if err != nil {
 		t.Fatal(err)
 	}

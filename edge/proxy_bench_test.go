@@ -45,7 +45,7 @@ upstreams:
 routes:
   - { name: api, match: { prefix: /api/ }, upstream: up, rewrite: { strip_prefix: /api },
       request_headers: { set: { X-Env: bench } }, response_headers: { set: { X-Served-By: sluice } } %s }
-`, extraConfig, up.URL, routeExtra)), quietLogger())
+`, extraConfig, up.URL, routeExtra)), quietLogger(), "")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -34,7 +34,7 @@ type tracer struct {
 	log      *slog.Logger
 }
 
-func newTracer(c config.Tracing, log *slog.Logger) (*tracer, error) {
+func newTracer(c config.Tracing, version string, log *slog.Logger) (*tracer, error) {
 	endpoint := c.OTLPEndpoint
 	if u, err := url.Parse(endpoint); err == nil && (u.Path == "" || u.Path == "/") {
 		endpoint = u.Scheme + "://" + u.Host + "/v1/traces"
@@ -46,7 +46,7 @@ func newTracer(c config.Tracing, log *slog.Logger) (*tracer, error) {
 	}
 	res := resource.NewSchemaless(
 		attribute.String("service.name", c.ServiceName),
-		attribute.String("service.version", Version),
+		attribute.String("service.version", version),
 	)
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),

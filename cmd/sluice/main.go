@@ -115,8 +115,7 @@ func serve(path string, stderr io.Writer) int {
 		log.Error("config refused; not starting", "source", path)
 		return 1
 	}
-	edge.Version = version
-	gw, err := edge.New(cfg, log)
+	gw, err := edge.New(cfg, log, version)
 	if err != nil {
 		log.Error("startup failed", "error", err.Error())
 		return 1
