@@ -46,9 +46,10 @@ deps:
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-## lint: gofmt, go vet, staticcheck
+## lint: gofmt, go.mod/go.sum tidy (go mod tidy -diff prints what tidy would change), go vet, staticcheck
 lint: deps
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
 

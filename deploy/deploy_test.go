@@ -1,5 +1,3 @@
-// Package deploy holds the files operators deploy sluice with; its tests
-// check them with the real tools (promtool, a Prometheus server).
 package deploy
 
 import (

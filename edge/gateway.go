@@ -41,6 +41,9 @@ func New(cfg *config.Config, log *slog.Logger, version string) (_ *Gateway, err 
 	if log == nil {
 		log = slog.Default()
 	}
+	if version == "" {
+		version = "dev"
+	}
 	g := &Gateway{log: log, startup: cfg, started: time.Now()}
 	g.res.log, g.res.registry = log, pool.NewRegistry(log)
 	g.disc = discovery{watchers: map[string]*watch{}, targets: map[string][]pool.TargetSpec{}}

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/edge/observe"
-	"github.com/sluicegw/sluice/lb"
 	"github.com/valyala/fasthttp"
 )
 
@@ -113,10 +112,10 @@ func (g *Gateway) metricsState() observe.State {
 		for _, t := range up.pool.Targets {
 			ts := observe.TargetState{
 				Upstream: name, Target: t.URL, InFlight: t.InFlight(),
-				Usable: t.State()&(lb.CircuitOpen|lb.Ejected|lb.Unhealthy) == 0,
+				Usable: t.Usable(),
 			}
-			if b := t.Breaker; b != nil {
-				ts.HasBreaker, ts.CircuitState, ts.CircuitTrips = true, b.State(), b.Trips()
+			if t.HasCircuit() {
+				ts.HasBreaker, ts.CircuitState, ts.CircuitTrips = true, uint32(t.CircuitState()), t.CircuitTrips()
 			}
 			st.Targets = append(st.Targets, ts)
 		}

@@ -5,9 +5,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/sluicegw/sluice/lb"
-	"github.com/sluicegw/sluice/pool"
 )
 
 // TargetStatus is one target as /admin/upstreams and /services/health
@@ -36,19 +33,6 @@ type UpstreamStatus struct {
 	Targets           []TargetStatus `json:"targets"`
 }
 
-func targetState(t *pool.Target) string {
-	s := t.State()
-	switch {
-	case s&lb.CircuitOpen != 0:
-		return "circuit_open"
-	case s&lb.Ejected != 0:
-		return "ejected"
-	case s&lb.Unhealthy != 0:
-		return "unhealthy"
-	}
-	return "healthy"
-}
-
 // UpstreamStatus reports every upstream of the current snapshot, by name.
 func (g *Gateway) UpstreamStatus() []UpstreamStatus {
 	snap := g.snap.Load()
@@ -60,7 +44,7 @@ func (g *Gateway) UpstreamStatus() []UpstreamStatus {
 			Total: len(up.pool.Targets), RetryBudgetDenied: up.pool.Budget.Denied()}
 		for _, t := range up.pool.Targets {
 			ts := TargetStatus{
-				URL: t.URL, State: targetState(t), Weight: t.Weight, InFlight: t.InFlight(),
+				URL: t.URL, State: t.Status(), Weight: t.Weight, InFlight: t.InFlight(),
 				LatencyMS:           float64(t.Latency().Microseconds()) / 1000,
 				ConsecutiveFailures: t.ConsecutiveFailures(),
 				HealthChecked:       t.HealthChecked(), LastHealthError: t.LastHealthError(),
@@ -68,8 +52,8 @@ func (g *Gateway) UpstreamStatus() []UpstreamStatus {
 			if ts.State == "healthy" {
 				us.Usable++
 			}
-			if b := t.Breaker; b != nil {
-				ts.Circuit, ts.CircuitTrips = pool.StateName(b.State()), b.Trips()
+			if t.HasCircuit() {
+				ts.Circuit, ts.CircuitTrips = t.CircuitState().String(), t.CircuitTrips()
 			}
 			if u := t.EjectedUntil(); !u.IsZero() {
 				ts.EjectedUntil = u.UTC().Format(time.RFC3339Nano)
@@ -98,12 +82,12 @@ func (g *Gateway) CircuitBreakers() []BreakerStatus {
 	var out []BreakerStatus
 	for _, name := range slices.Sorted(maps.Keys(snap.upstreams)) {
 		for _, t := range snap.upstreams[name].pool.Targets {
-			if t.Breaker == nil {
+			if !t.HasCircuit() {
 				continue
 			}
 			bs := BreakerStatus{Name: name + "@" + t.Host, Upstream: name, Target: t.URL,
-				State: pool.StateName(t.Breaker.State()), Trips: t.Breaker.Trips(), ConsecutiveFailures: t.ConsecutiveFailures()}
-			if u := t.Breaker.OpenUntil(); !u.IsZero() {
+				State: t.CircuitState().String(), Trips: t.CircuitTrips(), ConsecutiveFailures: t.ConsecutiveFailures()}
+			if u := t.CircuitOpenUntil(); !u.IsZero() {
 				bs.OpenUntil = u.UTC().Format(time.RFC3339Nano)
 			}
 			out = append(out, bs)
@@ -123,10 +107,10 @@ func (g *Gateway) ResetCircuitBreakers(name string) int {
 			continue
 		}
 		for _, t := range up.pool.Targets {
-			if t.Breaker == nil || (one && t.Host != host) {
+			if !t.HasCircuit() || (one && t.Host != host) {
 				continue
 			}
-			t.Breaker.Reset()
+			t.ResetCircuit()
 			n++
 		}
 	}

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -126,13 +125,5 @@ func (r *retryPolicy) backoffFor(n int) time.Duration {
 			break
 		}
 	}
-	return jitter(time.Duration(d), r.jitter)
-}
-
-// jitter varies d by +-frac.
-func jitter(d time.Duration, frac float64) time.Duration {
-	if frac <= 0 || d <= 0 {
-		return d
-	}
-	return time.Duration(float64(d) * (1 + frac*(2*rand.Float64()-1)))
+	return pool.Jitter(time.Duration(d), r.jitter)
 }

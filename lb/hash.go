@@ -7,7 +7,7 @@ import (
 	"sort"
 )
 
-// Ring is consistent hashing on a ring of virtual nodes (ketama style):
+// ring is consistent hashing on a ring of virtual nodes (ketama style):
 // each target owns 160 x weight points; a key goes to the first point
 // clockwise from its hash. When a target leaves, only the keys it owned
 // move (about 1/N of them); the others keep their target. Unusable targets
@@ -18,7 +18,7 @@ import (
 // average in-flight load is passed over too, so one hot key can't melt a
 // target (Mirrokni, Thorup, Zadimoghaddam: "Consistent Hashing with
 // Bounded Loads").
-type Ring struct {
+type ring struct {
 	points  []ringPoint // sorted by hash
 	targets []*Target
 	bound   float64
@@ -31,11 +31,11 @@ type ringPoint struct {
 
 const pointsPerWeight = 160
 
-// NewRing builds the ring. A target's points depend only on its name (or,
+// newRing builds the ring. A target's points depend only on its name (or,
 // without names, its position) and weight, so removing one target leaves
 // every other target's points where they were.
-func NewRing(targets []*Target, names []string, boundedLoad float64) *Ring {
-	r := &Ring{targets: targets, bound: boundedLoad}
+func newRing(targets []*Target, names []string, boundedLoad float64) *ring {
+	r := &ring{targets: targets, bound: boundedLoad}
 	for i, t := range r.targets {
 		var name []byte
 		if i < len(names) {
@@ -56,7 +56,7 @@ func NewRing(targets []*Target, names []string, boundedLoad float64) *Ring {
 
 // Pick returns the owner of p.Key, walking clockwise past unusable,
 // excluded or overloaded targets.
-func (r *Ring) Pick(p Pick) int {
+func (r *ring) Pick(p Pick) int {
 	n := len(r.points)
 	h := mix64(p.Key)
 	start := sort.Search(n, func(i int) bool { return r.points[i].hash >= h })
@@ -71,7 +71,7 @@ func (r *Ring) Pick(p Pick) int {
 	for k := 0; k < n; k++ {
 		i := int(r.points[(start+k)%n].target)
 		t := r.targets[i]
-		if excluded(p, i) || !t.usable(p.Lenient) || t.InFlight() >= limit {
+		if excluded(p, i) || !t.usable(p.PanicMode) || t.InFlight() >= limit {
 			continue
 		}
 		return i
@@ -102,4 +102,4 @@ func HashBytes(b []byte) uint64 {
 	return h
 }
 
-var _ Picker = (*Ring)(nil)
+var _ Picker = (*ring)(nil)

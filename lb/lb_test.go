@@ -67,7 +67,7 @@ func TestDistributions(t *testing.T) {
 
 // nginx's smooth WRR interleaves: weights 5,1,1 give a a b a c a a.
 func TestWeightedIsSmooth(t *testing.T) {
-	w := NewWeighted(targets(5, 1, 1))
+	w := newWeighted(targets(5, 1, 1))
 	var seq []int
 	for i := 0; i < 7; i++ {
 		seq = append(seq, w.Pick(Pick{}))
@@ -78,7 +78,7 @@ func TestWeightedIsSmooth(t *testing.T) {
 }
 
 // Every balancer skips blocked and excluded targets, returns -1 when none
-// is left, and a lenient pick ignores health but never an open circuit.
+// is left, and a panic-mode pick ignores health but never an open circuit.
 func TestEveryBalancerSkipsBlockedTargets(t *testing.T) {
 	for _, name := range Balancers {
 		t.Run(name, func(t *testing.T) {
@@ -97,14 +97,14 @@ func TestEveryBalancerSkipsBlockedTargets(t *testing.T) {
 			}
 			seen := map[int]bool{}
 			for k := 0; k < 2000; k++ {
-				i := p.Pick(Pick{Key: uint64(k), Exclude: 1 << 3, Lenient: true})
+				i := p.Pick(Pick{Key: uint64(k), Exclude: 1 << 3, PanicMode: true})
 				if i == 2 || i == 3 || i < 0 {
-					t.Fatalf("lenient pick chose %d (2 has an open circuit, 3 is excluded)", i)
+					t.Fatalf("panic-mode pick chose %d (2 has an open circuit, 3 is excluded)", i)
 				}
 				seen[i] = true
 			}
 			if !seen[0] && !seen[1] {
-				t.Fatal("lenient picks never used the unhealthy targets")
+				t.Fatal("panic-mode picks never used the unhealthy targets")
 			}
 		})
 	}
@@ -167,8 +167,8 @@ func TestPeakEWMA(t *testing.T) {
 // Removing one of N targets moves only the keys it owned (~1/N).
 func TestRingMovesOnlyTheRemovedTargetsKeys(t *testing.T) {
 	names := []string{"http://a:1", "http://b:1", "http://c:1", "http://d:1", "http://e:1"}
-	before := NewRing(targets(1, 1, 1, 1, 1), names, 0)
-	after := NewRing(targets(1, 1, 1, 1), append(append([]string{}, names[:2]...), names[3:]...), 0) // drop "c"
+	before := newRing(targets(1, 1, 1, 1, 1), names, 0)
+	after := newRing(targets(1, 1, 1, 1), append(append([]string{}, names[:2]...), names[3:]...), 0) // drop "c"
 	const keys = 50000
 	moved := 0
 	for k := 0; k < keys; k++ {
@@ -202,7 +202,7 @@ func TestIPHashIsStable(t *testing.T) {
 
 func TestRingBoundedLoad(t *testing.T) {
 	ts := targets(1, 1, 1, 1)
-	r := NewRing(ts, nil, 1.25)
+	r := newRing(ts, nil, 1.25)
 	key := HashBytes([]byte("hot-key"))
 	owner := r.Pick(Pick{Key: key})
 	for i := 0; i < 10; i++ {
@@ -211,7 +211,7 @@ func TestRingBoundedLoad(t *testing.T) {
 	if i := r.Pick(Pick{Key: key}); i == owner {
 		t.Errorf("overloaded owner %d (in flight 10, average 2.5) still chosen", owner)
 	}
-	unbounded := NewRing(ts, nil, 0)
+	unbounded := newRing(ts, nil, 0)
 	if i := unbounded.Pick(Pick{Key: key}); i != owner {
 		t.Errorf("without a bound the key must stay on its owner")
 	}

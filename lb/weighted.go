@@ -2,21 +2,21 @@ package lb
 
 import "sync/atomic"
 
-// Weighted is nginx's smooth weighted round robin: weights 5,1,1 give
+// weighted is nginx's smooth weighted round robin: weights 5,1,1 give
 // a a b a c a a, not a a a a a b c. nginx runs the algorithm under a lock
 // per pick; here the whole cycle (sum of weights / gcd picks) is computed
 // once when the picker is built, and Pick walks it with an atomic counter,
 // so picks stay lock-free and produce the same sequence. Unusable targets
 // are skipped by walking on.
-type Weighted struct {
+type weighted struct {
 	next     atomic.Uint64
 	schedule []uint32
 	targets  []*Target
 }
 
-// NewWeighted precomputes the smooth schedule. Weights are at most 1000
+// newWeighted precomputes the smooth schedule. Weights are at most 1000
 // (config validation) so a cycle is at most 1000 x len(targets) entries.
-func NewWeighted(targets []*Target) *Weighted {
+func newWeighted(targets []*Target) *weighted {
 	g := 0
 	for _, t := range targets {
 		g = gcd(g, max(t.Weight, 1))
@@ -40,11 +40,11 @@ func NewWeighted(targets []*Target) *Weighted {
 		current[best] -= total
 		schedule[k] = uint32(best)
 	}
-	return &Weighted{schedule: schedule, targets: targets}
+	return &weighted{schedule: schedule, targets: targets}
 }
 
 // Pick returns the next usable index of the smooth cycle.
-func (w *Weighted) Pick(p Pick) int {
+func (w *weighted) Pick(p Pick) int {
 	n := uint64(len(w.schedule))
 	start := w.next.Add(1) - 1
 	// Walking at most len(targets) entries past the start normally finds a
@@ -65,4 +65,4 @@ func gcd(a, b int) int {
 	return a
 }
 
-var _ Picker = (*Weighted)(nil)
+var _ Picker = (*weighted)(nil)

@@ -1,18 +1,3 @@
-// Package limiter is sluice's rate limiting: token buckets kept as GCRA
-// (the generic cell rate algorithm: one "theoretical arrival time" per key,
-// one atomic int64 of state), in shards so cores don't contend.
-//
-// Invariants:
-//   - Take never blocks on I/O and, for a key already seen, never
-//     allocates; a new key costs one small allocation.
-//   - Memory is bounded by the keys active in the last burst window: a key
-//     whose bucket is full again carries no information and is evicted.
-//   - Time comes from the caller (monotonic nanoseconds), so tests and
-//     benchmarks control it.
-//
-// Strict limits (strict.go) run the same algorithm atomically in Redis.
-// limiter imports nothing of sluice's. (Cluster-wide limits reconciled to
-// Redis and quotas come with the rest of issue 6.)
 package limiter
 
 import (

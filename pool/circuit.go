@@ -7,7 +7,7 @@ import (
 	"github.com/sluicegw/sluice/lb"
 )
 
-// CircuitSettings configure a Breaker.
+// CircuitSettings configure a target's circuit breaker.
 type CircuitSettings struct {
 	Failures         int           // consecutive failures that open it
 	FailureRatio     float64       // or this failure ratio over Window (0: off)
@@ -18,35 +18,44 @@ type CircuitSettings struct {
 	Successes        int           // successful trials that close it
 }
 
-// Circuit states.
+// CircuitState is where a circuit breaker is in its cycle. Its values are
+// also those of the sluice_circuit_state gauge (0 closed, 1 open,
+// 2 half-open): don't reorder them.
+type CircuitState uint8
+
 const (
-	Closed uint32 = iota
-	Open
-	HalfOpen
+	// CircuitClosed: requests flow and failures are counted.
+	CircuitClosed CircuitState = iota
+	// CircuitOpen: the target gets no requests until OpenFor has passed.
+	CircuitOpen
+	// CircuitHalfOpen: a few trial requests decide whether it closes again
+	// or reopens.
+	CircuitHalfOpen
 )
 
-// StateName names a circuit state for humans and JSON.
-func StateName(s uint32) string {
+// String names the state as the admin API, the logs and the dashboard
+// show it: "closed", "open" or "half_open".
+func (s CircuitState) String() string {
 	switch s {
-	case Open:
+	case CircuitOpen:
 		return "open"
-	case HalfOpen:
+	case CircuitHalfOpen:
 		return "half_open"
 	}
 	return "closed"
 }
 
-// Breaker is one target's circuit breaker (the state machine of seed 001,
+// breaker is one target's circuit breaker (the state machine of seed 001,
 // plus a failure-ratio trigger). All state is atomics: Allow and Record
 // are on the request path and take no lock. The open -> half-open move is
 // made by a timer, and the state is mirrored into the target's
 // lb.CircuitOpen bit so every balancer skips an open target without asking.
-type Breaker struct {
+type breaker struct {
 	cfg    CircuitSettings
 	target *lb.Target
-	notify func(from, to uint32)
+	notify func(from, to CircuitState)
 
-	state       atomic.Uint32
+	state       atomic.Uint32 // a CircuitState
 	consecutive atomic.Int32
 	trials      atomic.Int32 // admitted while half-open
 	successes   atomic.Int32 // of those trials
@@ -56,10 +65,10 @@ type Breaker struct {
 	generation  atomic.Uint64
 }
 
-// NewBreaker makes a closed breaker for t. notify (may be nil) is told of
+// newBreaker makes a closed breaker for t. notify (may be nil) is told of
 // every state change.
-func NewBreaker(cfg CircuitSettings, t *lb.Target, notify func(from, to uint32)) *Breaker {
-	b := &Breaker{cfg: cfg, target: t, notify: notify}
+func newBreaker(cfg CircuitSettings, t *lb.Target, notify func(from, to CircuitState)) *breaker {
+	b := &breaker{cfg: cfg, target: t, notify: notify}
 	if cfg.FailureRatio > 0 {
 		b.ratio = newWindow(cfg.Window)
 	}
@@ -67,14 +76,19 @@ func NewBreaker(cfg CircuitSettings, t *lb.Target, notify func(from, to uint32))
 }
 
 // State is the current state.
-func (b *Breaker) State() uint32 { return b.state.Load() }
+func (b *breaker) State() CircuitState { return CircuitState(b.state.Load()) }
+
+// cas moves the state from old to nw and reports whether it did.
+func (b *breaker) cas(old, nw CircuitState) bool {
+	return b.state.CompareAndSwap(uint32(old), uint32(nw))
+}
 
 // Trips counts how often it opened.
-func (b *Breaker) Trips() int64 { return b.trips.Load() }
+func (b *breaker) Trips() int64 { return b.trips.Load() }
 
 // OpenUntil is when an open breaker turns half-open (zero if not open).
-func (b *Breaker) OpenUntil() time.Time {
-	if b.state.Load() != Open {
+func (b *breaker) OpenUntil() time.Time {
+	if b.State() != CircuitOpen {
 		return time.Time{}
 	}
 	return time.Unix(0, b.openUntil.Load())
@@ -83,11 +97,11 @@ func (b *Breaker) OpenUntil() time.Time {
 // Allow reports whether a request may go to the target now. While
 // half-open it admits HalfOpenRequests trials and refuses the rest until
 // their results are in.
-func (b *Breaker) Allow() bool {
-	switch b.state.Load() {
-	case Closed:
+func (b *breaker) Allow() bool {
+	switch b.State() {
+	case CircuitClosed:
 		return true
-	case HalfOpen:
+	case CircuitHalfOpen:
 		if b.trials.Add(1) <= int32(b.cfg.HalfOpenRequests) {
 			return true
 		}
@@ -98,15 +112,15 @@ func (b *Breaker) Allow() bool {
 }
 
 // Record reports the outcome of a request that Allow let through.
-func (b *Breaker) Record(ok bool) {
-	switch b.state.Load() {
-	case Closed:
+func (b *breaker) Record(ok bool) {
+	switch b.State() {
+	case CircuitClosed:
 		if ok {
 			b.consecutive.Store(0)
 		}
 		tripped := !ok && int(b.consecutive.Add(1)) >= b.cfg.Failures
 		if b.ratio != nil {
-			now := nowNano()
+			now := lb.MonoNow()
 			var fail int64
 			if !ok {
 				fail = 1
@@ -118,22 +132,22 @@ func (b *Breaker) Record(ok bool) {
 			}
 		}
 		if tripped {
-			b.open(Closed)
+			b.open(CircuitClosed)
 		}
-	case HalfOpen:
+	case CircuitHalfOpen:
 		if !ok {
-			b.open(HalfOpen)
+			b.open(CircuitHalfOpen)
 			return
 		}
-		if int(b.successes.Add(1)) >= b.cfg.Successes && b.state.CompareAndSwap(HalfOpen, Closed) {
+		if int(b.successes.Add(1)) >= b.cfg.Successes && b.cas(CircuitHalfOpen, CircuitClosed) {
 			b.resetCounts()
-			b.changed(HalfOpen, Closed)
+			b.changed(CircuitHalfOpen, CircuitClosed)
 		}
 	}
 }
 
-func (b *Breaker) open(from uint32) {
-	if !b.state.CompareAndSwap(from, Open) {
+func (b *breaker) open(from CircuitState) {
+	if !b.cas(from, CircuitOpen) {
 		return // someone else moved it first
 	}
 	b.trips.Add(1)
@@ -142,28 +156,28 @@ func (b *Breaker) open(from uint32) {
 	gen := b.generation.Add(1)
 	time.AfterFunc(b.cfg.OpenFor, func() {
 		// A Reset or a newer trip since then owns the state now.
-		if b.generation.Load() == gen && b.state.CompareAndSwap(Open, HalfOpen) {
+		if b.generation.Load() == gen && b.cas(CircuitOpen, CircuitHalfOpen) {
 			b.trials.Store(0)
 			b.successes.Store(0)
 			b.target.SetState(lb.CircuitOpen, false)
-			b.changed(Open, HalfOpen)
+			b.changed(CircuitOpen, CircuitHalfOpen)
 		}
 	})
-	b.changed(from, Open)
+	b.changed(from, CircuitOpen)
 }
 
 // Reset closes the breaker now (admin action).
-func (b *Breaker) Reset() {
+func (b *breaker) Reset() {
 	b.generation.Add(1)
-	from := b.state.Swap(Closed)
+	from := CircuitState(b.state.Swap(uint32(CircuitClosed)))
 	b.resetCounts()
 	b.target.SetState(lb.CircuitOpen, false)
-	if from != Closed {
-		b.changed(from, Closed)
+	if from != CircuitClosed {
+		b.changed(from, CircuitClosed)
 	}
 }
 
-func (b *Breaker) resetCounts() {
+func (b *breaker) resetCounts() {
 	b.consecutive.Store(0)
 	b.trials.Store(0)
 	b.successes.Store(0)
@@ -172,7 +186,7 @@ func (b *Breaker) resetCounts() {
 	}
 }
 
-func (b *Breaker) changed(from, to uint32) {
+func (b *breaker) changed(from, to CircuitState) {
 	if b.notify != nil {
 		b.notify(from, to)
 	}

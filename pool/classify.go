@@ -11,6 +11,8 @@ import (
 
 // ErrKind says what went wrong in an upstream exchange, in the terms the
 // retry policy and the error answers use.
+// The metrics label these kinds by their String, in this order
+// (edge/observe's ErrorKinds; edge/errkinds_test.go keeps the two in step).
 type ErrKind uint8
 
 const (

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/sluicegw/sluice/internal/consulwatch"
 )
 
 // ServiceQuery names the Consul service whose instances are an upstream's
@@ -39,11 +40,9 @@ type WatchStatus struct {
 // target list. Consul is never on the request path: the watcher runs on
 // its own goroutine and the gateway rebuilds its snapshot when told.
 //
-// Following Consul's guidance for blocking queries: the index is reset to
-// 0 when it goes backwards (a restarted or replaced server), errors back off
-// with jitter (1s doubling to 30s), and queries are at least 50ms apart so
-// a misbehaving server can't make it spin. When Consul can't be reached the
-// last known targets stay: OnChange is simply not called.
+// The loop, its index rules, pacing and backoff are internal/consulwatch's
+// (after Consul's guidance for blocking queries). When Consul can't be
+// reached the last known targets stay: OnChange is simply not called.
 type ServiceWatcher struct {
 	Client   *api.Client
 	Query    ServiceQuery
@@ -72,13 +71,13 @@ func (w *ServiceWatcher) query(ctx context.Context, index uint64) ([]TargetSpec,
 	if err != nil {
 		return nil, 0, fmt.Errorf("consul service %q: %w", w.Query.Service, err)
 	}
-	return TargetsFromEntries(entries, w.Query.Scheme), meta.LastIndex, nil
+	return targetsFromEntries(entries, w.Query.Scheme), meta.LastIndex, nil
 }
 
-// TargetsFromEntries turns Consul's answer into target specs, sorted by
+// targetsFromEntries turns Consul's answer into target specs, sorted by
 // URL so equal sets compare equal. An instance's address is its service
 // address, else its node's; its weight is Consul's passing weight (1..1000).
-func TargetsFromEntries(entries []*api.ServiceEntry, scheme string) []TargetSpec {
+func targetsFromEntries(entries []*api.ServiceEntry, scheme string) []TargetSpec {
 	out := make([]TargetSpec, 0, len(entries))
 	for _, e := range entries {
 		if e.Service == nil || e.Service.Port <= 0 {
@@ -112,59 +111,37 @@ func TargetsFromEntries(entries []*api.ServiceEntry, scheme string) []TargetSpec
 // Run follows the service until ctx ends. known is the target list the
 // caller already has (from Fetch), index the index it came with.
 func (w *ServiceWatcher) Run(ctx context.Context, known []TargetSpec, index uint64) {
-	backoff := time.Duration(0)
-	last := time.Time{}
-	for ctx.Err() == nil {
-		if wait := 50*time.Millisecond - time.Since(last); wait > 0 {
-			sleep(ctx, wait)
-		}
-		last = time.Now()
-		targets, newIndex, err := w.query(ctx, index)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			backoff = min(max(2*backoff, time.Second), 30*time.Second)
-			w.noteError(err, index)
-			sleep(ctx, jittered(backoff, 0.2))
-			continue
-		}
-		if backoff > 0 {
+	consulwatch.Loop{
+		Query: func(ctx context.Context, index uint64) (uint64, error) {
+			targets, newIndex, err := w.query(ctx, index)
+			if err != nil {
+				return 0, err
+			}
+			w.status.Store(&WatchStatus{Service: w.Query.Service, Instances: len(targets), LastIndex: newIndex, LastUpdate: time.Now()})
+			if !slices.Equal(targets, known) {
+				known = targets
+				w.Log.Info("consul service changed", "service", w.Query.Service, "instances", len(targets))
+				w.OnChange(targets)
+			}
+			return newIndex, nil
+		},
+		OnError: w.noteError,
+		OnRecover: func() {
 			w.Log.Info("consul reachable again", "service", w.Query.Service)
-			backoff = 0
-		}
-		if newIndex < index {
-			// The index went backwards: start over with a fresh query.
-			w.Log.Info("consul index went backwards; resetting", "service", w.Query.Service, "from", index, "to", newIndex)
-			newIndex = 0
-		}
-		index = newIndex
-		w.status.Store(&WatchStatus{Service: w.Query.Service, Instances: len(targets), LastIndex: index, LastUpdate: time.Now()})
-		if !slices.Equal(targets, known) {
-			known = targets
-			w.Log.Info("consul service changed", "service", w.Query.Service, "instances", len(targets))
-			w.OnChange(targets)
-		}
-	}
+		},
+		OnReset: func(from, to uint64) {
+			w.Log.Info("consul index went backwards; resetting", "service", w.Query.Service, "from", from, "to", to)
+		},
+	}.Run(ctx, index)
 }
 
-func (w *ServiceWatcher) noteError(err error, index uint64) {
-	prev := w.Status()
-	st := prev
+func (w *ServiceWatcher) noteError(err error, index uint64, first bool) {
+	st := w.Status()
 	st.LastError = err.Error()
-	if prev.LastError == "" {
+	if first {
 		st.ErrorSince = time.Now()
 		w.Log.Warn("consul unreachable; keeping the last known targets", "service", w.Query.Service, "error", err.Error())
 	}
 	st.LastIndex = index
 	w.status.Store(&st)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -137,7 +137,7 @@ func TestTargetsFromEntries(t *testing.T) {
 		{Node: &api.Node{}, Service: &api.AgentService{Address: "10.0.0.2", Port: 8080}}, // duplicate
 		{Node: &api.Node{}, Service: &api.AgentService{Address: "10.0.0.5", Port: 1, Weights: api.AgentWeights{Passing: 5000}}},
 	}
-	got := TargetsFromEntries(entries, "http")
+	got := targetsFromEntries(entries, "http")
 	want := []TargetSpec{{"http://10.0.0.1:8080", 1}, {"http://10.0.0.2:8080", 3}, {"http://10.0.0.5:1", 1000}, {"http://[fe80::1]:9000", 1}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got %v\nwant %v", got, want)

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -49,17 +48,10 @@ func (t *Target) startHealthCheck(hs HealthSettings) (stop func()) {
 			case <-time.After(wait):
 			}
 			t.checkOnce(hs, req, resp)
-			wait = jittered(hs.Interval, hs.Jitter)
+			wait = Jitter(hs.Interval, hs.Jitter)
 		}
 	}()
 	return cancel
-}
-
-func jittered(d time.Duration, frac float64) time.Duration {
-	if frac <= 0 {
-		return d
-	}
-	return time.Duration(float64(d) * (1 + frac*(2*rand.Float64()-1)))
 }
 
 func (t *Target) checkOnce(hs HealthSettings, req *fasthttp.Request, resp *fasthttp.Response) {

@@ -1,27 +1,8 @@
-// Package pool owns sluice's upstreams: one fasthttp.HostClient per target,
-// grouped into named pools with a balancer, and what decides whether a
-// target gets traffic: active health checks, passive outlier ejection and
-// circuit breakers. It also holds the retry budget and the error
-// classification the proxy's retry policy uses.
-//
-// Invariants:
-//   - A Pool is immutable once built; a config reload builds new Pools.
-//   - Targets (their HostClients, open connections, counters, health,
-//     ejection and circuit state) are shared through a Registry keyed by
-//     everything that shapes them, so a reload that leaves a target
-//     unchanged keeps all of it.
-//   - Nothing on the request path (Pick, Report) takes a lock or does I/O;
-//     health checks and timers run on their own goroutines and publish
-//     state as atomic bits on lb.Target.
-//   - fasthttp's own retries are off (MaxIdemponentCallAttempts = 1): sluice
-//     decides what is retried.
-//   - pool may import lb; it never imports edge.
 package pool
 
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"time"
@@ -71,35 +52,15 @@ type OutlierSettings struct {
 	MaxEjectionPercent  int
 }
 
-// Target is one backend with its connection pool and its state.
-type Target struct {
-	lb.Target
-	// URL is the target as configured ("http://127.0.0.1:9001").
-	URL string
-	// Host is host:port, used when a route rewrites Host to the target.
-	Host string
-	// Upstream is the name of the pool the target belongs to.
-	Upstream string
-	// Client sends requests to this target.
-	Client *fasthttp.HostClient
-	// Breaker is nil when the upstream has no circuit breaker.
-	Breaker *Breaker
-
-	key       string
-	settings  Settings
-	log       *slog.Logger
-	stopCheck func()
-	outlier   outlierState
-	health    healthState
-}
-
 // Pool is a named, immutable set of targets and the picker over them.
 type Pool struct {
 	Name    string
 	Targets []*Target
 	Budget  *RetryBudget
 	picker  lb.Picker
-	panic   bool
+	// panicMode: when no healthy target is left, pick among unhealthy
+	// and ejected ones rather than fail (open circuits still block).
+	panicMode bool
 	// HashesKey reports whether Pick uses Key (ip_hash, consistent_hash),
 	// so the proxy computes one only then.
 	HashesKey bool
@@ -128,7 +89,7 @@ type PoolSpec struct {
 func Build(reg *Registry, spec PoolSpec) (*Pool, error) {
 	p := &Pool{
 		Name:      spec.Name,
-		panic:     spec.PanicMode,
+		panicMode: spec.PanicMode,
 		Budget:    reg.budget(spec.Name, spec.RetryBudget, spec.MinRetries),
 		HashesKey: spec.Balancer == "ip_hash" || spec.Balancer == "consistent_hash",
 	}
@@ -172,15 +133,15 @@ func (p *Pool) Pick(key, exclude uint64) (*Target, int, error) {
 	pick := lb.Pick{Key: key, Exclude: exclude}
 	for range p.Targets {
 		i := p.picker.Pick(pick)
-		if i < 0 && p.panic && !pick.Lenient {
-			pick.Lenient = true
+		if i < 0 && p.panicMode && !pick.PanicMode {
+			pick.PanicMode = true
 			i = p.picker.Pick(pick)
 		}
 		if i < 0 {
 			break
 		}
 		t := p.Targets[i]
-		if t.Breaker == nil || t.Breaker.Allow() {
+		if t.breaker == nil || t.breaker.Allow() {
 			return t, i, nil
 		}
 		// Half-open and out of trials: treat as tried and look again.
@@ -199,7 +160,7 @@ func (p *Pool) allCircuitsOpen() bool {
 		return false
 	}
 	for _, t := range p.Targets {
-		if t.Breaker == nil || t.Breaker.State() == Closed {
+		if t.breaker == nil || t.breaker.State() == CircuitClosed {
 			return false
 		}
 	}
@@ -211,10 +172,10 @@ func (p *Pool) allCircuitsOpen() bool {
 func (p *Pool) RetryAfter() time.Duration {
 	var soonest time.Time
 	for _, t := range p.Targets {
-		if t.Breaker == nil {
+		if t.breaker == nil {
 			continue
 		}
-		if u := t.Breaker.OpenUntil(); !u.IsZero() && (soonest.IsZero() || u.Before(soonest)) {
+		if u := t.breaker.OpenUntil(); !u.IsZero() && (soonest.IsZero() || u.Before(soonest)) {
 			soonest = u
 		}
 	}
@@ -242,14 +203,14 @@ func (p *Pool) Report(t *Target, o Outcome, rtt time.Duration) {
 	if o != Neutral {
 		t.Observe(rtt)
 	}
-	if t.Breaker != nil {
+	if t.breaker != nil {
 		switch o {
 		case Neutral:
-			if t.Breaker.State() == HalfOpen {
-				t.Breaker.trials.Add(-1)
+			if t.breaker.State() == CircuitHalfOpen {
+				t.breaker.trials.Add(-1)
 			}
 		default:
-			t.Breaker.Record(o == Success)
+			t.breaker.Record(o == Success)
 		}
 	}
 	switch o {

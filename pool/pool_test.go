@@ -23,10 +23,10 @@ func TestBreakerStateMachine(t *testing.T) {
 	target := &lb.Target{}
 	var mu sync.Mutex // notify runs on timer goroutines too
 	var changes []string
-	b := NewBreaker(CircuitSettings{Failures: 3, OpenFor: 50 * time.Millisecond, HalfOpenRequests: 2, Successes: 2}, target,
-		func(from, to uint32) {
+	b := newBreaker(CircuitSettings{Failures: 3, OpenFor: 50 * time.Millisecond, HalfOpenRequests: 2, Successes: 2}, target,
+		func(from, to CircuitState) {
 			mu.Lock()
-			changes = append(changes, StateName(from)+">"+StateName(to))
+			changes = append(changes, from.String()+">"+to.String())
 			mu.Unlock()
 		})
 
@@ -36,19 +36,19 @@ func TestBreakerStateMachine(t *testing.T) {
 	b.Record(true)
 	b.Record(false)
 	b.Record(false)
-	if b.State() != Closed {
+	if b.State() != CircuitClosed {
 		t.Fatalf("opened before 3 consecutive failures")
 	}
 	b.Record(false)
-	if b.State() != Open || target.State()&lb.CircuitOpen == 0 || b.Allow() {
-		t.Fatalf("after 3 failures: state %s, bit %v, allow %v", StateName(b.State()), target.State(), b.Allow())
+	if b.State() != CircuitOpen || target.State()&lb.CircuitOpen == 0 || b.Allow() {
+		t.Fatalf("after 3 failures: state %s, bit %v, allow %v", b.State(), target.State(), b.Allow())
 	}
 	if b.OpenUntil().IsZero() || b.Trips() != 1 {
 		t.Errorf("open until %v, trips %d", b.OpenUntil(), b.Trips())
 	}
 
 	// open -> half-open after open_for; two trials admitted, the third not.
-	testutil.WaitFor(t, "half-open", func() bool { return b.State() == HalfOpen })
+	testutil.WaitFor(t, "half-open", func() bool { return b.State() == CircuitHalfOpen })
 	if target.State()&lb.CircuitOpen != 0 {
 		t.Error("half-open target still blocked for balancers")
 	}
@@ -58,19 +58,19 @@ func TestBreakerStateMachine(t *testing.T) {
 	}
 	// A failed trial re-opens.
 	b.Record(false)
-	if b.State() != Open {
-		t.Fatalf("failed trial: state %s", StateName(b.State()))
+	if b.State() != CircuitOpen {
+		t.Fatalf("failed trial: state %s", b.State())
 	}
-	testutil.WaitFor(t, "half-open again", func() bool { return b.State() == HalfOpen })
+	testutil.WaitFor(t, "half-open again", func() bool { return b.State() == CircuitHalfOpen })
 	b.Allow()
 	b.Allow()
 	b.Record(true)
-	if b.State() != HalfOpen {
+	if b.State() != CircuitHalfOpen {
 		t.Fatal("closed after one success; want two")
 	}
 	b.Record(true)
-	if b.State() != Closed {
-		t.Fatalf("two successful trials: state %s", StateName(b.State()))
+	if b.State() != CircuitClosed {
+		t.Fatalf("two successful trials: state %s", b.State())
 	}
 	mu.Lock()
 	got := fmt.Sprint(changes)
@@ -84,34 +84,34 @@ func TestBreakerStateMachine(t *testing.T) {
 		b.Record(false)
 	}
 	b.Reset()
-	if b.State() != Closed || target.State() != 0 {
+	if b.State() != CircuitClosed || target.State() != 0 {
 		t.Fatal("reset did not close")
 	}
 	time.Sleep(80 * time.Millisecond)
-	if b.State() != Closed {
-		t.Fatalf("the old open timer moved a reset breaker to %s", StateName(b.State()))
+	if b.State() != CircuitClosed {
+		t.Fatalf("the old open timer moved a reset breaker to %s", b.State())
 	}
 }
 
 func TestBreakerFailureRatio(t *testing.T) {
-	b := NewBreaker(CircuitSettings{Failures: 1000, FailureRatio: 0.5, Window: time.Second, MinRequests: 10,
+	b := newBreaker(CircuitSettings{Failures: 1000, FailureRatio: 0.5, Window: time.Second, MinRequests: 10,
 		OpenFor: time.Minute, HalfOpenRequests: 1, Successes: 1}, &lb.Target{}, nil)
 	// Alternating: never 1000 in a row, but half fail.
 	for i := 0; i < 8; i++ {
 		b.Record(i%2 == 0)
 	}
-	if b.State() != Closed {
+	if b.State() != CircuitClosed {
 		t.Fatal("opened before min_requests")
 	}
 	b.Record(true)
 	b.Record(false)
-	if b.State() != Open {
-		t.Fatalf("5 of 10 failed with ratio 0.5: state %s", StateName(b.State()))
+	if b.State() != CircuitOpen {
+		t.Fatalf("5 of 10 failed with ratio 0.5: state %s", b.State())
 	}
 }
 
 func TestRetryBudget(t *testing.T) {
-	b := NewRetryBudget(0.2, 1) // floor: 10 per 10 s
+	b := newRetryBudget(0.2, 1) // floor: 10 per 10 s
 	allowed := 0
 	for i := 0; i < 500; i++ {
 		b.Request()
@@ -125,7 +125,7 @@ func TestRetryBudget(t *testing.T) {
 	if b.Denied() != 400 {
 		t.Errorf("denied %d", b.Denied())
 	}
-	quietB := NewRetryBudget(0.2, 3)
+	quietB := newRetryBudget(0.2, 3)
 	n := 0
 	for quietB.TryRetry() {
 		n++
@@ -207,7 +207,7 @@ func TestPickPanicModeAndOpenCircuits(t *testing.T) {
 
 	// Open circuits are never routed to, panic or not: 503 at once.
 	for _, tg := range p.Targets {
-		tg.Breaker.Record(false)
+		tg.breaker.Record(false)
 	}
 	if _, _, err := p.Pick(0, 0); !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("all circuits open: %v", err)
@@ -221,8 +221,8 @@ func TestPickExcludesFullHalfOpenTargets(t *testing.T) {
 	s := Settings{Circuit: &CircuitSettings{Failures: 1, OpenFor: 20 * time.Millisecond, HalfOpenRequests: 1, Successes: 1}}
 	p := buildPool(t, fourURLs()[:2], s, "round_robin", true)
 	a, b := p.Targets[0], p.Targets[1]
-	a.Breaker.Record(false)
-	testutil.WaitFor(t, "half-open", func() bool { return a.Breaker.State() == HalfOpen })
+	a.breaker.Record(false)
+	testutil.WaitFor(t, "half-open", func() bool { return a.breaker.State() == CircuitHalfOpen })
 	// a admits one trial; after that every pick must go to b.
 	sawA := 0
 	for i := 0; i < 20; i++ {
@@ -234,7 +234,7 @@ func TestPickExcludesFullHalfOpenTargets(t *testing.T) {
 			sawA++
 		}
 	}
-	if sawA != 1 || b.Breaker.State() != Closed {
+	if sawA != 1 || b.breaker.State() != CircuitClosed {
 		t.Fatalf("half-open target got %d picks, want exactly 1 trial", sawA)
 	}
 	// A neutral outcome (client hung up) gives the trial back.

@@ -44,10 +44,10 @@ func (r *Registry) target(upstream, rawURL string, weight int, s Settings) (*Tar
 	t := &Target{URL: rawURL, Host: u.Host, Upstream: upstream, Client: newHostClient(u, s), key: key, settings: s, log: r.log}
 	t.Weight = weight
 	if s.Circuit != nil {
-		t.Breaker = NewBreaker(*s.Circuit, &t.Target, func(from, to uint32) {
+		t.breaker = newBreaker(*s.Circuit, &t.Target, func(from, to CircuitState) {
 			r.log.Warn("circuit breaker changed", "upstream", upstream, "target", rawURL,
-				"from", StateName(from), "to", StateName(to))
-			if to == Closed {
+				"from", from.String(), "to", to.String())
+			if to == CircuitClosed {
 				t.StartWarmup(s.SlowStart)
 			}
 		})
@@ -75,7 +75,7 @@ func (r *Registry) budget(upstream string, ratio float64, minPerSecond int) *Ret
 	if b, ok := r.budgets[key]; ok {
 		return b
 	}
-	b := NewRetryBudget(ratio, minPerSecond)
+	b := newRetryBudget(ratio, minPerSecond)
 	r.budgets[key] = b
 	return b
 }

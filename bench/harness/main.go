@@ -1,16 +1,3 @@
-// Command harness measures sluice against nginx and against the bare
-// upstream, on 127.0.0.1, in one run: it starts the bench/upstream stub,
-// sluice, nginx (a keep-alive reverse proxy to the same stub, setting the
-// same forwarding headers) and bench/floor (the smallest fasthttp proxy,
-// for what the library alone costs), drives
-// each in turn with wrk (maximum throughput) and vegeta (a constant rate),
-// interleaved and repeated, and prints one Markdown table per scenario.
-//
-// With -profile DIR it instead captures CPU and allocation profiles of
-// sluice under wrk load, plus `go tool pprof -top` text of each.
-//
-// Everything it starts listens on loopback, is bounded in time, and is
-// killed when it exits.
 package main
 
 import (

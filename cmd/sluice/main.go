@@ -1,12 +1,3 @@
-// Command sluice is the API gateway.
-//
-//	sluice [serve] [-c FILE]   run the gateway (the default command)
-//	sluice validate -c FILE    check a config: "ok", or every error as file:line: field: message
-//	sluice config push -c FILE [-key K] [-consul ADDR] [-index N]
-//	                           validate a config and write it to a Consul KV key, check-and-set
-//	sluice version             print the version
-//
-// The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
 package main
 
 import (

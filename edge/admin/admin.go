@@ -1,10 +1,3 @@
-// Package admin serves sluice's admin listener: liveness and readiness,
-// gateway info, reloads and the effective config.
-//
-// It never imports edge: the gateway hands it a Hooks value of plain
-// functions. Every answer is JSON; errors are {"error": "..."}. The admin
-// listener is separate from the data plane and binds to loopback unless
-// configured otherwise.
 package admin
 
 import (

@@ -1,18 +1,3 @@
-// Package auth verifies who a request is from: JWTs (HS/RS/PS/ES/EdDSA,
-// static keys and JWKS) and API keys (stored only as SHA-256).
-//
-// Invariants:
-//   - A key's type pins the algorithms it verifies: an HMAC secret only
-//     HS*, an RSA key only RS*/PS*, an EC key only the ES* of its curve, an
-//     Ed25519 key only EdDSA. "none" is never accepted. So a token signed
-//     with HS256 using an RSA public key as the secret is refused (key
-//     confusion).
-//   - Verification on the request path does no I/O except a rate-limited
-//     JWKS refresh for an unknown kid; a verified token is cached until it
-//     expires, and a cache hit allocates nothing.
-//   - Nothing here logs or returns a token or a key.
-//
-// auth never imports edge.
 package auth
 
 import (

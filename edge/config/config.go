@@ -1,13 +1,3 @@
-// Package config is sluice's configuration: the YAML schema, ${VAR}
-// expansion, strict decoding, defaults and validation.
-//
-// Invariants:
-//   - Load either returns a complete, defaulted, valid *Config or an error
-//     listing every problem as "file:line: field: message". A caller never
-//     sees a half-valid config.
-//   - Decoding is strict: an unknown field is an error naming its line.
-//   - Nothing here touches the network or the request path; the values are
-//     plain data that edge compiles into a snapshot.
 package config
 
 import (

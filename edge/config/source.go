@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/sluicegw/sluice/internal/consulwatch"
 )
 
 // Source is where a config comes from: a file, or a Consul KV key.
@@ -107,38 +107,23 @@ func (c *ConsulSource) Load(ctx context.Context) (*Config, error) {
 	return cfg, nil
 }
 
-// Watch follows the key with blocking queries and calls onChange when its
-// ModifyIndex changes or it is deleted. Errors back off (1s doubling to
-// 30s, jittered) and are logged once per outage; an index that goes
-// backwards resets to 0 (Consul's guidance for blocking queries).
+// Watch follows the key with blocking queries (internal/consulwatch's
+// loop: index rules, pacing, backoff) and calls onChange when its
+// ModifyIndex changes or it is deleted. An outage is logged once, and so
+// is its end.
 func (c *ConsulSource) Watch(ctx context.Context, onChange func()) error {
-	go func() {
-		var index, modify uint64
-		present := true
-		backoff := time.Duration(0)
-		for ctx.Err() == nil {
+	var modify uint64 // the key's ModifyIndex in the last answer
+	present := true   // whether the last answer had the key
+	answered := false // the first answer only sets the baseline: the caller Loaded already
+	loop := consulwatch.Loop{
+		Query: func(ctx context.Context, index uint64) (uint64, error) {
 			q := &api.QueryOptions{WaitIndex: index, WaitTime: c.Bootstrap.Consul.Wait.D(), Datacenter: c.Bootstrap.Consul.Datacenter}
 			pair, meta, err := c.Client.KV().Get(c.key(), q.WithContext(ctx))
-			if ctx.Err() != nil {
-				return
-			}
 			if err != nil {
-				if backoff == 0 {
-					c.Log.Warn("consul unreachable; the current config keeps serving", "key", c.key(), "error", err.Error())
-				}
-				backoff = min(max(2*backoff, time.Second), 30*time.Second)
-				sleepCtx(ctx, time.Duration(float64(backoff)*(0.8+0.4*rand.Float64())))
-				continue
+				return 0, err
 			}
-			if backoff > 0 {
-				c.Log.Info("consul reachable again", "key", c.key())
-				backoff = 0
-			}
-			first := index == 0 && modify == 0
-			if meta.LastIndex < index {
-				meta.LastIndex = 0
-			}
-			index = meta.LastIndex
+			first := !answered
+			answered = true
 			switch {
 			case pair == nil && present:
 				present = false
@@ -148,26 +133,21 @@ func (c *ConsulSource) Watch(ctx context.Context, onChange func()) error {
 				}
 			case pair != nil && (pair.ModifyIndex != modify || !present):
 				present = true
-				changed := !first
 				modify = pair.ModifyIndex
-				if changed {
+				if !first {
 					c.Log.Info("config key changed", "key", c.key(), "modify_index", modify)
 					onChange()
 				}
 			}
-			if index == 0 {
-				sleepCtx(ctx, 50*time.Millisecond)
+			return meta.LastIndex, nil
+		},
+		OnError: func(err error, _ uint64, first bool) {
+			if first {
+				c.Log.Warn("consul unreachable; the current config keeps serving", "key", c.key(), "error", err.Error())
 			}
-		}
-	}()
-	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+		},
+		OnRecover: func() { c.Log.Info("consul reachable again", "key", c.key()) },
 	}
+	go loop.Run(ctx, 0)
+	return nil
 }

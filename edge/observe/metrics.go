@@ -1,22 +1,3 @@
-// Package observe is sluice's metrics: one Prometheus registry per gateway,
-// the request-path handles resolved when a snapshot is built, the
-// scrape-time collector for state, and the JSON rendering the dashboard
-// reads.
-//
-// Invariants:
-//   - Label values are names from the config (route, upstream, target URL)
-//     or small closed sets (method, status code, error kind, reason),
-//     never raw paths or other client data: cardinality is bounded by the
-//     config.
-//   - The request path never looks a metric up by label: a Route or
-//     Upstream handle holds its children, and status-code children are
-//     created once on first use and then read from an atomic slot. A
-//     recorded request allocates nothing in the steady state.
-//   - State that already lives elsewhere (target health, circuit state,
-//     retry-budget denials, Redis fallback) is read at scrape time by a
-//     collector, not mirrored on every change.
-//   - A nil *Route or *Upstream handle is valid and records nothing
-//     (metrics off).
 package observe
 
 import (
@@ -76,7 +57,7 @@ type TargetState struct {
 	Usable           bool
 	InFlight         int64
 	HasBreaker       bool
-	CircuitState     uint32 // pool.Closed, Open, HalfOpen
+	CircuitState     uint32 // a pool.CircuitState: 0 closed, 1 open, 2 half-open
 	CircuitTrips     int64
 }
 
@@ -341,7 +322,8 @@ func (r *Route) Observe(method []byte, code int, d time.Duration) {
 }
 
 // ErrorKinds are the kind label values of sluice_upstream_errors_total,
-// indexed by pool.ErrKind-1 (5xx is counted separately).
+// indexed by pool.ErrKind-1 (5xx is counted separately). observe does not
+// import pool: edge/errkinds_test.go checks the two lists agree.
 var ErrorKinds = [...]string{"connect", "busy", "timeout", "reset", "protocol"}
 
 // Upstream holds one upstream's metric children.

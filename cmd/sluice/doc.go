@@ -1,0 +1,22 @@
+// Command sluice is the API gateway.
+//
+//	sluice [serve] [-c FILE]   run the gateway (the default command)
+//	sluice validate -c FILE    check a config: "ok", or every error as file:line: field: message
+//	sluice config push -c FILE [-key K] [-consul ADDR] [-index N]
+//	                           validate a config and write it to a Consul KV key, check-and-set
+//	sluice token ...           mint a development JWT with a key from auth.jwt
+//	sluice keys ...            manage API keys through the admin API
+//	sluice version             print the version
+//
+// The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
+//
+// main only wires things together: it opens the config source, builds
+// the gateway (edge.New) with the version the build stamped into it
+// (-ldflags "-X main.version=..."), starts the data plane and the admin
+// listener, and turns signals into reloads (SIGHUP), access log reopens
+// (SIGUSR1) and a graceful shutdown (SIGTERM, SIGINT). Its tests run the
+// real binary (internal/testutil.StartSluice), the client commands through
+// run.
+//
+// It imports edge and its sub-packages; nothing imports it.
+package main

@@ -1,0 +1,76 @@
+package testutil
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Process is a child process started by StartProcess.
+type Process struct {
+	Cmd    *exec.Cmd
+	logMu  sync.Mutex
+	log    bytes.Buffer
+	exited chan struct{}
+}
+
+// Log returns what the process wrote so far.
+func (p *Process) Log() string {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	return p.log.String()
+}
+
+// Exited is closed when the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// StartProcess starts the binary built from ./cmd/NAME or ./bench/NAME with
+// args, and waits until a line of its output contains ready. It is killed
+// when the test ends.
+func StartProcess(t testing.TB, name, ready string, args ...string) *Process {
+	t.Helper()
+	p := &Process{Cmd: exec.Command(Binary(t, name), args...), exited: make(chan struct{})}
+	pr, pw := io.Pipe()
+	p.Cmd.Stdout, p.Cmd.Stderr = pw, pw
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan struct{})
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		sc := bufio.NewScanner(pr)
+		once := sync.Once{}
+		for sc.Scan() {
+			p.logMu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.logMu.Unlock()
+			if strings.Contains(sc.Text(), ready) {
+				once.Do(func() { close(seen) })
+			}
+		}
+	}()
+	go func() {
+		_ = p.Cmd.Wait()
+		_ = pw.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.Cmd.Process.Kill()
+		<-p.exited
+	})
+	select {
+	case <-seen:
+	case <-p.exited:
+		<-logDone
+		t.Fatalf("%s exited before %q:\n%s", name, ready, p.Log())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not log %q:\n%s", name, ready, p.Log())
+	}
+	return p
+}

@@ -1,0 +1,19 @@
+package testutil
+
+import (
+	"testing"
+	"time"
+)
+
+// WaitFor polls cond every 10ms for up to 15s: for changes made by timers,
+// watchers and other processes. It fails the test with what it waited for.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
