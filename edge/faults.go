@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicegw/sluice/pool"
@@ -96,7 +97,7 @@ func serverErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		writeFault(ctx, faultBadRequest, rid)
 	}
-	ctx.SetConnectionClose()
+	lingerClose(ctx) // the rest of the request is unread
 }
 
 // Lingering close bounds: how long, and how much, sluice keeps reading an
@@ -106,29 +107,43 @@ const (
 	lingerMaxBytes = 64 << 20
 )
 
-// lingerClose ends a connection whose request body was not read (an early
-// 413, a refused framing). Closing at once, with the client's bytes unread,
-// makes the kernel send a TCP reset that can destroy the answer before the
-// client reads it; instead the answer is written with "Connection: close",
-// then what the client still sends is read and dropped for a bounded time,
-// then the connection closes (nginx's lingering close).
-//
-// fasthttp's serve loop closes a connection marked "close" before it runs a
-// hijack handler, so the answer can't go through fasthttp: a copy marked
-// "close" is serialised here and written from the hijack handler, and
-// fasthttp's own write is suppressed. This is an error path; it allocates.
+// lingerClose ends a connection after the answer being built: it is
+// written with "Connection: close", and the close lingers (lingerConn).
+// For an answer sent before the request was read to its end (an early
+// 413, a refused framing), where closing at once would make the kernel
+// send a TCP reset that can destroy the answer before the client reads it.
 func lingerClose(ctx *fasthttp.RequestCtx) {
-	var resp fasthttp.Response
-	ctx.Response.CopyTo(&resp)
-	resp.SetConnectionClose()
-	raw := resp.String()
-	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(c net.Conn) {
-		_ = c.SetWriteDeadline(time.Now().Add(lingerTimeout))
-		if _, err := io.WriteString(c, raw); err != nil {
-			return
-		}
+	ctx.SetConnectionClose()
+	if c, ok := ctx.Conn().(*lingerConn); ok {
+		c.linger.Store(true)
+	}
+}
+
+// lingerListener hands out connections that can linger when closed.
+type lingerListener struct{ net.Listener }
+
+func (l lingerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok && err == nil {
+		return &lingerConn{TCPConn: tc}, nil
+	}
+	return c, err
+}
+
+// lingerConn is a client connection whose Close, once marked, first ends
+// sluice's side (FIN), then reads and drops what the client still sends
+// for a bounded time and amount, then closes: the client reads the whole
+// answer instead of a reset (nginx's lingering close).
+type lingerConn struct {
+	*net.TCPConn
+	linger atomic.Bool
+}
+
+func (c *lingerConn) Close() error {
+	if c.linger.Load() {
+		_ = c.CloseWrite()
 		_ = c.SetReadDeadline(time.Now().Add(lingerTimeout))
-		_, _ = io.Copy(io.Discard, io.LimitReader(c, lingerMaxBytes))
-	})
+		_, _ = io.CopyN(io.Discard, c.TCPConn, lingerMaxBytes)
+	}
+	return c.TCPConn.Close()
 }

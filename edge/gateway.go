@@ -136,7 +136,7 @@ func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
 
 // Serve accepts data-plane connections on ln until Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
-	err := g.server.Serve(ln)
+	err := g.server.Serve(lingerListener{ln})
 	if g.draining.Load() {
 		return nil
 	}

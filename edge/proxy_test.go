@@ -413,6 +413,35 @@ func TestRequestFramingAndLimits(t *testing.T) {
 			t.Errorf("got:\n%s", raw)
 		}
 	})
+	// RFC 9112 9.6: a server closing a connection should first close its
+	// sending side and keep reading for a while; closing with the client's
+	// bytes unread sends a TCP reset: the client's writes fail and its read
+	// ends in ECONNRESET (before, the 431 was followed by a reset; with
+	// some stacks the reset also discards the answer not yet read).
+	t.Run("headers too large while the client keeps sending", func(t *testing.T) {
+		c, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		// All of it is sent before the answer is read: by then sluice has
+		// answered and closed, and a reset would have thrown the answer away.
+		_, _ = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("b", 8<<10)+"\r\n")
+		junk := []byte(strings.Repeat("j", 64<<10))
+		var writeErr error
+		for i := 0; i < 32 && writeErr == nil; i++ {
+			_, writeErr = c.Write(junk)
+		}
+		_ = c.(*net.TCPConn).CloseWrite()
+		b, err := io.ReadAll(c)
+		if writeErr != nil {
+			t.Errorf("the client could not finish sending: %v", writeErr)
+		}
+		if !strings.HasPrefix(string(b), "HTTP/1.1 431") || err != nil {
+			t.Errorf("want the 431 answer and a clean close, got %q and read error %v", b, err)
+		}
+	})
 	t.Run("malformed request line", func(t *testing.T) {
 		raw := testutil.RawExchange(t, g.addr, "GARBAGE\r\n\r\n")
 		if !strings.HasPrefix(raw, "HTTP/1.1 400") || !strings.Contains(raw, `"error":"bad request"`) {
