@@ -32,6 +32,7 @@ test: deps lint
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 150000x -fuzzminimizetime 500x ./edge/config
 	$(GO) test -run '^$$' -fuzz FuzzAppendEntry -fuzztime 100000x -fuzzminimizetime 500x ./edge/observe
 	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime 200000x -fuzzminimizetime 500x ./edge/pathnorm
+	$(GO) test -run '^$$' -fuzz FuzzRequestBytes -fuzztime 3000x -fuzzminimizetime 100x ./edge
 
 ## deps: what the tests need that a fresh machine may lack, from Debian's packages:
 ## redis-server, and prometheus (promtool and the server, for deploy/prometheus)

@@ -17,6 +17,8 @@ var (
 	faultUnderscore      = &fault{fasthttp.StatusBadRequest, "header name with underscore"}
 	faultBadPath         = &fault{fasthttp.StatusBadRequest, "bad request path"}
 	faultAmbiguousLength = &fault{fasthttp.StatusBadRequest, "both content-length and transfer-encoding"}
+	faultCoding          = &fault{fasthttp.StatusNotImplemented, "unsupported transfer-encoding"}
+	faultFragment        = &fault{fasthttp.StatusBadRequest, "fragment in request target"}
 )
 
 // The checks every request passes before it is routed. Each answers the
@@ -52,7 +54,8 @@ func (x *exchange) checkHead() bool {
 		return false
 	}
 	var folded, underscore bool
-	hosts, lengths := 0, 0
+	hosts, lengths, codings := 0, 0, 0
+	var xff, xfp, xfh int
 	raw := h.RawHeaders()
 	for line := range headerLines(raw) {
 		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
@@ -69,8 +72,16 @@ func (x *exchange) checkHead() bool {
 			hosts++
 		case bytes.EqualFold(name, []byte("content-length")):
 			lengths++
+		case bytes.EqualFold(name, []byte("transfer-encoding")):
+			codings++
 		case bytes.EqualFold(name, []byte("forwarded")), bytes.EqualFold(name, []byte("x-real-ip")):
 			x.claimsAddr = true
+		case bytes.EqualFold(name, headerXFF):
+			xff++
+		case bytes.EqualFold(name, headerXFP):
+			xfp++
+		case bytes.EqualFold(name, headerXFH):
+			xfh++
 		case bytes.IndexByte(name, '_') >= 0:
 			underscore = true
 		}
@@ -90,6 +101,19 @@ func (x *exchange) checkHead() bool {
 		x.fail(faultAmbiguousLength)
 		lingerClose(x.ctx)
 		return false
+	}
+	// RFC 9112 6.1: chunked is the only transfer coding sluice reads; any
+	// other (identity is gone from HTTP/1.1) can't be framed. fasthttp
+	// ignores the ones it does not know and trusts Content-Length.
+	if codings > 0 && h.ContentLength() != -1 {
+		x.fail(faultCoding)
+		lingerClose(x.ctx)
+		return false
+	}
+	// Several lines of one X-Forwarded-* name: setting it replaces only
+	// the first, so from an untrusted peer all go first (setForwarded).
+	if xff > 1 || xfp > 1 || xfh > 1 {
+		x.claimsAddr = true
 	}
 	// RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, or with more
 	// than one, or with an invalid one. HTTP/1.0 may omit it.
@@ -144,6 +168,13 @@ func dropUnderscoreHeaders(h *fasthttp.RequestHeader, raw []byte) {
 func (x *exchange) checkPath() bool {
 	h := &x.ctx.Request.Header
 	uri := h.RequestURI()
+	// RFC 9112 3.2: the request-target never carries a fragment (RFC 3986
+	// 3.5); fasthttp would drop it when writing the request, after sluice
+	// had routed on the path with it ("/secret#x" missed "/secret").
+	if bytes.IndexByte(uri, '#') >= 0 {
+		x.fail(faultFragment)
+		return false
+	}
 	raw, query := splitURI(uri)
 	if len(raw) == 0 || raw[0] != '/' {
 		x.fail(faultBadPath)

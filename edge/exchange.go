@@ -35,7 +35,7 @@ type exchange struct {
 
 	ip         []byte // the client address (clientip.go); nil until first asked for
 	ipDone     bool
-	claimsAddr bool // the request has Forwarded or X-Real-IP (checkHead)
+	claimsAddr bool // the request has Forwarded, X-Real-IP or repeated X-Forwarded-* lines (checkHead)
 
 	identity *auth.Identity  // the verified JWT's caller, set by the JWT auth step
 	apiKey   *auth.KeyRecord // the API key's record, set by the API key auth step

@@ -132,6 +132,7 @@ var (
 	headerVia  = []byte("Via")
 	headerFwd  = []byte("Forwarded")
 	headerXRIP = []byte("X-Real-IP")
+	spoofable  = [][]byte{headerFwd, headerXRIP, headerXFF, headerXFP, headerXFH}
 	viaSelf    = []byte("1.1 sluice")
 	protoHTTP  = []byte("http")
 	protoHTTPS = []byte("https")
@@ -149,6 +150,15 @@ func (s *Snapshot) setForwarded(x *exchange) {
 	peer = peer.Unmap()
 	trusted := s.isTrusted(peer)
 
+	if !trusted && x.claimsAddr {
+		// The other ways a client names its address (RFC 7239 and the de
+		// facto X-Real-IP), and extra lines of the X-Forwarded-* names
+		// (setting one replaces only its first line): from anyone but a
+		// trusted proxy, they are lies.
+		for _, k := range spoofable {
+			h.DelBytes(k)
+		}
+	}
 	var ipBuf [48]byte
 	ip := peer.AppendTo(ipBuf[:0])
 	if prev := h.PeekBytes(headerXFF); trusted && len(prev) > 0 {
@@ -166,12 +176,7 @@ func (s *Snapshot) setForwarded(x *exchange) {
 	if !trusted || len(h.PeekBytes(headerXFH)) == 0 {
 		h.SetCanonical(headerXFH, h.Host())
 	}
-	if !trusted && x.claimsAddr {
-		// The other ways a client names its address (RFC 7239 and the de
-		// facto X-Real-IP): from anyone but a trusted proxy, they are lies.
-		h.DelBytes(headerFwd)
-		h.DelBytes(headerXRIP)
-	}
+
 	appendVia(h)
 }
 
