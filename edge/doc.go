@@ -6,7 +6,8 @@
 //
 //	gateway.go        ServeHTTP: takes an exchange (exchange.go), runs serve, records
 //	requestid.go      keep the client's X-Request-Id or make one
-//	checks.go         refuse ambiguous framing and bad paths; split the URI once
+//	checks.go         hold the head to RFC 9110/9112 (version, method, folding, framing, Host)
+//	paths.go          split the target once; normalise the path (pathnorm)
 //	builtin.go        /services/health and data-plane metrics
 //	router.go         pick the route: host, exact path, longest prefix, method
 //	step_auth.go      the route's steps (steps.go), built with the snapshot:

@@ -117,13 +117,13 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // Each step either lets the request go on or answers it.
 func (g *Gateway) serve(x *exchange) {
 	x.assignRequestID()                   // requestid.go
-	if !x.checkHead() || !x.checkPath() { // checks.go
+	if !x.checkHead() || !x.checkPath() { // checks.go, paths.go
 		return
 	}
 	if g.serveBuiltin(x) { // builtin.go: /services/health, data-plane metrics
 		return
 	}
-	if !x.findRoute() || !x.applySlashAction() { // router.go: 404, or 405 with Allow; checks.go
+	if !x.findRoute() || !x.applySlashAction() { // router.go: 404, or 405 with Allow; paths.go
 		return
 	}
 	x.stripIdentityHeaders() // step_auth.go: only sluice sets them
