@@ -220,7 +220,7 @@ func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter
 		if !retryable || attempt >= up.retry.attempts {
 			return fault, retries
 		}
-		if !neverSent && (!replayable || !idempotent(req)) {
+		if !neverSent && (!replayable || !pool.Idempotent(req)) {
 			return fault, retries
 		}
 		if !up.Pool.Budget.TryRetry() {
@@ -238,14 +238,6 @@ func (s *Snapshot) forward(ctx *fasthttp.RequestCtx, rt *Route, lim *bodyLimiter
 		retries++
 		up.metrics.Retry()
 	}
-}
-
-// idempotent: RFC 9110 9.2.2 methods, or a client that marked the request
-// as safe to repeat with an Idempotency-Key.
-func idempotent(req *fasthttp.Request) bool {
-	h := &req.Header
-	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace() ||
-		len(h.Peek("Idempotency-Key")) > 0
 }
 
 func (s *Snapshot) logBudgetExhausted(up *Upstream) {

@@ -58,15 +58,10 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	}
 }
 
-// replayable: the body is buffered (not a consumed stream) and the method
-// is idempotent or the client sent an Idempotency-Key (RFC 9110 9.2.2).
+// replayable: the body is buffered (not a consumed stream) and repeating
+// the request is safe (Idempotent).
 func replayable(req *fasthttp.Request) bool {
-	if req.IsBodyStream() {
-		return false
-	}
-	h := &req.Header
-	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace() ||
-		len(h.Peek("Idempotency-Key")) > 0
+	return !req.IsBodyStream() && Idempotent(req)
 }
 
 func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (reused bool, err error) {
