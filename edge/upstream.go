@@ -48,7 +48,7 @@ func (s *Snapshot) compileUpstream(reg *pool.Registry, cfg *config.Config, u *co
 		MaxConns:          u.MaxConnections,
 		MaxConnWait:       u.MaxConnWait.D(),
 		HeaderBufferBytes: int(cfg.Server.MaxHeaderBytes),
-		BufferBodyBytes:   s.bufferBodyBytes,
+		BufferBodyBytes:   int(cfg.Server.BufferResponseBytes),
 		SlowStart:         u.SlowStart.D(),
 		Outlier: pool.OutlierSettings{
 			ConsecutiveFailures: u.Outlier.ConsecutiveFailures,

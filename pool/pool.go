@@ -54,7 +54,12 @@ type Settings struct {
 	// size of a response head fasthttp can read.
 	HeaderBufferBytes int
 	// BufferBodyBytes: response bodies of known length up to this are read
-	// whole; larger or chunked ones stream to the client.
+	// whole (one write to the client, no allocation once buffers are
+	// warm); larger, chunked and close-delimited ones stream to the client
+	// with backpressure, so a slow client holds a few buffers, not its
+	// whole answer. Request bodies are not the pool's business: the proxy
+	// decides which ones it buffers. Zero streams every body that has
+	// content. (edge fills it from server.buffer_response_bytes.)
 	BufferBodyBytes int
 
 	Health    *HealthSettings  // nil: no active checks

@@ -24,6 +24,18 @@ import (
 //     gets a pooled bodyStream that reads from the upstream connection and
 //     hands the connection back (or closes it, if the body was not read to
 //     the end) when fasthttp's server closes the stream after writing it.
+//     fasthttp's server reads the stream only as fast as it can write to
+//     the client, so a slow client slows the upstream read (TCP flow
+//     control does the rest) instead of growing the heap.
+//
+// Memory held for one streamed answer, whatever its size: the upstream
+// bufio.Reader (HeaderBufferBytes, 16 KiB by default, kept until the
+// stream closes), the pooled bodyStream and fasthttp's response stream
+// (a few hundred bytes), and on the client side fasthttp's server write
+// buffer (16 KiB; sluice's Server.WriteBufferSize) plus, for a re-chunked
+// body, its 4 KiB copy buffer. The upstream write buffer (16 KiB) is held
+// only while the request is sent. Bytes in flight beyond these sit in
+// kernel socket buffers.
 //
 // Deadlines: the request's own timeout (Request.SetTimeout) bounds sending
 // the request and receiving the response head; while a large body streams
