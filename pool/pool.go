@@ -275,7 +275,11 @@ func newHostClient(u *url.URL, s Settings) *fasthttp.HostClient {
 		Addr:  u.Host,
 		IsTLS: u.Scheme == "https",
 		Dial: func(addr string) (net.Conn, error) {
-			return dialer.DialTimeout(addr, connectTimeout)
+			c, err := dialer.DialTimeout(addr, connectTimeout)
+			if err != nil {
+				return nil, err
+			}
+			return wrapConn(c), nil // for the idle check (idlecheck.go)
 		},
 		MaxConns:                  s.MaxConns,
 		MaxConnWaitTimeout:        s.MaxConnWait,

@@ -3,6 +3,7 @@ package pool
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -37,6 +38,12 @@ import (
 // only while the request is sent. Bytes in flight beyond these sit in
 // kernel socket buffers.
 //
+// A connection goes back to the pool only when its framing is beyond
+// doubt (see idlecheck.go for why): the response ended exactly where its
+// framing said, nothing was read past that end, no interim response sluice
+// does not relay came first, and, when it is taken again, nothing has
+// arrived on it while it sat idle.
+//
 // Deadlines: the request's own timeout (Request.SetTimeout) bounds sending
 // the request and receiving the response head; while a large body streams
 // in either direction each read or write gets the per-operation timeout
@@ -47,9 +54,29 @@ type transport struct {
 	writeTimeout time.Duration
 }
 
-// ErrUpstreamClosed is returned when a reused keep-alive connection turns
-// out to have been closed by the upstream before it answered.
-var ErrUpstreamClosed = errors.New("pool: upstream closed the connection before answering")
+var (
+	// ErrUpstreamClosed is returned when a reused keep-alive connection
+	// turns out to have been closed by the upstream before it answered.
+	ErrUpstreamClosed = errors.New("pool: upstream closed the connection before answering")
+	// errTooManyInterim: more 1xx responses than any real upstream sends.
+	errTooManyInterim = errors.New("pool: too many 1xx responses")
+	// errNoCleanConn: every idle connection taken, up to maxStaleSkips,
+	// had unread bytes or was closed. The request was never sent, and it
+	// is sluice's pool that failed rather than the target, so it wraps
+	// ErrNoFreeConns: Classify makes it KindBusy (neutral, never sent).
+	errNoCleanConn = fmt.Errorf("pool: no clean idle connection: %w", fasthttp.ErrNoFreeConns)
+)
+
+// A stale idle connection is closed and another one taken. After
+// flushStaleAfter stale ones in a row the rest of the idle pool is most
+// likely stale too (the upstream restarted, or closes idle connections
+// before sluice does): all of it is closed at once, so the next one is
+// dialed. maxStaleSkips bounds the loop when connections keep coming back
+// stale as fast as they are closed.
+const (
+	flushStaleAfter = 4
+	maxStaleSkips   = 16
+)
 
 func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
 	// Decided before sending: writing a streamed body consumes it and
@@ -58,10 +85,12 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	retried := false
 	for {
 		reused, err := t.roundTrip(hc, req, resp)
-		// A keep-alive connection the upstream closed while it sat idle
-		// fails on first use before any byte comes back. Like net/http, try
-		// once more on a new connection, only when the request can be sent
-		// again unchanged: its body is in memory and repeating it is safe.
+		// A keep-alive connection the upstream closed just as it was
+		// taken (the close crossing the request on the wire, after the
+		// idle check found it quiet) fails before any byte comes back.
+		// Like net/http, try once more on a new connection, only when the
+		// request can be sent again unchanged: its body is in memory and
+		// repeating it is safe.
 		if err != nil && reused && !retried && errors.Is(err, ErrUpstreamClosed) && canReplay {
 			retried = true
 			continue
@@ -88,8 +117,25 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	if err != nil {
 		return false, err
 	}
-	conn := cc.Conn()
 	reused = cc.LastUseTime().After(cc.CreatedTime())
+	// An idle connection that has become readable (a late response, the
+	// tail of an over-long body, an EOF, a reset) is closed and another
+	// taken. Not an upstream failure and not a retry: the request has not
+	// been sent. A freshly dialed connection needs no look.
+	for skipped := 1; reused && checkIdle(cc.Conn()) != idleQuiet; skipped++ {
+		hc.CloseConn(cc)
+		if skipped == flushStaleAfter {
+			hc.CloseIdleConnections()
+		}
+		if skipped > maxStaleSkips {
+			return false, errNoCleanConn
+		}
+		if cc, err = hc.AcquireConn(timeout, req.ConnectionClose()); err != nil {
+			return false, err
+		}
+		reused = cc.LastUseTime().After(cc.CreatedTime())
+	}
+	conn := cc.Conn()
 
 	// Send the request. With equal read and write timeouts (the default)
 	// one SetDeadline covers both directions: the runtime then keeps a
@@ -114,6 +160,12 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	}
 	if err != nil {
 		hc.CloseConn(cc)
+		if reused && closedByPeer(err) {
+			// The upstream closed the idle connection just after it was
+			// checked: nothing was read, the request can't have been
+			// processed, and RoundTrip may send it again.
+			err = ErrUpstreamClosed
+		}
 		return reused, err
 	}
 
@@ -130,30 +182,50 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	if req.Header.IsHead() {
 		resp.SkipBody = true
 	}
-	if err = readHead(resp, br); err != nil {
+	doubt, err := readHead(resp, br)
+	if err != nil {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
 		return reused, err
 	}
-	closeConn := req.ConnectionClose() || resp.ConnectionClose()
+	closeConn := doubt || req.ConnectionClose() || resp.ConnectionClose()
 	// Connection is hop-by-hop: the upstream closing its connection must
 	// not close the client's.
 	resp.Header.ResetConnectionClose()
 
 	cl := resp.Header.ContentLength()
 	if resp.SkipBody || noBody(resp.StatusCode()) {
+		// RFC 9110 section 8.6 and RFC 9112 section 6.1: a 204 carries
+		// neither Content-Length (but 0) nor Transfer-Encoding; one that
+		// does may be followed by a body, and where the next response
+		// starts is in doubt. (A HEAD response or a 304 may carry both: they
+		// describe the representation, not a body.) Bytes already read past
+		// the head are a body the status said is not there.
+		if resp.StatusCode() == fasthttp.StatusNoContent && cl != 0 && cl != -2 {
+			closeConn = true
+		}
+		closeConn = closeConn || br.Buffered() > 0
 		hc.ReleaseReader(br)
 		finish(hc, cc, closeConn, releaseConn, closeConnFn)
 		return reused, nil
 	}
 	if cl >= 0 && cl <= t.bufferBody {
 		err = resp.ReadBody(br, t.bufferBody)
+		// Bytes read past Content-Length belong to no request: a body
+		// longer than it said, or a response nobody asked for.
+		closeConn = closeConn || err != nil || br.Buffered() > 0
 		hc.ReleaseReader(br)
-		finish(hc, cc, closeConn || err != nil, releaseConn, closeConnFn)
+		finish(hc, cc, closeConn, releaseConn, closeConnFn)
 		return reused, err
 	}
 	// Stream it. A close-delimited body (-2) ends with the connection.
 	return reused, startStream(hc, cc, br, resp, closeConn || cl == -2, t.readTimeout, releaseConn, closeConnFn)
+}
+
+// closedByPeer: a write failed because the upstream had closed or reset
+// the connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)
 }
 
 // The connection type fasthttp hands out (*fasthttp.clientConn) is
@@ -174,7 +246,8 @@ func finish[C any](hc *fasthttp.HostClient, cc C, closeConn bool, release, close
 
 // bodyStream relays a large upstream body to the client. fasthttp's server
 // reads it while writing the response and then calls Close, which returns
-// the upstream connection to its pool only if the body was read to its end.
+// the upstream connection to its pool only if the body was read to its end
+// and nothing was read past it.
 type bodyStream[C any] struct {
 	hc        *fasthttp.HostClient
 	cc        C
@@ -231,11 +304,13 @@ func (s *bodyStream[C]) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close hands the connection back (body fully read) or closes it.
+// Close hands the connection back (body read to its end, nothing read
+// past it) or closes it.
 func (s *bodyStream[C]) Close() error {
 	_ = s.up.CloseBodyStream()
+	reuse := s.eof && !s.closeConn && s.br.Buffered() == 0
 	s.hc.ReleaseReader(s.br)
-	finish(s.hc, s.cc, s.closeConn || !s.eof, s.release, s.closeFn)
+	finish(s.hc, s.cc, !reuse, s.release, s.closeFn)
 	s.up.Reset()
 	var zero C
 	s.hc, s.cc, s.conn, s.br, s.body, s.eof = nil, zero, nil, nil, nil, false
@@ -278,19 +353,30 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 	return w.conn.Write(p)
 }
 
-// readHead reads the status line and headers, skipping 1xx interim
-// responses (but not 101, which ends the exchange).
-func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
+// readHead reads the status line and headers. It skips interim 1xx
+// responses, and reports doubt (the connection must not be reused) for any
+// but 100 Continue: sluice does not relay 102 Processing or 103 Early
+// Hints, and an upstream that sends interim responses sluice does not
+// understand is not one whose next bytes it should trust to be the next
+// client's answer. A 101 ends the exchange, and the connection.
+func readHead(resp *fasthttp.Response, br *bufio.Reader) (doubt bool, err error) {
 	for n := 0; ; n++ {
 		if err := resp.Header.Read(br); err != nil {
-			return upstreamReadError(err)
+			if n == 0 {
+				return true, upstreamReadError(err)
+			}
+			return true, err // it had answered (1xx) before it failed
 		}
-		code := resp.StatusCode()
-		if code < 100 || code > 199 || code == fasthttp.StatusSwitchingProtocols {
-			return nil
+		switch code := resp.StatusCode(); {
+		case code == fasthttp.StatusSwitchingProtocols:
+			return true, nil
+		case code < 100 || code > 199:
+			return doubt, nil
+		case code != fasthttp.StatusContinue:
+			doubt = true
 		}
 		if n >= 8 {
-			return errors.New("pool: too many 1xx responses")
+			return true, errTooManyInterim
 		}
 	}
 }
