@@ -1,7 +1,10 @@
 package edge
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -145,5 +148,58 @@ func TestHostileUpstreamNeverCrossesAnswers(t *testing.T) {
 				t.Errorf("%d unsolicited responses over %d rounds, %d requests sent after one", injected, rounds, h.Raced())
 			}
 		})
+	}
+}
+
+// RFC 9110 15.2.2: an upstream 101 answers an upgrade sluice never asked
+// for (no route allows upgrades) and would leave the client with no tunnel
+// behind it: the client gets a 502 and the connection is closed.
+func TestUpstreamSwitchingProtocolsIsBadGateway(t *testing.T) {
+	h := testutil.StartHostile(t, testutil.SwitchProtocols)
+	g := startGateway(t, oneUpstream(h.URL, catchAll))
+	for i := 0; i < 2; i++ {
+		wantFault(t, g.get(t, "/ws"), http.StatusBadGateway, "bad response from upstream")
+	}
+	if n := h.Conns(); n < 2 {
+		t.Errorf("the switched connection was reused (%d connections)", n)
+	}
+}
+
+// RFC 9112 7.1: a chunked answer whose first chunk size is malformed is a
+// 502; one that breaks midway (or a body cut short of its Content-Length,
+// RFC 9112 8) closes the client's connection before the body's end, so
+// the client sees a truncated answer rather than a complete-looking one,
+// and the target counts a broken stream.
+func TestBrokenUpstreamBody(t *testing.T) {
+	h := testutil.StartHostile(t, testutil.BadChunkStart)
+	g := startGateway(t, oneUpstream(h.URL, catchAll))
+	wantFault(t, g.get(t, "/c"), http.StatusBadGateway, "bad response from upstream")
+
+	for _, script := range []testutil.HostileScript{testutil.BadChunkMidway, testutil.TruncatedBody} {
+		h := testutil.StartHostile(t, script)
+		g := startGateway(t, oneUpstream(h.URL, catchAll))
+		c, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(c, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("script %d: %v %v", script, resp, err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err == nil || n < testutil.MidwayBytes/2 || n >= 4*testutil.MidwayBytes {
+			t.Errorf("script %d: the client read %d bytes and %v; want part of the body, then an error", script, n, err)
+		}
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Errorf("script %d: the client connection was not closed: %v", script, err)
+		}
+		c.Close()
+		target := g.Snapshot().Upstreams["up"].Pool.Targets[0]
+		if got := target.StreamFailures(); got != 1 {
+			t.Errorf("script %d: StreamFailures = %d, want 1", script, got)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicegw/sluice/lb"
@@ -90,6 +91,9 @@ type Target struct {
 	// Breaker is nil when the upstream has no circuit breaker.
 	Breaker *Breaker
 
+	// streamFailures: see StreamFailures.
+	streamFailures atomic.Uint64
+
 	key       string
 	settings  Settings
 	log       *slog.Logger
@@ -97,6 +101,15 @@ type Target struct {
 	outlier   outlierState
 	health    healthState
 }
+
+// StreamFailures counts this target's response bodies that broke off after
+// their head had been handed to the proxy (a reset, a truncated body, a
+// malformed chunk, a read timeout mid-body), so the client got a status
+// line and a cut-off body. The proxy has already reported such a try as a
+// success; this is the place that knows better. The stream's Read error
+// wraps ErrStreamBroken at the same moment. A client that hangs up is not
+// counted.
+func (t *Target) StreamFailures() uint64 { return t.streamFailures.Load() }
 
 // Pool is a named, immutable set of targets and the picker over them.
 type Pool struct {
@@ -265,7 +278,9 @@ func (p *Pool) Report(t *Target, o Outcome, rtt time.Duration) {
 	}
 }
 
-func newHostClient(u *url.URL, s Settings) *fasthttp.HostClient {
+// newHostClient makes the HostClient of one target. streamFailures, when
+// not nil, counts the target's broken response streams.
+func newHostClient(u *url.URL, s Settings, streamFailures *atomic.Uint64) *fasthttp.HostClient {
 	dialer := &fasthttp.TCPDialer{DNSCacheDuration: time.Minute}
 	connectTimeout := s.ConnectTimeout
 	if connectTimeout <= 0 {
@@ -291,6 +306,7 @@ func newHostClient(u *url.URL, s Settings) *fasthttp.HostClient {
 		WriteBufferSize:           16 << 10,
 		DisablePathNormalizing:    true,
 		NoDefaultUserAgentHeader:  true,
-		Transport:                 &transport{bufferBody: s.BufferBodyBytes, readTimeout: s.ReadTimeout, writeTimeout: s.WriteTimeout},
+		Transport: &transport{bufferBody: s.BufferBodyBytes, readTimeout: s.ReadTimeout, writeTimeout: s.WriteTimeout,
+			streamFailures: streamFailures},
 	}
 }

@@ -1,12 +1,16 @@
 package pool
 
 import (
+	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluicegw/sluice/bench/stub"
 	"github.com/sluicegw/sluice/internal/testutil"
 	"github.com/valyala/fasthttp"
 )
@@ -22,7 +26,7 @@ func oneConnClient(t *testing.T, h *testutil.Hostile, bufferResponse int) *fasth
 	t.Helper()
 	u, _ := url.Parse(h.URL)
 	return newHostClient(u, Settings{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxConns: 1,
-		MaxConnWait: 5 * time.Second, BufferBodyBytes: bufferResponse, HeaderBufferBytes: 16 << 10})
+		MaxConnWait: 5 * time.Second, BufferBodyBytes: bufferResponse, HeaderBufferBytes: 16 << 10}, nil)
 }
 
 type answerSeen struct {
@@ -152,6 +156,115 @@ func TestClosedIdleConnectionIsSeenBeforeSending(t *testing.T) {
 	}
 }
 
+// RFC 9110 15.2.2: sluice never asks for an upgrade, so a 101 can't be
+// passed on; it is an error and the connection is closed.
+func TestSwitchingProtocolsIsAnError(t *testing.T) {
+	h := testutil.StartHostile(t, testutil.SwitchProtocols)
+	hc := oneConnClient(t, h, 64<<10)
+	for i := 0; i < 2; i++ {
+		_, err := send(t, hc, "GET", "/ws")
+		if !errors.Is(err, ErrSwitchingProtocols) || Classify(err) != KindProtocol {
+			t.Fatalf("err = %v (kind %s), want ErrSwitchingProtocols, a protocol error", err, Classify(err))
+		}
+	}
+	if n := h.Conns(); n != 2 {
+		t.Errorf("2 requests used %d connections: the switched connection was reused", n)
+	}
+}
+
+// A chunked body whose first chunk size is malformed (RFC 9112 7.1) is an
+// error before anything is handed on, so the proxy can answer 502.
+func TestInvalidFirstChunkIsAnError(t *testing.T) {
+	h := testutil.StartHostile(t, testutil.BadChunkStart)
+	hc := oneConnClient(t, h, 64<<10)
+	_, err := send(t, hc, "GET", "/c")
+	if !errors.Is(err, ErrInvalidChunked) || Classify(err) != KindProtocol {
+		t.Fatalf("err = %v, want ErrInvalidChunked", err)
+	}
+}
+
+func TestChunkSizeLineBroken(t *testing.T) {
+	cases := map[string]bool{
+		"":                      false, // nothing has arrived: don't wait for it
+		"1a":                    false, // not all here yet
+		"1a\r":                  false,
+		"1a\r\nxxxxxxxx":        false,
+		"1A;name=value\r\n":     false,
+		"1a \t\r\n":             false,
+		"0\r\n\r\n":             false,
+		"zz\r\n":                true,
+		"\r\n":                  true,
+		"1a\n":                  true, // bare LF
+		"1a\rx":                 true,
+		"1a x\r\n":              true,
+		"1a ;ext\r\n":           true, // fasthttp refuses whitespace before ';'
+		"-5\r\n":                true,
+		"1234567890abcdef\r\n":  true, // more digits than fasthttp parses
+		"123456789abcdef\r\n":   false,
+		"1a;ext\nsmuggled\r\n":  true,
+		"not-a-size\r\n":        true,
+		"4000\r\nccccccccc\r\n": false,
+	}
+	for in, want := range cases {
+		br := newBufferedReader(in)
+		if got := chunkSizeLineBroken(br); got != want {
+			t.Errorf("%q: broken = %v, want %v", in, got, want)
+		}
+		if br.Buffered() != len(in) {
+			t.Errorf("%q: the check consumed bytes", in)
+		}
+	}
+}
+
+// A body that breaks off after its head was returned (a malformed chunk
+// midway, a connection closed before Content-Length bytes) fails the
+// stream's Read with ErrStreamBroken and is counted on the target; a
+// reader that stops early (a client hanging up) is not counted.
+func TestBrokenStreamIsCountedOnTheTarget(t *testing.T) {
+	for _, script := range []testutil.HostileScript{testutil.BadChunkMidway, testutil.TruncatedBody} {
+		h := testutil.StartHostile(t, script)
+		p := buildPool(t, []string{h.URL}, Settings{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxConns: 4,
+			BufferBodyBytes: 64 << 10, HeaderBufferBytes: 16 << 10}, "round_robin", false)
+		target := p.Targets[0]
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI(h.URL + "/s")
+		req.SetTimeout(5 * time.Second)
+		if err := target.Client.Do(req, resp); err != nil || resp.StatusCode() != 200 || !resp.IsBodyStream() {
+			t.Fatalf("script %d: want a streamed 200, got %d, %v", script, resp.StatusCode(), err)
+		}
+		n, err := io.Copy(io.Discard, resp.BodyStream())
+		if !errors.Is(err, ErrStreamBroken) || n < testutil.MidwayBytes/2 {
+			t.Errorf("script %d: read %d bytes, err %v; want some of the body, then ErrStreamBroken", script, n, err)
+		}
+		if err := resp.CloseBodyStream(); err != nil {
+			t.Error(err)
+		}
+		if got := target.StreamFailures(); got != 1 {
+			t.Errorf("script %d: StreamFailures = %d, want 1", script, got)
+		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+
+	up := testutil.StartUpstream(t, stub.Options{Name: "big", BodySize: 1 << 20})
+	p := buildPool(t, []string{up.URL}, Settings{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxConns: 4,
+		BufferBodyBytes: 64 << 10, HeaderBufferBytes: 16 << 10}, "round_robin", false)
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(up.URL + "/")
+	if err := p.Targets[0].Client.Do(req, resp); err != nil || !resp.IsBodyStream() {
+		t.Fatalf("want a streamed body: %v", err)
+	}
+	if _, err := io.ReadFull(resp.BodyStream(), make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.CloseBodyStream() // the client hung up
+	if got := p.Targets[0].StreamFailures(); got != 0 {
+		t.Errorf("a reader that stopped early counted as %d stream failures", got)
+	}
+}
+
 // The idle check itself, on a real socket: quiet, data (left in place),
 // EOF, reset, and a read deadline that passed while the connection sat idle.
 func TestCheckIdle(t *testing.T) {
@@ -209,4 +322,14 @@ func TestCheckIdle(t *testing.T) {
 	if s := checkIdle(&net.UnixConn{}); s != idleQuiet {
 		t.Errorf("a connection sluice did not dial is %s, want quiet (unchecked)", s)
 	}
+}
+
+// newBufferedReader holds all of s in its buffer, as if it had come with
+// a response head.
+func newBufferedReader(s string) *bufio.Reader {
+	br := bufio.NewReader(strings.NewReader(s))
+	if len(s) > 0 {
+		_, _ = br.Peek(len(s))
+	}
+	return br
 }

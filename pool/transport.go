@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,12 +53,30 @@ type transport struct {
 	bufferBody   int
 	readTimeout  time.Duration
 	writeTimeout time.Duration
+	// streamFailures counts response bodies that broke off after their
+	// head was returned (Target.StreamFailures); nil: not counted.
+	streamFailures *atomic.Uint64
 }
 
 var (
 	// ErrUpstreamClosed is returned when a reused keep-alive connection
 	// turns out to have been closed by the upstream before it answered.
 	ErrUpstreamClosed = errors.New("pool: upstream closed the connection before answering")
+	// ErrSwitchingProtocols: the upstream answered 101. sluice never asks
+	// for an upgrade (Upgrade is hop-by-hop and stripped) and has no
+	// tunnel to offer the client, so the answer can't be passed on; the
+	// connection, now speaking something else, is closed.
+	ErrSwitchingProtocols = errors.New("pool: upstream switched protocols")
+	// ErrInvalidChunked: a chunked response body whose first chunk-size
+	// line (RFC 9112 section 7.1) is malformed, found before the head was
+	// handed on, so the client gets a 502 instead of a broken 200.
+	ErrInvalidChunked = errors.New("pool: invalid chunked response body")
+	// ErrStreamBroken is wrapped around the error that cut off a response
+	// body after its head had been returned (a reset, a truncation, a bad
+	// chunk, a read timeout): by then the client has its status line, and
+	// all that is left is to close its connection. Target.StreamFailures
+	// counts these. A client that stops reading is not one.
+	ErrStreamBroken = errors.New("pool: upstream response body broke off")
 	// errTooManyInterim: more 1xx responses than any real upstream sends.
 	errTooManyInterim = errors.New("pool: too many 1xx responses")
 	// errNoCleanConn: every idle connection taken, up to maxStaleSkips,
@@ -218,14 +237,66 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		finish(hc, cc, closeConn, releaseConn, closeConnFn)
 		return reused, err
 	}
+	if cl == -1 && chunkSizeLineBroken(br) {
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return reused, ErrInvalidChunked
+	}
 	// Stream it. A close-delimited body (-2) ends with the connection.
-	return reused, startStream(hc, cc, br, resp, closeConn || cl == -2, t.readTimeout, releaseConn, closeConnFn)
+	return reused, startStream(hc, cc, br, resp, closeConn || cl == -2, t.readTimeout, t.streamFailures, releaseConn, closeConnFn)
 }
 
 // closedByPeer: a write failed because the upstream had closed or reset
 // the connection.
 func closedByPeer(err error) bool {
 	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)
+}
+
+// chunkSizeLineBroken looks at the start of a chunked body, if it has
+// already arrived with the head, without reading it: a first chunk-size
+// line that fasthttp's chunk parser would refuse (RFC 9112 section 7.1:
+// 1*HEXDIG, optional whitespace and ;extensions, CRLF) makes the response
+// a 502 now rather than a 200 cut off later. It never waits for bytes: an
+// upstream that sends its head first and the first chunk later (server-sent
+// events) must get its head through at once.
+func chunkSizeLineBroken(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered()) // no I/O: at most what is buffered
+	if len(b) == 0 {
+		return false
+	}
+	i := 0
+	for i < len(b) && isHex(b[i]) {
+		i++
+	}
+	if i == 0 || i > maxChunkSizeDigits {
+		return true
+	}
+	ext, ows := false, false
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\r':
+			return i+1 < len(b) && b[i+1] != '\n'
+		case c == '\n':
+			return true
+		case ext:
+		case c == ' ' || c == '\t':
+			ows = true
+		case c == ';' && !ows:
+			ext = true
+		default:
+			return true
+		}
+	}
+	return false // the line has not all arrived yet
+}
+
+// maxChunkSizeDigits is fasthttp's limit for a chunk size (maxHexIntChars
+// on 64-bit platforms; on 32-bit ones fasthttp's own parser refuses more
+// digits later, mid-stream).
+const maxChunkSizeDigits = 15
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 // The connection type fasthttp hands out (*fasthttp.clientConn) is
@@ -255,8 +326,11 @@ type bodyStream[C any] struct {
 	br        *bufio.Reader
 	body      io.Reader
 	timeout   time.Duration
+	failures  *atomic.Uint64
+	read      int64 // body bytes relayed so far, for the error
 	closeConn bool
 	eof       bool
+	failed    bool
 	release   func(*fasthttp.HostClient, C)
 	closeFn   func(*fasthttp.HostClient, C)
 	// up parses the body framing (chunked, fixed or close-delimited) with
@@ -267,12 +341,12 @@ type bodyStream[C any] struct {
 var streamPool sync.Pool // of *bodyStream[*fasthttp.clientConn], by inference
 
 func startStream[C interface{ Conn() net.Conn }](hc *fasthttp.HostClient, cc C, br *bufio.Reader, resp *fasthttp.Response,
-	closeConn bool, timeout time.Duration, release, closeFn func(*fasthttp.HostClient, C)) error {
+	closeConn bool, timeout time.Duration, failures *atomic.Uint64, release, closeFn func(*fasthttp.HostClient, C)) error {
 	s, _ := streamPool.Get().(*bodyStream[C])
 	if s == nil {
 		s = &bodyStream[C]{}
 	}
-	s.hc, s.cc, s.conn, s.br, s.timeout = hc, cc, cc.Conn(), br, timeout
+	s.hc, s.cc, s.conn, s.br, s.timeout, s.failures = hc, cc, cc.Conn(), br, timeout, failures
 	s.closeConn, s.release, s.closeFn = closeConn, release, closeFn
 	cl := resp.Header.ContentLength()
 	s.up.Header.SetContentLength(cl)
@@ -298,8 +372,22 @@ func (s *bodyStream[C]) Read(p []byte) (int, error) {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.timeout))
 	}
 	n, err := s.body.Read(p)
-	if err == io.EOF {
+	s.read += int64(n)
+	switch {
+	case err == nil:
+	case err == io.EOF:
 		s.eof = true
+	case !s.failed:
+		// The upstream broke off mid-body: a reset, a truncated body
+		// (io.ErrUnexpectedEOF), a malformed chunk, a read timeout. The
+		// client already has a status line; fasthttp's server closes its
+		// connection when this error comes back, so the client sees a
+		// cut-off body rather than a complete-looking wrong one.
+		s.failed = true
+		if s.failures != nil {
+			s.failures.Add(1)
+		}
+		err = fmt.Errorf("%w after %d bytes: %w", ErrStreamBroken, s.read, err)
 	}
 	return n, err
 }
@@ -313,7 +401,8 @@ func (s *bodyStream[C]) Close() error {
 	finish(s.hc, s.cc, !reuse, s.release, s.closeFn)
 	s.up.Reset()
 	var zero C
-	s.hc, s.cc, s.conn, s.br, s.body, s.eof = nil, zero, nil, nil, nil, false
+	s.hc, s.cc, s.conn, s.br, s.body, s.failures = nil, zero, nil, nil, nil, nil
+	s.read, s.eof, s.failed = 0, false, false
 	streamPool.Put(s)
 	return nil
 }
@@ -358,7 +447,7 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 // but 100 Continue: sluice does not relay 102 Processing or 103 Early
 // Hints, and an upstream that sends interim responses sluice does not
 // understand is not one whose next bytes it should trust to be the next
-// client's answer. A 101 ends the exchange, and the connection.
+// client's answer. A 101 ends the exchange with ErrSwitchingProtocols.
 func readHead(resp *fasthttp.Response, br *bufio.Reader) (doubt bool, err error) {
 	for n := 0; ; n++ {
 		if err := resp.Header.Read(br); err != nil {
@@ -369,7 +458,7 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) (doubt bool, err error)
 		}
 		switch code := resp.StatusCode(); {
 		case code == fasthttp.StatusSwitchingProtocols:
-			return true, nil
+			return true, ErrSwitchingProtocols
 		case code < 100 || code > 199:
 			return doubt, nil
 		case code != fasthttp.StatusContinue:
