@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/pool"
-	"github.com/valyala/fasthttp"
 )
 
 // forward sends the request to the route's upstream, retrying as its
@@ -114,7 +113,7 @@ func forward(x *exchange, rt *route, lim *bodyLimiter, key uint64) *fault {
 		if !retryable || attempt >= up.retry.attempts {
 			return f
 		}
-		if !neverSent && (!replayable || !idempotent(req)) {
+		if !neverSent && (!replayable || !pool.Idempotent(req)) {
 			return f
 		}
 		if !up.pool.Budget.TryRetry() {
@@ -132,14 +131,6 @@ func forward(x *exchange, rt *route, lim *bodyLimiter, key uint64) *fault {
 		x.retries++
 		up.metrics.Retry()
 	}
-}
-
-// idempotent: RFC 9110 9.2.2 methods, or a client that marked the request
-// as safe to repeat with an Idempotency-Key.
-func idempotent(req *fasthttp.Request) bool {
-	h := &req.Header
-	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace() ||
-		len(h.Peek("Idempotency-Key")) > 0
 }
 
 func (up *upstream) logBudgetExhausted(log *slog.Logger) {

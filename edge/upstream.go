@@ -43,7 +43,7 @@ func (s *Snapshot) compileUpstream(cfg *config.Config, u *config.Upstream, disco
 		MaxConns:          u.MaxConnections,
 		MaxConnWait:       u.MaxConnWait.D(),
 		HeaderBufferBytes: int(cfg.Server.MaxHeaderBytes),
-		BufferBodyBytes:   s.bufferBodyBytes,
+		BufferBodyBytes:   int(cfg.Server.BufferResponseBytes),
 		SlowStart:         u.SlowStart.D(),
 		Outlier: pool.OutlierSettings{
 			ConsecutiveFailures: u.Outlier.ConsecutiveFailures,

@@ -44,7 +44,7 @@ func Classify(err error) ErrKind {
 		return KindConnect
 	case errors.Is(err, fasthttp.ErrTimeout), errors.As(err, &netErr) && netErr.Timeout():
 		return KindTimeout
-	case errors.As(err, &small):
+	case errors.As(err, &small), errors.Is(err, ErrSwitchingProtocols), errors.Is(err, ErrInvalidChunked):
 		return KindProtocol
 	case errors.Is(err, ErrUpstreamClosed), errors.Is(err, fasthttp.ErrConnectionClosed),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),

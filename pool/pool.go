@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicegw/sluice/lb"
@@ -35,7 +36,12 @@ type Settings struct {
 	// size of a response head fasthttp can read.
 	HeaderBufferBytes int
 	// BufferBodyBytes: response bodies of known length up to this are read
-	// whole; larger or chunked ones stream to the client.
+	// whole (one write to the client, no allocation once buffers are
+	// warm); larger, chunked and close-delimited ones stream to the client
+	// with backpressure, so a slow client holds a few buffers, not its
+	// whole answer. Request bodies are not the pool's business: the proxy
+	// decides which ones it buffers. Zero streams every body that has
+	// content. (edge fills it from server.buffer_response_bytes.)
 	BufferBodyBytes int
 
 	Health    *HealthSettings  // nil: no active checks
@@ -221,7 +227,9 @@ func (p *Pool) Report(t *Target, o Outcome, rtt time.Duration) {
 	}
 }
 
-func newHostClient(u *url.URL, s Settings) *fasthttp.HostClient {
+// newHostClient makes the HostClient of one target. streamFailures, when
+// not nil, counts the target's broken response streams.
+func newHostClient(u *url.URL, s Settings, streamFailures *atomic.Uint64) *fasthttp.HostClient {
 	dialer := &fasthttp.TCPDialer{DNSCacheDuration: time.Minute}
 	connectTimeout := s.ConnectTimeout
 	if connectTimeout <= 0 {
@@ -231,7 +239,11 @@ func newHostClient(u *url.URL, s Settings) *fasthttp.HostClient {
 		Addr:  u.Host,
 		IsTLS: u.Scheme == "https",
 		Dial: func(addr string) (net.Conn, error) {
-			return dialer.DialTimeout(addr, connectTimeout)
+			c, err := dialer.DialTimeout(addr, connectTimeout)
+			if err != nil {
+				return nil, err
+			}
+			return wrapConn(c), nil // for the idle check (idlecheck.go)
 		},
 		MaxConns:                  s.MaxConns,
 		MaxConnWaitTimeout:        s.MaxConnWait,
@@ -243,6 +255,7 @@ func newHostClient(u *url.URL, s Settings) *fasthttp.HostClient {
 		WriteBufferSize:           16 << 10,
 		DisablePathNormalizing:    true,
 		NoDefaultUserAgentHeader:  true,
-		Transport:                 &transport{bufferBody: s.BufferBodyBytes, readTimeout: s.ReadTimeout, writeTimeout: s.WriteTimeout},
+		Transport: &transport{bufferBody: s.BufferBodyBytes, readTimeout: s.ReadTimeout, writeTimeout: s.WriteTimeout,
+			streamFailures: streamFailures},
 	}
 }

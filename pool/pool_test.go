@@ -287,6 +287,9 @@ func TestClassify(t *testing.T) {
 		{io.ErrUnexpectedEOF, KindReset},
 		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, KindReset},
 		{&fasthttp.ErrSmallBuffer{}, KindProtocol},
+		{ErrSwitchingProtocols, KindProtocol},
+		{ErrInvalidChunked, KindProtocol},
+		{errNoCleanConn, KindBusy}, // never sent, and not the target's failure
 		{errors.New("error when reading response headers: invalid response status code"), KindProtocol},
 	}
 	for _, c := range cases {

@@ -41,7 +41,8 @@ func (r *Registry) target(upstream, rawURL string, weight int, s Settings) (*Tar
 	if t, ok := r.targets[key]; ok {
 		return t, nil
 	}
-	t := &Target{URL: rawURL, Host: u.Host, Upstream: upstream, Client: newHostClient(u, s), key: key, settings: s, log: r.log}
+	t := &Target{URL: rawURL, Host: u.Host, Upstream: upstream, key: key, settings: s, log: r.log}
+	t.Client = newHostClient(u, s, &t.streamFailures)
 	t.Weight = weight
 	if s.Circuit != nil {
 		t.breaker = newBreaker(*s.Circuit, &t.Target, func(from, to CircuitState) {

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicegw/sluice/lb"
@@ -24,6 +25,9 @@ type Target struct {
 	// Client sends requests to this target.
 	Client *fasthttp.HostClient
 
+	// streamFailures: see StreamFailures.
+	streamFailures atomic.Uint64
+
 	key       string
 	settings  Settings
 	log       *slog.Logger
@@ -32,6 +36,15 @@ type Target struct {
 	outlier   outlierState
 	health    healthState
 }
+
+// StreamFailures counts this target's response bodies that broke off after
+// their head had been handed to the proxy (a reset, a truncated body, a
+// malformed chunk, a read timeout mid-body), so the client got a status
+// line and a cut-off body. The proxy has already reported such a try as a
+// success; this is the place that knows better. The stream's Read error
+// wraps ErrStreamBroken at the same moment. A client that hangs up is not
+// counted.
+func (t *Target) StreamFailures() uint64 { return t.streamFailures.Load() }
 
 // Usable reports whether a balancer may pick the target outside panic
 // mode: healthy, not ejected, circuit not open. A half-open circuit

@@ -3,9 +3,11 @@ package pool
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +26,24 @@ import (
 //     gets a pooled bodyStream that reads from the upstream connection and
 //     hands the connection back (or closes it, if the body was not read to
 //     the end) when fasthttp's server closes the stream after writing it.
+//     fasthttp's server reads the stream only as fast as it can write to
+//     the client, so a slow client slows the upstream read (TCP flow
+//     control does the rest) instead of growing the heap.
+//
+// Memory held for one streamed answer, whatever its size: the upstream
+// bufio.Reader (HeaderBufferBytes, 16 KiB by default, kept until the
+// stream closes), the pooled bodyStream and fasthttp's response stream
+// (a few hundred bytes), and on the client side fasthttp's server write
+// buffer (16 KiB; sluice's Server.WriteBufferSize) plus, for a re-chunked
+// body, its 4 KiB copy buffer. The upstream write buffer (16 KiB) is held
+// only while the request is sent. Bytes in flight beyond these sit in
+// kernel socket buffers.
+//
+// A connection goes back to the pool only when its framing is beyond
+// doubt (see idlecheck.go for why): the response ended exactly where its
+// framing said, nothing was read past that end, no interim response sluice
+// does not relay came first, and, when it is taken again, nothing has
+// arrived on it while it sat idle.
 //
 // Deadlines: the request's own timeout (Request.SetTimeout) bounds sending
 // the request and receiving the response head; while a large body streams
@@ -33,11 +53,49 @@ type transport struct {
 	bufferBody   int
 	readTimeout  time.Duration
 	writeTimeout time.Duration
+	// streamFailures counts response bodies that broke off after their
+	// head was returned (Target.StreamFailures); nil: not counted.
+	streamFailures *atomic.Uint64
 }
 
-// ErrUpstreamClosed is returned when a reused keep-alive connection turns
-// out to have been closed by the upstream before it answered.
-var ErrUpstreamClosed = errors.New("pool: upstream closed the connection before answering")
+var (
+	// ErrUpstreamClosed is returned when a reused keep-alive connection
+	// turns out to have been closed by the upstream before it answered.
+	ErrUpstreamClosed = errors.New("pool: upstream closed the connection before answering")
+	// ErrSwitchingProtocols: the upstream answered 101. sluice never asks
+	// for an upgrade (Upgrade is hop-by-hop and stripped) and has no
+	// tunnel to offer the client, so the answer can't be passed on; the
+	// connection, now speaking something else, is closed.
+	ErrSwitchingProtocols = errors.New("pool: upstream switched protocols")
+	// ErrInvalidChunked: a chunked response body whose first chunk-size
+	// line (RFC 9112 section 7.1) is malformed, found before the head was
+	// handed on, so the client gets a 502 instead of a broken 200.
+	ErrInvalidChunked = errors.New("pool: invalid chunked response body")
+	// ErrStreamBroken is wrapped around the error that cut off a response
+	// body after its head had been returned (a reset, a truncation, a bad
+	// chunk, a read timeout): by then the client has its status line, and
+	// all that is left is to close its connection. Target.StreamFailures
+	// counts these. A client that stops reading is not one.
+	ErrStreamBroken = errors.New("pool: upstream response body broke off")
+	// errTooManyInterim: more 1xx responses than any real upstream sends.
+	errTooManyInterim = errors.New("pool: too many 1xx responses")
+	// errNoCleanConn: every idle connection taken, up to maxStaleSkips,
+	// had unread bytes or was closed. The request was never sent, and it
+	// is sluice's pool that failed rather than the target, so it wraps
+	// ErrNoFreeConns: Classify makes it KindBusy (neutral, never sent).
+	errNoCleanConn = fmt.Errorf("pool: no clean idle connection: %w", fasthttp.ErrNoFreeConns)
+)
+
+// A stale idle connection is closed and another one taken. After
+// flushStaleAfter stale ones in a row the rest of the idle pool is most
+// likely stale too (the upstream restarted, or closes idle connections
+// before sluice does): all of it is closed at once, so the next one is
+// dialed. maxStaleSkips bounds the loop when connections keep coming back
+// stale as fast as they are closed.
+const (
+	flushStaleAfter = 4
+	maxStaleSkips   = 16
+)
 
 func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
 	// Decided before sending: writing a streamed body consumes it and
@@ -46,10 +104,12 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	retried := false
 	for {
 		reused, err := t.roundTrip(hc, req, resp)
-		// A keep-alive connection the upstream closed while it sat idle
-		// fails on first use before any byte comes back. Like net/http, try
-		// once more on a new connection, only when the request can be sent
-		// again unchanged: its body is in memory and repeating it is safe.
+		// A keep-alive connection the upstream closed just as it was
+		// taken (the close crossing the request on the wire, after the
+		// idle check found it quiet) fails before any byte comes back.
+		// Like net/http, try once more on a new connection, only when the
+		// request can be sent again unchanged: its body is in memory and
+		// repeating it is safe.
 		if err != nil && reused && !retried && errors.Is(err, ErrUpstreamClosed) && canReplay {
 			retried = true
 			continue
@@ -58,15 +118,10 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	}
 }
 
-// replayable: the body is buffered (not a consumed stream) and the method
-// is idempotent or the client sent an Idempotency-Key (RFC 9110 9.2.2).
+// replayable: the body is buffered (not a consumed stream) and repeating
+// the request is safe (Idempotent).
 func replayable(req *fasthttp.Request) bool {
-	if req.IsBodyStream() {
-		return false
-	}
-	h := &req.Header
-	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace() ||
-		len(h.Peek("Idempotency-Key")) > 0
+	return !req.IsBodyStream() && Idempotent(req)
 }
 
 func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (reused bool, err error) {
@@ -81,8 +136,25 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	if err != nil {
 		return false, err
 	}
-	conn := cc.Conn()
 	reused = cc.LastUseTime().After(cc.CreatedTime())
+	// An idle connection that has become readable (a late response, the
+	// tail of an over-long body, an EOF, a reset) is closed and another
+	// taken. Not an upstream failure and not a retry: the request has not
+	// been sent. A freshly dialed connection needs no look.
+	for skipped := 1; reused && checkIdle(cc.Conn()) != idleQuiet; skipped++ {
+		hc.CloseConn(cc)
+		if skipped == flushStaleAfter {
+			hc.CloseIdleConnections()
+		}
+		if skipped > maxStaleSkips {
+			return false, errNoCleanConn
+		}
+		if cc, err = hc.AcquireConn(timeout, req.ConnectionClose()); err != nil {
+			return false, err
+		}
+		reused = cc.LastUseTime().After(cc.CreatedTime())
+	}
+	conn := cc.Conn()
 
 	// Send the request. With equal read and write timeouts (the default)
 	// one SetDeadline covers both directions: the runtime then keeps a
@@ -107,6 +179,12 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	}
 	if err != nil {
 		hc.CloseConn(cc)
+		if reused && closedByPeer(err) {
+			// The upstream closed the idle connection just after it was
+			// checked: nothing was read, the request can't have been
+			// processed, and RoundTrip may send it again.
+			err = ErrUpstreamClosed
+		}
 		return reused, err
 	}
 
@@ -123,30 +201,102 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	if req.Header.IsHead() {
 		resp.SkipBody = true
 	}
-	if err = readHead(resp, br); err != nil {
+	doubt, err := readHead(resp, br)
+	if err != nil {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
 		return reused, err
 	}
-	closeConn := req.ConnectionClose() || resp.ConnectionClose()
+	closeConn := doubt || req.ConnectionClose() || resp.ConnectionClose()
 	// Connection is hop-by-hop: the upstream closing its connection must
 	// not close the client's.
 	resp.Header.ResetConnectionClose()
 
 	cl := resp.Header.ContentLength()
 	if resp.SkipBody || noBody(resp.StatusCode()) {
+		// RFC 9110 section 8.6 and RFC 9112 section 6.1: a 204 carries
+		// neither Content-Length (but 0) nor Transfer-Encoding; one that
+		// does may be followed by a body, and where the next response
+		// starts is in doubt. (A HEAD response or a 304 may carry both: they
+		// describe the representation, not a body.) Bytes already read past
+		// the head are a body the status said is not there.
+		if resp.StatusCode() == fasthttp.StatusNoContent && cl != 0 && cl != -2 {
+			closeConn = true
+		}
+		closeConn = closeConn || br.Buffered() > 0
 		hc.ReleaseReader(br)
 		finish(hc, cc, closeConn, releaseConn, closeConnFn)
 		return reused, nil
 	}
 	if cl >= 0 && cl <= t.bufferBody {
 		err = resp.ReadBody(br, t.bufferBody)
+		// Bytes read past Content-Length belong to no request: a body
+		// longer than it said, or a response nobody asked for.
+		closeConn = closeConn || err != nil || br.Buffered() > 0
 		hc.ReleaseReader(br)
-		finish(hc, cc, closeConn || err != nil, releaseConn, closeConnFn)
+		finish(hc, cc, closeConn, releaseConn, closeConnFn)
 		return reused, err
 	}
+	if cl == -1 && chunkSizeLineBroken(br) {
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return reused, ErrInvalidChunked
+	}
 	// Stream it. A close-delimited body (-2) ends with the connection.
-	return reused, startStream(hc, cc, br, resp, closeConn || cl == -2, t.readTimeout, releaseConn, closeConnFn)
+	return reused, startStream(hc, cc, br, resp, closeConn || cl == -2, t.readTimeout, t.streamFailures, releaseConn, closeConnFn)
+}
+
+// closedByPeer: a write failed because the upstream had closed or reset
+// the connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)
+}
+
+// chunkSizeLineBroken looks at the start of a chunked body, if it has
+// already arrived with the head, without reading it: a first chunk-size
+// line that fasthttp's chunk parser would refuse (RFC 9112 section 7.1:
+// 1*HEXDIG, optional whitespace and ;extensions, CRLF) makes the response
+// a 502 now rather than a 200 cut off later. It never waits for bytes: an
+// upstream that sends its head first and the first chunk later (server-sent
+// events) must get its head through at once.
+func chunkSizeLineBroken(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered()) // no I/O: at most what is buffered
+	if len(b) == 0 {
+		return false
+	}
+	i := 0
+	for i < len(b) && isHex(b[i]) {
+		i++
+	}
+	if i == 0 || i > maxChunkSizeDigits {
+		return true
+	}
+	ext, ows := false, false
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\r':
+			return i+1 < len(b) && b[i+1] != '\n'
+		case c == '\n':
+			return true
+		case ext:
+		case c == ' ' || c == '\t':
+			ows = true
+		case c == ';' && !ows:
+			ext = true
+		default:
+			return true
+		}
+	}
+	return false // the line has not all arrived yet
+}
+
+// maxChunkSizeDigits is fasthttp's limit for a chunk size (maxHexIntChars
+// on 64-bit platforms; on 32-bit ones fasthttp's own parser refuses more
+// digits later, mid-stream).
+const maxChunkSizeDigits = 15
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 // The connection type fasthttp hands out (*fasthttp.clientConn) is
@@ -167,7 +317,8 @@ func finish[C any](hc *fasthttp.HostClient, cc C, closeConn bool, release, close
 
 // bodyStream relays a large upstream body to the client. fasthttp's server
 // reads it while writing the response and then calls Close, which returns
-// the upstream connection to its pool only if the body was read to its end.
+// the upstream connection to its pool only if the body was read to its end
+// and nothing was read past it.
 type bodyStream[C any] struct {
 	hc        *fasthttp.HostClient
 	cc        C
@@ -175,8 +326,11 @@ type bodyStream[C any] struct {
 	br        *bufio.Reader
 	body      io.Reader
 	timeout   time.Duration
+	failures  *atomic.Uint64
+	read      int64 // body bytes relayed so far, for the error
 	closeConn bool
 	eof       bool
+	failed    bool
 	release   func(*fasthttp.HostClient, C)
 	closeFn   func(*fasthttp.HostClient, C)
 	// up parses the body framing (chunked, fixed or close-delimited) with
@@ -187,12 +341,12 @@ type bodyStream[C any] struct {
 var streamPool sync.Pool // of *bodyStream[*fasthttp.clientConn], by inference
 
 func startStream[C interface{ Conn() net.Conn }](hc *fasthttp.HostClient, cc C, br *bufio.Reader, resp *fasthttp.Response,
-	closeConn bool, timeout time.Duration, release, closeFn func(*fasthttp.HostClient, C)) error {
+	closeConn bool, timeout time.Duration, failures *atomic.Uint64, release, closeFn func(*fasthttp.HostClient, C)) error {
 	s, _ := streamPool.Get().(*bodyStream[C])
 	if s == nil {
 		s = &bodyStream[C]{}
 	}
-	s.hc, s.cc, s.conn, s.br, s.timeout = hc, cc, cc.Conn(), br, timeout
+	s.hc, s.cc, s.conn, s.br, s.timeout, s.failures = hc, cc, cc.Conn(), br, timeout, failures
 	s.closeConn, s.release, s.closeFn = closeConn, release, closeFn
 	cl := resp.Header.ContentLength()
 	s.up.Header.SetContentLength(cl)
@@ -218,20 +372,37 @@ func (s *bodyStream[C]) Read(p []byte) (int, error) {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.timeout))
 	}
 	n, err := s.body.Read(p)
-	if err == io.EOF {
+	s.read += int64(n)
+	switch {
+	case err == nil:
+	case err == io.EOF:
 		s.eof = true
+	case !s.failed:
+		// The upstream broke off mid-body: a reset, a truncated body
+		// (io.ErrUnexpectedEOF), a malformed chunk, a read timeout. The
+		// client already has a status line; fasthttp's server closes its
+		// connection when this error comes back, so the client sees a
+		// cut-off body rather than a complete-looking wrong one.
+		s.failed = true
+		if s.failures != nil {
+			s.failures.Add(1)
+		}
+		err = fmt.Errorf("%w after %d bytes: %w", ErrStreamBroken, s.read, err)
 	}
 	return n, err
 }
 
-// Close hands the connection back (body fully read) or closes it.
+// Close hands the connection back (body read to its end, nothing read
+// past it) or closes it.
 func (s *bodyStream[C]) Close() error {
 	_ = s.up.CloseBodyStream()
+	reuse := s.eof && !s.closeConn && s.br.Buffered() == 0
 	s.hc.ReleaseReader(s.br)
-	finish(s.hc, s.cc, s.closeConn || !s.eof, s.release, s.closeFn)
+	finish(s.hc, s.cc, !reuse, s.release, s.closeFn)
 	s.up.Reset()
 	var zero C
-	s.hc, s.cc, s.conn, s.br, s.body, s.eof = nil, zero, nil, nil, nil, false
+	s.hc, s.cc, s.conn, s.br, s.body, s.failures = nil, zero, nil, nil, nil, nil
+	s.read, s.eof, s.failed = 0, false, false
 	streamPool.Put(s)
 	return nil
 }
@@ -271,19 +442,30 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 	return w.conn.Write(p)
 }
 
-// readHead reads the status line and headers, skipping 1xx interim
-// responses (but not 101, which ends the exchange).
-func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
+// readHead reads the status line and headers. It skips interim 1xx
+// responses, and reports doubt (the connection must not be reused) for any
+// but 100 Continue: sluice does not relay 102 Processing or 103 Early
+// Hints, and an upstream that sends interim responses sluice does not
+// understand is not one whose next bytes it should trust to be the next
+// client's answer. A 101 ends the exchange with ErrSwitchingProtocols.
+func readHead(resp *fasthttp.Response, br *bufio.Reader) (doubt bool, err error) {
 	for n := 0; ; n++ {
 		if err := resp.Header.Read(br); err != nil {
-			return upstreamReadError(err)
+			if n == 0 {
+				return true, upstreamReadError(err)
+			}
+			return true, err // it had answered (1xx) before it failed
 		}
-		code := resp.StatusCode()
-		if code < 100 || code > 199 || code == fasthttp.StatusSwitchingProtocols {
-			return nil
+		switch code := resp.StatusCode(); {
+		case code == fasthttp.StatusSwitchingProtocols:
+			return true, ErrSwitchingProtocols
+		case code < 100 || code > 199:
+			return doubt, nil
+		case code != fasthttp.StatusContinue:
+			doubt = true
 		}
 		if n >= 8 {
-			return errors.New("pool: too many 1xx responses")
+			return true, errTooManyInterim
 		}
 	}
 }

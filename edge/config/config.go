@@ -68,9 +68,16 @@ type Server struct {
 	// Default 10MiB. Zero after defaulting is impossible; use a large value
 	// for "unlimited".
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
-	// BufferBodyBytes is the largest body (request or response) held in
-	// memory whole; larger ones stream through. Default 1MiB.
+	// BufferBodyBytes is the largest request body held in memory whole
+	// (it can then be sent again on a retry); larger ones stream through.
+	// Default 1MiB.
 	BufferBodyBytes ByteSize `yaml:"buffer_body_bytes" json:"buffer_body_bytes,omitempty"`
+	// BufferResponseBytes is the largest response body of known length
+	// read whole before the answer goes out; larger, chunked and
+	// close-delimited ones stream with backpressure, so a slow client
+	// holds a few buffers, not its whole answer (issue #13). Default 64KiB,
+	// at most 16MiB.
+	BufferResponseBytes ByteSize `yaml:"buffer_response_bytes" json:"buffer_response_bytes,omitempty"`
 	// MaxConnections caps concurrent client connections. Default 10000.
 	MaxConnections int `yaml:"max_connections" json:"max_connections,omitempty"`
 	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
@@ -606,6 +613,12 @@ const (
 	DefaultMaxHeaderBytes  = 16 << 10
 	DefaultMaxBodyBytes    = 10 << 20
 	DefaultBufferBodyBytes = 1 << 20
+	// DefaultBufferResponseBytes keeps small answers on the zero-allocation
+	// buffered path (one write to the client) and streams the rest.
+	DefaultBufferResponseBytes = 64 << 10
+	// MaxBufferResponseBytes: a buffered answer costs its whole size for
+	// as long as its client takes to read it.
+	MaxBufferResponseBytes = 16 << 20
 	DefaultMaxConnections  = 10000
 	DefaultShutdownTimeout = 15 * time.Second
 
@@ -670,6 +683,7 @@ func (c *Config) applyDefaults() {
 	setSize(&s.MaxBodyBytes, DefaultMaxBodyBytes)
 	setSize(&s.BufferBodyBytes, DefaultBufferBodyBytes)
 	setStr(&s.HeadersWithUnderscores, "drop")
+	setSize(&s.BufferResponseBytes, DefaultBufferResponseBytes)
 	if s.MaxConnections == 0 {
 		s.MaxConnections = DefaultMaxConnections
 	}

@@ -41,7 +41,8 @@ func TestParseMinimalGetsDefaults(t *testing.T) {
 	if c.Listen != ":8080" || c.Admin.Listen != "127.0.0.1:9901" {
 		t.Errorf("listen defaults: %q %q", c.Listen, c.Admin.Listen)
 	}
-	if c.Server.MaxHeaderBytes != 16<<10 || c.Server.MaxBodyBytes != 10<<20 || c.Server.ShutdownTimeout.D() != 15*time.Second {
+	if c.Server.MaxHeaderBytes != 16<<10 || c.Server.MaxBodyBytes != 10<<20 || c.Server.ShutdownTimeout.D() != 15*time.Second ||
+		c.Server.BufferBodyBytes != 1<<20 || c.Server.BufferResponseBytes != 64<<10 {
 		t.Errorf("server defaults: %+v", c.Server)
 	}
 	u := c.Upstreams["users"]
@@ -67,6 +68,7 @@ server:
   read_timeout: 5s
   max_header_bytes: 32KiB
   max_body_bytes: 200MiB
+  buffer_response_bytes: 128KiB
   trusted_proxies: [10.0.0.0/8, 127.0.0.1]
 admin: { listen: "127.0.0.1:9999", password: "${PW:-x}" }
 upstreams:
@@ -93,7 +95,7 @@ routes:
 	if c.Listen != "127.0.0.1:8081" {
 		t.Errorf("listen = %q", c.Listen)
 	}
-	if c.Server.MaxBodyBytes != 200<<20 || c.Server.MaxHeaderBytes != 32<<10 {
+	if c.Server.MaxBodyBytes != 200<<20 || c.Server.MaxHeaderBytes != 32<<10 || c.Server.BufferResponseBytes != 128<<10 {
 		t.Errorf("sizes: %+v", c.Server)
 	}
 	if c.Upstreams["api"].MaxConnections != 64 {
@@ -176,6 +178,10 @@ routes:
 		}},
 		{"hash key without consistent_hash", strings.Replace(minimal, "    targets:", "    hash_key: ip\n    targets:", 1),
 			[]string{`upstreams.users.hash_key: only used by the consistent_hash balancer`}},
+		{"response buffer too large", "server:\n  read_timeout: 5s\n  buffer_response_bytes: 32MiB\n" + minimal,
+			[]string{`b.yaml:3: server.buffer_response_bytes: must be at most 16MiB, got 33554432`}},
+		{"response buffer negative", "server: { buffer_response_bytes: -1 }\n" + minimal,
+			[]string{`b.yaml:1: server.buffer_response_bytes: "-1": not a size`}},
 		{"bad trusted proxy", "server: { trusted_proxies: [10.0.0.0/33] }\n" + minimal, []string{`server.trusted_proxies[0]: "10.0.0.0/33" is not a CIDR`}},
 		{"bad observability settings", "metrics:\n  data_plane_path: metrics\naccess_log:\n  sample: 2\n  buffer: -1\ntracing:\n  otlp_endpoint: collector:4318\n  sample: 1.5\n" + minimal, []string{
 			`b.yaml:2: metrics.data_plane_path: "metrics": a path such as "/metrics"`,

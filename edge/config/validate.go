@@ -69,6 +69,9 @@ func (c *Config) validate() Errors {
 	if s.MaxBodyBytes < 0 {
 		v.add("server.max_body_bytes", "must not be negative")
 	}
+	if s.BufferResponseBytes > MaxBufferResponseBytes {
+		v.add("server.buffer_response_bytes", "must be at most 16MiB, got %d (larger answers stream; a buffered one costs its whole size per slow client)", s.BufferResponseBytes)
+	}
 	if s.MaxConnections < 0 {
 		v.add("server.max_connections", "must not be negative")
 	}

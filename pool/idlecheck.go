@@ -1,0 +1,86 @@
+package pool
+
+import (
+	"net"
+	"syscall"
+)
+
+// A pooled keep-alive connection is only as clean as its last response.
+// While it sits idle the upstream has nothing to say: bytes that arrive
+// then (a late second response, the tail of a body longer than its
+// Content-Length) would be read as the answer to the next request sent on
+// it, and every later client on that connection would get the answer meant
+// for the one before (found in sluice: issue #13). An EOF means the
+// upstream closed it. nginx closes an idle cached upstream connection on
+// any read event; sluice looks before each reuse, with one non-blocking
+// MSG_PEEK on the socket, and closes the connection unless it is quiet.
+//
+// What the check can't see: bytes that arrive after it, while the next
+// request is already on its way (HTTP/1.1 has no way to tell a late answer
+// from the next one), and, on a TLS connection, records tls.Conn has
+// already read from the socket and holds decrypted. A TLS 1.3 session
+// ticket arriving late also counts as unsolicited: the connection is
+// closed, which costs a handshake and never a wrong answer.
+
+// idleState is what a connection taken from the idle pool holds.
+type idleState uint8
+
+const (
+	idleQuiet  idleState = iota // nothing to read: reusable
+	idleData                    // unsolicited bytes are waiting
+	idleEOF                     // the upstream closed its side
+	idleBroken                  // a reset or another socket error
+)
+
+func (s idleState) String() string {
+	switch s {
+	case idleQuiet:
+		return "quiet"
+	case idleData:
+		return "unsolicited bytes"
+	case idleEOF:
+		return "closed by the upstream"
+	}
+	return "broken"
+}
+
+// upstreamConn is a dialed upstream TCP connection with what the idle check
+// needs, made once per connection rather than once per request: net makes
+// a new syscall.RawConn on every SyscallConn call, and a func value handed
+// to RawConn.Read escapes, so building one per check would allocate.
+type upstreamConn struct {
+	*net.TCPConn
+	raw    syscall.RawConn
+	peekFn func(fd uintptr) bool // c.peek, bound once
+	state  idleState             // what the last peek found
+	buf    [1]byte               // one byte is enough to know there is data
+}
+
+// wrapConn prepares a freshly dialed connection for idle checks. A
+// connection that is not TCP is returned as it is and never checked.
+func wrapConn(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	uc := &upstreamConn{TCPConn: tc, raw: raw}
+	uc.peekFn = uc.peek
+	return uc
+}
+
+// checkIdle says what a connection taken from the idle pool holds. It
+// neither reads nor waits: the peeked byte stays in the socket.
+func checkIdle(c net.Conn) idleState {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn() // *tls.Conn: look at the socket under it
+	}
+	uc, ok := c.(*upstreamConn)
+	if !ok {
+		return idleQuiet // not dialed by sluice: nothing to look with
+	}
+	return uc.check()
+}
