@@ -48,6 +48,12 @@ type exchange struct {
 	span           trace.Span // nil: not sampled, or no span export
 	traceparentSet bool       // the span wrote the outgoing traceparent
 
+	// A streamed answer is recorded when fasthttp has written it
+	// (StreamDone), not when ServeHTTP returns.
+	streaming bool
+	relayed   int64 // body bytes of a streamed answer
+	streamErr error // what broke a streamed answer off upstream
+
 	idBuf      [maxRequestIDLen]byte
 	pathBuf    []byte
 	decodedBuf []byte
@@ -76,6 +82,14 @@ func releaseExchange(x *exchange) {
 	}
 	*x = exchange{pathBuf: buf, decodedBuf: dec}
 	exchangePool.Put(x)
+}
+
+// StreamDone records a streamed answer once fasthttp has written it (or
+// given up), then releases the exchange: pool.StreamWatcher.
+func (x *exchange) StreamDone(relayed int64, broken error) {
+	x.relayed, x.streamErr = relayed, broken
+	x.record()
+	releaseExchange(x)
 }
 
 // next runs the route's next step; the last step (the proxy) answers.

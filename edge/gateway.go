@@ -103,14 +103,17 @@ func newServer(s config.Server, handler fasthttp.RequestHandler, log *slog.Logge
 // ServeHTTP is the data-plane entry point. Every request takes the same
 // path: the checks and routing in serve, then the matched route's own
 // steps (route.steps, built with the snapshot: steps.go), and is recorded
-// at the end (observability.go).
+// at the end (observability.go): when ServeHTTP returns, or for an answer
+// streamed from the upstream, once fasthttp has written it.
 func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	x := acquireExchange(ctx, g.snap.Load())
 	g.res.metrics.Begin()
 	g.serve(x)
 	g.res.metrics.End()
-	g.record(x)
-	releaseExchange(x)
+	if !x.streaming { // else StreamDone records it once written
+		x.record()
+		releaseExchange(x)
+	}
 }
 
 // serve runs the steps every request takes, in order, then the route's.

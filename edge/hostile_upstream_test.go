@@ -2,10 +2,14 @@ package edge
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -177,7 +181,8 @@ func TestBrokenUpstreamBody(t *testing.T) {
 
 	for _, script := range []testutil.HostileScript{testutil.BadChunkMidway, testutil.TruncatedBody} {
 		h := testutil.StartHostile(t, script)
-		g := startGateway(t, oneUpstream(h.URL, catchAll))
+		logPath := filepath.Join(t.TempDir(), "access.log")
+		g := startGateway(t, oneUpstream(h.URL, catchAll)+"access_log: { enabled: true, output: "+logPath+", sample: 0.000001 }\nmetrics: { data_plane_path: /metrics }\n")
 		c, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -200,6 +205,22 @@ func TestBrokenUpstreamBody(t *testing.T) {
 		target := g.Snapshot().upstreams["up"].pool.Targets[0]
 		if got := target.StreamFailures(); got != 1 {
 			t.Errorf("script %d: StreamFailures = %d, want 1", script, got)
+		}
+		// The access log and the metrics say so too (not a 200 with an
+		// unknown size): the line is written once the stream has closed,
+		// with the bytes relayed, and even though its sample is tiny.
+		var line map[string]any
+		testutil.WaitFor(t, "the access log line of the broken answer", func() bool {
+			data, _ := os.ReadFile(logPath)
+			return json.Unmarshal(bytes.TrimSpace(data), &line) == nil
+		})
+		if line["upstream_error"] != "response body broke off" || line["bytes_out"].(float64) != float64(n) {
+			t.Errorf("script %d: access log %v, want upstream_error and bytes_out %d", script, line, n)
+		}
+		fams := scrape(t, g)
+		if got := sample(fams, "sluice_upstream_errors_total", map[string]string{"upstream": "up", "kind": "protocol"}) +
+			sample(fams, "sluice_upstream_errors_total", map[string]string{"upstream": "up", "kind": "reset"}); got != 1 {
+			t.Errorf("script %d: sluice_upstream_errors_total (protocol + reset) %v, want 1", script, got)
 		}
 	}
 }

@@ -4,13 +4,15 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/edge/observe"
+	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
 )
 
 // record records an answered request: metrics always, then the span and
-// the access log line when they are on.
-func (g *Gateway) record(x *exchange) {
-	ctx := x.ctx
+// the access log line when they are on. A streamed answer that broke off
+// upstream counts as an upstream error.
+func (x *exchange) record() {
+	ctx, res := x.ctx, x.snap.res
 	d := time.Since(x.start)
 	code := ctx.Response.StatusCode()
 	m := x.snap.noRouteMetrics
@@ -18,10 +20,13 @@ func (g *Gateway) record(x *exchange) {
 		m = x.route.metrics
 	}
 	m.Observe(ctx.Method(), code, d)
-	if x.span != nil {
-		g.res.tracer.end(x, code)
+	if x.streamErr != nil && x.route != nil {
+		x.route.upstream.metrics.Error(uint8(pool.Classify(x.streamErr)))
 	}
-	if log := g.res.accessLog; log != nil && log.Sampled(code) {
+	if x.span != nil {
+		res.tracer.end(x, code)
+	}
+	if log := res.accessLog; log != nil && (log.Sampled(code) || x.streamErr != nil) {
 		var e observe.Entry
 		x.logEntry(&e, d, code)
 		log.Log(&e)
@@ -43,13 +48,16 @@ func (x *exchange) logEntry(e *observe.Entry, d time.Duration, code int) {
 		Target:           x.target,
 		Status:           code,
 		BytesIn:          bytesIn(&ctx.Request.Header),
-		BytesOut:         bytesOut(&ctx.Response),
+		BytesOut:         x.bytesOut(),
 		Duration:         d,
 		UpstreamDuration: x.upstreamTime,
 		Retries:          x.retries,
 	}
 	if x.route != nil {
 		e.Route = x.route.name
+	}
+	if x.streamErr != nil {
+		e.UpstreamError = "response body broke off"
 	}
 	if x.identity != nil {
 		e.User = x.identity.Subject
@@ -72,10 +80,14 @@ func bytesIn(h *fasthttp.RequestHeader) int64 {
 	return -1
 }
 
-// bytesOut is the response body's size when it is known now: a streamed
-// body is sent after the handler returns, so only its declared length is.
-func bytesOut(r *fasthttp.Response) int64 {
-	if r.IsBodyStream() {
+// bytesOut is the response body's size: for a streamed answer, the bytes
+// relayed (known once it was written).
+func (x *exchange) bytesOut() int64 {
+	r := &x.ctx.Response
+	switch {
+	case x.streaming:
+		return x.relayed
+	case r.IsBodyStream():
 		return max(int64(r.Header.ContentLength()), -1)
 	}
 	return int64(len(r.Body()))

@@ -65,9 +65,11 @@ func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
 func (c *addrConn) LocalAddr() net.Addr  { return c.remote }
 
 func (h *handlerHarness) once(tb testing.TB, wantStatus int) {
+	// The response first, as the server does: closing a streamed body
+	// records the previous request, which must still be there.
+	h.ctx.Response.Reset()
 	h.ctx.Init2(h.conn, nil, false) // a new request: its own start time, as the server gives it
 	h.ctx.Request.Reset()
-	h.ctx.Response.Reset()
 	// Parsed from bytes, as the server does: the request has a raw header
 	// block, like one read from a socket.
 	if h.raw == nil {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 )
@@ -115,6 +116,12 @@ func (p *proxyStep) serve(x *exchange) {
 	}
 	if clientClose {
 		ctx.SetConnectionClose()
+	}
+	// A streamed body is relayed after ServeHTTP returns: record the
+	// request when it has been written, with its real size and whether the
+	// upstream broke it off.
+	if resp.IsBodyStream() && pool.WatchStream(resp, x) {
+		x.streaming = true
 	}
 }
 

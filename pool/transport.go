@@ -327,7 +327,9 @@ type bodyStream[C any] struct {
 	body      io.Reader
 	timeout   time.Duration
 	failures  *atomic.Uint64
-	read      int64 // body bytes relayed so far, for the error
+	watcher   StreamWatcher // nil: nobody asked
+	broken    error         // what broke the body off, for the watcher
+	read      int64         // body bytes relayed so far, for the error
 	closeConn bool
 	eof       bool
 	failed    bool
@@ -388,9 +390,31 @@ func (s *bodyStream[C]) Read(p []byte) (int, error) {
 			s.failures.Add(1)
 		}
 		err = fmt.Errorf("%w after %d bytes: %w", ErrStreamBroken, s.read, err)
+		s.broken = err
 	}
 	return n, err
 }
+
+// StreamWatcher hears how a streamed response body ended, when fasthttp's
+// server closes it after writing the response: the body bytes relayed,
+// and the error that broke it off upstream (wrapping ErrStreamBroken), or
+// nil when it was read to its end or the client stopped reading.
+type StreamWatcher interface {
+	StreamDone(relayed int64, broken error)
+}
+
+// WatchStream registers w for resp's body when it is a stream this
+// package's transport relays, and reports whether it did (w is then
+// called exactly once, from the goroutine that closes the stream).
+func WatchStream(resp *fasthttp.Response, w StreamWatcher) bool {
+	s, ok := resp.BodyStream().(interface{ watch(StreamWatcher) })
+	if ok {
+		s.watch(w)
+	}
+	return ok
+}
+
+func (s *bodyStream[C]) watch(w StreamWatcher) { s.watcher = w }
 
 // Close hands the connection back (body read to its end, nothing read
 // past it) or closes it.
@@ -400,10 +424,15 @@ func (s *bodyStream[C]) Close() error {
 	s.hc.ReleaseReader(s.br)
 	finish(s.hc, s.cc, !reuse, s.release, s.closeFn)
 	s.up.Reset()
+	w, read, broken := s.watcher, s.read, s.broken
 	var zero C
 	s.hc, s.cc, s.conn, s.br, s.body, s.failures = nil, zero, nil, nil, nil, nil
+	s.watcher, s.broken = nil, nil
 	s.read, s.eof, s.failed = 0, false, false
 	streamPool.Put(s)
+	if w != nil {
+		w.StreamDone(read, broken)
+	}
 	return nil
 }
 

@@ -30,6 +30,7 @@ type Entry struct {
 	Duration         time.Duration
 	UpstreamDuration time.Duration // all tries together
 	Retries          int
+	UpstreamError    string // why the upstream exchange failed after the answer began ("" none)
 	User             string // JWT subject
 	APIKeyID         string // never the key itself
 }
@@ -221,6 +222,9 @@ func AppendEntry(b []byte, e *Entry) []byte {
 		b = appendMillis(b, e.UpstreamDuration)
 		b = append(b, `,"retries":`...)
 		b = strconv.AppendInt(b, int64(e.Retries), 10)
+	}
+	if e.UpstreamError != "" {
+		b = appendStringField(b, "upstream_error", e.UpstreamError)
 	}
 	if e.User != "" {
 		b = appendStringField(b, "user", e.User)
