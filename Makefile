@@ -61,7 +61,7 @@ fuzz:
 
 ## bench: micro-benchmarks with allocations, on 1 and 2 cores
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 ./lb ./edge ./edge/auth ./edge/pathnorm ./limiter
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2 ./lb ./edge ./edge/auth ./edge/pathnorm ./limiter ./pool
 
 ## bench-deps: what the proxy benchmark needs: wrk and nginx (Debian), vegeta (Go module proxy)
 bench-deps:
