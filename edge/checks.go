@@ -52,43 +52,16 @@ func (x *exchange) checkHead() bool {
 		x.ctx.Response.Header.Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
 		return false
 	}
-	var folded, underscore bool
-	hosts, lengths, codings := 0, 0, 0
-	var xff, xfp, xfh int
 	raw := h.RawHeaders()
-	for line := range headerLines(raw) {
-		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-			folded = true // RFC 9112 5.2: obs-fold
-			continue
-		}
-		i := bytes.IndexByte(line, ':')
-		if i <= 0 {
-			continue
-		}
-		name := line[:i]
-		switch {
-		case bytes.EqualFold(name, []byte("host")):
-			hosts++
-		case bytes.EqualFold(name, []byte("content-length")):
-			lengths++
-		case bytes.EqualFold(name, []byte("transfer-encoding")):
-			codings++
-		case bytes.EqualFold(name, []byte("forwarded")), bytes.EqualFold(name, []byte("x-real-ip")):
-			x.claimsAddr = true
-		case bytes.EqualFold(name, headerXFF):
-			xff++
-		case bytes.EqualFold(name, headerXFP):
-			xfp++
-		case bytes.EqualFold(name, headerXFH):
-			xfh++
-		case bytes.IndexByte(name, '_') >= 0:
-			underscore = true
-		}
-	}
+	hs := scanHead(raw)
+	// A request built in memory has no raw block: then every hop-by-hop
+	// name is deleted.
+	x.hopByHop = hs.hopByHop || len(raw) == 0
+	x.claimsAddr = hs.claimsAddr || hs.xff > 1 || hs.xfp > 1 || hs.xfh > 1
 	// RFC 9112 5.2: a server that receives obs-fold in a request MUST
 	// either reject it with 400 or replace it; the framing of a folded
 	// Content-Length can't be trusted, so sluice rejects.
-	if folded {
+	if hs.folded {
 		x.fail(faultFolded)
 		lingerClose(x.ctx)
 		return false
@@ -96,7 +69,7 @@ func (x *exchange) checkHead() bool {
 	// RFC 9112 6.3: a message with both Transfer-Encoding and
 	// Content-Length is a smuggling attempt or a broken client; refuse it
 	// rather than guess which framing the upstream will believe.
-	if lengths > 0 && h.ContentLength() == -1 {
+	if hs.lengths > 0 && h.ContentLength() == -1 {
 		x.fail(faultAmbiguousLength)
 		lingerClose(x.ctx)
 		return false
@@ -104,23 +77,18 @@ func (x *exchange) checkHead() bool {
 	// RFC 9112 6.1: chunked is the only transfer coding sluice reads; any
 	// other (identity is gone from HTTP/1.1) can't be framed. fasthttp
 	// ignores the ones it does not know and trusts Content-Length.
-	if codings > 0 && h.ContentLength() != -1 {
+	if hs.codings > 0 && h.ContentLength() != -1 {
 		x.fail(faultCoding)
 		lingerClose(x.ctx)
 		return false
 	}
-	// Several lines of one X-Forwarded-* name: setting it replaces only
-	// the first, so from an untrusted peer all go first (setForwarded).
-	if xff > 1 || xfp > 1 || xfh > 1 {
-		x.claimsAddr = true
-	}
 	// RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, or with more
 	// than one, or with an invalid one. HTTP/1.0 may omit it.
-	if hosts > 1 || (hosts == 0 && h.IsHTTP11()) || !validHost(h.Host()) {
+	if hs.hosts > 1 || (hs.hosts == 0 && h.IsHTTP11()) || !validHost(h.Host()) {
 		x.fail(faultHost)
 		return false
 	}
-	if underscore {
+	if hs.underscore {
 		switch x.snap.underscores {
 		case underscoresReject:
 			x.fail(faultUnderscore)
@@ -130,6 +98,74 @@ func (x *exchange) checkHead() bool {
 		}
 	}
 	return true
+}
+
+// headScan is what one pass over the raw header block finds.
+type headScan struct {
+	folded                  bool // a line starts with a blank: obs-fold
+	underscore              bool // a name has "_"
+	hopByHop                bool // a hop-by-hop name (headers.go): the proxy step deletes them only then
+	claimsAddr              bool // Forwarded or X-Real-IP
+	hosts, lengths, codings int
+	xff, xfp, xfh           int // lines of each X-Forwarded-* name: more than one each is refused from untrusted peers
+}
+
+// scanHead reads the names of a raw header block once, as received (one
+// pass over bytes, no normalisation, no allocation). Names are told apart
+// by length first: most lines match none.
+func scanHead(raw []byte) (hs headScan) {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			hs.folded = true // RFC 9112 5.2: obs-fold
+			continue
+		}
+		i := bytes.IndexByte(line, ':')
+		if i <= 0 {
+			continue
+		}
+		name := bytes.TrimRight(line[:i], " \t")
+		switch len(name) {
+		case 4:
+			if bytes.EqualFold(name, []byte("host")) {
+				hs.hosts++
+			}
+		case 9:
+			if bytes.EqualFold(name, headerFwd) || bytes.EqualFold(name, headerXRIP) {
+				hs.claimsAddr = true
+			}
+		case 14:
+			if bytes.EqualFold(name, []byte("content-length")) {
+				hs.lengths++
+			}
+		case 15:
+			if bytes.EqualFold(name, headerXFF) {
+				hs.xff++
+			}
+		case 16:
+			if bytes.EqualFold(name, headerXFH) {
+				hs.xfh++
+			}
+		case 17:
+			if bytes.EqualFold(name, []byte("transfer-encoding")) {
+				hs.codings++
+			} else if bytes.EqualFold(name, headerXFP) {
+				hs.xfp++
+			}
+		}
+		if !hs.hopByHop && isHopByHopName(name) {
+			hs.hopByHop = true
+		}
+		if bytes.IndexByte(name, '_') >= 0 {
+			hs.underscore = true
+		}
+	}
+	return hs
 }
 
 // validHost: a Host value is a reg-name, IPv4 or IP-literal with an
@@ -163,17 +199,6 @@ func dropUnderscoreHeaders(h *fasthttp.RequestHeader, raw []byte) {
 // bytes before the colon, trailing blanks trimmed).
 func headerNames(raw []byte) iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
-		for line := range headerLines(raw) {
-			if i := bytes.IndexByte(line, ':'); i > 0 && !yield(bytes.TrimRight(line[:i], " \t")) {
-				return
-			}
-		}
-	}
-}
-
-// headerLines yields each line of a raw header block, without its line end.
-func headerLines(raw []byte) iter.Seq[[]byte] {
-	return func(yield func([]byte) bool) {
 		for len(raw) > 0 {
 			line := raw
 			if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -181,7 +206,7 @@ func headerLines(raw []byte) iter.Seq[[]byte] {
 			} else {
 				raw = nil
 			}
-			if !yield(bytes.TrimSuffix(line, []byte("\r"))) {
+			if i := bytes.IndexByte(line, ':'); i > 0 && !yield(bytes.TrimRight(line[:i], " \t")) {
 				return
 			}
 		}

@@ -68,14 +68,6 @@ func stripHopByHop(h header, present bool) {
 	}
 }
 
-// stripRequestHopByHop looks for hop-by-hop names in the raw header block
-// as received (one pass over bytes, no normalisation). A request built in
-// memory has no raw block: then every name is deleted.
-func stripRequestHopByHop(h *fasthttp.RequestHeader) {
-	raw := h.RawHeaders()
-	stripHopByHop(h, len(raw) == 0 || hasHopByHopLine(raw))
-}
-
 // stripResponseHopByHop looks through the parsed response header names.
 func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 	present := false
@@ -86,17 +78,6 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 		}
 	}
 	stripHopByHop(h, present)
-}
-
-// hasHopByHopLine reports whether a raw header block has a line whose
-// name is hop-by-hop.
-func hasHopByHopLine(raw []byte) bool {
-	for n := range headerNames(raw) {
-		if isHopByHopName(n) {
-			return true
-		}
-	}
-	return false
 }
 
 func isHopByHopName(name []byte) bool {

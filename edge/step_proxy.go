@@ -59,7 +59,7 @@ func (p *proxyStep) serve(x *exchange) {
 	}
 
 	clientClose := req.Header.ConnectionClose()
-	stripRequestHopByHop(&req.Header)
+	stripHopByHop(&req.Header, x.hopByHop)
 	req.Header.ResetConnectionClose()
 	req.Header.SetProtocol("HTTP/1.1")
 	// The upstream gets the client's headers: no Content-Type the client
