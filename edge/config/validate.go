@@ -34,8 +34,11 @@ func (v *validator) add(field, format string, args ...any) {
 func (c *Config) validate() Errors {
 	v := &validator{}
 	v.listenAddr("listen", c.Listen)
+	// A bootstrap file (consul.config_key) only says where the config
+	// lives: the admin settings that apply are the key's.
+	bootstrap := c.Consul != nil && c.Consul.ConfigKey != ""
 	if c.Admin.Listen != "off" {
-		if c.Admin.AuthOn() && c.Admin.Password == "" {
+		if c.Admin.AuthOn() && c.Admin.Password == "" && !bootstrap {
 			v.add("admin", "admin authentication is on and no password is set: set admin.password (e.g. \"${SLUICE_ADMIN_PASSWORD}\"), or admin.auth: false on a trusted network")
 		}
 		v.listenAddr("admin.listen", c.Admin.Listen)
