@@ -157,6 +157,14 @@ func TestAdminAndReloadTriggers(t *testing.T) {
 	if code, body := post(t, admin+"/admin/circuit-breakers/reset"); code != 200 || !strings.Contains(body, `"reset": 0`) {
 		t.Errorf("reset with no breakers configured: %d %s", code, body)
 	}
+	// Regression: no breakers was answered null, not an empty list.
+	if code, body := testutil.Get(t, admin+"/admin/circuit-breakers"); code != 200 || body != "[]\n" {
+		t.Errorf("/admin/circuit-breakers with none configured: %d %q, want []", code, body)
+	}
+	// The effective config shows the defaults of optional booleans.
+	if _, body := testutil.Get(t, admin+"/admin/config"); !strings.Contains(body, `"services_health": true`) || !strings.Contains(body, `"enabled": true`) {
+		t.Errorf("/admin/config lacks services_health and metrics.enabled:\n%s", body)
+	}
 	// The data plane serves no admin routes.
 	if code, _ := testutil.Get(t, data+"/health"); code != 404 {
 		t.Errorf("data plane /health: %d", code)
