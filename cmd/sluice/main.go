@@ -30,20 +30,20 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	if len(args) > 0 && args[0] != "" && (args[0][0] != '-' || isHelp(args[0])) {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
-		path, ok := parseConfigFlag("serve", args, stderr)
-		if !ok {
-			return 2
+		path, code := parseConfigFlag("serve", args, stdout, stderr)
+		if code >= 0 {
+			return code
 		}
 		return serve(path, stderr)
 	case "validate":
-		path, ok := parseConfigFlag("validate", args, stderr)
-		if !ok {
-			return 2
+		path, code := parseConfigFlag("validate", args, stdout, stderr)
+		if code >= 0 {
+			return code
 		}
 		if _, err := config.Load(path); err != nil {
 			fmt.Fprintln(stderr, err)
@@ -64,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintf(stdout, "sluice %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
@@ -82,25 +82,36 @@ const usage = `usage:
   sluice keys create|list|revoke|delete [-admin URL] ...
                              manage API keys through the admin API ($SLUICE_ADMIN_PASSWORD)
   sluice version             print the version
+  sluice help, -h, --help    print this
 The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
 `
 
-func parseConfigFlag(name string, args []string, stderr io.Writer) (string, bool) {
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
+// parseConfigFlag parses serve's and validate's flags. code is -1 to go
+// on, else the exit code: 0 after -h (the full usage on stdout), 2 for
+// bad flags.
+func parseConfigFlag(name string, args []string, stdout, stderr io.Writer) (path string, code int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {} // the full usage, not just this command's flags
 	def := os.Getenv("SLUICE_CONFIG")
 	if def == "" {
 		def = "sluice.yaml"
 	}
-	path := fs.String("c", def, "config file")
-	if err := fs.Parse(args); err != nil {
-		return "", false
+	c := fs.String("c", def, "config file")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return "", 0
+	} else if err != nil {
+		fmt.Fprint(stderr, usage)
+		return "", 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sluice %s: unexpected argument %q\n", name, fs.Arg(0))
-		return "", false
+		return "", 2
 	}
-	return *path, true
+	return *c, -1
 }
 
 func serve(path string, stderr io.Writer) int {
