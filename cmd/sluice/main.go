@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -84,6 +85,8 @@ const usage = `usage:
   sluice version             print the version
   sluice help, -h, --help    print this
 The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
+Under systemd (Type=notify), serve reports readiness, reloads and
+draining on $NOTIFY_SOCKET and pings the watchdog ($WATCHDOG_USEC).
 `
 
 func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
@@ -120,6 +123,10 @@ func serve(path string, stderr io.Writer) int {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	notify, err := newNotifier(log.Warn)
+	if err != nil {
+		log.Warn("not telling systemd how sluice is doing", "error", err.Error())
+	}
 	src, cfg, err := openSource(ctx, path, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -137,7 +144,14 @@ func serve(path string, stderr io.Writer) int {
 		return 1
 	}
 	reload := func() error {
-		return gw.ReloadFrom(func() (*config.Config, error) { return src.Load(ctx) })
+		notify.reloading()
+		err := gw.ReloadFrom(func() (*config.Config, error) { return src.Load(ctx) })
+		if err != nil {
+			notify.ready("serving; the last reload was refused: " + strings.SplitN(err.Error(), "\n", 2)[0])
+		} else {
+			notify.ready(fmt.Sprintf("serving %d routes", len(gw.Snapshot().Config.Routes)))
+		}
+		return err
 	}
 
 	var adminSrv *fasthttp.Server
@@ -187,11 +201,18 @@ func serve(path string, stderr io.Writer) int {
 	go func() { serveErr <- gw.Serve(ln) }()
 	log.Info("sluice started", "version", version, "config", src.String(),
 		"listen", ln.Addr().String(), "admin", adminAddr, "routes", len(gw.Snapshot().Config.Routes))
+	// The listeners are open (connections queue until accepted) and the
+	// first snapshot serves.
+	notify.ready(fmt.Sprintf("serving %d routes on %s", len(gw.Snapshot().Config.Routes), ln.Addr()))
+	pings, stopPings := notify.pings()
+	defer stopPings()
 
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	for {
 		select {
+		case <-pings:
+			notify.send("WATCHDOG=1")
 		case err := <-serveErr:
 			log.Error("server stopped", "error", fmt.Sprint(err))
 			return 1
@@ -209,6 +230,7 @@ func serve(path string, stderr io.Writer) int {
 				}
 				continue
 			}
+			notify.stopping()
 			return shutdown(gw, adminSrv, cfg.Server.ShutdownTimeout.D(), s, log)
 		}
 	}
