@@ -34,13 +34,15 @@ test: deps lint
 	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime 200000x -fuzzminimizetime 500x ./edge/pathnorm
 
 ## deps: what the tests need that a fresh machine may lack, from Debian's packages:
-## redis-server, and prometheus (promtool and the server, for deploy/prometheus)
+## redis-server, prometheus (promtool and the server, for deploy/prometheus),
+## and nginx (deploy/nginx's test puts a real one in front of two sluices)
 deps:
 	@$(GO) version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' || { echo "Go 1.26 or newer is required"; exit 1; }
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (tests start their own servers on 127.0.0.1)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
