@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,67 +14,17 @@ import (
 	"github.com/sluicegw/sluice/internal/testutil"
 )
 
-// fakeSystemd is the receiving end of $NOTIFY_SOCKET, as systemd holds
-// it for a Type=notify service.
-type fakeSystemd struct {
-	conn *net.UnixConn
-	msgs chan string
-}
-
-func listenNotify(t *testing.T, name string) *fakeSystemd {
-	t.Helper()
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeSystemd{conn: conn, msgs: make(chan string, 1000)}
-	t.Cleanup(func() { _ = conn.Close() })
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				close(f.msgs)
-				return
-			}
-			f.msgs <- string(buf[:n])
-		}
-	}()
-	return f
-}
-
-// next returns the next notification that contains want, failing the
-// test after 10 s. Notifications without it are skipped (watchdog pings
-// between the ones a test waits for).
-func (f *fakeSystemd) next(t *testing.T, want string) string {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case m, ok := <-f.msgs:
-			if !ok {
-				t.Fatalf("notify socket closed before %q", want)
-			}
-			if strings.Contains(m, want) {
-				return m
-			}
-		case <-timeout:
-			t.Fatalf("no notification with %q within 10s", want)
-		}
-	}
-}
-
 // sluice under a (fake) systemd: READY=1 once it serves, WATCHDOG=1 every
 // half WATCHDOG_USEC, RELOADING=1 and READY=1 around a SIGHUP reload,
 // STOPPING=1 on SIGTERM. The socket is a path, as systemd's is.
 func TestSystemdNotify(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "notify.sock")
-	sd := listenNotify(t, sock)
+	sd := testutil.ListenNotify(t, sock)
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
 	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: one, match: { prefix: / }, upstream: up }\n"),
 		"NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000") // a ping every 100 ms
 
-	ready := sd.next(t, "READY=1")
+	ready := sd.Next(t, "READY=1")
 	if !strings.Contains(ready, "STATUS=serving 1 routes on "+s.Addr) {
 		t.Errorf("READY without the status: %q", ready)
 	}
@@ -86,7 +35,7 @@ func TestSystemdNotify(t *testing.T) {
 
 	start := time.Now()
 	for i := 0; i < 3; i++ {
-		sd.next(t, "WATCHDOG=1")
+		sd.Next(t, "WATCHDOG=1")
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("3 watchdog pings took %v with WATCHDOG_USEC=200ms", d)
@@ -95,7 +44,7 @@ func TestSystemdNotify(t *testing.T) {
 	if err := s.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	reloading := sd.next(t, "RELOADING=1")
+	reloading := sd.Next(t, "RELOADING=1")
 	usec := ""
 	for _, l := range strings.Split(reloading, "\n") {
 		usec, _ = strings.CutPrefix(l, "MONOTONIC_USEC=")
@@ -106,7 +55,7 @@ func TestSystemdNotify(t *testing.T) {
 	if n, err := strconv.ParseInt(usec, 10, 64); err != nil || n <= 0 {
 		t.Errorf("RELOADING=1 without a MONOTONIC_USEC: %q", reloading)
 	}
-	if m := sd.next(t, "READY=1"); !strings.Contains(m, "STATUS=serving 1 routes") {
+	if m := sd.Next(t, "READY=1"); !strings.Contains(m, "STATUS=serving 1 routes") {
 		t.Errorf("READY=1 after the reload: %q", m)
 	}
 
@@ -119,15 +68,15 @@ func TestSystemdNotify(t *testing.T) {
 	if err := os.Rename(s.ConfigPath+".new", s.ConfigPath); err != nil {
 		t.Fatal(err)
 	}
-	sd.next(t, "RELOADING=1") // the file watcher's reload
-	if m := sd.next(t, "READY=1"); !strings.Contains(m, "STATUS=serving; the last reload was refused: "+s.ConfigPath+":1: (syntax)") {
+	sd.Next(t, "RELOADING=1") // the file watcher's reload
+	if m := sd.Next(t, "READY=1"); !strings.Contains(m, "STATUS=serving; the last reload was refused: "+s.ConfigPath+":1: (syntax)") {
 		t.Errorf("READY=1 after a refused reload: %q", m)
 	}
 
 	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	sd.next(t, "STOPPING=1")
+	sd.Next(t, "STOPPING=1")
 	if code, err := s.Wait(10 * time.Second); code != 0 || err != nil {
 		t.Errorf("exit %d %v", code, err)
 	}
@@ -137,13 +86,13 @@ func TestSystemdNotify(t *testing.T) {
 // too, and WATCHDOG_PID naming another process turns the pings off.
 func TestSystemdNotifyAbstractSocket(t *testing.T) {
 	name := fmt.Sprintf("@sluice-notify-test-%d-%d", os.Getpid(), time.Now().UnixNano())
-	sd := listenNotify(t, name)
+	sd := testutil.ListenNotify(t, name)
 	// The upstream answers after 100 ms, so sluice runs at least that
 	// long between READY and STOPPING: ten 10 ms pings, had it sent any.
 	up := testutil.StartUpstream(t, stub.Options{Name: "a", Latency: 100 * time.Millisecond})
 	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: one, match: { prefix: / }, upstream: up }\n"),
 		"NOTIFY_SOCKET="+name, "WATCHDOG_USEC=20000", "WATCHDOG_PID=1")
-	sd.next(t, "READY=1")
+	sd.Next(t, "READY=1")
 	if code, _ := testutil.Get(t, "http://"+s.Addr+"/slow"); code != 200 {
 		t.Fatalf("request: %d", code)
 	}
@@ -151,7 +100,7 @@ func TestSystemdNotifyAbstractSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		m := sd.next(t, "=")
+		m := sd.Next(t, "=")
 		if strings.Contains(m, "WATCHDOG=1") {
 			t.Fatalf("watchdog ping with WATCHDOG_PID naming another process: %q", m)
 		}
