@@ -114,3 +114,35 @@ func TestDuplicateKeyIsNamedAlone(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// Regression: yaml.v3 truncated a float given for an integer field
+// without an error: weight 0.5 became 0 and then the default 1,
+// max_connections 0.5 the default 10000, rate 2.5 became 2.
+func TestFloatForAnIntegerIsRefused(t *testing.T) {
+	src := `server: { max_connections: 0.5 }
+admin: { password: x }
+upstreams:
+  users:
+    targets:
+      - { url: "http://127.0.0.1:9001", weight: 2.5 }
+routes:
+  - name: users
+    match: { prefix: / }
+    upstream: users
+    rate_limit: { rate: 1e3 }
+`
+	_, err := Parse("b.yaml", []byte(src), nil)
+	want := []string{
+		`b.yaml:1: server.max_connections: want an integer, got "0.5"`,
+		`b.yaml:6: upstreams.users.targets[0].weight: want an integer, got "2.5"`,
+		`b.yaml:11: routes[0].rate_limit.rate: want an integer, got "1e3"`,
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Errorf("got:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+	for _, ok := range []string{"max_connections: 100", "max_connections: 0x10", "max_connections: ${N}"} {
+		if _, err := Parse("b.yaml", []byte("server:\n  "+ok+"\n"+minimal), env("N", "7")); err != nil {
+			t.Errorf("%s refused: %v", ok, err)
+		}
+	}
+}

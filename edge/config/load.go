@@ -297,7 +297,22 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		w.scalar(n, path)
+		// yaml.v3 truncates a float into an integer field (weight: 0.5
+		// became 0, then the default 1) without a word.
+		if isInteger(t) && n.ShortTag() == "!!float" {
+			w.fail(n, path, "want an integer, got %q", n.Value)
+			n.Value, n.Tag, n.Style = "0", "", 0
+		}
 	}
+}
+
+func isInteger(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
 }
 
 // dropDuplicateKeys reports a key given twice in one mapping and removes
