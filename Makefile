@@ -7,7 +7,9 @@ GOBIN   := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint deps fuzz bench bench-deps bench-proxy bench-soak profile clean
+PREFIX  ?= /usr/local
+
+.PHONY: all build install run test lint deps fuzz bench bench-deps bench-proxy bench-soak profile clean
 
 all: build
 
@@ -16,6 +18,15 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sluice ./cmd/sluice
 	$(GO) build -trimpath -o bin/upstream ./bench/upstream
 	$(GO) build -trimpath -o bin/floor ./bench/floor
+
+## install: copy ./bin/sluice (make build it first, as yourself) to $(DESTDIR)$(PREFIX)/bin,
+## /usr/local/bin by default: `make build && sudo make install`, or PREFIX=$$HOME/.local make install.
+## It does not build, so sudo needs no Go toolchain and root's Go cache stays empty.
+install:
+	@test -x bin/sluice || { echo "bin/sluice is missing: run make build first (not as root)"; exit 1; }
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/sluice $(DESTDIR)$(PREFIX)/bin/sluice
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/sluice: $$(bin/sluice version)"
 
 ## run: sluice on 127.0.0.1:8080 (admin 127.0.0.1:9901) in front of the demo upstream on 127.0.0.1:9001
 run: build
