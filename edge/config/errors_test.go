@@ -146,3 +146,16 @@ routes:
 		}
 	}
 }
+
+// A type error inside a flow mapping names its own field, not the
+// longest path on its line (yaml.v3's errors carry only the line).
+func TestTypeErrorInFlowStyleNamesItsField(t *testing.T) {
+	src := strings.Replace(minimal, "upstream: users", "upstream: users\n    rate_limit: { rate: 10, burst: lots, key: [header:X-Tenant] }", 1) +
+		"  - { name: b, match: { prefix: /b/, methods: [GET] }, upstream: users, quota: { limit: many, key: [ip] } }\n"
+	_, err := Parse("b.yaml", []byte(src), nil)
+	want := `b.yaml:11: routes[0].rate_limit.burst: want an integer, got "lots"
+b.yaml:12: routes[1].quota.limit: want an integer, got "many"`
+	if err == nil || err.Error() != want {
+		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+}

@@ -297,22 +297,30 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		w.scalar(n, path)
-		// yaml.v3 truncates a float into an integer field (weight: 0.5
-		// became 0, then the default 1) without a word.
-		if isInteger(t) && n.ShortTag() == "!!float" {
-			w.fail(n, path, "want an integer, got %q", n.Value)
-			n.Value, n.Tag, n.Style = "0", "", 0
-		}
+		w.number(n, t, path)
 	}
 }
 
-func isInteger(t reflect.Type) bool {
+// number checks a scalar for a numeric field here, where its path is
+// known: yaml.v3's type errors carry only a line, and a line in flow
+// style ({ rate: x, burst: y }) holds several fields. It also refuses a
+// float for an integer field, which yaml.v3 truncates without a word
+// (weight: 0.5 became 0, then the default 1).
+func (w *walker) number(n *yaml.Node, t reflect.Type, path string) {
+	tag := n.ShortTag()
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return true
+		if tag != "!!int" {
+			w.fail(n, path, "want an integer, got %q", n.Value)
+			n.Value, n.Tag, n.Style = "0", "", 0 // so Decode reports the rest
+		}
+	case reflect.Float32, reflect.Float64:
+		if tag != "!!int" && tag != "!!float" {
+			w.fail(n, path, "want a number, got %q", n.Value)
+			n.Value, n.Tag, n.Style = "0", "", 0
+		}
 	}
-	return false
 }
 
 // dropDuplicateKeys reports a key given twice in one mapping and removes
