@@ -7,7 +7,9 @@ GOBIN   := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint deps fuzz bench bench-deps bench-proxy bench-soak profile clean
+PREFIX  ?= /usr/local
+
+.PHONY: all build install run test lint deps fuzz bench bench-deps bench-proxy bench-soak profile clean
 
 all: build
 
@@ -16,6 +18,15 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sluice ./cmd/sluice
 	$(GO) build -trimpath -o bin/upstream ./bench/upstream
 	$(GO) build -trimpath -o bin/floor ./bench/floor
+
+## install: copy ./bin/sluice (make build it first, as yourself) to $(DESTDIR)$(PREFIX)/bin,
+## /usr/local/bin by default: `make build && sudo make install`, or PREFIX=$$HOME/.local make install.
+## It does not build, so sudo needs no Go toolchain and root's Go cache stays empty.
+install:
+	@test -x bin/sluice || { echo "bin/sluice is missing: run make build first (not as root)"; exit 1; }
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/sluice $(DESTDIR)$(PREFIX)/bin/sluice
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/sluice: $$(bin/sluice version)"
 
 ## run: sluice on 127.0.0.1:8080 (admin 127.0.0.1:9901) in front of the demo upstream on 127.0.0.1:9001
 run: build
@@ -35,13 +46,15 @@ test: deps lint
 	$(GO) test -run '^$$' -fuzz FuzzRequestBytes -fuzztime 3000x -fuzzminimizetime 100x ./edge
 
 ## deps: what the tests need that a fresh machine may lack, from Debian's packages:
-## redis-server, and prometheus (promtool and the server, for deploy/prometheus)
+## redis-server, prometheus (promtool and the server, for deploy/prometheus),
+## and nginx (deploy/nginx's test puts a real one in front of two sluices)
 deps:
 	@$(GO) version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' || { echo "Go 1.26 or newer is required"; exit 1; }
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (tests start their own servers on 127.0.0.1)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \

@@ -79,7 +79,7 @@ type BreakerStatus struct {
 // CircuitBreakers lists the breakers of the current snapshot.
 func (g *Gateway) CircuitBreakers() []BreakerStatus {
 	snap := g.snap.Load()
-	var out []BreakerStatus
+	out := []BreakerStatus{} // none: [] in JSON, not null
 	for _, name := range slices.Sorted(maps.Keys(snap.upstreams)) {
 		for _, t := range snap.upstreams[name].pool.Targets {
 			if !t.HasCircuit() {

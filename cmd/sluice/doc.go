@@ -7,6 +7,7 @@
 //	sluice token ...           mint a development JWT with a key from auth.jwt
 //	sluice keys ...            manage API keys through the admin API
 //	sluice version             print the version
+//	sluice help, -h, --help    print the usage
 //
 // The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
 //
@@ -14,7 +15,9 @@
 // the gateway (edge.New) with the version the build stamped into it
 // (-ldflags "-X main.version=..."), starts the data plane and the admin
 // listener, and turns signals into reloads (SIGHUP), access log reopens
-// (SIGUSR1) and a graceful shutdown (SIGTERM, SIGINT). Its tests run the
+// (SIGUSR1) and a graceful shutdown (SIGTERM, SIGINT). Under systemd it
+// reports readiness, reloads and draining and pings the watchdog over
+// $NOTIFY_SOCKET (notify.go, sd_notify(3), no library). Its tests run the
 // real binary (internal/testutil.StartSluice), the client commands through
 // run.
 //

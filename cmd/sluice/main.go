@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,20 +31,20 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	if len(args) > 0 && args[0] != "" && (args[0][0] != '-' || isHelp(args[0])) {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
-		path, ok := parseConfigFlag("serve", args, stderr)
-		if !ok {
-			return 2
+		path, code := parseConfigFlag("serve", args, stdout, stderr)
+		if code >= 0 {
+			return code
 		}
 		return serve(path, stderr)
 	case "validate":
-		path, ok := parseConfigFlag("validate", args, stderr)
-		if !ok {
-			return 2
+		path, code := parseConfigFlag("validate", args, stdout, stderr)
+		if code >= 0 {
+			return code
 		}
 		if _, err := config.Load(path); err != nil {
 			fmt.Fprintln(stderr, err)
@@ -64,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintf(stdout, "sluice %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
@@ -82,25 +83,38 @@ const usage = `usage:
   sluice keys create|list|revoke|delete [-admin URL] ...
                              manage API keys through the admin API ($SLUICE_ADMIN_PASSWORD)
   sluice version             print the version
+  sluice help, -h, --help    print this
 The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
+Under systemd (Type=notify), serve reports readiness, reloads and
+draining on $NOTIFY_SOCKET and pings the watchdog ($WATCHDOG_USEC).
 `
 
-func parseConfigFlag(name string, args []string, stderr io.Writer) (string, bool) {
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
+// parseConfigFlag parses serve's and validate's flags. code is -1 to go
+// on, else the exit code: 0 after -h (the full usage on stdout), 2 for
+// bad flags.
+func parseConfigFlag(name string, args []string, stdout, stderr io.Writer) (path string, code int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {} // the full usage, not just this command's flags
 	def := os.Getenv("SLUICE_CONFIG")
 	if def == "" {
 		def = "sluice.yaml"
 	}
-	path := fs.String("c", def, "config file")
-	if err := fs.Parse(args); err != nil {
-		return "", false
+	c := fs.String("c", def, "config file")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return "", 0
+	} else if err != nil {
+		fmt.Fprint(stderr, usage)
+		return "", 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sluice %s: unexpected argument %q\n", name, fs.Arg(0))
-		return "", false
+		return "", 2
 	}
-	return *path, true
+	return *c, -1
 }
 
 func serve(path string, stderr io.Writer) int {
@@ -109,6 +123,10 @@ func serve(path string, stderr io.Writer) int {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	notify, err := newNotifier(log.Warn)
+	if err != nil {
+		log.Warn("not telling systemd how sluice is doing", "error", err.Error())
+	}
 	src, cfg, err := openSource(ctx, path, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -126,7 +144,14 @@ func serve(path string, stderr io.Writer) int {
 		return 1
 	}
 	reload := func() error {
-		return gw.ReloadFrom(func() (*config.Config, error) { return src.Load(ctx) })
+		notify.reloading()
+		err := gw.ReloadFrom(func() (*config.Config, error) { return src.Load(ctx) })
+		if err != nil {
+			notify.ready("serving; the last reload was refused: " + strings.SplitN(err.Error(), "\n", 2)[0])
+		} else {
+			notify.ready(fmt.Sprintf("serving %d routes", len(gw.Snapshot().Config.Routes)))
+		}
+		return err
 	}
 
 	var adminSrv *fasthttp.Server
@@ -176,11 +201,18 @@ func serve(path string, stderr io.Writer) int {
 	go func() { serveErr <- gw.Serve(ln) }()
 	log.Info("sluice started", "version", version, "config", src.String(),
 		"listen", ln.Addr().String(), "admin", adminAddr, "routes", len(gw.Snapshot().Config.Routes))
+	// The listeners are open (connections queue until accepted) and the
+	// first snapshot serves.
+	notify.ready(fmt.Sprintf("serving %d routes on %s", len(gw.Snapshot().Config.Routes), ln.Addr()))
+	pings, stopPings := notify.pings()
+	defer stopPings()
 
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	for {
 		select {
+		case <-pings:
+			notify.send("WATCHDOG=1")
 		case err := <-serveErr:
 			log.Error("server stopped", "error", fmt.Sprint(err))
 			return 1
@@ -198,6 +230,7 @@ func serve(path string, stderr io.Writer) int {
 				}
 				continue
 			}
+			notify.stopping()
 			return shutdown(gw, adminSrv, cfg.Server.ShutdownTimeout.D(), s, log)
 		}
 	}

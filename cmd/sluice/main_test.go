@@ -50,34 +50,15 @@ routes:
 	}
 	out.Reset()
 	errb.Reset()
+	// Every problem in one run: the unknown field does not hide the rest.
 	code := run([]string{"validate", "-c", bad}, &out, &errb)
-	want := []string{
-		bad + ":7: routes[0].colour: unknown field",
-	}
-	if code != 1 {
-		t.Errorf("validate bad: exit %d", code)
-	}
-	for _, w := range want {
-		if !strings.Contains(errb.String(), w) {
-			t.Errorf("validate output lacks %q:\n%s", w, errb.String())
-		}
-	}
-	// Once the unknown field is gone, every remaining error is listed at once.
-	if err := os.WriteFile(bad, bytes.Replace([]byte(readFile(t, bad)), []byte(", colour: blue"), nil, 1), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	errb.Reset()
-	if code := run([]string{"validate", "-c", bad}, &out, &errb); code != 1 {
-		t.Errorf("exit %d", code)
-	}
-	for _, w := range []string{
-		bad + `:2: listen: "nowhere" is not host:port`,
-		bad + `:5: upstreams.u.balancer: unknown balancer "best"`,
-		bad + `:7: routes[0].upstream: no upstream named "v"`,
-	} {
-		if !strings.Contains(errb.String(), w) {
-			t.Errorf("validate output lacks %q:\n%s", w, errb.String())
-		}
+	want := bad + `:2: listen: "nowhere" is not host:port (e.g. ":8080" or "127.0.0.1:9901")
+` + bad + `:5: upstreams.u.balancer: unknown balancer "best" (want one of round_robin, weighted, least_conn, p2c_ewma, ip_hash, consistent_hash, random)
+` + bad + `:7: routes[0].colour: unknown field
+` + bad + `:7: routes[0].upstream: no upstream named "v"
+`
+	if code != 1 || errb.String() != want || out.Len() != 0 {
+		t.Errorf("validate bad: exit %d, stdout %q, stderr:\n%s\nwant:\n%s", code, out.String(), errb.String(), want)
 	}
 
 	// SLUICE_CONFIG names the file when -c is absent.
@@ -94,6 +75,27 @@ routes:
 	errb.Reset()
 	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: %d %q", code, errb.String())
+	}
+}
+
+// Regression: -h and --help fell through to serve's flag parsing, which
+// printed only -c and exited 2.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"-help"}, {"serve", "-h"}, {"validate", "--help"}} {
+		var out, errb bytes.Buffer
+		code := run(args, &out, &errb)
+		if code != 0 || errb.Len() != 0 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errb.String())
+		}
+		for _, w := range []string{"sluice validate -c FILE", "sluice config push", "sluice token", "sluice keys", "sluice version"} {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%v: usage lacks %q:\n%s", args, w, out.String())
+			}
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"-x"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "usage:") {
+		t.Errorf("unknown flag: exit %d, stderr %q", code, errb.String())
 	}
 }
 
@@ -156,6 +158,14 @@ func TestAdminAndReloadTriggers(t *testing.T) {
 	}
 	if code, body := post(t, admin+"/admin/circuit-breakers/reset"); code != 200 || !strings.Contains(body, `"reset": 0`) {
 		t.Errorf("reset with no breakers configured: %d %s", code, body)
+	}
+	// Regression: no breakers was answered null, not an empty list.
+	if code, body := testutil.Get(t, admin+"/admin/circuit-breakers"); code != 200 || body != "[]\n" {
+		t.Errorf("/admin/circuit-breakers with none configured: %d %q, want []", code, body)
+	}
+	// The effective config shows the defaults of optional booleans.
+	if _, body := testutil.Get(t, admin+"/admin/config"); !strings.Contains(body, `"services_health": true`) || !strings.Contains(body, `"enabled": true`) {
+		t.Errorf("/admin/config lacks services_health and metrics.enabled:\n%s", body)
 	}
 	// The data plane serves no admin routes.
 	if code, _ := testutil.Get(t, data+"/health"); code != 404 {

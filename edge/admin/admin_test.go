@@ -104,6 +104,22 @@ func TestAdminEndpoints(t *testing.T) {
 	if cfg.Routes[0].RequestHeaders.Set["Authorization"] != "Bearer s3cret" {
 		t.Error("redaction changed the live config")
 	}
+	// Optional booleans show their effective values, not nothing.
+	var shown struct {
+		Server struct {
+			ServicesHealth *bool `json:"services_health"`
+		} `json:"server"`
+		Metrics struct {
+			Enabled *bool `json:"enabled"`
+		} `json:"metrics"`
+		Admin struct {
+			Auth *bool `json:"auth"`
+		} `json:"admin"`
+	}
+	if err := json.Unmarshal([]byte(raw), &shown); err != nil || shown.Server.ServicesHealth == nil || !*shown.Server.ServicesHealth ||
+		shown.Metrics.Enabled == nil || !*shown.Metrics.Enabled || shown.Admin.Auth == nil || !*shown.Admin.Auth {
+		t.Errorf("/admin/config leaves out effective defaults (services_health, metrics.enabled, admin.auth):\n%s", raw)
+	}
 
 	if code, body, _ := call(h, "GET", "/admin/reload"); code != 405 || body["error"] != "method not allowed" {
 		t.Errorf("GET reload: %d %v", code, body)

@@ -369,6 +369,11 @@ type Consul struct {
 	ConfigKey string `yaml:"config_key" json:"config_key,omitempty"`
 	// Wait is how long a blocking query waits for a change. Default 5m.
 	Wait Duration `yaml:"wait" json:"wait,omitempty"`
+
+	// Implied is set by Load when the config has no consul block but an
+	// upstream uses Consul discovery: the block then holds the defaults,
+	// and a config from a KV key takes the bootstrap file's instead.
+	Implied bool `yaml:"-" json:"-"`
 }
 
 // Discovery finds an upstream's targets somewhere else.
@@ -693,8 +698,17 @@ func (c *Config) applyDefaults() {
 		s.Path.MergeSlashes = &yes
 	}
 	setStr(&s.Path.EscapedSlashes, DefaultEscapedSlashes)
-	if c.Consul != nil {
-		setDur(&c.Consul.Wait, 5*time.Minute)
+	if s.ServicesHealth == nil {
+		yes := true
+		s.ServicesHealth = &yes
+	}
+	if c.Metrics.Enabled == nil {
+		yes := true
+		c.Metrics.Enabled = &yes
+	}
+	if c.Admin.Auth == nil {
+		yes := true
+		c.Admin.Auth = &yes
 	}
 	for name, u := range c.Upstreams {
 		if u == nil {
@@ -703,7 +717,7 @@ func (c *Config) applyDefaults() {
 		u.Name = name
 		if d := u.Discovery; d != nil && d.Consul != nil {
 			if c.Consul == nil {
-				c.Consul = &Consul{}
+				c.Consul = &Consul{Implied: true}
 			}
 			if d.Consul.PassingOnly == nil {
 				yes := true
@@ -773,6 +787,9 @@ func (c *Config) applyDefaults() {
 				u.Targets[i].Weight = 1
 			}
 		}
+	}
+	if c.Consul != nil { // after the upstreams: discovery may imply the block
+		setDur(&c.Consul.Wait, 5*time.Minute)
 	}
 	if j := c.Auth.JWT; j != nil {
 		setDur(&j.Leeway, 30*time.Second)

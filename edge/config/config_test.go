@@ -434,7 +434,7 @@ func TestReadmeExamplesAreValid(t *testing.T) {
 	}
 	for i, b := range blocks {
 		src := b[:strings.Index(b, "```")]
-		if !strings.Contains(src, "admin:") {
+		if !strings.Contains(src, "admin:") && !strings.Contains(src, "config_key:") {
 			src += "admin: { listen: \"off\" }\n" // a fragment: the admin block is elsewhere
 		}
 		if _, err := Parse(fmt.Sprintf("README.md yaml block %d", i+1), []byte(src), env("SLUICE_ADMIN_PASSWORD", "x", "JWT_SECRET", "0123456789abcdef0123456789abcdef")); err != nil {
@@ -456,5 +456,63 @@ func TestResolvePaths(t *testing.T) {
 		if got := (&Config{Source: c.source}).Resolve(c.path); got != c.want {
 			t.Errorf("Resolve(%q) from %q = %q, want %q", c.path, c.source, got, c.want)
 		}
+	}
+}
+
+// Regression: an upstream with Consul discovery and no consul block got
+// an implied block without defaults, refused as "consul.wait: must be
+// between 1s and 10m", so the README's discovery example could be neither
+// validated nor pushed.
+func TestDiscoveryImpliesADefaultedConsulBlock(t *testing.T) {
+	c, err := Parse("d.yaml", []byte(`
+admin: { password: x }
+upstreams:
+  users: { discovery: { consul: { service: user-service } } }
+routes:
+  - { name: users, match: { prefix: /users/ }, upstream: users }
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Consul == nil || !c.Consul.Implied || c.Consul.Wait.D() != 5*time.Minute {
+		t.Errorf("implied consul block: %+v", c.Consul)
+	}
+	c, err = Parse("d.yaml", []byte("consul: { address: 127.0.0.1:8500 }\n"+minimal), nil)
+	if err != nil || c.Consul.Implied || c.Consul.Wait.D() != 5*time.Minute {
+		t.Errorf("written consul block: %+v %v", c.Consul, err)
+	}
+}
+
+// Regression: the README's bootstrap file (only a consul block naming the
+// config key) was refused for want of an admin password, which belongs to
+// the config in the key.
+func TestBootstrapFileNeedsNoAdminPassword(t *testing.T) {
+	if _, err := Parse("boot.yaml", []byte("consul:\n  address: 127.0.0.1:8500\n  config_key: sluice/config\n"), nil); err != nil {
+		t.Errorf("bootstrap refused: %v", err)
+	}
+	if _, err := Parse("c.yaml", []byte("consul:\n  address: 127.0.0.1:8500\n"), nil); err == nil || !strings.Contains(err.Error(), "no password is set") {
+		t.Errorf("a config without config_key still needs the password: %v", err)
+	}
+}
+
+// The optional booleans hold their effective value after Load, so
+// /admin/config shows what applies.
+func TestOptionalBooleansAreDefaulted(t *testing.T) {
+	c, err := Parse("m.yaml", []byte(minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]*bool{
+		"server.services_health": c.Server.ServicesHealth, "metrics.enabled": c.Metrics.Enabled,
+		"admin.auth": c.Admin.Auth, "server.path.merge_slashes": c.Server.Path.MergeSlashes,
+		"auth.api_keys.bearer": c.Auth.APIKeys.Bearer,
+	} {
+		if p == nil || !*p {
+			t.Errorf("%s = %v after defaults, want true", name, p)
+		}
+	}
+	c, err = Parse("m.yaml", []byte("server: { services_health: false }\nmetrics: { enabled: false }\n"+minimal), nil)
+	if err != nil || *c.Server.ServicesHealth || *c.Metrics.Enabled {
+		t.Errorf("explicit false lost: %v", err)
 	}
 }

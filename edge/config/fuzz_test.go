@@ -1,12 +1,13 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
 
 // FuzzParse: arbitrary bytes never panic, and every failure is a
-// config.Errors naming the file.
+// config.Errors naming the file and a line.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("listen: ${X:-:80}\nserver: { max_body_bytes: 1MiB, read_timeout: 1s }\n"))
@@ -19,6 +20,15 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
 				t.Fatalf("error does not name the file: %v", err)
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error is %T, want Errors", err)
+			}
+			for _, e := range errs {
+				if e.Line < 1 {
+					t.Fatalf("error without a line: %v", e)
+				}
 			}
 			return
 		}

@@ -96,11 +96,11 @@ func (c *ConsulSource) Load(ctx context.Context) (*Config, error) {
 	if pair == nil {
 		return nil, fmt.Errorf("%w: %q", ErrKeyMissing, c.key())
 	}
-	cfg, err := Parse(c.String(), pair.Value, os.LookupEnv)
+	cfg, err := ParseChecked(c.String(), pair.Value, os.LookupEnv)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Consul == nil {
+	if cfg.Consul == nil || cfg.Consul.Implied {
 		inherited := *c.Bootstrap.Consul
 		cfg.Consul = &inherited
 	}

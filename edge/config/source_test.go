@@ -48,6 +48,14 @@ func TestConsulSource(t *testing.T) {
 		t.Errorf("source %q, consul %+v (a config without a consul block inherits the bootstrap's)", cfg.Source, cfg.Consul)
 	}
 
+	// A config in the key whose discovery implies a consul block takes
+	// the bootstrap's, not the defaults (127.0.0.1:8500).
+	put(strings.Replace(minimal, "upstreams:", "upstreams:\n  d: { discovery: { consul: { service: svc } } }", 1))
+	if cfg, err := src.Load(ctx); err != nil || cfg.Consul.Address != consul.Addr {
+		t.Errorf("implied consul block not inherited from the bootstrap: %+v %v", cfg, err)
+	}
+	put(minimal)
+
 	var changes atomic.Int32
 	if err := src.Watch(ctx, func() { changes.Add(1) }); err != nil {
 		t.Fatal(err)

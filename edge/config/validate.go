@@ -34,8 +34,11 @@ func (v *validator) add(field, format string, args ...any) {
 func (c *Config) validate() Errors {
 	v := &validator{}
 	v.listenAddr("listen", c.Listen)
+	// A bootstrap file (consul.config_key) only says where the config
+	// lives: the admin settings that apply are the key's.
+	bootstrap := c.Consul != nil && c.Consul.ConfigKey != ""
 	if c.Admin.Listen != "off" {
-		if c.Admin.AuthOn() && c.Admin.Password == "" {
+		if c.Admin.AuthOn() && c.Admin.Password == "" && !bootstrap {
 			v.add("admin", "admin authentication is on and no password is set: set admin.password (e.g. \"${SLUICE_ADMIN_PASSWORD}\"), or admin.auth: false on a trusted network")
 		}
 		v.listenAddr("admin.listen", c.Admin.Listen)
@@ -155,7 +158,19 @@ func (v *validator) listenAddr(field, addr string) {
 	}
 	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
 		v.add(field, "%q is not host:port (e.g. \":8080\" or \"127.0.0.1:9901\")", addr)
+	} else if !validPort(port) {
+		v.add(field, "%q: the port must be a number 0..65535, got %q", addr, port)
 	}
+}
+
+// validPort: decimal digits, 0..65535. Service names ("http") are refused
+// too: a port in a config should say the number it listens on.
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 || strings.Trim(p, "0123456789") != "" {
+		return false
+	}
+	n, _ := strconv.Atoi(p)
+	return n <= 65535
 }
 
 func (v *validator) upstream(p, name string, u *Upstream) {
@@ -471,6 +486,9 @@ func ParseTargetURL(raw string) (*url.URL, error) {
 	if u.Host == "" || u.Port() == "" {
 		return nil, fmt.Errorf("%q: want scheme://host:port", raw)
 	}
+	if !validPort(u.Port()) || u.Port() == "0" {
+		return nil, fmt.Errorf("%q: the port must be 1..65535", raw)
+	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
 		return nil, fmt.Errorf("%q: a target is scheme://host:port only (use rewrite.add_prefix for a path)", raw)
 	}
@@ -559,8 +577,8 @@ func (v *validator) auth(c *Config) {
 			v.add("redis.addrs", "at least one host:port is required")
 		}
 		for i, a := range r.Addrs {
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				v.add(fmt.Sprintf("redis.addrs[%d]", i), "%q is not host:port", a)
+			if _, port, err := net.SplitHostPort(a); err != nil || !validPort(port) || port == "0" {
+				v.add(fmt.Sprintf("redis.addrs[%d]", i), "%q is not host:port with a port 1..65535", a)
 			}
 		}
 	}
@@ -649,7 +667,8 @@ func (v *validator) rateLimit(p string, l *RateLimit, redis bool) {
 	if l.Per.D() < time.Millisecond {
 		v.add(p+".per", "must be at least 1ms")
 	}
-	if l.Burst < 1 {
+	// A burst of 0 takes the rate: below 1 then only repeats a bad rate.
+	if l.Burst < 0 {
 		v.add(p+".burst", "must be at least 1")
 	}
 	v.limitKeys(p+".key", l.Key)

@@ -11,6 +11,8 @@
 //   - redis.go: real redis-server: standalone, Cluster, Sentinel, and a
 //     rueidis client (StartRedis, StartRedisCluster, StartRedisSentinel,
 //     RedisClient)
+//   - nginx.go: a real nginx around an http-context config (StartNginx)
+//   - notify.go: systemd's end of NOTIFY_SOCKET (ListenNotify)
 //   - http.go: a GET, a raw TCP exchange (Get, RawExchange, Indent)
 //   - wait.go: polling for what timers and other processes change (WaitFor)
 //
