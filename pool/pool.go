@@ -62,7 +62,7 @@ type OutlierSettings struct {
 type Pool struct {
 	Name    string
 	Targets []*Target
-	Budget  *RetryBudget
+	Budget  *retryBudget
 	picker  lb.Picker
 	// panicMode: when no healthy target is left, pick among unhealthy
 	// and ejected ones rather than fail (open circuits still block).

@@ -18,7 +18,7 @@ type Registry struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	targets map[string]*Target
-	budgets map[string]*RetryBudget
+	budgets map[string]*retryBudget
 }
 
 // NewRegistry returns an empty registry. log receives health and ejection
@@ -27,7 +27,7 @@ func NewRegistry(log *slog.Logger) *Registry {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Registry{log: log, targets: map[string]*Target{}, budgets: map[string]*RetryBudget{}}
+	return &Registry{log: log, targets: map[string]*Target{}, budgets: map[string]*retryBudget{}}
 }
 
 func (r *Registry) target(upstream, rawURL string, weight int, s Settings) (*Target, error) {
@@ -69,7 +69,7 @@ func deref[T any](p *T) any {
 
 // budget returns the upstream's retry budget, kept across reloads while
 // its settings stay the same.
-func (r *Registry) budget(upstream string, ratio float64, minPerSecond int) *RetryBudget {
+func (r *Registry) budget(upstream string, ratio float64, minPerSecond int) *retryBudget {
 	key := fmt.Sprintf("%s|%g|%d", upstream, ratio, minPerSecond)
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -7,11 +7,11 @@ import (
 	"github.com/sluicegw/sluice/lb"
 )
 
-// RetryBudget caps retries at a fraction of requests over the last 10 s,
+// retryBudget caps retries at a fraction of requests over the last 10 s,
 // with a floor so that a quiet upstream can still retry (Envoy's retry
 // budget). Without it, a failing upstream under load gets every request
 // N times: retries turn an outage into an overload.
-type RetryBudget struct {
+type retryBudget struct {
 	ratio    float64
 	minPer10 int64
 	w        *window // a: requests, b: retries
@@ -20,15 +20,15 @@ type RetryBudget struct {
 
 // newRetryBudget allows retries up to ratio x requests (over 10 s), and at
 // least minPerSecond per second.
-func newRetryBudget(ratio float64, minPerSecond int) *RetryBudget {
-	return &RetryBudget{ratio: ratio, minPer10: int64(minPerSecond) * 10, w: newWindow(10 * time.Second)}
+func newRetryBudget(ratio float64, minPerSecond int) *retryBudget {
+	return &retryBudget{ratio: ratio, minPer10: int64(minPerSecond) * 10, w: newWindow(10 * time.Second)}
 }
 
 // Request counts one client request (not its retries).
-func (b *RetryBudget) Request() { b.w.add(lb.MonoNow(), 1, 0) }
+func (b *retryBudget) Request() { b.w.add(lb.MonoNow(), 1, 0) }
 
 // TryRetry takes one retry from the budget, or reports that there is none.
-func (b *RetryBudget) TryRetry() bool {
+func (b *retryBudget) TryRetry() bool {
 	now := lb.MonoNow()
 	reqs, retries := b.w.sums(now)
 	allowed := max(int64(b.ratio*float64(reqs)), b.minPer10)
@@ -41,4 +41,4 @@ func (b *RetryBudget) TryRetry() bool {
 }
 
 // Denied counts retries refused for lack of budget.
-func (b *RetryBudget) Denied() int64 { return b.denied.Load() }
+func (b *retryBudget) Denied() int64 { return b.denied.Load() }
