@@ -29,7 +29,10 @@ run: build
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -run 'Allocat' ./...
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 150000x -fuzzminimizetime 500x ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 150000x -fuzzminimizetime 500x ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOrigin$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckHSTS$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzContains$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/ipset
 	$(GO) test -run '^$$' -fuzz FuzzAppendEntry -fuzztime 100000x -fuzzminimizetime 500x ./edge/observe
 	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime 200000x -fuzzminimizetime 500x ./edge/pathnorm
 
@@ -53,9 +56,11 @@ lint: deps
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
 
-## fuzz: longer fuzzing of the config parser and the path normaliser (FUZZTIME=10000000x make fuzz)
+## fuzz: longer fuzzing of the config parser, the origin parser, the path normaliser and the prefix set (FUZZTIME=10000000x make fuzz)
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-2000000x} ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-2000000x} ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOrigin$$' -fuzztime $${FUZZTIME:-2000000x} ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzContains$$' -fuzztime $${FUZZTIME:-2000000x} ./edge/ipset
 	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime $${FUZZTIME:-2000000x} ./edge/pathnorm
 
 ## bench: micro-benchmarks with allocations, on 1 and 2 cores
