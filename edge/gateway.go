@@ -116,7 +116,10 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // serve runs the steps every request takes, in order, then the route's.
 // Each step either lets the request go on or answers it.
 func (g *Gateway) serve(x *exchange) {
-	x.assignRequestID()                   // requestid.go
+	x.assignRequestID()              // requestid.go
+	if !x.admitIP(x.snap.ipFilter) { // step_ipfilter.go: the top-level ip_filter, before anything else
+		return
+	}
 	if !x.checkHead() || !x.checkPath() { // checks.go
 		return
 	}

@@ -36,6 +36,7 @@ type Snapshot struct {
 	allowTrace      bool
 	pathOpts        pathnorm.Options // server.path
 	slashOverrides  bool             // some route's escaped_slashes differs from server.path's
+	ipFilter        *ipFilter        // the top-level ip_filter, checked before routing; nil: none
 	underscores     underscoreAction
 	metricsPath     string   // also serve /metrics on the data plane here ("" no)
 	identityHeaders [][]byte // removed from every request: only auth steps set them
@@ -129,6 +130,7 @@ func build(cfg *config.Config, res *resources, discovered map[string][]pool.Targ
 		allowTrace:      cfg.Server.AllowTrace,
 		pathOpts:        cfg.PathOptions(nil),
 		underscores:     underscoreActions[cfg.Server.HeadersWithUnderscores],
+		ipFilter:        compileIPFilter(cfg.IPFilter),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

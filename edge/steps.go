@@ -14,15 +14,19 @@ type step interface {
 
 // routeSteps lists a route's steps in the order a request meets them:
 //
+//	ip filter   step_ipfilter.go   the route's own ip_filter, after the top-level one (403)
 //	auth        step_auth.go       who is calling: JWT, API key, either (401/403)
 //	rate limit  step_ratelimit.go  a token from the caller's bucket (429)
 //	quota       step_quota.go      a request from the caller's quota (429)
 //	proxy       step_proxy.go      forward upstream with retries (forward.go), relay the answer
 //
-// Before these, every request has had its id, its checks and its route
-// (Gateway.serve).
+// Before these, every request has had its id, the top-level ip filter,
+// its checks and its route (Gateway.serve).
 func (s *Snapshot) routeSteps(rt *route, rc *config.Route, auth *authSettings) []step {
 	var steps []step
+	if rc.IPFilter != nil {
+		steps = append(steps, ipFilterStep{compileIPFilter(rc.IPFilter)})
+	}
 	if a := auth.step(rc); a != nil {
 		steps = append(steps, a)
 	}
