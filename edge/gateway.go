@@ -108,6 +108,12 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	x := acquireExchange(ctx, g.snap.Load())
 	g.res.metrics.Begin()
 	g.serve(x)
+	if x.step == 0 {
+		// Answered before any route step ran (refused, 404, built-ins):
+		// the top-level security headers (step_security.go). A route's
+		// own step applied them otherwise.
+		x.snap.security.apply(ctx)
+	}
 	g.res.metrics.End()
 	g.record(x)
 	releaseExchange(x)

@@ -37,6 +37,7 @@ type Snapshot struct {
 	pathOpts        pathnorm.Options // server.path
 	slashOverrides  bool             // some route's escaped_slashes differs from server.path's
 	ipFilter        *ipFilter        // the top-level ip_filter, checked before routing; nil: none
+	security        *securityHeaders // the top-level security headers, for answers given before routing; nil: none
 	underscores     underscoreAction
 	metricsPath     string   // also serve /metrics on the data plane here ("" no)
 	identityHeaders [][]byte // removed from every request: only auth steps set them
@@ -131,6 +132,7 @@ func build(cfg *config.Config, res *resources, discovered map[string][]pool.Targ
 		pathOpts:        cfg.PathOptions(nil),
 		underscores:     underscoreActions[cfg.Server.HeadersWithUnderscores],
 		ipFilter:        compileIPFilter(cfg.IPFilter),
+		security:        compileSecurityHeaders(cfg.SecurityHeadersFor(nil)),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -15,6 +15,7 @@ type step interface {
 // routeSteps lists a route's steps in the order a request meets them:
 //
 //	ip filter   step_ipfilter.go   the route's own ip_filter, after the top-level one (403)
+//	security    step_security.go   security headers on whatever answers the request
 //	auth        step_auth.go       who is calling: JWT, API key, either (401/403)
 //	rate limit  step_ratelimit.go  a token from the caller's bucket (429)
 //	quota       step_quota.go      a request from the caller's quota (429)
@@ -26,6 +27,9 @@ func (s *Snapshot) routeSteps(rt *route, rc *config.Route, auth *authSettings) [
 	var steps []step
 	if rc.IPFilter != nil {
 		steps = append(steps, ipFilterStep{compileIPFilter(rc.IPFilter)})
+	}
+	if h := compileSecurityHeaders(s.Config.SecurityHeadersFor(rc)); h != nil {
+		steps = append(steps, securityStep{h})
 	}
 	if a := auth.step(rc); a != nil {
 		steps = append(steps, a)
