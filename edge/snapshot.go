@@ -34,10 +34,12 @@ type Snapshot struct {
 	trusted         []netip.Prefix
 	servicesHealth  bool
 	allowTrace      bool
-	pathOpts        pathnorm.Options // server.path
-	slashOverrides  bool             // some route's escaped_slashes differs from server.path's
-	ipFilter        *ipFilter        // the top-level ip_filter, checked before routing; nil: none
-	security        *securityHeaders // the top-level security headers, for answers given before routing; nil: none
+	pathOpts        pathnorm.Options             // server.path
+	slashOverrides  bool                         // some route's escaped_slashes differs from server.path's
+	corsRoutes      bool                         // some route has a CORS policy: preflights are routed by the method they ask about
+	corsPolicies    map[*config.CORS]*corsPolicy // compiled once each (steps.go); build only
+	ipFilter        *ipFilter                    // the top-level ip_filter, checked before routing; nil: none
+	security        *securityHeaders             // the top-level security headers, for answers given before routing; nil: none
 	underscores     underscoreAction
 	metricsPath     string   // also serve /metrics on the data plane here ("" no)
 	identityHeaders [][]byte // removed from every request: only auth steps set them
@@ -66,6 +68,7 @@ type route struct {
 	hostValue   []byte
 
 	slashes pathnorm.Action // routes[].path.escaped_slashes, or server.path's
+	cors    bool            // the route has a CORS policy (it answers preflights)
 
 	reqSet, respSet       [][2][]byte
 	reqRemove, respRemove [][]byte
