@@ -40,14 +40,19 @@ run: build
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -run 'Allocat' ./...
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 150000x -fuzzminimizetime 500x ./edge/config
-	$(GO) test -run '^$$' -fuzz FuzzAppendEntry -fuzztime 100000x -fuzzminimizetime 500x ./edge/observe
-	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime 200000x -fuzzminimizetime 500x ./edge/pathnorm
-	$(GO) test -run '^$$' -fuzz FuzzRequestBytes -fuzztime 3000x -fuzzminimizetime 100x ./edge
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 150000x -fuzzminimizetime 500x ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOrigin$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckHSTS$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzContains$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/ipset
+	$(GO) test -run '^$$' -fuzz '^FuzzCORSAllowsOrigin$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendEntry$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/observe
+	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime 200000x -fuzzminimizetime 500x ./edge/pathnorm
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestBytes$$' -fuzztime 3000x -fuzzminimizetime 100x ./edge
 
 ## deps: what the tests need that a fresh machine may lack, from Debian's packages:
 ## redis-server, prometheus (promtool and the server, for deploy/prometheus),
-## and nginx (deploy/nginx's test puts a real one in front of two sluices)
+## nginx (deploy/nginx's test puts a real one in front of two sluices) and
+## chromium (the browser CORS test, edge/cors_browser_test.go, driven by chromedp)
 deps:
 	@$(GO) version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' || { echo "Go 1.26 or newer is required"; exit 1; }
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -55,6 +60,7 @@ deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (tests start their own servers on 127.0.0.1)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
@@ -67,10 +73,13 @@ lint: deps
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
 
-## fuzz: longer fuzzing of the config parser and the path normaliser (FUZZTIME=10000000x make fuzz)
+## fuzz: longer fuzzing of the config parser, the origin parser, the path normaliser and the prefix set (FUZZTIME=10000000x make fuzz)
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-2000000x} ./edge/config
-	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime $${FUZZTIME:-2000000x} ./edge/pathnorm
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-2000000x} ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOrigin$$' -fuzztime $${FUZZTIME:-2000000x} ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzContains$$' -fuzztime $${FUZZTIME:-2000000x} ./edge/ipset
+	$(GO) test -run '^$$' -fuzz '^FuzzCORSAllowsOrigin$$' -fuzztime $${FUZZTIME:-2000000x} ./edge
+	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $${FUZZTIME:-2000000x} ./edge/pathnorm
 
 ## bench: micro-benchmarks with allocations, on 1 and 2 cores
 bench:

@@ -4,8 +4,10 @@ package edge
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,5 +94,48 @@ func TestRouterMatchAllocatesNothing(t *testing.T) {
 	host, path, method := []byte("h3.example.com"), []byte("/exact/7"), []byte("GET")
 	if n := testing.AllocsPerRun(1000, func() { _, _ = r.match(host, path, method) }); n != 0 {
 		t.Errorf("router match: %.1f allocations, want 0", n)
+	}
+}
+
+// Every edge policy enabled at once: the top-level ip_filter (10,000
+// entries) and strict security headers, and a route's own ip_filter,
+// security change and CORS policy. An allowed CORS request whose upstream
+// sends its own CORS headers, Vary and Server (all replaced or merged), a
+// refused one, preflights answered at the edge (204 and 403) and a 404
+// before routing still allocate nothing.
+func TestPolicyStepsAllocateNothing(t *testing.T) {
+	var deny strings.Builder
+	for i := 0; i < 10000; i++ {
+		fmt.Fprintf(&deny, "100.%d.%d.0/24, ", 64+i/256, i%256)
+	}
+	extra := `
+ip_filter: { allow: [127.0.0.0/8, "::1"], deny: [` + deny.String() + `"2001:db8::/32"] }
+security_headers: { preset: strict }
+cors: { allow_origins: [https://app.example, "https://*.example.org"], allow_methods: [GET, PUT], allow_headers: [Content-Type, X-Client],
+        expose_headers: [X-Request-Id], allow_credentials: true, max_age: 10m, allow_private_network: true }
+`
+	route := `, ip_filter: { allow: [127.0.0.1] }, security_headers: { frame_options: SAMEORIGIN, remove: [Server, X-Powered-By] }`
+	const respond = "/api/__stub/respond?h=Vary:Accept-Encoding&h=Access-Control-Allow-Origin:*&h=Server:x&h=X-Powered-By:y"
+	preflight := "Access-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: content-type,x-client\r\nAccess-Control-Request-Private-Network: true\r\n"
+	cases := []struct {
+		name, method, path, headers string
+		status                      int
+	}{
+		{"allowed origin", "GET", respond, "Origin: https://a.b.example.org\r\n", 200},
+		{"refused origin", "GET", respond, "Origin: https://evil.example\r\n", 200},
+		{"no origin", "GET", "/api/x", "", 200},
+		{"preflight", "OPTIONS", "/api/x", "Origin: https://app.example\r\n" + preflight, 204},
+		{"refused preflight", "OPTIONS", "/api/x", "Origin: https://evil.example\r\n" + preflight, 403},
+		{"no route", "GET", "/nothing", "Origin: https://app.example\r\n", 404},
+	}
+	for _, c := range cases {
+		h := newHandlerHarnessWith(t, 64, c.path, extra, route)
+		h.method, h.extra = c.method, c.headers
+		for i := 0; i < 10; i++ {
+			h.once(t, c.status)
+		}
+		if n := testing.AllocsPerRun(500, func() { h.once(t, c.status) }); n != 0 {
+			t.Errorf("%s: %.1f allocations per request, want 0", c.name, n)
+		}
 	}
 }

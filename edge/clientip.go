@@ -21,6 +21,19 @@ func (x *exchange) clientIP() []byte {
 	return x.ip
 }
 
+// clientAddr is clientIP parsed: invalid when a trusted proxy's
+// X-Forwarded-For entry was not an address.
+func (x *exchange) clientAddr() netip.Addr {
+	ip := x.clientIP()
+	if len(ip) == 0 {
+		return netip.Addr{}
+	}
+	// ParseAddr does not keep its argument (see appendClientIP); the
+	// address is unmapped already.
+	a, _ := netip.ParseAddr(unsafe.String(&ip[0], len(ip)))
+	return a
+}
+
 func (s *Snapshot) appendClientIP(dst []byte, x *exchange) []byte {
 	peer, _ := netip.AddrFromSlice(x.ctx.RemoteIP())
 	peer = peer.Unmap()

@@ -6,12 +6,17 @@
 //
 //	gateway.go        ServeHTTP: takes an exchange (exchange.go), runs serve, records
 //	requestid.go      keep the client's X-Request-Id or make one
+//	step_ipfilter.go  the top-level ip_filter (ipset/: the prefix sets)
 //	checks.go         hold the head to RFC 9110/9112 (version, method, folding, framing, Host)
 //	paths.go          split the target once; normalise the path (pathnorm)
 //	builtin.go        /services/health and data-plane metrics
 //	router.go         pick the route: host, exact path, longest prefix, method
-//	step_auth.go      the route's steps (steps.go), built with the snapshot:
-//	step_ratelimit.go   auth, rate limit, quota, proxy
+//	                  (a CORS preflight by the method it asks about)
+//	step_ipfilter.go  the route's steps (steps.go), built with the snapshot:
+//	step_security.go    ip filter, security headers, CORS, auth, rate limit,
+//	step_cors.go        quota, proxy
+//	step_auth.go
+//	step_ratelimit.go
 //	step_quota.go
 //	step_proxy.go     forwarding headers (headers.go), rewrite, body limits
 //	forward.go        pick a target, send, retry within the budget
@@ -41,5 +46,6 @@
 //   - Steady-state proxying allocates nothing (alloc_test.go).
 //
 // edge may import pool, lb and limiter; they never import edge. The
-// sub-packages (config, auth, observe, admin) never import edge.
+// sub-packages (config, auth, observe, admin, pathnorm, ipset) never import
+// edge.
 package edge

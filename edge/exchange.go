@@ -25,6 +25,10 @@ type exchange struct {
 	snap  *Snapshot
 	route *route // nil until routed
 	step  int    // the next of route.steps to run
+	// matchMethod is the method the route was matched by: the request's,
+	// or for a CORS preflight the method it asks about (findRoute).
+	// Aliases the request header.
+	matchMethod []byte
 
 	start    time.Time     // when the request head had been read
 	id       []byte        // the request id: the client's when valid, else a new one
@@ -59,7 +63,8 @@ type exchange struct {
 	pathBuf    []byte
 	decodedBuf []byte
 	ipBuf      [64]byte
-	keyBuf     [320]byte // rate-limit and quota keys: here, not on the stack, since limiters are called through an interface
+	keyBuf     [320]byte          // rate-limit and quota keys: here, not on the stack, since limiters are called through an interface
+	originBuf  [maxOriginLen]byte // the allowed Origin, echoed after the request's headers have changed (step_cors.go)
 }
 
 var exchangePool = sync.Pool{New: func() any { return &exchange{pathBuf: make([]byte, 0, 256)} }}

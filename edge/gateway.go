@@ -109,6 +109,12 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	x := acquireExchange(ctx, g.snap.Load())
 	g.res.metrics.Begin()
 	g.serve(x)
+	if x.step == 0 {
+		// Answered before any route step ran (refused, 404, built-ins):
+		// the top-level security headers (step_security.go). A route's
+		// own step applied them otherwise.
+		x.snap.security.apply(ctx)
+	}
 	g.res.metrics.End()
 	if !x.streaming { // else StreamDone records it once written
 		x.record()
@@ -119,7 +125,10 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // serve runs the steps every request takes, in order, then the route's.
 // Each step either lets the request go on or answers it.
 func (g *Gateway) serve(x *exchange) {
-	x.assignRequestID()                   // requestid.go
+	x.assignRequestID()              // requestid.go
+	if !x.admitIP(x.snap.ipFilter) { // step_ipfilter.go: the top-level ip_filter, before anything else
+		return
+	}
 	if !x.checkHead() || !x.checkPath() { // checks.go, paths.go
 		return
 	}

@@ -3,6 +3,7 @@ package edge
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -19,14 +20,17 @@ import (
 // gateway's own work per request (routing, header rewriting, the upstream
 // exchange), without a client or server socket on the front side.
 type handlerHarness struct {
-	gw    *Gateway
-	ctx   fasthttp.RequestCtx
-	path  string
-	authz string // Authorization header to send, if any
-	conn  *addrConn
-	raw   []byte // the request as sent
-	src   bytes.Reader
-	br    bufio.Reader
+	gw     *Gateway
+	ctx    fasthttp.RequestCtx
+	method string // default GET
+	path   string
+	authz  string // Authorization header to send, if any
+	extra  string // more header lines, each ending in \r\n
+	tls    bool   // the connection claims to be TLS (ctx.IsTLS)
+	conn   *addrConn
+	raw    []byte // the request as sent
+	src    bytes.Reader
+	br     bufio.Reader
 }
 
 func newHandlerHarness(tb testing.TB, bodySize int, path string) *handlerHarness {
@@ -64,16 +68,32 @@ type addrConn struct {
 func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
 func (c *addrConn) LocalAddr() net.Addr  { return c.remote }
 
+// tlsConn is an addrConn that fasthttp takes for a TLS connection.
+type tlsConn struct{ *addrConn }
+
+func (tlsConn) Handshake() error { return nil }
+func (tlsConn) ConnectionState() tls.ConnectionState {
+	return tls.ConnectionState{HandshakeComplete: true}
+}
+
 func (h *handlerHarness) once(tb testing.TB, wantStatus int) {
 	// The response first, as the server does: closing a streamed body
 	// records the previous request, which must still be there.
 	h.ctx.Response.Reset()
-	h.ctx.Init2(h.conn, nil, false) // a new request: its own start time, as the server gives it
+	var conn net.Conn = h.conn
+	if h.tls {
+		conn = tlsConn{h.conn}
+	}
+	h.ctx.Init2(conn, nil, false) // a new request: its own start time, as the server gives it
 	h.ctx.Request.Reset()
 	// Parsed from bytes, as the server does: the request has a raw header
 	// block, like one read from a socket.
 	if h.raw == nil {
-		h.raw = []byte("GET " + h.path + " HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1\r\n")
+		method := h.method
+		if method == "" {
+			method = "GET"
+		}
+		h.raw = []byte(method + " " + h.path + " HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1\r\n" + h.extra)
 		if h.authz != "" {
 			h.raw = append(h.raw, "Authorization: "+h.authz+"\r\n"...)
 		}

@@ -17,7 +17,21 @@ func (x *exchange) findRoute() bool {
 	h := &x.ctx.Request.Header
 	var hostBuf [256]byte
 	host := normalizeHost(hostBuf[:0], h.Host())
-	rt, pathMatched := x.snap.router.match(host, x.path, h.Method())
+	// A CORS preflight (Fetch 3.3.2: OPTIONS with Origin and
+	// Access-Control-Request-Method) asks about another method: it goes to
+	// the route that would take that method when that route has a CORS
+	// policy to answer it (step_cors.go). Any other OPTIONS is routed as
+	// itself.
+	if x.snap.corsRoutes && h.IsOptions() {
+		if m := h.PeekBytes(headerACRM); len(m) > 0 && len(h.PeekBytes(headerOrigin)) > 0 {
+			if rt, _ := x.snap.router.match(host, x.path, m); rt != nil && rt.cors {
+				x.route, x.matchMethod = rt, m
+				return true
+			}
+		}
+	}
+	x.matchMethod = h.Method()
+	rt, pathMatched := x.snap.router.match(host, x.path, x.matchMethod)
 	switch {
 	case rt != nil:
 		x.route = rt

@@ -34,8 +34,12 @@ type Snapshot struct {
 	trusted         []netip.Prefix
 	servicesHealth  bool
 	allowTrace      bool
-	pathOpts        pathnorm.Options // server.path
-	slashOverrides  bool             // some route's escaped_slashes differs from server.path's
+	pathOpts        pathnorm.Options             // server.path
+	slashOverrides  bool                         // some route's escaped_slashes differs from server.path's
+	corsRoutes      bool                         // some route has a CORS policy: preflights are routed by the method they ask about
+	corsPolicies    map[*config.CORS]*corsPolicy // compiled once each (steps.go); build only
+	ipFilter        *ipFilter                    // the top-level ip_filter, checked before routing; nil: none
+	security        *securityHeaders             // the top-level security headers, for answers given before routing; nil: none
 	underscores     underscoreAction
 	metricsPath     string   // also serve /metrics on the data plane here ("" no)
 	identityHeaders [][]byte // removed from every request: only auth steps set them
@@ -64,6 +68,7 @@ type route struct {
 	hostValue   []byte
 
 	slashes pathnorm.Action // routes[].path.escaped_slashes, or server.path's
+	cors    bool            // the route has a CORS policy (it answers preflights)
 
 	reqSet, respSet       [][2][]byte
 	reqRemove, respRemove [][]byte
@@ -129,6 +134,8 @@ func build(cfg *config.Config, res *resources, discovered map[string][]pool.Targ
 		allowTrace:      cfg.Server.AllowTrace,
 		pathOpts:        cfg.PathOptions(nil),
 		underscores:     underscoreActions[cfg.Server.HeadersWithUnderscores],
+		ipFilter:        compileIPFilter(cfg.IPFilter),
+		security:        compileSecurityHeaders(cfg.SecurityHeadersFor(nil)),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -14,15 +14,30 @@ type step interface {
 
 // routeSteps lists a route's steps in the order a request meets them:
 //
+//	ip filter   step_ipfilter.go   the route's own ip_filter, after the top-level one (403)
+//	security    step_security.go   security headers on whatever answers the request
+//	cors        step_cors.go       answer preflights (204/403); CORS headers on every other answer
 //	auth        step_auth.go       who is calling: JWT, API key, either (401/403)
 //	rate limit  step_ratelimit.go  a token from the caller's bucket (429)
 //	quota       step_quota.go      a request from the caller's quota (429)
 //	proxy       step_proxy.go      forward upstream with retries (forward.go), relay the answer
 //
-// Before these, every request has had its id, its checks and its route
-// (Gateway.serve).
+// CORS comes before auth: a preflight carries no credentials (Fetch
+// 3.3.5), and a page must be able to read a 401 or a 429. Before these,
+// every request has had its id, the top-level ip filter, its checks and
+// its route (Gateway.serve).
 func (s *Snapshot) routeSteps(rt *route, rc *config.Route, auth *authSettings) []step {
 	var steps []step
+	if rc.IPFilter != nil {
+		steps = append(steps, ipFilterStep{compileIPFilter(rc.IPFilter)})
+	}
+	if h := compileSecurityHeaders(s.Config.SecurityHeadersFor(rc)); h != nil {
+		steps = append(steps, securityStep{h})
+	}
+	if c := s.Config.CORSFor(rc); c != nil {
+		rt.cors, s.corsRoutes = true, true
+		steps = append(steps, corsStep{s.corsPolicy(c)})
+	}
 	if a := auth.step(rc); a != nil {
 		steps = append(steps, a)
 	}
@@ -37,4 +52,18 @@ func (s *Snapshot) routeSteps(rt *route, rc *config.Route, auth *authSettings) [
 		steps = append(steps, s.quotaStep(rt, rc.Quota))
 	}
 	return append(steps, &proxyStep{s: s, rt: rt})
+}
+
+// corsPolicy compiles c once per snapshot: the routes that take the
+// top-level block share one policy.
+func (s *Snapshot) corsPolicy(c *config.CORS) *corsPolicy {
+	if p := s.corsPolicies[c]; p != nil {
+		return p
+	}
+	if s.corsPolicies == nil {
+		s.corsPolicies = map[*config.CORS]*corsPolicy{}
+	}
+	p := compileCORS(c)
+	s.corsPolicies[c] = p
+	return p
 }

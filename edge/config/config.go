@@ -43,6 +43,14 @@ type Config struct {
 	// Tracing configures OTLP span export (off by default). traceparent
 	// propagation is always on.
 	Tracing Tracing `yaml:"tracing" json:"tracing"`
+	// CORS is the CORS policy of every route without its own (policy.go).
+	// nil: no CORS.
+	CORS *CORS `yaml:"cors" json:"cors,omitempty"`
+	// SecurityHeaders are set on every answer (policy.go). nil: none.
+	SecurityHeaders *SecurityHeaders `yaml:"security_headers" json:"security_headers,omitempty"`
+	// IPFilter admits or refuses every request by client address, before
+	// routing (policy.go). nil: everyone.
+	IPFilter *IPFilter `yaml:"ip_filter" json:"ip_filter,omitempty"`
 
 	// Source is where this config came from (a file path), used in errors
 	// and /info. Not part of the YAML.
@@ -576,6 +584,14 @@ type Route struct {
 	// (slash merging must be the same for every route, since it decides
 	// which route a path matches).
 	Path RoutePath `yaml:"path" json:"path,omitempty"`
+	// CORS replaces the top-level cors block for this route (enabled:
+	// false turns it off).
+	CORS *CORS `yaml:"cors" json:"cors,omitempty"`
+	// SecurityHeaders changes the top-level security_headers for this
+	// route: its preset, then the fields it writes.
+	SecurityHeaders *SecurityHeaders `yaml:"security_headers" json:"security_headers,omitempty"`
+	// IPFilter is checked after the top-level one: both must admit.
+	IPFilter *IPFilter `yaml:"ip_filter" json:"ip_filter,omitempty"`
 }
 
 // Match selects requests. Prefix and Path are mutually exclusive; exactly

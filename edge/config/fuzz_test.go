@@ -15,6 +15,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &x [1]\nb: *x\n"))
 	f.Add([]byte("- 1\n- 2\n"))
 	f.Add([]byte("upstreams: { u: null }"))
+	f.Add([]byte("cors: { allow_origins: [\"https://*.a.example:8443\"], allow_methods: [PUT], max_age: 1m }\nsecurity_headers: { preset: strict, hsts: \"max-age=1; preload\", remove: [Server] }\nip_filter: { allow: [10.0.0.0/8, \"::1\"], deny: [10.0.0.1] }\n" + minimal))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("fuzz.yaml", data, env("X", "1"))
 		if err != nil {

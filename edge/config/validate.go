@@ -103,6 +103,7 @@ func (c *Config) validate() Errors {
 	if c.Limits.Instances < 1 {
 		v.add("limits.instances", "must be at least 1")
 	}
+	v.policies(c)
 	seenName := map[string]string{}
 	seenMatch := map[string]string{}
 	for i, r := range c.Routes {
@@ -496,11 +497,17 @@ func ParseTargetURL(raw string) (*url.URL, error) {
 }
 
 // ParsePrefix accepts a CIDR ("10.0.0.0/8") or a bare IP ("127.0.0.1").
+// An IPv4-mapped IPv6 prefix ("::ffff:10.0.0.0/104") becomes the IPv4
+// prefix it means ("10.0.0.0/8"): client addresses are compared unmapped,
+// so the mapped form would never match.
 func ParsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", s)
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		return p.Masked(), nil
 	}
