@@ -572,13 +572,23 @@ func TestClientDisconnectMidUploadDoesNotBreakGateway(t *testing.T) {
 // answer (the route's own timeout, which defaults to read_timeout, is
 // raised so that it doesn't cut the upload first).
 func TestSlowUploadLongerThanReadTimeout(t *testing.T) {
+	for _, c := range []struct{ name, upstreamTimeouts, routeTimeout string }{
+		{"upstream read timeout", "read_timeout: 300ms, write_timeout: 300ms,", "5s"},
+		// The route timeout bounds the upstream's part of the exchange: an
+		// upload slower than it is the client's pace, and must not become
+		// a 504 for a request the upstream answers (nor a failure counted
+		// against the target).
+		{"route timeout", "", "300ms"},
+	} {
+		t.Run(c.name, func(t *testing.T) { slowUpload(t, c.upstreamTimeouts, c.routeTimeout) })
+	}
+}
+
+func slowUpload(t *testing.T, upstreamTimeouts, routeTimeout string) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
 	g := startGateway(t, upstreamsConfig(`
-  up:
-    read_timeout: 300ms
-    write_timeout: 300ms
-    targets: [ { url: "`+up.URL+`" } ]
-`, "  - { name: all, match: { prefix: / }, upstream: up, timeout: 5s, rewrite: { replace_path: /__stub/echo } }\n"))
+  up: { `+upstreamTimeouts+` targets: [ { url: "`+up.URL+`" } ] }
+`, "  - { name: all, match: { prefix: / }, upstream: up, timeout: "+routeTimeout+", rewrite: { replace_path: /__stub/echo } }\n"))
 	pr, pw := io.Pipe()
 	go func() {
 		for i := 0; i < 8; i++ { // 8 x 100 ms: well past the 300 ms read timeout

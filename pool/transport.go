@@ -46,7 +46,8 @@ import (
 // arrived on it while it sat idle.
 //
 // Deadlines: the request's own timeout (Request.SetTimeout) bounds sending
-// the request and receiving the response head; while a large body streams
+// a buffered request and receiving the response head; after a streamed
+// upload it counts from the end of the upload. While a large body streams
 // in either direction each read or write gets the per-operation timeout
 // instead, so a long transfer that keeps moving is not cut off.
 type transport struct {
@@ -191,8 +192,15 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	// Read the response head.
 	if !oneDeadline {
 		// Read the clock again: a streamed upload may have taken a while,
-		// and the read timeout counts from the end of sending.
-		if err = conn.SetReadDeadline(earliest(time.Now(), deadline, t.readTimeout)); err != nil {
+		// and both the read timeout and the request's own timeout count
+		// from the end of sending. The upload's pace was the client's: a
+		// slow client must not turn an answer the upstream is giving into
+		// a timeout blamed on the target.
+		now = time.Now()
+		if streaming && timeout > 0 {
+			deadline = now.Add(timeout)
+		}
+		if err = conn.SetReadDeadline(earliest(now, deadline, t.readTimeout)); err != nil {
 			hc.CloseConn(cc)
 			return reused, err
 		}
