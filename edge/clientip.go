@@ -40,7 +40,23 @@ func (s *Snapshot) appendClientIP(dst []byte, x *exchange) []byte {
 	if !s.isTrusted(peer) {
 		return peer.AppendTo(dst)
 	}
-	xff := x.ctx.Request.Header.PeekBytes(headerXFF)
+	// RFC 9110 5.3: several lines are one list, in order. Some proxies
+	// (HAProxy's option forwardfor) add a line of their own instead of
+	// extending the last one, so the client's own line comes first and the
+	// real address is in a later one. (This runs before checkHead too, for
+	// the top-level ip_filter: it reads the lines itself.)
+	lines := x.ctx.Request.Header.PeekAll(string(headerXFF))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if out, ok := s.clientFromXFF(dst, lines[i]); ok {
+			return out
+		}
+	}
+	return peer.AppendTo(dst)
+}
+
+// clientFromXFF reads one X-Forwarded-For line from the right and appends
+// the first entry that is not a trusted proxy; false when every entry is.
+func (s *Snapshot) clientFromXFF(dst, xff []byte) ([]byte, bool) {
 	for len(xff) > 0 {
 		var entry []byte
 		if i := bytes.LastIndexByte(xff, ','); i >= 0 {
@@ -56,13 +72,13 @@ func (s *Snapshot) appendClientIP(dst []byte, x *exchange) []byte {
 		// string without copying is safe here.
 		a, err := netip.ParseAddr(unsafe.String(&entry[0], len(entry)))
 		if err != nil {
-			return append(dst, entry...) // not an address: use what is there
+			return append(dst, entry...), true // not an address: use what is there
 		}
 		if !s.isTrusted(a.Unmap()) {
-			return a.Unmap().AppendTo(dst)
+			return a.Unmap().AppendTo(dst), true
 		}
 	}
-	return peer.AppendTo(dst)
+	return dst, false
 }
 
 // hasher is what consistent_hash and ip_hash balance on, chosen when the

@@ -142,9 +142,21 @@ func (s *Snapshot) setForwarded(x *exchange) {
 	}
 	var ipBuf [48]byte
 	ip := peer.AppendTo(ipBuf[:0])
-	if prev := h.PeekBytes(headerXFF); trusted && len(prev) > 0 {
+	switch prev := h.PeekBytes(headerXFF); {
+	case trusted && x.xffLines > 1: // counted by checkHead, which has run
+		// Several lines from a trusted proxy are one list (RFC 9110 5.3):
+		// the upstream gets it as one line, this hop appended.
+		buf := bytebufferpool.Get()
+		for _, line := range h.PeekAll(string(headerXFF)) {
+			buf.B = append(append(buf.B, line...), commaSpace...)
+		}
+		buf.B = append(buf.B, ip...)
+		h.DelBytes(headerXFF)
+		h.SetCanonical(headerXFF, buf.B)
+		bytebufferpool.Put(buf)
+	case trusted && len(prev) > 0:
 		setJoined(h, headerXFF, prev, ip)
-	} else {
+	default:
 		h.SetCanonical(headerXFF, ip)
 	}
 	if !trusted || len(h.PeekBytes(headerXFP)) == 0 {

@@ -209,6 +209,25 @@ func TestForwardedHeadersAndRequestID(t *testing.T) {
 		}
 	})
 
+	// RFC 9110 5.3: a proxy that adds its own X-Forwarded-For line instead
+	// of extending the client's (HAProxy's option forwardfor) leaves the
+	// client's forged line first. The lines are one list: the client is
+	// the rightmost untrusted entry of the last line, not of the first
+	// (which let a client behind such a proxy pick its own address for ip
+	// filters and rate-limit keys).
+	t.Run("trusted proxy adding a line of its own", func(t *testing.T) {
+		cfg := strings.Replace(oneUpstream(up.URL, routes), "admin:", "server: { trusted_proxies: [127.0.0.0/8] }\nip_filter: { allow: [10.0.0.0/8] }\nadmin:", 1)
+		g := startGateway(t, cfg)
+		raw := testutil.RawExchange(t, g.addr, "GET /__stub/echo HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.1.2.3\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(raw, "HTTP/1.1 403") {
+			t.Errorf("the client's forged first line was believed:\n%s", raw)
+		}
+		raw = testutil.RawExchange(t, g.addr, "GET /__stub/echo HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-For: 10.1.2.3\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(raw, "HTTP/1.1 200") || !strings.Contains(raw, `"X-Forwarded-For":["203.0.113.9, 10.1.2.3, 127.0.0.1"]`) {
+			t.Errorf("want 200 and one joined X-Forwarded-For upstream, got:\n%s", raw)
+		}
+	})
+
 	t.Run("client request ids", func(t *testing.T) {
 		g := startGateway(t, oneUpstream(up.URL, routes))
 		e, resp := g.echo(t, request{path: "/__stub/echo", headers: map[string]string{"X-Request-ID": "abc-123.x:y_z"}})
