@@ -91,6 +91,15 @@ func releaseExchange(x *exchange) {
 	exchangePool.Put(x)
 }
 
+// StreamRead refreshes the client connection's write deadline while a
+// streamed answer moves (pool.StreamWatcher): server.write_timeout bounds
+// each write of it, not the whole transfer.
+func (x *exchange) StreamRead() {
+	if d := x.snap.clientWriteTimeout; d > 0 {
+		_ = x.ctx.Conn().SetWriteDeadline(time.Now().Add(d))
+	}
+}
+
 // StreamDone records a streamed answer once fasthttp has written it (or
 // given up), then releases the exchange: pool.StreamWatcher.
 func (x *exchange) StreamDone(relayed int64, broken error) {

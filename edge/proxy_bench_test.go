@@ -66,7 +66,11 @@ type addrConn struct {
 }
 
 func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
-func (c *addrConn) LocalAddr() net.Addr  { return c.remote }
+
+// Deadlines are refreshed while bodies stream; there is no socket here.
+func (c *addrConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *addrConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *addrConn) LocalAddr() net.Addr              { return c.remote }
 
 // tlsConn is an addrConn that fasthttp takes for a TLS connection.
 type tlsConn struct{ *addrConn }

@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -646,5 +648,54 @@ func TestEscapedSlashesPerRoute(t *testing.T) {
 		if !strings.Contains(raw, c.want) {
 			t.Errorf("%s: want %s, got:\n%s", c.path, c.want, raw)
 		}
+	}
+}
+
+// server.read_timeout and write_timeout bound each read and write of a
+// streamed body, not the whole transfer: fasthttp sets the client
+// connection's deadlines once per request, so a download or upload that
+// kept moving was cut off when they passed (review: a 1.5 s stream broke
+// at 500 ms, the upload with 400 and nothing upstream).
+func TestLongStreamsNotCutByServerTimeouts(t *testing.T) {
+	const chunks, size = 10, 1024
+	pace := 150 * time.Millisecond // 10 x 150 ms: three times the 500 ms timeouts
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "%d", n)
+			return
+		}
+		for i := 0; i < chunks; i++ {
+			_, _ = w.Write(bytes.Repeat([]byte("d"), size))
+			w.(http.Flusher).Flush()
+			time.Sleep(pace) // a slow producer, the thing under test
+		}
+	}))
+	t.Cleanup(up.Close)
+	g := startGateway(t, oneUpstream(up.URL, catchAll)+"server: { read_timeout: 500ms, write_timeout: 500ms }\n")
+
+	resp, err := client.Get(g.url + "/down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != chunks*size {
+		t.Errorf("download: read %d of %d bytes, error %v", n, chunks*size, err)
+	}
+
+	pr, pw := io.Pipe()
+	go func() {
+		for i := 0; i < chunks; i++ {
+			time.Sleep(pace) // a slow client
+			if _, err := pw.Write(bytes.Repeat([]byte("u"), size)); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	r := g.do(t, request{method: http.MethodPost, path: "/up", body: pr})
+	if r.status != 200 || r.body != strconv.Itoa(chunks*size) {
+		t.Errorf("upload: %d %q, want 200 and %d bytes upstream", r.status, r.body, chunks*size)
 	}
 }

@@ -31,19 +31,22 @@ type Snapshot struct {
 
 	maxBodyBytes    int
 	bufferBodyBytes int
-	trusted         []netip.Prefix
-	servicesHealth  bool
-	allowTrace      bool
-	pathOpts        pathnorm.Options             // server.path
-	slashOverrides  bool                         // some route's escaped_slashes differs from server.path's
-	corsRoutes      bool                         // some route has a CORS policy: preflights are routed by the method they ask about
-	corsPolicies    map[*config.CORS]*corsPolicy // compiled once each (steps.go); build only
-	ipFilter        *ipFilter                    // the top-level ip_filter, checked before routing; nil: none
-	security        *securityHeaders             // the top-level security headers, for answers given before routing; nil: none
-	underscores     underscoreAction
-	metricsPath     string   // also serve /metrics on the data plane here ("" no)
-	identityHeaders [][]byte // removed from every request: only auth steps set them
-	log             *slog.Logger
+	// The client connection's timeouts, refreshed per read or write while
+	// a body streams (fasthttp sets them once per request).
+	clientReadTimeout, clientWriteTimeout time.Duration
+	trusted                               []netip.Prefix
+	servicesHealth                        bool
+	allowTrace                            bool
+	pathOpts                              pathnorm.Options             // server.path
+	slashOverrides                        bool                         // some route's escaped_slashes differs from server.path's
+	corsRoutes                            bool                         // some route has a CORS policy: preflights are routed by the method they ask about
+	corsPolicies                          map[*config.CORS]*corsPolicy // compiled once each (steps.go); build only
+	ipFilter                              *ipFilter                    // the top-level ip_filter, checked before routing; nil: none
+	security                              *securityHeaders             // the top-level security headers, for answers given before routing; nil: none
+	underscores                           underscoreAction
+	metricsPath                           string   // also serve /metrics on the data plane here ("" no)
+	identityHeaders                       [][]byte // removed from every request: only auth steps set them
+	log                                   *slog.Logger
 
 	metrics        *observe.Metrics // nil: request metrics off
 	noRouteMetrics *observe.Route   // requests no route answered
@@ -121,21 +124,23 @@ func (rt *route) allows(method []byte) bool {
 // upstream name.
 func build(cfg *config.Config, res *resources, discovered map[string][]pool.TargetSpec) (*Snapshot, error) {
 	s := &Snapshot{
-		Config:          cfg,
-		res:             res,
-		log:             res.log,
-		metricsPath:     cfg.Metrics.DataPlanePath,
-		servicesHealth:  cfg.Server.ServicesHealth == nil || *cfg.Server.ServicesHealth,
-		upstreams:       map[string]*upstream{},
-		maxBodyBytes:    int(cfg.Server.MaxBodyBytes),
-		bufferBodyBytes: int(min(cfg.Server.BufferBodyBytes, cfg.Server.MaxBodyBytes)),
-		identityHeaders: identityHeaders(cfg),
-		trusted:         cfg.Server.Trusted,
-		allowTrace:      cfg.Server.AllowTrace,
-		pathOpts:        cfg.PathOptions(nil),
-		underscores:     underscoreActions[cfg.Server.HeadersWithUnderscores],
-		ipFilter:        compileIPFilter(cfg.IPFilter),
-		security:        compileSecurityHeaders(cfg.SecurityHeadersFor(nil)),
+		Config:             cfg,
+		res:                res,
+		log:                res.log,
+		metricsPath:        cfg.Metrics.DataPlanePath,
+		servicesHealth:     cfg.Server.ServicesHealth == nil || *cfg.Server.ServicesHealth,
+		upstreams:          map[string]*upstream{},
+		maxBodyBytes:       int(cfg.Server.MaxBodyBytes),
+		bufferBodyBytes:    int(min(cfg.Server.BufferBodyBytes, cfg.Server.MaxBodyBytes)),
+		clientReadTimeout:  cfg.Server.ReadTimeout.D(),
+		clientWriteTimeout: cfg.Server.WriteTimeout.D(),
+		identityHeaders:    identityHeaders(cfg),
+		trusted:            cfg.Server.Trusted,
+		allowTrace:         cfg.Server.AllowTrace,
+		pathOpts:           cfg.PathOptions(nil),
+		underscores:        underscoreActions[cfg.Server.HeadersWithUnderscores],
+		ipFilter:           compileIPFilter(cfg.IPFilter),
+		security:           compileSecurityHeaders(cfg.SecurityHeadersFor(nil)),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

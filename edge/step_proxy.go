@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 	"io"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -51,7 +52,7 @@ func (p *proxyStep) serve(x *exchange) {
 				return
 			}
 		} else {
-			lim = acquireLimiter(ctx.RequestBodyStream(), s.maxBodyBytes, cl)
+			lim = acquireLimiter(ctx.RequestBodyStream(), s.maxBodyBytes, cl, ctx.Conn(), s.clientReadTimeout)
 			// The server keeps ownership of its stream (it drains or closes
 			// what is left); replacing it here only changes what is read.
 			req.SetBodyStream(lim, cl)
@@ -181,13 +182,18 @@ type bodyLimiter struct {
 	read      int
 	tooLarge  bool
 	clientErr error
+	// The client connection and server.read_timeout: the deadline is
+	// refreshed per read, so an upload that keeps moving is not cut off
+	// (fasthttp sets it once per request).
+	conn    net.Conn
+	timeout time.Duration
 }
 
 var limiterPool = sync.Pool{New: func() any { return new(bodyLimiter) }}
 
-func acquireLimiter(r io.Reader, max, contentLength int) *bodyLimiter {
+func acquireLimiter(r io.Reader, max, contentLength int, conn net.Conn, timeout time.Duration) *bodyLimiter {
 	l := limiterPool.Get().(*bodyLimiter)
-	l.r, l.left, l.expect = r, max, contentLength
+	l.r, l.left, l.expect, l.conn, l.timeout = r, max, contentLength, conn, timeout
 	return l
 }
 
@@ -200,6 +206,9 @@ func releaseLimiter(l *bodyLimiter) {
 }
 
 func (l *bodyLimiter) Read(p []byte) (int, error) {
+	if l.timeout > 0 && l.conn != nil {
+		_ = l.conn.SetReadDeadline(time.Now().Add(l.timeout))
+	}
 	if len(p) > l.left+1 {
 		p = p[:l.left+1] // one byte past the limit is enough to know
 	}

@@ -381,6 +381,9 @@ func (s *bodyStream[C]) Read(p []byte) (int, error) {
 	if s.timeout > 0 {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.timeout))
 	}
+	if s.watcher != nil {
+		s.watcher.StreamRead()
+	}
 	n, err := s.body.Read(p)
 	s.read += int64(n)
 	switch {
@@ -408,6 +411,10 @@ func (s *bodyStream[C]) Read(p []byte) (int, error) {
 // and the error that broke it off upstream (wrapping ErrStreamBroken), or
 // nil when it was read to its end or the client stopped reading.
 type StreamWatcher interface {
+	// StreamRead is called before each read of the upstream body: the
+	// client side refreshes its own write deadline then, so a long
+	// transfer that keeps moving is not cut off there either.
+	StreamRead()
 	StreamDone(relayed int64, broken error)
 }
 

@@ -60,10 +60,11 @@ type Config struct {
 // Server holds data-plane server settings. Zero values take the defaults
 // documented on each field.
 type Server struct {
-	// ReadTimeout bounds reading a request's headers (and a buffered body).
-	// Default 30s.
+	// ReadTimeout bounds reading a request's headers and a buffered body,
+	// and each read of a streamed one. Default 30s.
 	ReadTimeout Duration `yaml:"read_timeout" json:"read_timeout,omitempty"`
-	// WriteTimeout bounds writing a response to the client. Default 30s.
+	// WriteTimeout bounds writing a response to the client, and each write
+	// of a streamed one. Default 30s.
 	WriteTimeout Duration `yaml:"write_timeout" json:"write_timeout,omitempty"`
 	// IdleTimeout closes keep-alive connections idle this long. Default 90s.
 	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout,omitempty"`
