@@ -60,37 +60,60 @@ func (x *exchange) checkPath() bool {
 	return true
 }
 
-// applySlashAction applies the matched route's escaped_slashes when routes
-// differ in it (checkPath normalised in keep mode then): reject answers
-// 400, keep forwards the path as it is, decode decodes %2F and %5C into
-// "/", and the decoded path must still match the same route.
+// applySlashAction applies the matched route's escaped_slashes to a path
+// that had encoded slashes or backslashes: reject answers 400 (checkPath
+// already did, unless routes differ in the setting and it normalised in
+// keep mode); keep forwards the path still encoded, decode forwards it
+// with "/" for them. Either way the decoded path must still match the same
+// route: an upstream that decodes %2F itself (Go's net/http does) must not
+// land inside another route's prefix ("/admin%2Fsecret" through a keep
+// catch-all would reach a protected "/admin/").
 func (x *exchange) applySlashAction() bool {
-	if !x.snap.slashOverrides || !x.pathInfo.Escaped() {
+	info := x.pathInfo
+	if !info.Escaped() {
 		return true
 	}
 	switch x.route.slashes {
 	case pathnorm.Reject:
-		if err := x.pathInfo.RejectErr(); err != nil {
+		if err := info.RejectErr(); err != nil {
 			x.fail(pathFault(err))
 			return false
+		}
+	case pathnorm.Keep:
+		if info.EncodedSlash || info.EncodedBackslash {
+			_, ok := x.decodedSameRoute()
+			return ok
 		}
 	case pathnorm.Decode:
-		opts := x.snap.pathOpts
-		opts.EscapedSlashes = pathnorm.Decode
-		path, _, err := pathnorm.Normalize(x.decodedBuf[:0], x.rawPath, opts)
-		if err != nil {
-			x.fail(pathFault(err))
-			return false
+		if x.snap.slashOverrides { // else checkPath decoded it and routed on that
+			path, ok := x.decodedSameRoute()
+			if ok {
+				x.path = path
+			}
+			return ok
 		}
-		h := &x.ctx.Request.Header
-		var hostBuf [256]byte
-		if rt, _ := x.snap.router.match(normalizeHost(hostBuf[:0], h.Host()), path, x.matchMethod); rt != x.route {
-			x.fail(pathFault(pathnorm.ErrEncodedSlash))
-			return false
-		}
-		x.path, x.decodedBuf = path, path[:0]
 	}
 	return true
+}
+
+// decodedSameRoute normalises the path with encoded slashes decoded and
+// answers 400 unless it matches the route the request already has.
+func (x *exchange) decodedSameRoute() ([]byte, bool) {
+	opts := x.snap.pathOpts
+	opts.EscapedSlashes = pathnorm.Decode
+	path, _, err := pathnorm.Normalize(x.decodedBuf[:0], x.rawPath, opts)
+	if err != nil {
+		x.fail(pathFault(err))
+		return nil, false
+	}
+	x.decodedBuf = path[:0]
+	h := &x.ctx.Request.Header
+	var hostBuf [256]byte
+	if rt, _ := x.snap.router.match(normalizeHost(hostBuf[:0], h.Host()), path, x.matchMethod); rt != x.route {
+		x.fail(pathFault(pathnorm.ErrEncodedSlash))
+		return nil, false
+	}
+	return path, true
 }
 
 // pathFaults answer each pathnorm reason with its own constant message.

@@ -634,14 +634,20 @@ func TestEscapedSlashesPerRoute(t *testing.T) {
 	g := startGateway(t, oneUpstream(up.URL, `
   - { name: ids, match: { prefix: /ids/ }, upstream: up, path: { escaped_slashes: keep } }
   - { name: dec, match: { prefix: /dec/ }, upstream: up, path: { escaped_slashes: decode } }
-  - { name: rest, match: { prefix: / }, upstream: up }
+  - { name: other, match: { prefix: /other/ }, upstream: up }
+  - { name: rest, match: { prefix: / }, upstream: up, path: { escaped_slashes: keep } }
 `))
 	cases := []struct{ path, want string }{
 		{"/ids/a%2fb", `"uri":"/ids/a%2Fb"`},                      // kept, hex upper-cased (RFC 3986 6.2.2.1)
 		{"/dec/a%2Fb%5Cc", `"uri":"/dec/a/b/c"`},                  // both decoded to "/"
-		{"/other/a%2Fb", `"error":"encoded slash (%2F) in path"`}, // the default route rejects
+		{"/other/a%2Fb", `"error":"encoded slash (%2F) in path"`}, // a route without its own setting rejects
+		{"/x/a%2Fb", `"uri":"/x/a%2Fb"`},                          // the keep catch-all: decoded, still itself
 		{"/ids/..%2Fx", `"error":"dot segment next to an encoded slash in path"`},
 		{"/dec/x%2F..%2F..%2Fids", `"error":"dot segment next to an encoded slash in path"`},
+		// Kept encoded, but once an upstream decodes it, it is inside
+		// another route's prefix (review: "/admin%2Fsecret" through a keep
+		// catch-all reached a protected "/admin/").
+		{"/ids%2Fa", `"error":"encoded slash (%2F) in path"`},
 	}
 	for _, c := range cases {
 		raw := testutil.RawExchange(t, g.addr, "GET "+c.path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -17,7 +17,9 @@ const (
 	// path is not split into segments at them and "//" merging doesn't
 	// see them. A "." or ".." next to one is still refused
 	// (ErrDotSegmentEscapedSlash), so an upstream that does decode them
-	// can't be walked out of the route.
+	// can't resolve a dot segment through one; that the decoded path
+	// stays inside the same route is for the caller to check (the gateway
+	// matches it again).
 	Keep
 	// Decode turns %2F into "/" and %5C into "/" too (never into a raw
 	// "\", which some upstreams read as a separator and others as data),
