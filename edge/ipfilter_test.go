@@ -76,6 +76,7 @@ func TestIPFilterPerRoute(t *testing.T) {
 	g := startGateway(t, `
 server: { trusted_proxies: [127.0.0.1] }
 ip_filter: { deny: [198.51.100.0/24] }
+security_headers: { preset: strict }
 `+oneUpstream(up.URL, `  - { name: admin, match: { prefix: /admin/ }, upstream: up, ip_filter: { allow: [10.0.0.0/8, "fd00::/8"], deny: [10.9.0.0/16] } }
   - { name: wide, match: { prefix: /wide/ }, upstream: up, ip_filter: { allow: [198.51.100.0/24] } }
 `+catchAll))
@@ -97,6 +98,11 @@ ip_filter: { deny: [198.51.100.0/24] }
 			t.Errorf("%s %s: %d, want 200", c.xff, c.path, r.status)
 		} else if !c.admit {
 			wantFault(t, r, 403, "forbidden by ip filter")
+		}
+		// Every answer carries the security headers, a route's own ip
+		// filter refusal too (it went out without them, found in review).
+		if r.header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s %s: %d answer without the security headers", c.xff, c.path, r.status)
 		}
 	}
 }

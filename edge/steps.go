@@ -14,8 +14,8 @@ type step interface {
 
 // routeSteps lists a route's steps in the order a request meets them:
 //
-//	ip filter   step_ipfilter.go   the route's own ip_filter, after the top-level one (403)
 //	security    step_security.go   security headers on whatever answers the request
+//	ip filter   step_ipfilter.go   the route's own ip_filter, after the top-level one (403)
 //	cors        step_cors.go       answer preflights (204/403); CORS headers on every other answer
 //	auth        step_auth.go       who is calling: JWT, API key, either (401/403)
 //	rate limit  step_ratelimit.go  a token from the caller's bucket (429)
@@ -28,11 +28,13 @@ type step interface {
 // its route (Gateway.serve).
 func (s *Snapshot) routeSteps(rt *route, rc *config.Route, auth *authSettings) []step {
 	var steps []step
-	if rc.IPFilter != nil {
-		steps = append(steps, ipFilterStep{compileIPFilter(rc.IPFilter)})
-	}
+	// Security headers first: they go on whatever answers the route gives,
+	// its ip filter's refusals included.
 	if h := compileSecurityHeaders(s.Config.SecurityHeadersFor(rc)); h != nil {
 		steps = append(steps, securityStep{h})
+	}
+	if rc.IPFilter != nil {
+		steps = append(steps, ipFilterStep{compileIPFilter(rc.IPFilter)})
 	}
 	if c := s.Config.CORSFor(rc); c != nil {
 		rt.cors, s.corsRoutes = true, true
