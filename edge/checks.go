@@ -143,6 +143,12 @@ func scanHead(raw []byte) (hs headScan) {
 		case 14:
 			if bytes.EqualFold(name, []byte("content-length")) {
 				hs.lengths++
+			} else if bytes.EqualFold(name, headerXOriginalURL) || bytes.EqualFold(name, headerTrueClientIP) {
+				hs.claimsAddr = true
+			}
+		case 11, 13, 18:
+			if bytes.EqualFold(name, headerXClientIP) || bytes.EqualFold(name, headerXRewriteURL) || bytes.EqualFold(name, headerXFPrefix) {
+				hs.claimsAddr = true
 			}
 		case 15:
 			if bytes.EqualFold(name, headerXFF) {
@@ -151,6 +157,8 @@ func scanHead(raw []byte) (hs headScan) {
 		case 16:
 			if bytes.EqualFold(name, headerXFH) {
 				hs.xfh++
+			} else if bytes.EqualFold(name, headerXFPort) {
+				hs.claimsAddr = true
 			}
 		case 17:
 			if bytes.EqualFold(name, []byte("transfer-encoding")) {

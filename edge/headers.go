@@ -113,7 +113,19 @@ var (
 	headerVia  = []byte("Via")
 	headerFwd  = []byte("Forwarded")
 	headerXRIP = []byte("X-Real-IP")
-	spoofable  = [][]byte{headerFwd, headerXRIP, headerXFF, headerXFP, headerXFH}
+	// Headers that name the client or the URL a front proxy saw, which
+	// upstreams believe (IIS and Symfony route by X-Original-URL and
+	// X-Rewrite-URL; frameworks build URLs from X-Forwarded-Port and
+	// -Prefix; CDNs set True-Client-IP): from anyone but a trusted proxy
+	// they are removed.
+	headerXOriginalURL = []byte("X-Original-URL")
+	headerXRewriteURL  = []byte("X-Rewrite-URL")
+	headerXFPort       = []byte("X-Forwarded-Port")
+	headerXFPrefix     = []byte("X-Forwarded-Prefix")
+	headerTrueClientIP = []byte("True-Client-IP")
+	headerXClientIP    = []byte("X-Client-IP")
+	spoofable          = [][]byte{headerFwd, headerXRIP, headerXFF, headerXFP, headerXFH,
+		headerXOriginalURL, headerXRewriteURL, headerXFPort, headerXFPrefix, headerTrueClientIP, headerXClientIP}
 	viaSelf    = []byte("1.1 sluice")
 	protoHTTP  = []byte("http")
 	protoHTTPS = []byte("https")
