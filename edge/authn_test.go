@@ -112,6 +112,14 @@ func TestAuthOnRoutes(t *testing.T) {
 		r := g.do(t, request{path: path, headers: map[string]string{"X-API-Key": raw, "Authorization": "Bearer " + bearer}})
 		wantFault(t, r, 400, "more than one credential header")
 	}
+	// RFC 9110 7.6.1 lets a client name headers in Connection for removal;
+	// the identity headers sluice sets after auth are not among those it
+	// can remove (found in review), on any of the Connection lines.
+	rawResp := testutil.RawExchange(t, g.addr, "GET /key/__stub/echo HTTP/1.1\r\nHost: x\r\nX-API-Key: "+raw+
+		"\r\nConnection: keep-alive\r\nConnection: X-API-Key-ID, X-Gone\r\nX-Gone: 1\r\n\r\n")
+	if !strings.Contains(rawResp, `"X-Api-Key-Id":["`+rec.ID+`"]`) || strings.Contains(rawResp, "X-Gone") {
+		t.Errorf("want X-API-Key-ID kept and X-Gone (named on the second Connection line) removed:\n%s", rawResp)
+	}
 	_, norole, _ := g.KeyStore().Create(context.Background(), auth.KeySpec{Name: "other"})
 	wantFault(t, g.do(t, request{path: "/key/x", headers: map[string]string{"X-API-Key": norole}}), 403, "insufficient role")
 	if _, err := g.KeyStore().Revoke(context.Background(), rec.ID); err != nil {

@@ -27,7 +27,7 @@ var hopByHopHeaders = [][]byte{
 // header is what RequestHeader and ResponseHeader share that the
 // hop-by-hop rules need.
 type header interface {
-	Peek(key string) []byte
+	PeekAll(key string) [][]byte
 	DelBytes(key []byte)
 }
 
@@ -37,15 +37,20 @@ var (
 )
 
 // stripHopByHop removes the hop-by-hop headers and every header named in
-// Connection (RFC 9110 7.6.1: "Connection: X-Debug" makes X-Debug
-// hop-by-hop too). Most messages carry none, so the deletes (each one a
-// key normalisation and a scan of every header) run only when a look at
-// the header names finds one.
-func stripHopByHop(h header, present bool) {
-	if conn := h.Peek("Connection"); len(conn) > 0 {
-		// conn aliases the header being edited: copy it before deleting.
+// Connection, on any of its lines (RFC 9110 7.6.1: "Connection: X-Debug"
+// makes X-Debug hop-by-hop too), except the protected ones and keep (the
+// identity headers sluice set: a client can't get them removed either).
+// Most messages carry none, so the deletes (each one a key normalisation
+// and a scan of every header) run only when a look at the header names
+// finds one.
+func stripHopByHop(h header, present bool, keep [][]byte) {
+	if lines := h.PeekAll("Connection"); len(lines) > 0 {
+		// The lines alias the header being edited: copy them before deleting.
 		var buf [256]byte
-		tokens := append(buf[:0], conn...)
+		tokens := buf[:0]
+		for _, l := range lines {
+			tokens = append(append(tokens, l...), ',')
+		}
 		for len(tokens) > 0 {
 			var tok []byte
 			if i := bytes.IndexByte(tokens, ','); i >= 0 {
@@ -54,7 +59,7 @@ func stripHopByHop(h header, present bool) {
 				tok, tokens = tokens, nil
 			}
 			tok = bytes.TrimSpace(tok)
-			if len(tok) > 0 && !isProtected(tok) {
+			if len(tok) > 0 && !isProtected(tok) && !isNamed(keep, tok) {
 				h.DelBytes(tok)
 			}
 		}
@@ -68,6 +73,15 @@ func stripHopByHop(h header, present bool) {
 	}
 }
 
+func isNamed(names [][]byte, name []byte) bool {
+	for _, n := range names {
+		if bytes.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // stripResponseHopByHop looks through the parsed response header names.
 func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 	present := false
@@ -77,7 +91,7 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 			break
 		}
 	}
-	stripHopByHop(h, present)
+	stripHopByHop(h, present, nil)
 }
 
 func isHopByHopName(name []byte) bool {

@@ -60,7 +60,7 @@ func (p *proxyStep) serve(x *exchange) {
 	}
 
 	clientClose := req.Header.ConnectionClose()
-	stripHopByHop(&req.Header, x.hopByHop)
+	stripHopByHop(&req.Header, x.hopByHop, s.identityHeaders)
 	req.Header.ResetConnectionClose()
 	req.Header.SetProtocol("HTTP/1.1")
 	// The upstream gets the client's headers: no Content-Type the client
