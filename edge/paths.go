@@ -142,9 +142,12 @@ func splitURI(uri []byte) (path, query []byte) {
 			return nil, nil
 		}
 		rest := uri[i+3:]
-		j := bytes.IndexByte(rest, '/')
+		j := bytes.IndexAny(rest, "/?")
 		if j < 0 {
 			return []byte("/"), nil
+		}
+		if rest[j] == '?' { // "http://h?q": an empty path, and a query
+			return []byte("/"), rest[j+1:]
 		}
 		uri = rest[j:]
 	}

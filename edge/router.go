@@ -77,9 +77,9 @@ func allowHeader(routes []*route) []byte {
 // config order) whose methods allow the request. If some route matched the
 // path but none the method, the answer is 405 with Allow.
 //
-// Matching is on the raw request path bytes, the same bytes that are
-// forwarded (no percent-decoding, no slash merging), so the gateway and the
-// upstream can't disagree about which path was asked for.
+// Matching is on the normalised path (paths.go, pathnorm), the same path
+// that is forwarded, so the gateway and the upstream can't disagree about
+// which path was asked for.
 type router struct {
 	exactHost map[string]*hostTable
 	wildcards []wildcardHost // longest suffix first

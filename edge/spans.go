@@ -118,7 +118,7 @@ func (t *tracer) end(x *exchange, code int) {
 		attribute.String("url.path", string(x.path)),
 		attribute.Int("http.response.status_code", code),
 		attribute.String("http.request.header.x-request-id", string(x.id)),
-		attribute.String("client.address", x.ctx.RemoteIP().String()),
+		attribute.String("client.address", string(x.clientIP())), // trusted-proxy aware, as in the access log
 	}
 	if x.route != nil {
 		attrs = append(attrs, attribute.String("sluice.route", x.route.name))

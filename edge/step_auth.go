@@ -114,12 +114,20 @@ func (st *anyAuth) serve(x *exchange) {
 // the gateway would check one and the upstream might believe the other.
 func (a *authSettings) credentials(x *exchange) (key, bearer []byte, ok bool) {
 	h := &x.ctx.Request.Header
-	if len(h.PeekAll("Authorization")) > 1 || len(h.PeekAll(a.apiKeyName)) > 1 {
+	// One scan per name: PeekAll's result is reused by the next call, so
+	// the value is taken out first.
+	lines := h.PeekAll("Authorization")
+	n := len(lines)
+	if n == 1 {
+		bearer = lines[0]
+	}
+	if lines = h.PeekAll(a.apiKeyName); len(lines) == 1 {
+		key = lines[0]
+	}
+	if n > 1 || len(lines) > 1 {
 		a.refuse(x, faultDuplicateCredentials, wwwAuth[auth.ReasonMissing])
 		return nil, nil, false
 	}
-	key = h.PeekBytes(a.apiKeyHeader)
-	bearer = h.PeekBytes(headerAuthorization)
 	if bytes.HasPrefix(bearer, bearerPrefix) {
 		bearer = bytes.TrimSpace(bearer[len(bearerPrefix):])
 	} else {

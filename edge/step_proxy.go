@@ -129,7 +129,7 @@ func (p *proxyStep) serve(x *exchange) {
 var headerRetryCount = []byte("X-Retry-Count")
 
 // setForwardURI sets the origin-form request target sent upstream: the
-// path as received (byte-exact) or rewritten, plus the query untouched.
+// normalised path the route matched, or its rewrite, plus the query as sent.
 // query may alias the request URI: it is copied before the URI is set.
 func setForwardURI(req *fasthttp.Request, rt *route, path, query []byte) {
 	buf := bytebufferpool.Get()
