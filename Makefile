@@ -5,6 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBIN   := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
+HELM_VERSION ?= v3.22.0
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX  ?= /usr/local
@@ -57,6 +58,8 @@ test: deps lint
 deps:
 	@$(GO) version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' || { echo "Go 1.26 or newer is required"; exit 1; }
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@# helm for deploy/helm_test.go (lint, template); Debian has no package. Built once, about 8 minutes on 2 cores.
+	@command -v helm >/dev/null || test -x $(GOBIN)/helm || { echo "building helm $(HELM_VERSION) (once)"; $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
