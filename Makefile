@@ -54,7 +54,8 @@ test: deps lint
 ## redis-server, prometheus (promtool and the server, for deploy/prometheus),
 ## nginx (deploy/nginx's test puts a real one in front of two sluices),
 ## chromium (the browser CORS test, edge/cors_browser_test.go, driven by chromedp),
-## podman and runc (deploy/container_test.go builds and runs the images' final stages)
+## podman and runc (deploy/container_test.go builds and runs the images' final stages),
+## iproute2 (deploy/compose_run_test.go brings up loopback in its own network namespace)
 deps:
 	@$(GO) version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' || { echo "Go 1.26 or newer is required"; exit 1; }
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -67,6 +68,7 @@ deps:
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || missing="$$missing chromium"; \
 	command -v podman >/dev/null || missing="$$missing podman"; \
 	command -v runc >/dev/null || test -x /usr/sbin/runc || missing="$$missing runc"; \
+	command -v ip >/dev/null || test -x /usr/sbin/ip || missing="$$missing iproute2"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (tests start their own servers on 127.0.0.1)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
