@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -338,4 +339,79 @@ func TestHelmChartOptions(t *testing.T) {
 	if ref := r.Deployment.Spec.Template.Spec.Containers[0].Env[0].ValueFrom.SecretKeyRef; ref.Name != "ops-sluice" {
 		t.Errorf("password from %s, want the existing Secret ops-sluice", ref.Name)
 	}
+}
+
+// kubeletSwap lays out or updates dir as the kubelet does a ConfigMap
+// volume: the data in a new ..<version> directory, ..data pointed at it
+// through a symlink renamed over the old one, and each key a symlink to
+// ..data/<key> made once.
+func kubeletSwap(t *testing.T, dir, version, key, content string) {
+	t.Helper()
+	v := filepath.Join(dir, ".."+version)
+	if err := os.Mkdir(v, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(v, key), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "..data_tmp")
+	if err := os.Symlink(filepath.Base(v), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, key)); os.IsNotExist(err) {
+		if err := os.Symlink(filepath.Join("..data", key), filepath.Join(dir, key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A helm upgrade that changes values.config reaches a running sluice
+// without a restart: the chart's ConfigMap, laid out and then updated
+// the way the kubelet updates a ConfigMap volume, is reloaded by the real
+// binary reading it at the path the Deployment gives it.
+func TestHelmConfigMapUpdateReloads(t *testing.T) {
+	listen, admin := testutil.DeadAddr(t), testutil.DeadAddr(t)
+	configMap := func(route string) string {
+		r := renderChart(t, "--set", "config.listen="+listen+",config.admin.listen="+admin+",config.routes[0].name="+route+
+			",config.routes[0].upstream=demo,config.routes[0].match.prefix=/api/")
+		return r.ConfigMap.Data["sluice.yaml"]
+	}
+	dir := t.TempDir()
+	kubeletSwap(t, dir, "2026_12_02_01_00_00.1", "sluice.yaml", configMap("before"))
+	cmd := exec.Command(testutil.Binary(t, "sluice"), "serve", "-c", filepath.Join(dir, "sluice.yaml"))
+	cmd.Env = append(os.Environ(), "SLUICE_ADMIN_PASSWORD=pw")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("sluice log:\n%s", log.String())
+		}
+	})
+	routes := func() string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+admin+"/info", nil)
+		req.SetBasicAuth("admin", "pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	testutil.WaitFor(t, "sluice to serve the first ConfigMap", func() bool {
+		return strings.Contains(routes(), `"name": "before"`)
+	})
+	kubeletSwap(t, dir, "2026_12_02_01_05_00.2", "sluice.yaml", configMap("after"))
+	testutil.WaitFor(t, "sluice to reload the swapped ConfigMap", func() bool {
+		info := routes()
+		return strings.Contains(info, `"name": "after"`) && strings.Contains(info, `"reloads": 1`)
+	})
 }
