@@ -237,7 +237,7 @@ func TestComposeFile(t *testing.T) {
 	}
 	promSvc := c.Services["prometheus"]
 	if !slices.Contains(promSvc.Volumes, "../prometheus/sluice-alerts.yml:/etc/prometheus/sluice-alerts.yml:ro") ||
-		!slices.Contains(promSvc.Command, "--web.listen-address=127.0.0.1:9090") ||
+		!slices.Contains(promSvc.Command, "--web.listen-address=:9090") ||
 		c.Secrets["sluice_admin_password"]["environment"] != "SLUICE_ADMIN_PASSWORD" {
 		t.Errorf("prometheus service %+v, secrets %v", promSvc, c.Secrets)
 	}

@@ -398,3 +398,90 @@ func get(url string) (int, string, http.Header, error) {
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), resp.Header, nil
 }
+
+// ignored reports whether a .dockerignore pattern list excludes rel (a
+// slash path in the context). It handles the forms the file uses: a
+// path, which excludes itself and everything under it, and "**/glob",
+// which matches any path component sequence ending in glob.
+func ignored(patterns []string, rel string) bool {
+	parts := strings.Split(rel, "/")
+	for _, p := range patterns {
+		if rest, ok := strings.CutPrefix(p, "**/"); ok {
+			for i := range parts {
+				if m, _ := filepath.Match(rest, parts[i]); m {
+					return true
+				}
+			}
+			continue
+		}
+		for i := 1; i <= len(parts); i++ {
+			if m, _ := filepath.Match(p, strings.Join(parts[:i], "/")); m {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// The build context the Dockerfile gets, the repository less what
+// Dockerfile.dockerignore excludes, is enough for its go build lines,
+// and leaves out history and local builds.
+func TestDockerContextBuilds(t *testing.T) {
+	data, err := os.ReadFile("docker/Dockerfile.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			patterns = append(patterns, l)
+		}
+	}
+	for _, want := range []string{".git", "bin"} {
+		if !ignored(patterns, want) {
+			t.Errorf("the context includes %s", want)
+		}
+	}
+	root := testutil.ModuleRoot(t)
+	ctx := t.TempDir()
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if rel == "." {
+			return nil
+		}
+		if ignored(patterns, filepath.ToSlash(rel)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(ctx, rel), 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(ctx, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"go.mod", "go.sum", "examples/sluice.yaml"} {
+		if _, err := os.Stat(filepath.Join(ctx, f)); err != nil {
+			t.Errorf("the context lacks %s, which the Dockerfile copies", f)
+		}
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-o", t.TempDir(), "./cmd/sluice", "./bench/upstream")
+	cmd.Dir = ctx
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("go build in the Docker build context: %v\n%s", err, out)
+	}
+}
