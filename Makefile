@@ -5,6 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GOBIN   := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
+HELM_VERSION ?= v3.22.0
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX  ?= /usr/local
@@ -51,16 +52,23 @@ test: deps lint
 
 ## deps: what the tests need that a fresh machine may lack, from Debian's packages:
 ## redis-server, prometheus (promtool and the server, for deploy/prometheus),
-## nginx (deploy/nginx's test puts a real one in front of two sluices) and
-## chromium (the browser CORS test, edge/cors_browser_test.go, driven by chromedp)
+## nginx (deploy/nginx's test puts a real one in front of two sluices),
+## chromium (the browser CORS test, edge/cors_browser_test.go, driven by chromedp),
+## podman and runc (deploy/container_test.go builds and runs the images' final stages),
+## iproute2 (deploy/compose_run_test.go brings up loopback in its own network namespace)
 deps:
 	@$(GO) version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' || { echo "Go 1.26 or newer is required"; exit 1; }
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@# helm for deploy/helm_test.go (lint, template); Debian has no package. Built once, about 8 minutes on 2 cores.
+	@command -v helm >/dev/null || test -x $(GOBIN)/helm || { echo "building helm $(HELM_VERSION) (once)"; $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || missing="$$missing chromium"; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v runc >/dev/null || test -x /usr/sbin/runc || missing="$$missing runc"; \
+	command -v ip >/dev/null || test -x /usr/sbin/ip || missing="$$missing iproute2"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (tests start their own servers on 127.0.0.1)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \

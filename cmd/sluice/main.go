@@ -62,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return mintToken(args, stdout, stderr)
 	case "keys":
 		return keysCmd(args, stdout, stderr)
+	case "health":
+		return healthCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "sluice %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
@@ -82,6 +84,8 @@ const usage = `usage:
                              mint a development JWT with a key from auth.jwt
   sluice keys create|list|revoke|delete [-admin URL] ...
                              manage API keys through the admin API ($SLUICE_ADMIN_PASSWORD)
+  sluice health [-c FILE] [-admin ADDR] [-ready] [-timeout 3s]
+                             ask the admin listener's /health (or /ready): exit 0 if 200, else 1
   sluice version             print the version
   sluice help, -h, --help    print this
 The config path comes from -c, else $SLUICE_CONFIG, else ./sluice.yaml.
