@@ -6,6 +6,7 @@
 //	                           validate a config and write it to a Consul KV key, check-and-set
 //	sluice token ...           mint a development JWT with a key from auth.jwt
 //	sluice keys ...            manage API keys through the admin API
+//	sluice health [-ready]     ask the admin listener's /health (or /ready): exit 0 or 1, for container health checks
 //	sluice version             print the version
 //	sluice help, -h, --help    print the usage
 //
