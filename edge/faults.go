@@ -30,6 +30,7 @@ var (
 	faultClientBody     = &fault{fasthttp.StatusBadRequest, "could not read request body"}
 	faultTimeout        = &fault{fasthttp.StatusGatewayTimeout, "upstream timed out"}
 	faultConnect        = &fault{fasthttp.StatusBadGateway, "upstream connection failed"}
+	faultUpstreamTLS    = &fault{fasthttp.StatusBadGateway, "upstream TLS handshake failed"}
 	faultBadResponse    = &fault{fasthttp.StatusBadGateway, "bad response from upstream"}
 	faultUpstreamBusy   = &fault{fasthttp.StatusServiceUnavailable, "upstream connection limit reached"}
 	faultNoTarget       = &fault{fasthttp.StatusServiceUnavailable, "no upstream target available"}
@@ -75,6 +76,8 @@ func faultFor(kind pool.ErrKind, err error) *fault {
 		return faultConnect
 	case pool.KindReset:
 		return faultConnect
+	case pool.KindTLS:
+		return faultUpstreamTLS
 	}
 	return faultBadResponse
 }

@@ -24,7 +24,7 @@ func TestIdleCheckAllocatesNothing(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a", BodySize: 1 << 10})
 	u, _ := url.Parse(up.URL)
 	hc := newHostClient(u, Settings{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxConns: 1,
-		BufferBodyBytes: 64 << 10, HeaderBufferBytes: 16 << 10}, nil)
+		BufferBodyBytes: 64 << 10, HeaderBufferBytes: 16 << 10}, nil, nil)
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	req.SetRequestURI(up.URL + "/x")
 	for i := 0; i < 10; i++ {

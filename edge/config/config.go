@@ -455,9 +455,35 @@ type Upstream struct {
 	Circuit *Circuit `yaml:"circuit" json:"circuit,omitempty"`
 	// Retry configures retries (by default: one retry, on connect failures).
 	Retry Retry `yaml:"retry" json:"retry"`
+	// TLS configures how sluice speaks to the upstream's https:// targets
+	// (static or discovered with scheme: https). nil: verify against the
+	// system roots with the target's host as server name, no client
+	// certificate.
+	TLS *UpstreamTLS `yaml:"tls" json:"tls,omitempty"`
 
 	// Name is the map key, filled in by Load.
 	Name string `yaml:"-" json:"-"`
+}
+
+// UpstreamTLS is the client side of TLS to an upstream's targets. File
+// names are resolved like every other (relative to the config file) and
+// read again on every reload, so a renewed CA bundle or client certificate
+// takes effect on reload.
+type UpstreamTLS struct {
+	// ServerName is sent as SNI and checked against the target's
+	// certificate. Default: the target's host. Set it for discovered
+	// targets (their host is an address).
+	ServerName string `yaml:"server_name" json:"server_name,omitempty"`
+	// CAFile is a PEM bundle of the CAs the targets' certificates must
+	// chain to. Default: the system roots.
+	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
+	// CertFile and KeyFile are the client certificate (and its key)
+	// presented to targets that ask for one (mTLS). Both or neither.
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file" json:"key_file,omitempty"`
+	// InsecureSkipVerify accepts any certificate: no chain, no name, no
+	// expiry check. An explicit opt-in, logged as a warning at start.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
 }
 
 // HealthCheck is an active HTTP health check, run against every target.

@@ -196,6 +196,9 @@ func (v *validator) upstream(p, name string, u *Upstream) {
 			v.add(p+".discovery.consul.scheme", "want http or https, got %q", cs.Scheme)
 		}
 	}
+	if tc := u.TLS; tc != nil && (tc.CertFile == "") != (tc.KeyFile == "") {
+		v.add(p+".tls", "cert_file and key_file go together: set both for a client certificate, or neither")
+	}
 	seen := map[string]bool{}
 	for i, t := range u.Targets {
 		tp := fmt.Sprintf("%s.targets[%d]", p, i)

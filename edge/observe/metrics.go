@@ -324,7 +324,7 @@ func (r *Route) Observe(method []byte, code int, d time.Duration) {
 // ErrorKinds are the kind label values of sluice_upstream_errors_total,
 // indexed by pool.ErrKind-1 (5xx is counted separately). observe does not
 // import pool: edge/errkinds_test.go checks the two lists agree.
-var ErrorKinds = [...]string{"connect", "busy", "timeout", "reset", "protocol"}
+var ErrorKinds = [...]string{"connect", "busy", "timeout", "reset", "protocol", "tls"}
 
 // Upstream holds one upstream's metric children.
 type Upstream struct {
