@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -117,8 +118,15 @@ const (
 // send a TCP reset that can destroy the answer before the client reads it.
 func lingerClose(ctx *fasthttp.RequestCtx) {
 	ctx.SetConnectionClose()
-	if c, ok := ctx.Conn().(*lingerConn); ok {
-		c.linger.Store(true)
+	c := ctx.Conn()
+	if tc, ok := c.(*tls.Conn); ok {
+		// A TLS listener (tls_listen.go): tls.Conn.Close writes its
+		// close_notify, then closes the lingering TCP connection under it,
+		// which drains the rest of the (encrypted) request.
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*lingerConn); ok {
+		lc.linger.Store(true)
 	}
 }
 

@@ -21,6 +21,7 @@ type Gateway struct {
 	res    resources
 	server *fasthttp.Server
 	log    *slog.Logger
+	tls    []*tlsListener // listen_tls, in config order (tls_listen.go)
 
 	// startup is the config the server was started with; settings that
 	// only take effect at start (listen, server timeouts) are compared
@@ -57,6 +58,9 @@ func New(cfg *config.Config, log *slog.Logger, version string) (_ *Gateway, err 
 		}
 	}()
 	if err = g.syncDiscovery(cfg); err != nil {
+		return nil, err
+	}
+	if g.tls, err = openTLSListeners(cfg); err != nil {
 		return nil, err
 	}
 	snap, err := g.build(cfg)

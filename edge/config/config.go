@@ -14,8 +14,13 @@ import (
 // Config is the whole gateway configuration, as decoded from one YAML
 // document.
 type Config struct {
-	// Listen is the data-plane address. Default ":8080".
+	// Listen is the data-plane address. Default ":8080". "off" serves
+	// only the TLS listeners (ListenTLS must then name one).
 	Listen string `yaml:"listen" json:"listen,omitempty"`
+	// ListenTLS are data-plane listeners that terminate TLS, beside (or,
+	// with listen: off, instead of) the plain one. Their addresses take
+	// effect at start; their certificates reload.
+	ListenTLS []TLSListener `yaml:"listen_tls" json:"listen_tls,omitempty"`
 	// Server holds the data-plane limits and timeouts.
 	Server Server `yaml:"server" json:"server,omitempty"`
 	// Admin is the separate admin listener.
@@ -463,6 +468,25 @@ type Upstream struct {
 
 	// Name is the map key, filled in by Load.
 	Name string `yaml:"-" json:"-"`
+}
+
+// TLSListener is one data-plane listener that terminates TLS.
+type TLSListener struct {
+	// Listen is the address, e.g. ":8443". Required.
+	Listen string `yaml:"listen" json:"listen,omitempty"`
+	// Name labels the listener in logs and metrics. Default: Listen.
+	Name string `yaml:"name" json:"name,omitempty"`
+	// Certificates are chosen by the SNI name a client sends: the first
+	// whose certificate names it (exactly or by wildcard); the first of
+	// all when none does or the client sends none. At least one.
+	Certificates []CertificateFiles `yaml:"certificates" json:"certificates,omitempty"`
+}
+
+// CertificateFiles is a certificate (PEM, leaf first, then the chain) and
+// its private key.
+type CertificateFiles struct {
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file" json:"key_file,omitempty"`
 }
 
 // UpstreamTLS is the client side of TLS to an upstream's targets. File

@@ -30,6 +30,16 @@ func (c *Config) checkFiles() Errors {
 			}
 		}
 	}
+	for i, l := range c.ListenTLS {
+		for j, cf := range l.Certificates {
+			if cf.CertFile == "" || cf.KeyFile == "" {
+				continue
+			}
+			if _, msg := CheckKeyPair(c.Resolve(cf.CertFile), c.Resolve(cf.KeyFile), time.Now()); msg != "" {
+				v.add(fmt.Sprintf("listen_tls[%d].certificates[%d].cert_file", i, j), "%s", msg)
+			}
+		}
+	}
 	names := make([]string, 0, len(c.Upstreams))
 	for name := range c.Upstreams {
 		names = append(names, name)

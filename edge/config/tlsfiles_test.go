@@ -68,3 +68,51 @@ routes:
 		t.Errorf("the good tls block was refused:\n%v", err)
 	}
 }
+
+// listen_tls: each certificate pair is checked like an upstream's, with
+// file, line and field; listen: off needs a TLS listener.
+func TestListenTLSValidated(t *testing.T) {
+	ca := testutil.NewCA(t, "ca")
+	a := ca.Issue(t, testutil.LeafOptions{Name: "a"})
+	b := ca.Issue(t, testutil.LeafOptions{Name: "b"})
+	dir := t.TempDir()
+	src := `admin: { password: test-secret }
+listen: ":8080"
+listen_tls:
+  - listen: ":8443"
+    certificates:
+      - { cert_file: ` + a.CertFile + `, key_file: ` + a.KeyFile + ` }
+      - { cert_file: ` + a.CertFile + `, key_file: ` + b.KeyFile + ` }
+      - { cert_file: missing.pem, key_file: missing-key.pem }
+  - listen: ":8444"
+    certificates: []
+upstreams:
+  u: { targets: [ { url: "http://127.0.0.1:9001" } ] }
+routes:
+  - { name: r, match: { prefix: / }, upstream: u }
+`
+	path := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil {
+		t.Fatal("Load accepted broken listen_tls certificates")
+	}
+	for _, w := range []string{
+		path + ":7: listen_tls[0].certificates[1].cert_file: " + a.CertFile + " and " + b.KeyFile + ": tls: private key does not match public key",
+		path + ":8: listen_tls[0].certificates[2].cert_file: " + filepath.Join(dir, "missing.pem") + " does not exist",
+		path + ":10: listen_tls[1].certificates: at least one certificate is required",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "certificates[0]") {
+		t.Errorf("the good pair was refused:\n%v", err)
+	}
+	if _, err := Parse("x.yaml", []byte(strings.Replace(minimal, "admin:", "listen: \"off\"\nadmin:", 1)), nil); err == nil ||
+		!strings.Contains(err.Error(), "listen: off needs at least one listen_tls listener") {
+		t.Errorf("listen: off without TLS listeners: %v", err)
+	}
+}

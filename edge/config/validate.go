@@ -33,7 +33,37 @@ func (v *validator) add(field, format string, args ...any) {
 // filled in by Parse from the field paths.
 func (c *Config) validate() Errors {
 	v := &validator{}
-	v.listenAddr("listen", c.Listen)
+	if c.Listen == "off" {
+		if len(c.ListenTLS) == 0 {
+			v.add("listen", "off needs at least one listen_tls listener")
+		}
+	} else {
+		v.listenAddr("listen", c.Listen)
+	}
+	tlsNames := map[string]bool{}
+	for i, l := range c.ListenTLS {
+		p := fmt.Sprintf("listen_tls[%d]", i)
+		v.listenAddr(p+".listen", l.Listen)
+		if (l.Listen == c.Listen || l.Listen == c.Admin.Listen) && !strings.HasSuffix(l.Listen, ":0") {
+			v.add(p+".listen", "%q is already used by another listener", l.Listen)
+		}
+		name := l.Name
+		if name == "" {
+			name = l.Listen
+		}
+		if tlsNames[name] {
+			v.add(p+".name", "%q names two TLS listeners", name)
+		}
+		tlsNames[name] = true
+		if len(l.Certificates) == 0 {
+			v.add(p+".certificates", "at least one certificate is required")
+		}
+		for j, cf := range l.Certificates {
+			if cf.CertFile == "" || cf.KeyFile == "" {
+				v.add(fmt.Sprintf("%s.certificates[%d]", p, j), "cert_file and key_file are both required")
+			}
+		}
+	}
 	// A bootstrap file (consul.config_key) only says where the config
 	// lives: the admin settings that apply are the key's.
 	bootstrap := c.Consul != nil && c.Consul.ConfigKey != ""
