@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -272,5 +273,41 @@ func TestTLSBrokenCertificateRefusedOldKept(t *testing.T) {
 	testutil.WriteFile(t, leaf.KeyFile, goodKey)
 	if err := g.Apply(mustParse(t, yaml)); err != nil {
 		t.Fatalf("the repaired pair was refused: %v", err)
+	}
+}
+
+// An early answer on a TLS listener (a 413 before the body was read) is
+// followed by a lingering close of the TCP connection under the TLS one:
+// a client still sending its body can finish sending and reads the whole
+// answer, instead of a reset (as on the plain listener: conformance_test).
+func TestTLSListenerLingersAfterEarlyAnswer(t *testing.T) {
+	ca := testutil.NewCA(t, "edge")
+	leaf := ca.Issue(t, testutil.LeafOptions{Name: "site", DNS: []string{"a.example"}})
+	up := testutil.StartUpstream(t, stub.Options{})
+	_, addr := startTLSGateway(t, strings.Replace(tlsListenerConfig(up.URL, leaf), "admin:", "server: { max_body_bytes: 1024 }\nadmin:", 1))
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, ServerName: "a.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := fmt.Fprintf(c, "POST /x HTTP/1.1\r\nHost: a.example\r\nContent-Length: %d\r\n\r\n", 64<<20)
+		chunk := make([]byte, 16<<10)
+		for i := 0; err == nil && i < 512; i++ { // 8 MiB, well within lingerMaxBytes
+			_, err = c.Write(chunk)
+		}
+		wrote <- err
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading the early answer: %v", err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, body error %v; want a whole 413", resp.StatusCode, err)
+	}
+	if err := <-wrote; err != nil {
+		t.Errorf("the client could not finish sending (%v): the TLS connection was closed instead of lingering", err)
 	}
 }
