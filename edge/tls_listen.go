@@ -2,6 +2,7 @@ package edge
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -45,6 +46,9 @@ var tlsCipherSuites = []uint16{
 type certSet struct {
 	certs []*tls.Certificate // Leaf set on each
 	files []config.CertificateFiles
+	// conf is what handshakes use (GetConfigForClient), built with the
+	// set so the client CAs reload with the certificates.
+	conf *tls.Config
 }
 
 // tlsListener is one configured TLS listener.
@@ -69,6 +73,24 @@ func loadCertSet(cfg *config.Config, i int, l config.TLSListener) (*certSet, err
 	if len(set.certs) == 0 {
 		return nil, fmt.Errorf("listen_tls[%d]: no certificate", i)
 	}
+	set.conf = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tlsCipherSuites,
+		NextProtos:   []string{"http/1.1"},
+	}
+	set.conf.GetCertificate = set.getCertificate
+	if ca := l.ClientAuth; ca != nil {
+		pem, msg := config.ReadCABundle(cfg.Resolve(ca.CAFile))
+		if msg != "" {
+			return nil, fmt.Errorf("listen_tls[%d].client_auth.ca_file: %s", i, msg)
+		}
+		set.conf.ClientCAs = x509.NewCertPool()
+		set.conf.ClientCAs.AppendCertsFromPEM(pem)
+		set.conf.ClientAuth = tls.VerifyClientCertIfGiven
+		if ca.Mode == "require" {
+			set.conf.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
 	return set, nil
 }
 
@@ -76,10 +98,12 @@ func newTLSListener(name, addr string, set *certSet) *tlsListener {
 	l := &tlsListener{name: name, addr: addr}
 	l.certs.Store(set)
 	l.conf = &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		CipherSuites:   tlsCipherSuites,
-		NextProtos:     []string{"http/1.1"},
-		GetCertificate: l.getCertificate,
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tlsCipherSuites,
+		NextProtos:   []string{"http/1.1"},
+		// Every handshake takes the current set's config: certificates
+		// and client CAs as of the last reload.
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return l.certs.Load().conf, nil },
 	}
 	return l
 }
@@ -88,8 +112,7 @@ func newTLSListener(name, addr string, set *certSet) *tlsListener {
 // for the name it asked for (SupportsCertificate checks the name, exact
 // or wildcard, and that the client supports the key's algorithm), else
 // the first.
-func (l *tlsListener) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	set := l.certs.Load()
+func (set *certSet) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if hello.ServerName != "" && len(set.certs) > 1 {
 		for _, c := range set.certs {
 			if hello.SupportsCertificate(c) == nil {

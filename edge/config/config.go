@@ -223,6 +223,20 @@ type Auth struct {
 	JWT *JWT `yaml:"jwt" json:"jwt,omitempty"`
 	// APIKeys, for routes with auth: api_key or any.
 	APIKeys APIKeys `yaml:"api_keys" json:"api_keys"`
+	// MTLS names the headers routes with auth: mtls forward.
+	MTLS MTLS `yaml:"mtls" json:"mtls"`
+}
+
+// MTLS: what a route with auth: mtls tells its upstream about the client
+// certificate. Clients can't send these headers themselves: they are
+// removed from every request.
+type MTLS struct {
+	// SubjectHeader carries the certificate's subject (RFC 2253 form).
+	// Default X-Client-Subject.
+	SubjectHeader string `yaml:"subject_header" json:"subject_header,omitempty"`
+	// FingerprintHeader carries the SHA-256 of the certificate (DER), in
+	// lower-case hex. Default X-Client-Cert-SHA256.
+	FingerprintHeader string `yaml:"fingerprint_header" json:"fingerprint_header,omitempty"`
 }
 
 // JWT configures token verification.
@@ -480,6 +494,19 @@ type TLSListener struct {
 	// whose certificate names it (exactly or by wildcard); the first of
 	// all when none does or the client sends none. At least one.
 	Certificates []CertificateFiles `yaml:"certificates" json:"certificates,omitempty"`
+	// ClientAuth asks clients for a certificate; nil: none is asked for.
+	ClientAuth *ClientAuth `yaml:"client_auth" json:"client_auth,omitempty"`
+}
+
+// ClientAuth is how a TLS listener treats client certificates.
+type ClientAuth struct {
+	// Mode: "request" (a certificate is optional; one that is sent must
+	// verify) or "require" (the handshake fails without a verified one).
+	// Routes with auth: mtls refuse requests without one either way.
+	Mode string `yaml:"mode" json:"mode,omitempty"`
+	// CAFile is a PEM bundle of the CAs client certificates must chain to.
+	// Required. Reloaded with the certificates.
+	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
 }
 
 // CertificateFiles is a certificate (PEM, leaf first, then the chain) and
@@ -868,6 +895,8 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	setStr(&c.Auth.APIKeys.Header, "X-API-Key")
+	setStr(&c.Auth.MTLS.SubjectHeader, "X-Client-Subject")
+	setStr(&c.Auth.MTLS.FingerprintHeader, "X-Client-Cert-SHA256")
 	if c.Admin.RedactHeaders == nil {
 		c.Admin.RedactHeaders = slices.Clone(DefaultRedactHeaders)
 		if !slices.ContainsFunc(DefaultRedactHeaders, func(h string) bool { return strings.EqualFold(h, c.Auth.APIKeys.Header) }) {

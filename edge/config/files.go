@@ -39,6 +39,11 @@ func (c *Config) checkFiles() Errors {
 				v.add(fmt.Sprintf("listen_tls[%d].certificates[%d].cert_file", i, j), "%s", msg)
 			}
 		}
+		if ca := l.ClientAuth; ca != nil && ca.CAFile != "" {
+			if _, msg := ReadCABundle(c.Resolve(ca.CAFile)); msg != "" {
+				v.add(fmt.Sprintf("listen_tls[%d].client_auth.ca_file", i), "%s", msg)
+			}
+		}
 	}
 	names := make([]string, 0, len(c.Upstreams))
 	for name := range c.Upstreams {

@@ -116,3 +116,36 @@ routes:
 		t.Errorf("listen: off without TLS listeners: %v", err)
 	}
 }
+
+// client_auth needs a mode and a CA bundle that holds certificates;
+// auth: mtls takes no roles.
+func TestClientAuthValidated(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "notpem.pem")
+	testutil.WriteFile(t, notPEM, []byte("hello\n"))
+	leaf := testutil.NewCA(t, "ca").Issue(t, testutil.LeafOptions{Name: "a"})
+	src := `admin: { password: test-secret }
+listen_tls:
+  - listen: ":8443"
+    certificates: [ { cert_file: ` + leaf.CertFile + `, key_file: ` + leaf.KeyFile + ` } ]
+    client_auth: { mode: maybe, ca_file: ` + notPEM + ` }
+upstreams:
+  u: { targets: [ { url: "http://127.0.0.1:9001" } ] }
+routes:
+  - { name: r, match: { prefix: / }, upstream: u, auth: mtls, roles: [admin] }
+`
+	path := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	for _, w := range []string{
+		path + `:5: listen_tls[0].client_auth.mode: want request or require, got "maybe"`,
+		path + ":5: listen_tls[0].client_auth.ca_file: " + notPEM + " holds no PEM certificate",
+		path + ":9: routes[0].roles: roles need auth",
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+}

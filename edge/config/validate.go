@@ -63,6 +63,14 @@ func (c *Config) validate() Errors {
 				v.add(fmt.Sprintf("%s.certificates[%d]", p, j), "cert_file and key_file are both required")
 			}
 		}
+		if ca := l.ClientAuth; ca != nil {
+			if ca.Mode != "request" && ca.Mode != "require" {
+				v.add(p+".client_auth.mode", "want request or require, got %q", ca.Mode)
+			}
+			if ca.CAFile == "" {
+				v.add(p+".client_auth.ca_file", "required")
+			}
+		}
 	}
 	// A bootstrap file (consul.config_key) only says where the config
 	// lives: the admin settings that apply are the key's.
@@ -425,11 +433,11 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream, redis bo
 		v.limitKeys(p+".quota.key", q.Key)
 	}
 	switch r.Auth {
-	case "none", "jwt", "api_key", "any":
+	case "none", "jwt", "api_key", "any", "mtls":
 	default:
-		v.add(p+".auth", "want none, jwt, api_key or any, got %q", r.Auth)
+		v.add(p+".auth", "want none, jwt, api_key, any or mtls, got %q", r.Auth)
 	}
-	if len(r.Roles) > 0 && r.Auth == "none" {
+	if len(r.Roles) > 0 && (r.Auth == "none" || r.Auth == "mtls") {
 		v.add(p+".roles", "roles need auth (jwt, api_key or any)")
 	}
 	if r.RolesMatch != "any" && r.RolesMatch != "all" {
