@@ -139,6 +139,10 @@ func (g *Gateway) serve(x *exchange) {
 	if g.serveBuiltin(x) { // builtin.go: /services/health, data-plane metrics
 		return
 	}
+	if x.snap.redirectHTTPS != nil && !x.ctx.IsTLS() { // redirect.go
+		x.redirectToHTTPS()
+		return
+	}
 	if !x.findRoute() || !x.applySlashAction() { // router.go: 404, or 405 with Allow; paths.go
 		return
 	}

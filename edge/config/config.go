@@ -65,6 +65,10 @@ type Config struct {
 // Server holds data-plane server settings. Zero values take the defaults
 // documented on each field.
 type Server struct {
+	// RedirectHTTPS answers every request on the plain listener (except
+	// the data-plane metrics and /services/health) with a 308 to the same
+	// URL over https. nil: plain requests are served.
+	RedirectHTTPS *RedirectHTTPS `yaml:"redirect_https" json:"redirect_https,omitempty"`
 	// ReadTimeout bounds reading a request's headers (and a buffered body).
 	// Default 30s.
 	ReadTimeout Duration `yaml:"read_timeout" json:"read_timeout,omitempty"`
@@ -482,6 +486,12 @@ type Upstream struct {
 
 	// Name is the map key, filled in by Load.
 	Name string `yaml:"-" json:"-"`
+}
+
+// RedirectHTTPS configures the plain-to-https redirect.
+type RedirectHTTPS struct {
+	// Port of the https URL. Default 443 (then left out of the URL).
+	Port int `yaml:"port" json:"port,omitempty"`
 }
 
 // TLSListener is one data-plane listener that terminates TLS.

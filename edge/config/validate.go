@@ -40,6 +40,9 @@ func (c *Config) validate() Errors {
 	} else {
 		v.listenAddr("listen", c.Listen)
 	}
+	if r := c.Server.RedirectHTTPS; r != nil && (r.Port < 0 || r.Port > 65535) {
+		v.add("server.redirect_https.port", "want 1..65535, got %d", r.Port)
+	}
 	tlsNames := map[string]bool{}
 	for i, l := range c.ListenTLS {
 		p := fmt.Sprintf("listen_tls[%d]", i)
