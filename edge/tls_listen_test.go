@@ -311,3 +311,49 @@ func TestTLSListenerLingersAfterEarlyAnswer(t *testing.T) {
 		t.Errorf("the client could not finish sending (%v): the TLS connection was closed instead of lingering", err)
 	}
 }
+
+// Session tickets: a client that comes back resumes its session instead
+// of a full handshake, and still does after a certificate reload (the
+// ticket keys belong to the listener, not to a certificate set).
+func TestTLSListenerResumesSessions(t *testing.T) {
+	ca := testutil.NewCA(t, "edge")
+	leaf := ca.Issue(t, testutil.LeafOptions{Name: "site", DNS: []string{"a.example"}})
+	up := testutil.StartUpstream(t, stub.Options{})
+	yaml := tlsListenerConfig(up.URL, leaf)
+	g, addr := startTLSGateway(t, yaml)
+	cache := tls.NewLRUClientSessionCache(8)
+	connect := func() bool {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, ServerName: "a.example", ClientSessionCache: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// A request and its answer: TLS 1.3 tickets arrive after the
+		// handshake and are read with the answer.
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a.example\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return c.ConnectionState().DidResume
+	}
+	if connect() {
+		t.Fatal("the first connection resumed a session it never had")
+	}
+	if !connect() {
+		t.Error("the second connection did a full handshake: no session ticket")
+	}
+	ca.Issue(t, testutil.LeafOptions{Name: "site", DNS: []string{"a.example"}})
+	if err := g.Apply(mustParse(t, yaml)); err != nil {
+		t.Fatal(err)
+	}
+	if !connect() {
+		t.Error("after a certificate reload, a returning client did a full handshake")
+	}
+}
