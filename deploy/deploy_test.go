@@ -88,8 +88,10 @@ func TestPrometheusScrapesSluice(t *testing.T) {
 	prom := tool(t, "prometheus")
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
 	redis := testutil.StartRedis(t)
+	leaf := testutil.NewCA(t, "deploy").Issue(t, testutil.LeafOptions{Name: "site", DNS: []string{"sluice.example"}})
 	s := testutil.StartSluice(t, fmt.Sprintf(`
 listen: 127.0.0.1:0
+listen_tls: [ { listen: 127.0.0.1:0, certificates: [ { cert_file: %s, key_file: %s } ] } ]
 admin: { listen: 127.0.0.1:0, password: scrape-me }
 redis: { addrs: ["%s"] }
 auth: { jwt: { keys: [ { id: k1, algorithm: HS256, secret: "0123456789abcdef0123456789abcdef" } ] } }
@@ -101,7 +103,7 @@ routes:
   - { name: limited, match: { prefix: /limited }, upstream: up, rate_limit: { rate: 1, per: 1h, key: [route] }, quota: { limit: 1, per: 24h } }
   - { name: secure, match: { prefix: /secure }, upstream: up, auth: jwt }
   - { name: down, match: { prefix: /down }, upstream: dead }
-`, redis.Addr, up.URL, testutil.DeadAddr(t)))
+`, leaf.CertFile, leaf.KeyFile, redis.Addr, up.URL, testutil.DeadAddr(t)))
 
 	traffic := func(n int) {
 		for i := 0; i < n; i++ {

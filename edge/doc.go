@@ -10,12 +10,13 @@
 //	checks.go         hold the head to RFC 9110/9112 (version, method, folding, framing, Host)
 //	paths.go          split the target once; normalise the path (pathnorm)
 //	builtin.go        /services/health and data-plane metrics
+//	redirect.go       server.redirect_https: plain requests get a 308 to https
 //	router.go         pick the route: host, exact path, longest prefix, method
 //	                  (a CORS preflight by the method it asks about)
 //	step_ipfilter.go  the route's steps (steps.go), built with the snapshot:
 //	step_security.go    ip filter, security headers, CORS, auth, rate limit,
 //	step_cors.go        quota, proxy
-//	step_auth.go
+//	step_auth.go        (step_mtls.go: auth: mtls)
 //	step_ratelimit.go
 //	step_quota.go
 //	step_proxy.go     forwarding headers (headers.go), rewrite, body limits
@@ -25,7 +26,9 @@
 // Off the request path: snapshot.go and upstream.go compile a config,
 // reload.go swaps snapshots, discovery.go follows Consul, resources.go
 // opens what outlives a config (Redis, key store, quotas, JWKS, access
-// log), status.go reports upstream state.
+// log), status.go reports upstream state, tls_listen.go terminates TLS
+// (listen_tls: certificates by SNI behind an atomic pointer, swapped on
+// reload; client certificates).
 //
 // Invariants:
 //   - A request loads the current *Snapshot once, from an atomic pointer,

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -30,6 +31,7 @@ var (
 	faultClientBody     = &fault{fasthttp.StatusBadRequest, "could not read request body"}
 	faultTimeout        = &fault{fasthttp.StatusGatewayTimeout, "upstream timed out"}
 	faultConnect        = &fault{fasthttp.StatusBadGateway, "upstream connection failed"}
+	faultUpstreamTLS    = &fault{fasthttp.StatusBadGateway, "upstream TLS handshake failed"}
 	faultBadResponse    = &fault{fasthttp.StatusBadGateway, "bad response from upstream"}
 	faultUpstreamBusy   = &fault{fasthttp.StatusServiceUnavailable, "upstream connection limit reached"}
 	faultNoTarget       = &fault{fasthttp.StatusServiceUnavailable, "no upstream target available"}
@@ -75,6 +77,8 @@ func faultFor(kind pool.ErrKind, err error) *fault {
 		return faultConnect
 	case pool.KindReset:
 		return faultConnect
+	case pool.KindTLS:
+		return faultUpstreamTLS
 	}
 	return faultBadResponse
 }
@@ -114,8 +118,15 @@ const (
 // send a TCP reset that can destroy the answer before the client reads it.
 func lingerClose(ctx *fasthttp.RequestCtx) {
 	ctx.SetConnectionClose()
-	if c, ok := ctx.Conn().(*lingerConn); ok {
-		c.linger.Store(true)
+	c := ctx.Conn()
+	if tc, ok := c.(*tls.Conn); ok {
+		// A TLS listener (tls_listen.go): tls.Conn.Close writes its
+		// close_notify, then closes the lingering TCP connection under it,
+		// which drains the rest of the (encrypted) request.
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*lingerConn); ok {
+		lc.linger.Store(true)
 	}
 }
 

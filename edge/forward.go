@@ -58,6 +58,11 @@ func forward(x *exchange, rt *route, lim *bodyLimiter, key uint64) *fault {
 			req.Header.SetHost(target.Host)
 		}
 		req.UseHostHeader = true
+		// The target's scheme, not the client's: fasthttp refuses to send
+		// an https URI (a client on a TLS listener) over a plain HostClient
+		// and an http one over TLS. The URI is parsed once per request
+		// either way (HostClient.Do does it); this only overwrites bytes.
+		req.URI().SetSchemeBytes(target.Scheme)
 		t0 := time.Now()
 		tryTimeout := deadline.Sub(t0)
 		if up.retry.perTry > 0 && up.retry.perTry < tryTimeout {

@@ -21,6 +21,7 @@ type Gateway struct {
 	res    resources
 	server *fasthttp.Server
 	log    *slog.Logger
+	tls    []*tlsListener // listen_tls, in config order (tls_listen.go)
 
 	// startup is the config the server was started with; settings that
 	// only take effect at start (listen, server timeouts) are compared
@@ -57,6 +58,9 @@ func New(cfg *config.Config, log *slog.Logger, version string) (_ *Gateway, err 
 		}
 	}()
 	if err = g.syncDiscovery(cfg); err != nil {
+		return nil, err
+	}
+	if g.tls, err = openTLSListeners(cfg); err != nil {
 		return nil, err
 	}
 	snap, err := g.build(cfg)
@@ -133,6 +137,10 @@ func (g *Gateway) serve(x *exchange) {
 		return
 	}
 	if g.serveBuiltin(x) { // builtin.go: /services/health, data-plane metrics
+		return
+	}
+	if x.snap.redirectHTTPS != nil && !x.ctx.IsTLS() { // redirect.go
+		x.redirectToHTTPS()
 		return
 	}
 	if !x.findRoute() || !x.applySlashAction() { // router.go: 404, or 405 with Allow; paths.go

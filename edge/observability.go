@@ -116,6 +116,15 @@ func (g *Gateway) ReopenAccessLog() error {
 func (g *Gateway) metricsState() observe.State {
 	snap := g.snap.Load()
 	st := observe.State{RetryBudgetDenied: map[string]int64{}, RedisFallback: g.res.redisFallback()}
+	for _, l := range g.tls {
+		for _, c := range l.certs.Load().certs {
+			name := c.Leaf.Subject.CommonName
+			if len(c.Leaf.DNSNames) > 0 {
+				name = c.Leaf.DNSNames[0]
+			}
+			st.Certificates = append(st.Certificates, observe.CertificateState{Listener: l.name, Name: name, NotAfter: c.Leaf.NotAfter})
+		}
+	}
 	if snap == nil {
 		return st
 	}

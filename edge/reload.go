@@ -14,11 +14,16 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	if err := g.syncDiscovery(cfg); err != nil {
 		return g.refuse(err)
 	}
+	certs, err := g.loadTLSCerts(cfg)
+	if err != nil {
+		return g.refuse(err)
+	}
 	snap, err := g.build(cfg)
 	if err != nil {
 		g.res.registry.Retain(g.snap.Load().targets())
 		return g.refuse(err)
 	}
+	g.installTLSCerts(certs)
 	g.res.metrics.Retain(snap.names())
 	for _, w := range restartOnly(g.startup, cfg) {
 		g.log.Warn("config change needs a restart to take effect", "field", w)
@@ -69,6 +74,16 @@ func restartOnly(a, b *config.Config) []string {
 	var out []string
 	if a.Listen != b.Listen {
 		out = append(out, "listen")
+	}
+	if len(a.ListenTLS) != len(b.ListenTLS) {
+		out = append(out, "listen_tls")
+	} else {
+		for i := range a.ListenTLS {
+			if a.ListenTLS[i].Listen != b.ListenTLS[i].Listen || a.ListenTLS[i].Name != b.ListenTLS[i].Name {
+				out = append(out, "listen_tls")
+				break
+			}
+		}
 	}
 	if a.Admin.Listen != b.Admin.Listen {
 		out = append(out, "admin.listen")

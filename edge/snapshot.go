@@ -46,6 +46,7 @@ type Snapshot struct {
 	underscores                           underscoreAction
 	metricsPath                           string   // also serve /metrics on the data plane here ("" no)
 	identityHeaders                       [][]byte // removed from every request: only auth steps set them
+	redirectHTTPS                         []byte   // ":PORT" or "" for 443; nil: no redirect (redirect.go)
 	log                                   *slog.Logger
 
 	metrics        *observe.Metrics // nil: request metrics off
@@ -141,6 +142,7 @@ func build(cfg *config.Config, res *resources, discovered map[string][]pool.Targ
 		underscores:        underscoreActions[cfg.Server.HeadersWithUnderscores],
 		ipFilter:           compileIPFilter(cfg.IPFilter),
 		security:           compileSecurityHeaders(cfg.SecurityHeadersFor(nil)),
+		redirectHTTPS:      compileRedirect(cfg.Server.RedirectHTTPS),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

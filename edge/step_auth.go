@@ -31,6 +31,8 @@ type authSettings struct {
 	apiKeyHeader []byte
 	apiKeyName   string // apiKeyHeader as a string, for PeekAll
 	apiKeyBearer bool   // an API key may come as "Authorization: Bearer sk_..."
+	mtlsSubject  []byte // auth.mtls.subject_header
+	mtlsSHA256   []byte // auth.mtls.fingerprint_header
 	metrics      *observe.Metrics
 	log          *slog.Logger
 }
@@ -77,6 +79,8 @@ func (a *authSettings) step(rc *config.Route) step {
 		return &apiKeyAuth{a, r}
 	case "any":
 		return &anyAuth{a, r}
+	case "mtls":
+		return &mtlsAuth{a}
 	}
 	return nil
 }
@@ -205,7 +209,7 @@ func (a *authSettings) refuse(x *exchange, f *fault, www []byte) {
 // identityHeaders are the headers only sluice may set (the API key's id,
 // forwarded JWT claims).
 func identityHeaders(cfg *config.Config) [][]byte {
-	out := [][]byte{headerAPIKeyID}
+	out := [][]byte{headerAPIKeyID, []byte(cfg.Auth.MTLS.SubjectHeader), []byte(cfg.Auth.MTLS.FingerprintHeader)}
 	if j := cfg.Auth.JWT; j != nil {
 		for _, h := range j.ForwardClaims {
 			out = append(out, []byte(h))
@@ -228,6 +232,7 @@ func (s *Snapshot) compileAuth(cfg *config.Config) (*authSettings, error) {
 	a := &authSettings{
 		keys: s.res.keys, apiKeyHeader: []byte(ak.Header), apiKeyName: ak.Header,
 		apiKeyBearer: ak.Bearer == nil || *ak.Bearer, metrics: s.metrics, log: s.log,
+		mtlsSubject: []byte(cfg.Auth.MTLS.SubjectHeader), mtlsSHA256: []byte(cfg.Auth.MTLS.FingerprintHeader),
 	}
 	j := cfg.Auth.JWT
 	if j == nil {

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,13 @@ func (s *Snapshot) compileUpstream(cfg *config.Config, u *config.Upstream, disco
 			OpenFor: c.OpenFor.D(), HalfOpenRequests: c.HalfOpenRequests, Successes: c.Successes,
 		}
 	}
+	if u.TLS != nil {
+		tc, err := clientTLS(cfg, u)
+		if err != nil {
+			return nil, err
+		}
+		settings.TLS = tc
+	}
 	spec := pool.PoolSpec{
 		Name: u.Name, Balancer: u.Balancer, BoundedLoad: u.BoundedLoad, Settings: settings,
 		PanicMode: u.PanicMode == nil || *u.PanicMode, RetryBudget: u.Retry.Budget, MinRetries: u.Retry.MinRetriesPerSecond,
@@ -99,6 +107,7 @@ func (s *Snapshot) compileUpstream(cfg *config.Config, u *config.Upstream, disco
 		case "connect":
 			up.retry.onKind[pool.KindConnect] = true
 			up.retry.onKind[pool.KindBusy] = true
+			up.retry.onKind[pool.KindTLS] = true // never processed, like connect
 		case "timeout":
 			up.retry.onKind[pool.KindTimeout] = true
 		case "reset":
@@ -126,4 +135,27 @@ func (r *retryPolicy) backoffFor(n int) time.Duration {
 		}
 	}
 	return pool.Jitter(time.Duration(d), r.jitter)
+}
+
+// clientTLS reads the files of an upstream's tls block (again on every
+// snapshot, so a renewed client certificate or CA bundle takes effect on
+// reload; the registry keeps targets whose files did not change).
+func clientTLS(cfg *config.Config, u *config.Upstream) (*pool.ClientTLS, error) {
+	tc := &pool.ClientTLS{ServerName: u.TLS.ServerName, InsecureSkipVerify: u.TLS.InsecureSkipVerify}
+	p := "upstreams." + u.Name + ".tls"
+	if u.TLS.CAFile != "" {
+		ca, msg := config.ReadCABundle(cfg.Resolve(u.TLS.CAFile))
+		if msg != "" {
+			return nil, fmt.Errorf("%s.ca_file: %s", p, msg)
+		}
+		tc.CAPEM = ca
+	}
+	if u.TLS.CertFile != "" {
+		kp, msg := config.CheckKeyPair(cfg.Resolve(u.TLS.CertFile), cfg.Resolve(u.TLS.KeyFile), time.Now())
+		if msg != "" {
+			return nil, fmt.Errorf("%s.cert_file: %s", p, msg)
+		}
+		tc.CertPEM, tc.KeyPEM = kp.CertPEM, kp.KeyPEM
+	}
+	return tc, nil
 }

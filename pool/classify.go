@@ -28,6 +28,14 @@ const (
 	KindReset
 	// KindProtocol: the answer was not valid HTTP.
 	KindProtocol
+	// KindTLS: the TLS handshake with the target failed: its certificate
+	// did not verify (unknown authority, wrong host, expired), it refused
+	// sluice's client certificate or asked for one sluice has not, or it
+	// does not speak TLS. The target never processed the request, so for
+	// retries (retry.on: connect), health and ejection it counts as a
+	// connect failure; logs and metrics name it apart, since the fix is a
+	// certificate, not a restart.
+	KindTLS
 )
 
 // Classify names the kind of an error from HostClient.Do.
@@ -36,6 +44,10 @@ func Classify(err error) ErrKind {
 	var netErr net.Error
 	var opErr *net.OpError
 	switch {
+	case isTLSError(err):
+		return KindTLS
+	case errors.Is(err, fasthttp.ErrTLSHandshakeTimeout):
+		return KindConnect
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return KindBusy
 	case errors.Is(err, fasthttp.ErrDialTimeout):
@@ -55,7 +67,7 @@ func Classify(err error) ErrKind {
 }
 
 // NeverSent reports kinds where the target can't have seen the request.
-func (k ErrKind) NeverSent() bool { return k == KindConnect || k == KindBusy }
+func (k ErrKind) NeverSent() bool { return k == KindConnect || k == KindBusy || k == KindTLS }
 
 // String is the kind's name as used in retry.on.
 func (k ErrKind) String() string {
@@ -70,6 +82,8 @@ func (k ErrKind) String() string {
 		return "reset"
 	case KindProtocol:
 		return "protocol"
+	case KindTLS:
+		return "tls"
 	}
 	return "none"
 }

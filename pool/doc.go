@@ -10,7 +10,8 @@
 // reloads), health_active.go, outlier.go, circuit.go, retry_budget.go
 // (over window.go's sliding counters), classify.go (ErrKind), transport.go
 // (the HostClient transport: streamed bodies, stale connections),
-// consul.go (ServiceWatcher).
+// consul.go (ServiceWatcher), tls.go (ClientTLS: https:// targets,
+// TLS error classification).
 //
 // Invariants:
 //   - A Pool is immutable once built; a config reload builds new Pools.

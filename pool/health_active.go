@@ -58,6 +58,7 @@ func (t *Target) checkOnce(hs HealthSettings, req *fasthttp.Request, resp *fasth
 	req.Reset()
 	resp.Reset()
 	req.SetRequestURI(hs.Path)
+	req.URI().SetSchemeBytes(t.Scheme) // https for a TLS target
 	req.Header.SetMethod(fasthttp.MethodGet)
 	host := hs.Host
 	if host == "" {

@@ -50,7 +50,7 @@ func BenchmarkRoundTripReused(b *testing.B) {
 	up := testutil.StartUpstream(b, stub.Options{Name: "b", BodySize: 64})
 	u, _ := url.Parse(up.URL)
 	hc := newHostClient(u, Settings{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxConns: 1,
-		BufferBodyBytes: 64 << 10, HeaderBufferBytes: 16 << 10}, nil)
+		BufferBodyBytes: 64 << 10, HeaderBufferBytes: 16 << 10}, nil, nil)
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	req.SetRequestURI(up.URL + "/x")
 	if err := hc.Do(req, resp); err != nil {

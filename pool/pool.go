@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -43,6 +44,11 @@ type Settings struct {
 	// decides which ones it buffers. Zero streams every body that has
 	// content. (edge fills it from server.buffer_response_bytes.)
 	BufferBodyBytes int
+
+	// TLS configures https:// targets; nil: system roots, the target's
+	// host as server name, no client certificate. Ignored for http://
+	// targets. In the registry key by content (ClientTLS.Key).
+	TLS *ClientTLS
 
 	Health    *HealthSettings  // nil: no active checks
 	Outlier   OutlierSettings  // ConsecutiveFailures <= 0: off
@@ -229,15 +235,19 @@ func (p *Pool) Report(t *Target, o Outcome, rtt time.Duration) {
 
 // newHostClient makes the HostClient of one target. streamFailures, when
 // not nil, counts the target's broken response streams.
-func newHostClient(u *url.URL, s Settings, streamFailures *atomic.Uint64) *fasthttp.HostClient {
+// tlsConfig is used for an https:// target (nil: fasthttp's defaults).
+func newHostClient(u *url.URL, s Settings, streamFailures *atomic.Uint64, tlsConfig *tls.Config) *fasthttp.HostClient {
 	dialer := &fasthttp.TCPDialer{DNSCacheDuration: time.Minute}
 	connectTimeout := s.ConnectTimeout
 	if connectTimeout <= 0 {
 		connectTimeout = 2 * time.Second
 	}
 	return &fasthttp.HostClient{
-		Addr:  u.Host,
-		IsTLS: u.Scheme == "https",
+		Addr:      u.Host,
+		IsTLS:     u.Scheme == "https",
+		TLSConfig: tlsConfig,
+		// fasthttp runs the TLS handshake over this connection (bounded by
+		// WriteTimeout); the idle check looks under the tls.Conn at it.
 		Dial: func(addr string) (net.Conn, error) {
 			c, err := dialer.DialTimeout(addr, connectTimeout)
 			if err != nil {

@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -291,13 +293,18 @@ func TestClassify(t *testing.T) {
 		{ErrInvalidChunked, KindProtocol},
 		{errNoCleanConn, KindBusy}, // never sent, and not the target's failure
 		{errors.New("error when reading response headers: invalid response status code"), KindProtocol},
+		{&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, KindTLS},
+		{x509.HostnameError{Host: "a"}, KindTLS},
+		{&net.OpError{Op: "remote error", Err: errors.New("tls: bad certificate")}, KindTLS},
+		{tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, KindTLS},
+		{fasthttp.ErrTLSHandshakeTimeout, KindConnect},
 	}
 	for _, c := range cases {
 		if got := Classify(c.err); got != c.want {
 			t.Errorf("Classify(%v) = %s, want %s", c.err, got, c.want)
 		}
 	}
-	if !KindConnect.NeverSent() || !KindBusy.NeverSent() || KindTimeout.NeverSent() {
+	if !KindConnect.NeverSent() || !KindBusy.NeverSent() || !KindTLS.NeverSent() || KindTimeout.NeverSent() {
 		t.Error("NeverSent")
 	}
 }

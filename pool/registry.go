@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -35,14 +36,25 @@ func (r *Registry) target(upstream, rawURL string, weight int, s Settings) (*Tar
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Port() == "" {
 		return nil, fmt.Errorf("target %q: want http(s)://host:port", rawURL)
 	}
-	key := fmt.Sprintf("%s|%s://%s|w%d|%+v|%+v|%+v", upstream, u.Scheme, u.Host, weight, s, deref(s.Health), deref(s.Circuit))
+	ks := s
+	ks.TLS = nil // by content, not by pointer
+	key := fmt.Sprintf("%s|%s://%s|w%d|%+v|%+v|%+v|tls:%s", upstream, u.Scheme, u.Host, weight, ks, deref(s.Health), deref(s.Circuit), s.TLS.Key())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if t, ok := r.targets[key]; ok {
 		return t, nil
 	}
-	t := &Target{URL: rawURL, Host: u.Host, Upstream: upstream, key: key, settings: s, log: r.log}
-	t.Client = newHostClient(u, s, &t.streamFailures)
+	t := &Target{URL: rawURL, Host: u.Host, Upstream: upstream, key: key, settings: s, log: r.log, Scheme: []byte(u.Scheme)}
+	var tlsConfig *tls.Config
+	if u.Scheme == "https" {
+		if tlsConfig, err = s.TLS.Config(); err != nil {
+			return nil, fmt.Errorf("target %q: tls: %w", rawURL, err)
+		}
+	}
+	t.Client = newHostClient(u, s, &t.streamFailures, tlsConfig)
+	if u.Scheme == "https" && s.TLS != nil && s.TLS.InsecureSkipVerify {
+		r.log.Warn("upstream TLS certificate verification is off (tls.insecure_skip_verify)", "upstream", upstream, "target", rawURL)
+	}
 	t.Weight = weight
 	if s.Circuit != nil {
 		t.breaker = newBreaker(*s.Circuit, &t.Target, func(from, to CircuitState) {

@@ -26,7 +26,7 @@ func oneConnClient(t *testing.T, h *testutil.Hostile, bufferResponse int) *fasth
 	t.Helper()
 	u, _ := url.Parse(h.URL)
 	return newHostClient(u, Settings{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxConns: 1,
-		MaxConnWait: 5 * time.Second, BufferBodyBytes: bufferResponse, HeaderBufferBytes: 16 << 10}, nil)
+		MaxConnWait: 5 * time.Second, BufferBodyBytes: bufferResponse, HeaderBufferBytes: 16 << 10}, nil, nil)
 }
 
 type answerSeen struct {

@@ -64,7 +64,7 @@ func closingServer(t *testing.T) (addr string, conns *atomic.Int64) {
 func TestStaleKeepAliveConnectionRetriedOnlyWhenReplayable(t *testing.T) {
 	addr, conns := closingServer(t)
 	u, _ := url.Parse("http://" + addr)
-	hc := newHostClient(u, Settings{ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxConns: 1, BufferBodyBytes: 1 << 20, HeaderBufferBytes: 8192}, nil)
+	hc := newHostClient(u, Settings{ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxConns: 1, BufferBodyBytes: 1 << 20, HeaderBufferBytes: 8192}, nil, nil)
 
 	send := func(method string, stream bool) error {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()

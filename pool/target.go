@@ -18,6 +18,10 @@ type Target struct {
 	lb.Target
 	// URL is the target as configured ("http://127.0.0.1:9001").
 	URL string
+	// Scheme is "http" or "https": the scheme the request URI must carry
+	// when sent with Client (fasthttp refuses a URI whose scheme differs
+	// from the HostClient's), whatever the client used. Read only.
+	Scheme []byte
 	// Host is host:port, used when a route rewrites Host to the target.
 	Host string
 	// Upstream is the name of the pool the target belongs to.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -518,6 +519,14 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) (doubt bool, err error)
 // byte of a response arrived.
 func upstreamReadError(err error) error {
 	var nothing fasthttp.ErrNothingRead
+	if isTLSError(err) || errors.As(err, &nothing) && strings.HasPrefix(err.Error(), "remote error: tls: ") {
+		// A TLS 1.3 target that refuses sluice's client certificate (or
+		// its lack of one) says so in an alert read here, after the
+		// handshake seemed done: a TLS failure, not a closed connection.
+		// fasthttp's ErrNothingRead does not unwrap, hence the text
+		// (crypto/tls's "remote error" alerts, conn.go).
+		return &tlsAlertError{err}
+	}
 	if errors.As(err, &nothing) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 		return ErrUpstreamClosed
 	}

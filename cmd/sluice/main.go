@@ -142,10 +142,23 @@ func serve(path string, stderr io.Writer) int {
 		log.Error("startup failed", "error", err.Error())
 		return 1
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		log.Error("listen failed", "listen", cfg.Listen, "error", err.Error())
-		return 1
+	var ln net.Listener // nil with listen: off (TLS listeners only)
+	listenAddr := "off"
+	if cfg.Listen != "off" {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			log.Error("listen failed", "listen", cfg.Listen, "error", err.Error())
+			return 1
+		}
+		listenAddr = ln.Addr().String()
+	}
+	tlsAddrs := gw.TLSListeners()
+	tlsLns := make([]net.Listener, len(tlsAddrs))
+	for i, addr := range tlsAddrs {
+		if tlsLns[i], err = net.Listen("tcp", addr); err != nil {
+			log.Error("listen failed", "listen_tls", addr, "error", err.Error())
+			return 1
+		}
+		tlsAddrs[i] = tlsLns[i].Addr().String()
 	}
 	reload := func() error {
 		notify.reloading()
@@ -178,7 +191,7 @@ func serve(path string, stderr io.Writer) int {
 				Reload:   reload,
 				Config:   func() *config.Config { return gw.Snapshot().Config },
 				Info: func() any {
-					return info(gw, ln.Addr().String(), adminAddr)
+					return info(gw, listenAddr, adminAddr)
 				},
 				Upstreams: func() any {
 					return map[string]any{"upstreams": gw.UpstreamStatus(), "discovery": gw.DiscoveryStatus()}
@@ -201,13 +214,26 @@ func serve(path string, stderr io.Writer) int {
 		log.Warn("config source is not watched; reload with SIGHUP or POST /admin/reload", "source", src.String(), "error", err.Error())
 	}
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- gw.Serve(ln) }()
+	// A certificate renewed in place (certbot, cert-manager) reloads like
+	// a config change: the new one is served to new handshakes.
+	for _, f := range gw.CertificateFiles() {
+		if err := config.WatchFile(ctx, f, log, func() { _ = reload() }); err != nil {
+			log.Warn("certificate file is not watched; reload with SIGHUP or POST /admin/reload", "file", f, "error", err.Error())
+		}
+	}
+
+	serveErr := make(chan error, 1+len(tlsLns))
+	if ln != nil {
+		go func() { serveErr <- gw.Serve(ln) }()
+	}
+	for i, l := range tlsLns {
+		go func() { serveErr <- gw.ServeTLS(l, i) }()
+	}
 	log.Info("sluice started", "version", version, "config", src.String(),
-		"listen", ln.Addr().String(), "admin", adminAddr, "routes", len(gw.Snapshot().Config.Routes))
+		"listen", listenAddr, "listen_tls", strings.Join(tlsAddrs, ","), "admin", adminAddr, "routes", len(gw.Snapshot().Config.Routes))
 	// The listeners are open (connections queue until accepted) and the
 	// first snapshot serves.
-	notify.ready(fmt.Sprintf("serving %d routes on %s", len(gw.Snapshot().Config.Routes), ln.Addr()))
+	notify.ready(fmt.Sprintf("serving %d routes on %s", len(gw.Snapshot().Config.Routes), strings.Join(append([]string{listenAddr}, tlsAddrs...), ", ")))
 	pings, stopPings := notify.pings()
 	defer stopPings()
 

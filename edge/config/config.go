@@ -14,8 +14,13 @@ import (
 // Config is the whole gateway configuration, as decoded from one YAML
 // document.
 type Config struct {
-	// Listen is the data-plane address. Default ":8080".
+	// Listen is the data-plane address. Default ":8080". "off" serves
+	// only the TLS listeners (ListenTLS must then name one).
 	Listen string `yaml:"listen" json:"listen,omitempty"`
+	// ListenTLS are data-plane listeners that terminate TLS, beside (or,
+	// with listen: off, instead of) the plain one. Their addresses take
+	// effect at start; their certificates reload.
+	ListenTLS []TLSListener `yaml:"listen_tls" json:"listen_tls,omitempty"`
 	// Server holds the data-plane limits and timeouts.
 	Server Server `yaml:"server" json:"server,omitempty"`
 	// Admin is the separate admin listener.
@@ -60,6 +65,10 @@ type Config struct {
 // Server holds data-plane server settings. Zero values take the defaults
 // documented on each field.
 type Server struct {
+	// RedirectHTTPS answers every request on the plain listener (except
+	// the data-plane metrics and /services/health) with a 308 to the same
+	// URL over https. nil: plain requests are served.
+	RedirectHTTPS *RedirectHTTPS `yaml:"redirect_https" json:"redirect_https,omitempty"`
 	// ReadTimeout bounds reading a request's headers and a buffered body,
 	// and each read of a streamed one. Default 30s.
 	ReadTimeout Duration `yaml:"read_timeout" json:"read_timeout,omitempty"`
@@ -219,6 +228,20 @@ type Auth struct {
 	JWT *JWT `yaml:"jwt" json:"jwt,omitempty"`
 	// APIKeys, for routes with auth: api_key or any.
 	APIKeys APIKeys `yaml:"api_keys" json:"api_keys"`
+	// MTLS names the headers routes with auth: mtls forward.
+	MTLS MTLS `yaml:"mtls" json:"mtls"`
+}
+
+// MTLS: what a route with auth: mtls tells its upstream about the client
+// certificate. Clients can't send these headers themselves: they are
+// removed from every request.
+type MTLS struct {
+	// SubjectHeader carries the certificate's subject (RFC 2253 form).
+	// Default X-Client-Subject.
+	SubjectHeader string `yaml:"subject_header" json:"subject_header,omitempty"`
+	// FingerprintHeader carries the SHA-256 of the certificate (DER), in
+	// lower-case hex. Default X-Client-Cert-SHA256.
+	FingerprintHeader string `yaml:"fingerprint_header" json:"fingerprint_header,omitempty"`
 }
 
 // JWT configures token verification.
@@ -456,9 +479,73 @@ type Upstream struct {
 	Circuit *Circuit `yaml:"circuit" json:"circuit,omitempty"`
 	// Retry configures retries (by default: one retry, on connect failures).
 	Retry Retry `yaml:"retry" json:"retry"`
+	// TLS configures how sluice speaks to the upstream's https:// targets
+	// (static or discovered with scheme: https). nil: verify against the
+	// system roots with the target's host as server name, no client
+	// certificate.
+	TLS *UpstreamTLS `yaml:"tls" json:"tls,omitempty"`
 
 	// Name is the map key, filled in by Load.
 	Name string `yaml:"-" json:"-"`
+}
+
+// RedirectHTTPS configures the plain-to-https redirect.
+type RedirectHTTPS struct {
+	// Port of the https URL. Default 443 (then left out of the URL).
+	Port int `yaml:"port" json:"port,omitempty"`
+}
+
+// TLSListener is one data-plane listener that terminates TLS.
+type TLSListener struct {
+	// Listen is the address, e.g. ":8443". Required.
+	Listen string `yaml:"listen" json:"listen,omitempty"`
+	// Name labels the listener in logs and metrics. Default: Listen.
+	Name string `yaml:"name" json:"name,omitempty"`
+	// Certificates are chosen by the SNI name a client sends: the first
+	// whose certificate names it (exactly or by wildcard); the first of
+	// all when none does or the client sends none. At least one.
+	Certificates []CertificateFiles `yaml:"certificates" json:"certificates,omitempty"`
+	// ClientAuth asks clients for a certificate; nil: none is asked for.
+	ClientAuth *ClientAuth `yaml:"client_auth" json:"client_auth,omitempty"`
+}
+
+// ClientAuth is how a TLS listener treats client certificates.
+type ClientAuth struct {
+	// Mode: "request" (a certificate is optional; one that is sent must
+	// verify) or "require" (the handshake fails without a verified one).
+	// Routes with auth: mtls refuse requests without one either way.
+	Mode string `yaml:"mode" json:"mode,omitempty"`
+	// CAFile is a PEM bundle of the CAs client certificates must chain to.
+	// Required. Reloaded with the certificates.
+	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
+}
+
+// CertificateFiles is a certificate (PEM, leaf first, then the chain) and
+// its private key.
+type CertificateFiles struct {
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file" json:"key_file,omitempty"`
+}
+
+// UpstreamTLS is the client side of TLS to an upstream's targets. File
+// names are resolved like every other (relative to the config file) and
+// read again on every reload, so a renewed CA bundle or client certificate
+// takes effect on reload.
+type UpstreamTLS struct {
+	// ServerName is sent as SNI and checked against the target's
+	// certificate. Default: the target's host. Set it for discovered
+	// targets (their host is an address).
+	ServerName string `yaml:"server_name" json:"server_name,omitempty"`
+	// CAFile is a PEM bundle of the CAs the targets' certificates must
+	// chain to. Default: the system roots.
+	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
+	// CertFile and KeyFile are the client certificate (and its key)
+	// presented to targets that ask for one (mTLS). Both or neither.
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file" json:"key_file,omitempty"`
+	// InsecureSkipVerify accepts any certificate: no chain, no name, no
+	// expiry check. An explicit opt-in, logged as a warning at start.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
 }
 
 // HealthCheck is an active HTTP health check, run against every target.
@@ -819,6 +906,8 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	setStr(&c.Auth.APIKeys.Header, "X-API-Key")
+	setStr(&c.Auth.MTLS.SubjectHeader, "X-Client-Subject")
+	setStr(&c.Auth.MTLS.FingerprintHeader, "X-Client-Cert-SHA256")
 	if c.Admin.RedactHeaders == nil {
 		c.Admin.RedactHeaders = slices.Clone(DefaultRedactHeaders)
 		if !slices.ContainsFunc(DefaultRedactHeaders, func(h string) bool { return strings.EqualFold(h, c.Auth.APIKeys.Header) }) {

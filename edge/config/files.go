@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"time"
 )
 
 // maxKeyFileBytes bounds what checkFiles reads of a key file: a PEM key or
@@ -25,6 +27,43 @@ func (c *Config) checkFiles() Errors {
 			}
 			if msg := checkPEMFile(c.Resolve(k.PublicKeyFile)); msg != "" {
 				v.add(fmt.Sprintf("auth.jwt.keys[%d].public_key_file", i), "%s", msg)
+			}
+		}
+	}
+	for i, l := range c.ListenTLS {
+		for j, cf := range l.Certificates {
+			if cf.CertFile == "" || cf.KeyFile == "" {
+				continue
+			}
+			if _, msg := CheckKeyPair(c.Resolve(cf.CertFile), c.Resolve(cf.KeyFile), time.Now()); msg != "" {
+				v.add(fmt.Sprintf("listen_tls[%d].certificates[%d].cert_file", i, j), "%s", msg)
+			}
+		}
+		if ca := l.ClientAuth; ca != nil && ca.CAFile != "" {
+			if _, msg := ReadCABundle(c.Resolve(ca.CAFile)); msg != "" {
+				v.add(fmt.Sprintf("listen_tls[%d].client_auth.ca_file", i), "%s", msg)
+			}
+		}
+	}
+	names := make([]string, 0, len(c.Upstreams))
+	for name := range c.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		u := c.Upstreams[name]
+		if u == nil || u.TLS == nil {
+			continue
+		}
+		p := "upstreams." + name + ".tls"
+		if u.TLS.CAFile != "" {
+			if _, msg := ReadCABundle(c.Resolve(u.TLS.CAFile)); msg != "" {
+				v.add(p+".ca_file", "%s", msg)
+			}
+		}
+		if u.TLS.CertFile != "" && u.TLS.KeyFile != "" {
+			if _, msg := CheckKeyPair(c.Resolve(u.TLS.CertFile), c.Resolve(u.TLS.KeyFile), time.Now()); msg != "" {
+				v.add(p+".cert_file", "%s", msg)
 			}
 		}
 	}

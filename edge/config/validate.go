@@ -33,7 +33,48 @@ func (v *validator) add(field, format string, args ...any) {
 // filled in by Parse from the field paths.
 func (c *Config) validate() Errors {
 	v := &validator{}
-	v.listenAddr("listen", c.Listen)
+	if c.Listen == "off" {
+		if len(c.ListenTLS) == 0 {
+			v.add("listen", "off needs at least one listen_tls listener")
+		}
+	} else {
+		v.listenAddr("listen", c.Listen)
+	}
+	if r := c.Server.RedirectHTTPS; r != nil && (r.Port < 0 || r.Port > 65535) {
+		v.add("server.redirect_https.port", "want 1..65535, got %d", r.Port)
+	}
+	tlsNames := map[string]bool{}
+	for i, l := range c.ListenTLS {
+		p := fmt.Sprintf("listen_tls[%d]", i)
+		v.listenAddr(p+".listen", l.Listen)
+		if (l.Listen == c.Listen || l.Listen == c.Admin.Listen) && !strings.HasSuffix(l.Listen, ":0") {
+			v.add(p+".listen", "%q is already used by another listener", l.Listen)
+		}
+		name := l.Name
+		if name == "" {
+			name = l.Listen
+		}
+		if tlsNames[name] {
+			v.add(p+".name", "%q names two TLS listeners", name)
+		}
+		tlsNames[name] = true
+		if len(l.Certificates) == 0 {
+			v.add(p+".certificates", "at least one certificate is required")
+		}
+		for j, cf := range l.Certificates {
+			if cf.CertFile == "" || cf.KeyFile == "" {
+				v.add(fmt.Sprintf("%s.certificates[%d]", p, j), "cert_file and key_file are both required")
+			}
+		}
+		if ca := l.ClientAuth; ca != nil {
+			if ca.Mode != "request" && ca.Mode != "require" {
+				v.add(p+".client_auth.mode", "want request or require, got %q", ca.Mode)
+			}
+			if ca.CAFile == "" {
+				v.add(p+".client_auth.ca_file", "required")
+			}
+		}
+	}
 	// A bootstrap file (consul.config_key) only says where the config
 	// lives: the admin settings that apply are the key's.
 	bootstrap := c.Consul != nil && c.Consul.ConfigKey != ""
@@ -195,6 +236,9 @@ func (v *validator) upstream(p, name string, u *Upstream) {
 		case cs.Scheme != "http" && cs.Scheme != "https":
 			v.add(p+".discovery.consul.scheme", "want http or https, got %q", cs.Scheme)
 		}
+	}
+	if tc := u.TLS; tc != nil && (tc.CertFile == "") != (tc.KeyFile == "") {
+		v.add(p+".tls", "cert_file and key_file go together: set both for a client certificate, or neither")
 	}
 	seen := map[string]bool{}
 	for i, t := range u.Targets {
@@ -392,11 +436,11 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream, redis bo
 		v.limitKeys(p+".quota.key", q.Key)
 	}
 	switch r.Auth {
-	case "none", "jwt", "api_key", "any":
+	case "none", "jwt", "api_key", "any", "mtls":
 	default:
-		v.add(p+".auth", "want none, jwt, api_key or any, got %q", r.Auth)
+		v.add(p+".auth", "want none, jwt, api_key, any or mtls, got %q", r.Auth)
 	}
-	if len(r.Roles) > 0 && r.Auth == "none" {
+	if len(r.Roles) > 0 && (r.Auth == "none" || r.Auth == "mtls") {
 		v.add(p+".roles", "roles need auth (jwt, api_key or any)")
 	}
 	if r.RolesMatch != "any" && r.RolesMatch != "all" {

@@ -49,6 +49,14 @@ type State struct {
 	// RedisFallback: per shared-limit kind, whether limits are enforced
 	// locally because Redis is failing. nil without Redis.
 	RedisFallback map[string]bool
+	// Certificates are the TLS listeners' certificates being served.
+	Certificates []CertificateState
+}
+
+// CertificateState is one served certificate at scrape time.
+type CertificateState struct {
+	Listener, Name string
+	NotAfter       time.Time
 }
 
 // TargetState is one target at scrape time.
@@ -324,7 +332,7 @@ func (r *Route) Observe(method []byte, code int, d time.Duration) {
 // ErrorKinds are the kind label values of sluice_upstream_errors_total,
 // indexed by pool.ErrKind-1 (5xx is counted separately). observe does not
 // import pool: edge/errkinds_test.go checks the two lists agree.
-var ErrorKinds = [...]string{"connect", "busy", "timeout", "reset", "protocol"}
+var ErrorKinds = [...]string{"connect", "busy", "timeout", "reset", "protocol", "tls"}
 
 // Upstream holds one upstream's metric children.
 type Upstream struct {
@@ -377,12 +385,14 @@ var (
 		"Times the target's circuit opened (since the target was built).", []string{"upstream", "target"}, nil)
 	descBudgetExhausted = prometheus.NewDesc("sluice_upstream_retry_budget_exhausted_total",
 		"Retries the upstream's retry budget refused.", []string{"upstream"}, nil)
+	descCertExpiry = prometheus.NewDesc("sluice_tls_certificate_expiry_seconds",
+		"When the certificate a TLS listener serves expires (NotAfter), as Unix seconds; name is its first DNS name, else its common name.", []string{"listener", "name"}, nil)
 	descRedisFallback = prometheus.NewDesc("sluice_redis_fallback",
 		"1 while limits of this scope are enforced locally because Redis calls fail.", []string{"scope"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTargetUp, descTargetInFlight, descCircuitState, descCircuitTrips, descBudgetExhausted, descRedisFallback} {
+	for _, d := range []*prometheus.Desc{descTargetUp, descTargetInFlight, descCircuitState, descCircuitTrips, descBudgetExhausted, descRedisFallback, descCertExpiry} {
 		ch <- d
 	}
 }
@@ -403,6 +413,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for name, n := range st.RetryBudgetDenied {
 		ch <- prometheus.MustNewConstMetric(descBudgetExhausted, prometheus.CounterValue, float64(n), name)
+	}
+	for _, c := range st.Certificates {
+		ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, float64(c.NotAfter.Unix()), c.Listener, c.Name)
 	}
 	for scope, on := range st.RedisFallback {
 		v := 0.0

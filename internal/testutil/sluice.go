@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ type Sluice struct {
 	ConfigPath string
 	Addr       string // data plane host:port
 	AdminAddr  string
+	TLSAddrs   []string // listen_tls host:port, in config order
 	logMu      sync.Mutex
 	log        bytes.Buffer
 	exited     chan struct{}
@@ -84,6 +86,9 @@ func StartSluice(t testing.TB, config string, env ...string) *Sluice {
 			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "sluice started" {
 				s.Addr, _ = m["listen"].(string)
 				s.AdminAddr, _ = m["admin"].(string)
+				if l, _ := m["listen_tls"].(string); l != "" {
+					s.TLSAddrs = strings.Split(l, ",")
+				}
 				once.Do(func() { close(started) })
 			}
 		}

@@ -1,0 +1,207 @@
+package edge
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicegw/sluice/edge/config"
+)
+
+// TLS termination (config: listen_tls). Each TLS listener has a set of
+// certificates behind an atomic pointer: tls.Config.GetCertificate reads
+// it on every handshake, and a reload (SIGHUP, POST /admin/reload, a
+// change of the config file or of a certificate file) builds a new set
+// off the path and swaps the pointer. New handshakes get the new
+// certificate; established connections are not touched, so nothing is
+// dropped. A set that fails to load (a missing file, a key that is not
+// the certificate's, an expired certificate) refuses the whole reload:
+// the old config and the old certificates keep serving.
+//
+// Protocol choices: TLS 1.2 minimum (1.3 is what Go's server prefers
+// when the client offers it), for 1.2 only ECDHE key exchange with AEAD
+// ciphers (forward secrecy; no CBC, no RSA key exchange), ALPN http/1.1
+// (fasthttp has no HTTP/2). Session tickets are on, with crypto/tls's
+// automatic keys: a fresh key every 24 hours, each valid for 7 days
+// (crypto/tls ticket.go), so a resumed session never outlives a week-old
+// key. Several sluice instances behind one balancer don't share ticket
+// keys: a client resuming on another instance does a full handshake.
+
+// tlsCipherSuites are the TLS 1.2 suites offered (TLS 1.3 suites are not
+// configurable in Go and are all AEAD).
+var tlsCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// certSet is one listener's certificates, in config order; the first is
+// the default.
+type certSet struct {
+	certs []*tls.Certificate // Leaf set on each
+	files []config.CertificateFiles
+	// conf is what handshakes use (GetConfigForClient), built with the
+	// set so the client CAs reload with the certificates.
+	conf *tls.Config
+}
+
+// tlsListener is one configured TLS listener.
+type tlsListener struct {
+	name  string
+	addr  string
+	certs atomic.Pointer[certSet]
+	conf  *tls.Config
+}
+
+// loadCertSet reads and checks a listener's certificates.
+func loadCertSet(cfg *config.Config, i int, l config.TLSListener) (*certSet, error) {
+	set := &certSet{files: l.Certificates}
+	for j, cf := range l.Certificates {
+		kp, msg := config.CheckKeyPair(cfg.Resolve(cf.CertFile), cfg.Resolve(cf.KeyFile), time.Now())
+		if msg != "" {
+			return nil, fmt.Errorf("listen_tls[%d].certificates[%d]: %s", i, j, msg)
+		}
+		c := kp.Cert
+		set.certs = append(set.certs, &c)
+	}
+	if len(set.certs) == 0 {
+		return nil, fmt.Errorf("listen_tls[%d]: no certificate", i)
+	}
+	set.conf = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tlsCipherSuites,
+		NextProtos:   []string{"http/1.1"},
+	}
+	set.conf.GetCertificate = set.getCertificate
+	if ca := l.ClientAuth; ca != nil {
+		pem, msg := config.ReadCABundle(cfg.Resolve(ca.CAFile))
+		if msg != "" {
+			return nil, fmt.Errorf("listen_tls[%d].client_auth.ca_file: %s", i, msg)
+		}
+		set.conf.ClientCAs = x509.NewCertPool()
+		set.conf.ClientCAs.AppendCertsFromPEM(pem)
+		set.conf.ClientAuth = tls.VerifyClientCertIfGiven
+		if ca.Mode == "require" {
+			set.conf.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	return set, nil
+}
+
+func newTLSListener(name, addr string, set *certSet) *tlsListener {
+	l := &tlsListener{name: name, addr: addr}
+	l.certs.Store(set)
+	l.conf = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tlsCipherSuites,
+		NextProtos:   []string{"http/1.1"},
+		// Every handshake takes the current set's config: certificates
+		// and client CAs as of the last reload.
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return l.certs.Load().conf, nil },
+	}
+	return l
+}
+
+// getCertificate picks by SNI: the first certificate the client can use
+// for the name it asked for (SupportsCertificate checks the name, exact
+// or wildcard, and that the client supports the key's algorithm), else
+// the first.
+func (set *certSet) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if hello.ServerName != "" && len(set.certs) > 1 {
+		for _, c := range set.certs {
+			if hello.SupportsCertificate(c) == nil {
+				return c, nil
+			}
+		}
+	}
+	return set.certs[0], nil
+}
+
+// openTLSListeners loads the certificates of every listen_tls entry.
+func openTLSListeners(cfg *config.Config) ([]*tlsListener, error) {
+	var out []*tlsListener
+	for i, lc := range cfg.ListenTLS {
+		set, err := loadCertSet(cfg, i, lc)
+		if err != nil {
+			return nil, err
+		}
+		name := lc.Name
+		if name == "" {
+			name = lc.Listen
+		}
+		out = append(out, newTLSListener(name, lc.Listen, set))
+	}
+	return out, nil
+}
+
+// loadTLSCerts reads every TLS listener's certificates for a reload,
+// without installing them: all or nothing.
+func (g *Gateway) loadTLSCerts(cfg *config.Config) ([]*certSet, error) {
+	sets := make([]*certSet, len(g.tls))
+	for k, l := range g.tls {
+		for i, lc := range cfg.ListenTLS {
+			if lc.Name == l.name || lc.Name == "" && lc.Listen == l.name {
+				set, err := loadCertSet(cfg, i, lc)
+				if err != nil {
+					return nil, err
+				}
+				sets[k] = set
+				break
+			}
+		}
+	}
+	return sets, nil
+}
+
+// installTLSCerts swaps in what loadTLSCerts read (nil: a listener the new
+// config no longer names keeps its certificates until restart).
+func (g *Gateway) installTLSCerts(sets []*certSet) {
+	for i, set := range sets {
+		if set != nil {
+			g.tls[i].certs.Store(set)
+		}
+	}
+}
+
+// TLSListeners names the configured TLS listeners and their addresses, in
+// config order, for ServeTLS.
+func (g *Gateway) TLSListeners() []string {
+	out := make([]string, len(g.tls))
+	for i, l := range g.tls {
+		out[i] = l.addr
+	}
+	return out
+}
+
+// ServeTLS accepts TLS connections on ln for the i-th listen_tls listener
+// until Shutdown. ln is a plain TCP listener: the TLS layer goes on top of
+// the lingering one, so a lingering close works on TLS connections too
+// (the close_notify is written, then the TCP side lingers).
+func (g *Gateway) ServeTLS(ln net.Listener, i int) error {
+	if i < 0 || i >= len(g.tls) {
+		return fmt.Errorf("no TLS listener %d", i)
+	}
+	err := g.server.Serve(tls.NewListener(lingerListener{ln}, g.tls[i].conf))
+	if g.draining.Load() {
+		return nil
+	}
+	return err
+}
+
+// CertificateFiles lists every certificate and key file the TLS
+// listeners read, for a watcher that reloads when one changes.
+func (g *Gateway) CertificateFiles() []string {
+	var out []string
+	for _, l := range g.tls {
+		for _, f := range l.certs.Load().files {
+			out = append(out, g.startup.Resolve(f.CertFile), g.startup.Resolve(f.KeyFile))
+		}
+	}
+	return out
+}
