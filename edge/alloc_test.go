@@ -101,7 +101,8 @@ func TestRouterMatchAllocatesNothing(t *testing.T) {
 // entries) and strict security headers, and a route's own ip_filter,
 // security change and CORS policy. An allowed CORS request whose upstream
 // sends its own CORS headers, Vary and Server (all replaced or merged), a
-// refused one, preflights answered at the edge (204 and 403) and a 404
+// refused one (the first compressed, since it refuses identity),
+// preflights answered at the edge (204 and 403) and a 404
 // before routing still allocate nothing.
 func TestPolicyStepsAllocateNothing(t *testing.T) {
 	var deny strings.Builder
@@ -113,6 +114,7 @@ ip_filter: { allow: [127.0.0.0/8, "::1"], deny: [` + deny.String() + `"2001:db8:
 security_headers: { preset: strict }
 cors: { allow_origins: [https://app.example, "https://*.example.org"], allow_methods: [GET, PUT], allow_headers: [Content-Type, X-Client],
         expose_headers: [X-Request-Id], allow_credentials: true, max_age: 10m, allow_private_network: true }
+compression: { min_size: 1 }
 `
 	route := `, ip_filter: { allow: [127.0.0.1] }, security_headers: { frame_options: SAMEORIGIN, remove: [Server, X-Powered-By] }`
 	const respond = "/api/__stub/respond?h=Vary:Accept-Encoding&h=Access-Control-Allow-Origin:*&h=Server:x&h=X-Powered-By:y"
@@ -121,7 +123,7 @@ cors: { allow_origins: [https://app.example, "https://*.example.org"], allow_met
 		name, method, path, headers string
 		status                      int
 	}{
-		{"allowed origin", "GET", respond, "Origin: https://a.b.example.org\r\n", 200},
+		{"allowed origin", "GET", respond, "Origin: https://a.b.example.org\r\nAccept-Encoding: br, identity;q=0\r\n", 200},
 		{"refused origin", "GET", respond, "Origin: https://evil.example\r\n", 200},
 		{"no origin", "GET", "/api/x", "", 200},
 		{"preflight", "OPTIONS", "/api/x", "Origin: https://app.example\r\n" + preflight, 204},
@@ -135,6 +137,30 @@ cors: { allow_origins: [https://app.example, "https://*.example.org"], allow_met
 			h.once(t, c.status)
 		}
 		if n := testing.AllocsPerRun(500, func() { h.once(t, c.status) }); n != 0 {
+			t.Errorf("%s: %.1f allocations per request, want 0", c.name, n)
+		}
+	}
+}
+
+// Compression on: a 4 KiB answer compressed with each algorithm by a
+// pooled encoder into a pooled buffer, and an answer left alone (no
+// Accept-Encoding), allocate nothing once the pools are warm.
+func TestCompressionAllocatesNothing(t *testing.T) {
+	for _, c := range []struct{ name, accept string }{
+		{"gzip", "gzip"}, {"br", "br"}, {"zstd", "zstd"}, {"not accepted", ""},
+	} {
+		h := newHandlerHarnessWith(t, 4<<10, "/api/x", `
+compression: { types: [application/octet-stream], min_size: 1KiB }`, "")
+		if c.accept != "" {
+			h.extra = "Accept-Encoding: " + c.accept + "\r\n"
+		}
+		for i := 0; i < 10; i++ {
+			h.once(t, 200)
+		}
+		if ce := string(h.ctx.Response.Header.ContentEncoding()); ce != c.accept {
+			t.Fatalf("%s: Content-Encoding %q", c.name, ce)
+		}
+		if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
 			t.Errorf("%s: %.1f allocations per request, want 0", c.name, n)
 		}
 	}

@@ -328,6 +328,7 @@ type bodyStream[C any] struct {
 	timeout   time.Duration
 	failures  *atomic.Uint64
 	watcher   StreamWatcher // nil: nobody asked
+	filter    StreamFilter  // nil: the body is relayed as it comes
 	broken    error         // what broke the body off, for the watcher
 	read      int64         // body bytes relayed so far, for the error
 	closeConn bool
@@ -366,7 +367,20 @@ func startStream[C interface{ Conn() net.Conn }](hc *fasthttp.HostClient, cc C, 
 	return nil
 }
 
+// Read gives the client the body: through the filter when there is one.
 func (s *bodyStream[C]) Read(p []byte) (int, error) {
+	if s.filter != nil {
+		return s.filter.Read(p)
+	}
+	return s.readRaw(p)
+}
+
+// rawBody is the upstream body before any filter.
+type rawBody[C any] struct{ s *bodyStream[C] }
+
+func (r rawBody[C]) Read(p []byte) (int, error) { return r.s.readRaw(p) }
+
+func (s *bodyStream[C]) readRaw(p []byte) (int, error) {
 	if s.body == nil {
 		return 0, io.EOF
 	}
@@ -416,6 +430,34 @@ func WatchStream(resp *fasthttp.Response, w StreamWatcher) bool {
 
 func (s *bodyStream[C]) watch(w StreamWatcher) { s.watcher = w }
 
+// A StreamFilter rewrites a streamed response body on its way to the
+// client (edge's compression). It reads the upstream body from the source
+// FilterStream gives it; Done is called once, when the stream is closed,
+// after which the filter must not touch the source.
+type StreamFilter interface {
+	Read(p []byte) (int, error)
+	Start(src io.Reader)
+	Done()
+}
+
+// FilterStream puts f between resp's body stream (one this package's
+// transport relays) and the client, and reports whether it did. The
+// watcher still hears the upstream's byte count. Replacing the stream
+// with Response.SetBodyStream instead would close it, handing the
+// connection back before its body is read.
+func FilterStream(resp *fasthttp.Response, f StreamFilter) bool {
+	s, ok := resp.BodyStream().(interface{ setFilter(StreamFilter) })
+	if ok {
+		s.setFilter(f)
+	}
+	return ok
+}
+
+func (s *bodyStream[C]) setFilter(f StreamFilter) {
+	s.filter = f
+	f.Start(rawBody[C]{s})
+}
+
 // Close hands the connection back (body read to its end, nothing read
 // past it) or closes it.
 func (s *bodyStream[C]) Close() error {
@@ -424,6 +466,10 @@ func (s *bodyStream[C]) Close() error {
 	s.hc.ReleaseReader(s.br)
 	finish(s.hc, s.cc, !reuse, s.release, s.closeFn)
 	s.up.Reset()
+	if s.filter != nil {
+		s.filter.Done()
+		s.filter = nil
+	}
 	w, read, broken := s.watcher, s.read, s.broken
 	var zero C
 	s.hc, s.cc, s.conn, s.br, s.body, s.failures = nil, zero, nil, nil, nil, nil

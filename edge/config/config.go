@@ -51,6 +51,9 @@ type Config struct {
 	// IPFilter admits or refuses every request by client address, before
 	// routing (policy.go). nil: everyone.
 	IPFilter *IPFilter `yaml:"ip_filter" json:"ip_filter,omitempty"`
+	// Compression compresses answers for clients that accept it
+	// (compression.go). nil: none.
+	Compression *Compression `yaml:"compression" json:"compression,omitempty"`
 
 	// Source is where this config came from (a file path), used in errors
 	// and /info. Not part of the YAML.
@@ -592,6 +595,9 @@ type Route struct {
 	SecurityHeaders *SecurityHeaders `yaml:"security_headers" json:"security_headers,omitempty"`
 	// IPFilter is checked after the top-level one: both must admit.
 	IPFilter *IPFilter `yaml:"ip_filter" json:"ip_filter,omitempty"`
+	// Compression replaces the top-level compression block for this route
+	// (enabled: false turns it off).
+	Compression *Compression `yaml:"compression" json:"compression,omitempty"`
 }
 
 // Match selects requests. Prefix and Path are mutually exclusive; exactly
@@ -845,6 +851,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	defaultLimit(c.Limits.Default)
+	c.Compression.defaults()
 	setInt(&c.Limits.Instances, 1)
 	setStr(&c.Limits.QuotaFile, "quotas.json")
 	for _, r := range c.Routes {
@@ -852,6 +859,7 @@ func (c *Config) applyDefaults() {
 			continue
 		}
 		defaultLimit(r.RateLimit)
+		r.Compression.defaults()
 		if q := r.Quota; q != nil {
 			setDur(&q.Per, 24*time.Hour)
 			if len(q.Key) == 0 {
