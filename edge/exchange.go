@@ -1,11 +1,13 @@
 package edge
 
 import (
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/pathnorm"
+	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -94,6 +96,10 @@ func releaseExchange(x *exchange) {
 // given up), then releases the exchange: pool.StreamWatcher.
 func (x *exchange) StreamDone(relayed int64, broken error) {
 	x.relayed, x.streamErr = relayed, broken
+	if broken != nil && errors.Is(broken, pool.ErrResponseTooLarge) {
+		x.snap.log.Warn("upstream response over the route's max_response_bytes: stream cut, connection closed",
+			"route", x.route.name, "target", x.target, "limit", x.route.maxResponse, "request_id", string(x.id))
+	}
 	x.record()
 	releaseExchange(x)
 }

@@ -31,6 +31,7 @@ var (
 	faultTimeout        = &fault{fasthttp.StatusGatewayTimeout, "upstream timed out"}
 	faultConnect        = &fault{fasthttp.StatusBadGateway, "upstream connection failed"}
 	faultBadResponse    = &fault{fasthttp.StatusBadGateway, "bad response from upstream"}
+	faultResponseLarge  = &fault{fasthttp.StatusBadGateway, "upstream response too large"}
 	faultUpstreamBusy   = &fault{fasthttp.StatusServiceUnavailable, "upstream connection limit reached"}
 	faultNoTarget       = &fault{fasthttp.StatusServiceUnavailable, "no upstream target available"}
 	faultCircuitOpen    = &fault{fasthttp.StatusServiceUnavailable, "upstream circuit open"}

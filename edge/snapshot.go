@@ -68,7 +68,13 @@ type route struct {
 	hostValue   []byte
 
 	slashes pathnorm.Action // routes[].path.escaped_slashes, or server.path's
-	cors    bool            // the route has a CORS policy (it answers preflights)
+
+	// maxBody is routes[].max_body_bytes, else server.max_body_bytes;
+	// bufferBody the largest body held whole (buffer_body_bytes, at most
+	// maxBody).
+	maxBody, bufferBody int
+	maxResponse         int  // routes[].max_response_bytes; 0: none
+	cors                bool // the route has a CORS policy (it answers preflights)
 
 	reqSet, respSet       [][2][]byte
 	reqRemove, respRemove [][]byte
@@ -172,6 +178,8 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 		return nil, fmt.Errorf("no upstream %q", rc.Upstream)
 	}
 	rt := &route{
+		maxBody:     s.maxBodyBytes,
+		bufferBody:  s.bufferBodyBytes,
 		name:        rc.Name,
 		prefix:      rc.Match.Prefix,
 		exactPath:   rc.Match.Path,
@@ -208,6 +216,11 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 	rt.reqSet, rt.reqRemove = compileHeaderOps(rc.RequestHeaders)
 	rt.respSet, rt.respRemove = compileHeaderOps(rc.ResponseHeaders)
 	rt.steps = s.routeSteps(rt, rc, auth)
+	rt.maxResponse = int(rc.MaxResponseBytes)
+	if rc.MaxBodyBytes > 0 {
+		rt.maxBody = int(rc.MaxBodyBytes)
+		rt.bufferBody = min(s.bufferBodyBytes, rt.maxBody)
+	}
 	return rt, nil
 }
 

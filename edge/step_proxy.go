@@ -30,18 +30,19 @@ func (p *proxyStep) serve(x *exchange) {
 	s, rt, ctx := p.s, p.rt, x.ctx
 	req := &ctx.Request
 
-	// Body: reject by declared size first, then either hold it whole (small:
-	// it is already read, and a buffered body can be sent again) or stream
-	// it through a limiter (large or chunked).
+	// Body: reject by declared size first (the route's limit, else the
+	// server's), then either hold it whole (small: it is already read, and
+	// a buffered body can be sent again) or stream it through a limiter
+	// (large or chunked).
 	cl := req.Header.ContentLength()
-	if cl > s.maxBodyBytes {
+	if cl > rt.maxBody {
 		x.fail(faultBodyTooLarge)
 		lingerClose(ctx)
 		return
 	}
 	var lim *bodyLimiter
 	if req.IsBodyStream() {
-		if cl >= 0 && cl <= s.bufferBodyBytes {
+		if cl >= 0 && cl <= rt.bufferBody {
 			// A small body not all read with the head: read it now, so it
 			// can be sent again on a retry. A client that hangs up before
 			// sending all of it gets 400, never a shorter body upstream.
@@ -51,7 +52,7 @@ func (p *proxyStep) serve(x *exchange) {
 				return
 			}
 		} else {
-			lim = acquireLimiter(ctx.RequestBodyStream(), s.maxBodyBytes, cl)
+			lim = acquireLimiter(ctx.RequestBodyStream(), rt.maxBody, cl)
 			// The server keeps ownership of its stream (it drains or closes
 			// what is left); replacing it here only changes what is read.
 			req.SetBodyStream(lim, cl)
@@ -102,6 +103,9 @@ func (p *proxyStep) serve(x *exchange) {
 	}
 
 	resp := &ctx.Response
+	if rt.maxResponse > 0 && !p.withinResponseLimit(x, resp) {
+		return
+	}
 	stripResponseHopByHop(&resp.Header)
 	appendVia(&resp.Header)
 	for _, k := range rt.respRemove {
@@ -126,6 +130,30 @@ func (p *proxyStep) serve(x *exchange) {
 }
 
 var headerRetryCount = []byte("X-Retry-Count")
+
+// withinResponseLimit enforces routes[].max_response_bytes: an answer
+// known to be larger (buffered, or declaring its length) is replaced by a
+// 502; a streamed one of unknown length is cut at the limit as it is
+// relayed (pool.LimitStream), which closes the client's connection, since
+// its status line has gone by then.
+func (p *proxyStep) withinResponseLimit(x *exchange, resp *fasthttp.Response) bool {
+	size, limit := -1, p.rt.maxResponse
+	switch {
+	case !resp.IsBodyStream():
+		size = len(resp.Body())
+	case resp.Header.ContentLength() > limit:
+		size = resp.Header.ContentLength()
+	default:
+		pool.LimitStream(resp, int64(limit))
+	}
+	if size <= limit {
+		return true
+	}
+	x.snap.log.Warn("upstream response over the route's max_response_bytes: answered 502",
+		"route", p.rt.name, "target", x.target, "bytes", size, "limit", limit, "request_id", string(x.id))
+	x.fail(faultResponseLarge) // closes a streamed body: its connection is not reused
+	return false
+}
 
 // setForwardURI sets the origin-form request target sent upstream: the
 // path as received (byte-exact) or rewritten, plus the query untouched.

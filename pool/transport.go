@@ -77,6 +77,11 @@ var (
 	// all that is left is to close its connection. Target.StreamFailures
 	// counts these. A client that stops reading is not one.
 	ErrStreamBroken = errors.New("pool: upstream response body broke off")
+	// ErrResponseTooLarge: a streamed response body went past the limit
+	// LimitStream set. It is wrapped in ErrStreamBroken (the client's
+	// connection is closed the same way) but not counted against the
+	// target: the transport did nothing wrong.
+	ErrResponseTooLarge = errors.New("pool: response body over the limit")
 	// errTooManyInterim: more 1xx responses than any real upstream sends.
 	errTooManyInterim = errors.New("pool: too many 1xx responses")
 	// errNoCleanConn: every idle connection taken, up to maxStaleSkips,
@@ -329,6 +334,7 @@ type bodyStream[C any] struct {
 	failures  *atomic.Uint64
 	watcher   StreamWatcher // nil: nobody asked
 	filter    StreamFilter  // nil: the body is relayed as it comes
+	limit     int64         // body bytes allowed; 0: no limit (LimitStream)
 	broken    error         // what broke the body off, for the watcher
 	read      int64         // body bytes relayed so far, for the error
 	closeConn bool
@@ -388,6 +394,15 @@ func (s *bodyStream[C]) readRaw(p []byte) (int, error) {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.timeout))
 	}
 	n, err := s.body.Read(p)
+	if s.limit > 0 && s.read+int64(n) > s.limit && !s.failed {
+		// Cut at the limit: the client gets the bytes up to it, then its
+		// connection is closed (fasthttp's server does that on the error),
+		// and the upstream's is not reused (eof was never reached).
+		n = int(s.limit - s.read)
+		s.read, s.failed = s.limit, true
+		s.broken = fmt.Errorf("%w after %d bytes: %w", ErrStreamBroken, s.read, ErrResponseTooLarge)
+		return n, s.broken
+	}
 	s.read += int64(n)
 	switch {
 	case err == nil:
@@ -453,6 +468,19 @@ func FilterStream(resp *fasthttp.Response, f StreamFilter) bool {
 	return ok
 }
 
+// LimitStream cuts resp's body stream (one this package's transport
+// relays) after max bytes with ErrResponseTooLarge, and reports whether
+// it could.
+func LimitStream(resp *fasthttp.Response, max int64) bool {
+	s, ok := resp.BodyStream().(interface{ setLimit(int64) })
+	if ok {
+		s.setLimit(max)
+	}
+	return ok
+}
+
+func (s *bodyStream[C]) setLimit(max int64) { s.limit = max }
+
 func (s *bodyStream[C]) setFilter(f StreamFilter) {
 	s.filter = f
 	f.Start(rawBody[C]{s})
@@ -474,7 +502,7 @@ func (s *bodyStream[C]) Close() error {
 	var zero C
 	s.hc, s.cc, s.conn, s.br, s.body, s.failures = nil, zero, nil, nil, nil, nil
 	s.watcher, s.broken = nil, nil
-	s.read, s.eof, s.failed = 0, false, false
+	s.read, s.eof, s.failed, s.limit = 0, false, false, 0
 	streamPool.Put(s)
 	if w != nil {
 		w.StreamDone(read, broken)

@@ -17,6 +17,7 @@ compression:
   level: max
 routes:
   - { name: r, match: { prefix: / }, upstream: u, compression: { enabled: false } }
+  - { name: s, match: { prefix: /s/ }, upstream: u, max_body_bytes: -1 }
 `
 	_, err := Parse("c.yaml", []byte(src), nil)
 	want := []string{
@@ -26,6 +27,7 @@ routes:
 		`c.yaml:6: compression.types[1]: "*/*" is not a media type ("type/subtype" or "type/*", no parameters)`,
 		`c.yaml:6: compression.types[2]: "application/json; charset=utf-8" is not a media type ("type/subtype" or "type/*", no parameters)`,
 		`c.yaml:7: compression.level: unknown level "max" (fast, default or better)`,
+		`c.yaml:10: routes[1].max_body_bytes: "-1": not a size (use e.g. 16384, "16KiB", "10MiB")`,
 	}
 	if err == nil || strings.Join(strings.Split(err.Error(), "\n"), "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))

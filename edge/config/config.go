@@ -598,6 +598,14 @@ type Route struct {
 	// Compression replaces the top-level compression block for this route
 	// (enabled: false turns it off).
 	Compression *Compression `yaml:"compression" json:"compression,omitempty"`
+	// MaxBodyBytes overrides server.max_body_bytes for this route's
+	// request bodies (413 above it). 0: the server's.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	// MaxResponseBytes caps the upstream's answer body: a larger buffered
+	// answer (or one declaring a larger Content-Length) becomes a 502; a
+	// streamed one is cut at the limit and the client's connection closed.
+	// Both are logged. 0: no limit.
+	MaxResponseBytes ByteSize `yaml:"max_response_bytes" json:"max_response_bytes,omitempty"`
 }
 
 // Match selects requests. Prefix and Path are mutually exclusive; exactly
