@@ -92,7 +92,7 @@ tracing: { otlp_endpoint: "http://127.0.0.1:9", sample: 0 }`, "")
 func TestRouterMatchAllocatesNothing(t *testing.T) {
 	r := benchRouter()
 	host, path, method := []byte("h3.example.com"), []byte("/exact/7"), []byte("GET")
-	if n := testing.AllocsPerRun(1000, func() { _, _ = r.match(host, path, method) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { _, _ = r.match(host, path, method, nil) }); n != 0 {
 		t.Errorf("router match: %.1f allocations, want 0", n)
 	}
 }
@@ -163,5 +163,28 @@ compression: { types: [application/octet-stream], min_size: 1KiB }`, "")
 		if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
 			t.Errorf("%s: %.1f allocations per request, want 0", c.name, n)
 		}
+	}
+}
+
+// A route chosen by a header, a percent-encoded query parameter and a
+// cookie (each checked on every request, after two routes on the same
+// prefix whose conditions fail) allocates nothing either. (A regex route
+// that fills replace_path with its groups costs one allocation:
+// regexp.FindSubmatchIndex's result, README "Routing".)
+func TestConditionalRouteAllocatesNothing(t *testing.T) {
+	h := newHandlerHarnessWith(t, 64, "/api/c/x?a=1&b%65ta=%31", "", ` }
+  - { name: no1, match: { prefix: /api/c/, headers: { X-Env: prod } }, upstream: up }
+  - { name: no2, match: { prefix: /api/c/, query: { beta: "~^[02-9]$" } }, upstream: up }
+  - { name: cond, match: { prefix: /api/c/, headers: { x-env: canary }, query: { beta: "1" }, cookies: { tier: "~^g" } }, upstream: up,
+      rewrite: { strip_prefix: /api/c }, response_headers: { set: { X-Route: cond } }`)
+	h.extra = "X-Env: canary\r\nCookie: a=b; tier=gold\r\n"
+	for i := 0; i < 10; i++ {
+		h.once(t, 200)
+	}
+	if got := string(h.ctx.Response.Header.Peek("X-Route")); got != "cond" {
+		t.Fatalf("not the conditional route: X-Route %q", got)
+	}
+	if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
+		t.Errorf("%.1f allocations per request, want 0", n)
 	}
 }

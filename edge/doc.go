@@ -10,8 +10,9 @@
 //	checks.go         hold the head to RFC 9110/9112 (version, method, folding, framing, Host)
 //	paths.go          split the target once; normalise the path (pathnorm)
 //	builtin.go        /services/health and data-plane metrics
-//	router.go         pick the route: host, exact path, longest prefix, method
-//	                  (a CORS preflight by the method it asks about)
+//	router.go         pick the route: host, exact path, regex, longest prefix,
+//	                  conditions (match.go), method (a CORS preflight by the
+//	                  method it asks about)
 //	step_ipfilter.go  the route's steps (steps.go), built with the snapshot:
 //	step_security.go    ip filter, security headers, CORS, auth, rate limit,
 //	step_cors.go        quota, compression, proxy

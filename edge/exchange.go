@@ -67,6 +67,7 @@ type exchange struct {
 	ipBuf      [64]byte
 	keyBuf     [320]byte          // rate-limit and quota keys: here, not on the stack, since limiters are called through an interface
 	originBuf  [maxOriginLen]byte // the allowed Origin, echoed after the request's headers have changed (step_cors.go)
+	argBuf     [maxQueryArg]byte  // a query parameter's value, decoded for a route condition (match.go)
 }
 
 var exchangePool = sync.Pool{New: func() any { return &exchange{pathBuf: make([]byte, 0, 256)} }}

@@ -84,7 +84,7 @@ func (x *exchange) applySlashAction() bool {
 		}
 		h := &x.ctx.Request.Header
 		var hostBuf [256]byte
-		if rt, _ := x.snap.router.match(normalizeHost(hostBuf[:0], h.Host()), path, x.matchMethod); rt != x.route {
+		if rt, _ := x.snap.router.match(normalizeHost(hostBuf[:0], h.Host()), path, x.matchMethod, x); rt != x.route {
 			x.fail(pathFault(pathnorm.ErrEncodedSlash))
 			return false
 		}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -68,6 +69,11 @@ type route struct {
 	hostValue   []byte
 
 	slashes pathnorm.Action // routes[].path.escaped_slashes, or server.path's
+
+	regex        *regexp.Regexp // match.regex; nil: prefix or exact path
+	self         []*route       // []*route{rt}, for a 405's Allow without allocating
+	conds        []routeCond    // match.headers, .query, .cookies (match.go)
+	pathTemplate []pathPart     // replace_path with {group}s; nil: none
 
 	// maxBody is routes[].max_body_bytes, else server.max_body_bytes;
 	// bufferBody the largest body held whole (buffer_body_bytes, at most
@@ -215,6 +221,14 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 	}
 	rt.reqSet, rt.reqRemove = compileHeaderOps(rc.RequestHeaders)
 	rt.respSet, rt.respRemove = compileHeaderOps(rc.ResponseHeaders)
+	rt.self = []*route{rt}
+	rt.conds = compileConds(rc.Match)
+	if rc.Match.Regex != "" {
+		rt.regex = regexp.MustCompile(rc.Match.Regex) // validated
+		if strings.Contains(rc.Rewrite.ReplacePath, "{") {
+			rt.pathTemplate = compilePathTemplate(rc.Rewrite.ReplacePath, rt.regex)
+		}
+	}
 	rt.steps = s.routeSteps(rt, rc, auth)
 	rt.maxResponse = int(rc.MaxResponseBytes)
 	if rc.MaxBodyBytes > 0 {

@@ -161,9 +161,12 @@ func (p *proxyStep) withinResponseLimit(x *exchange, resp *fasthttp.Response) bo
 func setForwardURI(req *fasthttp.Request, rt *route, path, query []byte) {
 	buf := bytebufferpool.Get()
 	b := buf.B[:0]
-	if rt.replacePath != nil {
+	switch {
+	case rt.pathTemplate != nil:
+		b = appendTemplatePath(b, rt, path)
+	case rt.replacePath != nil:
 		b = append(b, rt.replacePath...)
-	} else {
+	default:
 		p := path
 		if rt.stripPrefix != nil && len(p) >= len(rt.stripPrefix) && string(p[:len(rt.stripPrefix)]) == string(rt.stripPrefix) {
 			p = p[len(rt.stripPrefix):]

@@ -608,8 +608,8 @@ type Route struct {
 	MaxResponseBytes ByteSize `yaml:"max_response_bytes" json:"max_response_bytes,omitempty"`
 }
 
-// Match selects requests. Prefix and Path are mutually exclusive; exactly
-// one is required.
+// Match selects requests. Exactly one of Prefix, Path and Regex is
+// required.
 type Match struct {
 	// Prefix matches normalised paths starting with it (see server.path);
 	// it must be written in normalised form itself.
@@ -622,6 +622,20 @@ type Match struct {
 	// Host matches the Host header (port ignored, case-insensitive).
 	// "*.example.com" matches one or more leading labels. Empty: any host.
 	Host string `yaml:"host" json:"host,omitempty"`
+	// Regex matches the normalised path against an RE2 expression (Go's
+	// regexp; anchor it with ^ and $ to match the whole path). Its named
+	// groups, (?P<id>[0-9]+), can be used as {id} in
+	// rewrite.replace_path. Excludes prefix and path.
+	Regex string `yaml:"regex" json:"regex,omitempty"`
+	// Headers, Query and Cookies must all match as well: each maps a name
+	// (a header name is case-insensitive; a query parameter's name and
+	// value are compared percent-decoded) to "value" (exactly that), "*"
+	// (present, any value) or "~regex" (an RE2 expression the value must
+	// match; anchor it yourself). The first line or parameter of a name
+	// counts.
+	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
+	Query   map[string]string `yaml:"query" json:"query,omitempty"`
+	Cookies map[string]string `yaml:"cookies" json:"cookies,omitempty"`
 }
 
 // Rewrite changes the forwarded path. StripPrefix runs before AddPrefix;
