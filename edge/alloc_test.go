@@ -188,3 +188,23 @@ func TestConditionalRouteAllocatesNothing(t *testing.T) {
 		t.Errorf("%.1f allocations per request, want 0", n)
 	}
 }
+
+// A split route with an override cookie and a sticky header key (both
+// looked up, the key hashed) allocates nothing; so does a random draw.
+func TestSplitRouteAllocatesNothing(t *testing.T) {
+	for _, extra := range []string{"X-User: alice\r\nCookie: force=nothing\r\n", ""} {
+		h := newHandlerHarnessWith(t, 64, "/api/s/x", "", ` }
+  - { name: sp, match: { prefix: /api/s/ }, split: [ { upstream: up, weight: 3 } ], split_key: "header:X-User", split_override: "cookie:force",
+      response_headers: { set: { X-Route: sp } }`)
+		h.extra = extra
+		for i := 0; i < 10; i++ {
+			h.once(t, 200)
+		}
+		if got := string(h.ctx.Response.Header.Peek("X-Route")); got != "sp" {
+			t.Fatalf("not the split route: X-Route %q", got)
+		}
+		if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
+			t.Errorf("%q: %.1f allocations per request, want 0", extra, n)
+		}
+	}
+}

@@ -48,6 +48,7 @@ type exchange struct {
 	apiKey   *auth.KeyRecord // the API key's record, set by the API key auth step
 
 	// What the proxy step learns, for the metrics, the access log and the span.
+	up             *upstream // the route's upstream, or its split's choice
 	upstream       string
 	target         string
 	upstreamTime   time.Duration

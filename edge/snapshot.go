@@ -70,6 +70,7 @@ type route struct {
 
 	slashes pathnorm.Action // routes[].path.escaped_slashes, or server.path's
 
+	split        *splitter      // routes[].split (split.go); nil: upstream alone
 	regex        *regexp.Regexp // match.regex; nil: prefix or exact path
 	self         []*route       // []*route{rt}, for a 405's Allow without allocating
 	conds        []routeCond    // match.headers, .query, .cookies (match.go)
@@ -179,7 +180,12 @@ func build(cfg *config.Config, res *resources, discovered map[string][]pool.Targ
 }
 
 func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, error) {
+	var split *splitter
 	up := s.upstreams[rc.Upstream]
+	if len(rc.Split) > 0 {
+		split = s.compileSplit(rc)
+		up = split.ups[0] // validated: every split upstream exists
+	}
 	if up == nil {
 		return nil, fmt.Errorf("no upstream %q", rc.Upstream)
 	}
@@ -222,6 +228,7 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 	rt.reqSet, rt.reqRemove = compileHeaderOps(rc.RequestHeaders)
 	rt.respSet, rt.respRemove = compileHeaderOps(rc.ResponseHeaders)
 	rt.self = []*route{rt}
+	rt.split = split
 	rt.conds = compileConds(rc.Match)
 	if rc.Match.Regex != "" {
 		rt.regex = regexp.MustCompile(rc.Match.Regex) // validated

@@ -79,6 +79,10 @@ func (p *proxyStep) serve(x *exchange) {
 	setForwardURI(req, rt, x.path, x.query)
 
 	up := rt.upstream
+	if rt.split != nil {
+		up = rt.split.pick(x)
+	}
+	x.up = up
 	var key uint64
 	if up.hasher != nil {
 		key = up.hasher.hash(x)

@@ -606,6 +606,26 @@ type Route struct {
 	// streamed one is cut at the limit and the client's connection closed.
 	// Both are logged. 0: no limit.
 	MaxResponseBytes ByteSize `yaml:"max_response_bytes" json:"max_response_bytes,omitempty"`
+	// Split sends the route's requests to several upstreams by weight,
+	// instead of Upstream (split.go).
+	Split []SplitBackend `yaml:"split" json:"split,omitempty"`
+	// SplitOverride ("header:NAME" or "cookie:NAME") lets a request pick a
+	// split's upstream by name: when its value names one, that one is used.
+	SplitOverride string `yaml:"split_override" json:"split_override,omitempty"`
+	// SplitKey makes the split sticky: "ip", "header:NAME" or
+	// "cookie:NAME" is hashed, so the same value always goes to the same
+	// upstream (while the weights stay). Default none: each request is
+	// drawn at random; a request without the key is too.
+	SplitKey string `yaml:"split_key" json:"split_key,omitempty"`
+}
+
+// SplitBackend is one upstream of a route's split.
+type SplitBackend struct {
+	// Upstream names an entry of Config.Upstreams. Required.
+	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
+	// Weight is its share: weight / the sum of the split's weights. 0
+	// takes no share (only requests that override to it). 0..10000.
+	Weight int `yaml:"weight" json:"weight"`
 }
 
 // Match selects requests. Exactly one of Prefix, Path and Regex is
@@ -893,7 +913,11 @@ func (c *Config) applyDefaults() {
 		setStr(&r.Auth, "none")
 		setStr(&r.RolesMatch, "any")
 		if r.Timeout == 0 {
-			if u := c.Upstreams[r.Upstream]; u != nil {
+			name := r.Upstream
+			if name == "" && len(r.Split) > 0 {
+				name = r.Split[0].Upstream
+			}
+			if u := c.Upstreams[name]; u != nil {
 				r.Timeout = u.ReadTimeout
 			}
 		}

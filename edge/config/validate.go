@@ -368,9 +368,12 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream, redis bo
 	if m.Host != "" && !validHostPattern(m.Host) {
 		v.add(p+".match.host", "%q is not a host name or *.domain pattern", m.Host)
 	}
-	if r.Upstream == "" {
-		v.add(p+".upstream", "required")
-	} else if _, ok := ups[r.Upstream]; !ok {
+	v.split(p, r, ups)
+	if r.Upstream == "" && len(r.Split) == 0 {
+		v.add(p+".upstream", "required (or split)")
+	} else if r.Upstream != "" && len(r.Split) > 0 {
+		v.add(p+".split", "excludes upstream: list the route's upstream in the split")
+	} else if _, ok := ups[r.Upstream]; !ok && r.Upstream != "" {
 		v.add(p+".upstream", "no upstream named %q", r.Upstream)
 	}
 	groups := v.matchRegex(p, r)
