@@ -208,3 +208,15 @@ func TestSplitRouteAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A mirrored route's requests that are not sampled allocate nothing (a
+// copy that is sent costs the request copy's pool and a goroutine).
+func TestMirrorNotSampledAllocatesNothing(t *testing.T) {
+	h := newHandlerHarnessWith(t, 64, "/api/x", "", `, mirror: { upstream: up, sample: 0 }`)
+	for i := 0; i < 10; i++ {
+		h.once(t, 200)
+	}
+	if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
+		t.Errorf("%.1f allocations per request, want 0", n)
+	}
+}

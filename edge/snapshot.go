@@ -71,6 +71,7 @@ type route struct {
 	slashes pathnorm.Action // routes[].path.escaped_slashes, or server.path's
 
 	split        *splitter      // routes[].split (split.go); nil: upstream alone
+	mirror       *mirror        // routes[].mirror (mirror.go); nil: none
 	regex        *regexp.Regexp // match.regex; nil: prefix or exact path
 	self         []*route       // []*route{rt}, for a 405's Allow without allocating
 	conds        []routeCond    // match.headers, .query, .cookies (match.go)
@@ -229,6 +230,9 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 	rt.respSet, rt.respRemove = compileHeaderOps(rc.ResponseHeaders)
 	rt.self = []*route{rt}
 	rt.split = split
+	if rc.Mirror != nil {
+		rt.mirror = s.compileMirror(rc.Mirror)
+	}
 	rt.conds = compileConds(rc.Match)
 	if rc.Match.Regex != "" {
 		rt.regex = regexp.MustCompile(rc.Match.Regex) // validated

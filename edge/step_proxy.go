@@ -77,6 +77,9 @@ func (p *proxyStep) serve(x *exchange) {
 		req.Header.SetBytesKV(kv[0], kv[1])
 	}
 	setForwardURI(req, rt, x.path, x.query)
+	if rt.mirror != nil {
+		rt.mirror.copy(req)
+	}
 
 	up := rt.upstream
 	if rt.split != nil {

@@ -617,6 +617,27 @@ type Route struct {
 	// upstream (while the weights stay). Default none: each request is
 	// drawn at random; a request without the key is too.
 	SplitKey string `yaml:"split_key" json:"split_key,omitempty"`
+	// Mirror sends a sampled copy of the route's requests to a shadow
+	// upstream, whose answers are dropped (mirror.go). nil: none.
+	Mirror *Mirror `yaml:"mirror" json:"mirror,omitempty"`
+}
+
+// Mirror copies requests to a shadow upstream, fire-and-forget: the
+// client's answer never waits for it, and a slow or failing shadow changes
+// nothing for the client.
+type Mirror struct {
+	// Upstream names the shadow, an entry of Config.Upstreams. Required.
+	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
+	// Sample is the share of requests copied, 0..1. Default 1 (all).
+	Sample *float64 `yaml:"sample" json:"sample,omitempty"`
+	// MaxBodyBytes: requests with a larger body (or a streamed one) are
+	// not copied. Default 64KiB.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	// MaxConcurrent bounds the copies in flight; above it a copy is
+	// dropped, never queued. Default 16.
+	MaxConcurrent int `yaml:"max_concurrent" json:"max_concurrent,omitempty"`
+	// Timeout bounds one copy's exchange. Default 5s.
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 
 // SplitBackend is one upstream of a route's split.
@@ -902,6 +923,15 @@ func (c *Config) applyDefaults() {
 		}
 		defaultLimit(r.RateLimit)
 		r.Compression.defaults()
+		if m := r.Mirror; m != nil {
+			if m.Sample == nil {
+				all := 1.0
+				m.Sample = &all
+			}
+			setSize(&m.MaxBodyBytes, 64<<10)
+			setInt(&m.MaxConcurrent, 16)
+			setDur(&m.Timeout, 5*time.Second)
+		}
 		if q := r.Quota; q != nil {
 			setDur(&q.Per, 24*time.Hour)
 			if len(q.Key) == 0 {

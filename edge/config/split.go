@@ -5,8 +5,30 @@ import (
 	"strings"
 )
 
+// mirror checks a route's mirror block.
+func (v *validator) mirror(p string, m *Mirror, ups map[string]*Upstream) {
+	if m == nil {
+		return
+	}
+	if m.Upstream == "" {
+		v.add(p+".upstream", "required")
+	} else if _, ok := ups[m.Upstream]; !ok {
+		v.add(p+".upstream", "no upstream named %q", m.Upstream)
+	}
+	if m.Sample != nil && (*m.Sample < 0 || *m.Sample > 1) {
+		v.add(p+".sample", "must be 0..1, got %g", *m.Sample)
+	}
+	if m.MaxConcurrent < 1 || m.MaxConcurrent > 10000 {
+		v.add(p+".max_concurrent", "must be 1..10000, got %d", m.MaxConcurrent)
+	}
+	if m.Timeout.D() <= 0 {
+		v.add(p+".timeout", "must be positive")
+	}
+}
+
 // split checks a route's split, split_override and split_key.
 func (v *validator) split(p string, r *Route, ups map[string]*Upstream) {
+	v.mirror(p+".mirror", r.Mirror, ups)
 	if len(r.Split) == 0 {
 		if r.SplitOverride != "" {
 			v.add(p+".split_override", "needs a split")
