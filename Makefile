@@ -46,6 +46,8 @@ test: deps lint
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckHSTS$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/config
 	$(GO) test -run '^$$' -fuzz '^FuzzContains$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/ipset
 	$(GO) test -run '^$$' -fuzz '^FuzzCORSAllowsOrigin$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge
+	$(GO) test -run '^$$' -fuzz '^FuzzAcceptEncoding$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge
+	$(GO) test -run '^$$' -fuzz '^FuzzUnquotedEqual$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendEntry$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/observe
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime 200000x -fuzzminimizetime 500x ./edge/pathnorm
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestBytes$$' -fuzztime 3000x -fuzzminimizetime 100x ./edge

@@ -92,7 +92,7 @@ tracing: { otlp_endpoint: "http://127.0.0.1:9", sample: 0 }`, "")
 func TestRouterMatchAllocatesNothing(t *testing.T) {
 	r := benchRouter()
 	host, path, method := []byte("h3.example.com"), []byte("/exact/7"), []byte("GET")
-	if n := testing.AllocsPerRun(1000, func() { _, _ = r.match(host, path, method) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { _, _ = r.match(host, path, method, nil) }); n != 0 {
 		t.Errorf("router match: %.1f allocations, want 0", n)
 	}
 }
@@ -101,7 +101,8 @@ func TestRouterMatchAllocatesNothing(t *testing.T) {
 // entries) and strict security headers, and a route's own ip_filter,
 // security change and CORS policy. An allowed CORS request whose upstream
 // sends its own CORS headers, Vary and Server (all replaced or merged), a
-// refused one, preflights answered at the edge (204 and 403) and a 404
+// refused one (the first compressed, since it refuses identity),
+// preflights answered at the edge (204 and 403) and a 404
 // before routing still allocate nothing.
 func TestPolicyStepsAllocateNothing(t *testing.T) {
 	var deny strings.Builder
@@ -113,6 +114,7 @@ ip_filter: { allow: [127.0.0.0/8, "::1"], deny: [` + deny.String() + `"2001:db8:
 security_headers: { preset: strict }
 cors: { allow_origins: [https://app.example, "https://*.example.org"], allow_methods: [GET, PUT], allow_headers: [Content-Type, X-Client],
         expose_headers: [X-Request-Id], allow_credentials: true, max_age: 10m, allow_private_network: true }
+compression: { min_size: 1 }
 `
 	route := `, ip_filter: { allow: [127.0.0.1] }, security_headers: { frame_options: SAMEORIGIN, remove: [Server, X-Powered-By] }`
 	const respond = "/api/__stub/respond?h=Vary:Accept-Encoding&h=Access-Control-Allow-Origin:*&h=Server:x&h=X-Powered-By:y"
@@ -121,7 +123,7 @@ cors: { allow_origins: [https://app.example, "https://*.example.org"], allow_met
 		name, method, path, headers string
 		status                      int
 	}{
-		{"allowed origin", "GET", respond, "Origin: https://a.b.example.org\r\n", 200},
+		{"allowed origin", "GET", respond, "Origin: https://a.b.example.org\r\nAccept-Encoding: br, identity;q=0\r\n", 200},
 		{"refused origin", "GET", respond, "Origin: https://evil.example\r\n", 200},
 		{"no origin", "GET", "/api/x", "", 200},
 		{"preflight", "OPTIONS", "/api/x", "Origin: https://app.example\r\n" + preflight, 204},
@@ -137,5 +139,84 @@ cors: { allow_origins: [https://app.example, "https://*.example.org"], allow_met
 		if n := testing.AllocsPerRun(500, func() { h.once(t, c.status) }); n != 0 {
 			t.Errorf("%s: %.1f allocations per request, want 0", c.name, n)
 		}
+	}
+}
+
+// Compression on: a 4 KiB answer compressed with each algorithm by a
+// pooled encoder into a pooled buffer, and an answer left alone (no
+// Accept-Encoding), allocate nothing once the pools are warm.
+func TestCompressionAllocatesNothing(t *testing.T) {
+	for _, c := range []struct{ name, accept string }{
+		{"gzip", "gzip"}, {"br", "br"}, {"zstd", "zstd"}, {"not accepted", ""},
+	} {
+		h := newHandlerHarnessWith(t, 4<<10, "/api/x", `
+compression: { types: [application/octet-stream], min_size: 1KiB }`, "")
+		if c.accept != "" {
+			h.extra = "Accept-Encoding: " + c.accept + "\r\n"
+		}
+		for i := 0; i < 10; i++ {
+			h.once(t, 200)
+		}
+		if ce := string(h.ctx.Response.Header.ContentEncoding()); ce != c.accept {
+			t.Fatalf("%s: Content-Encoding %q", c.name, ce)
+		}
+		if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
+			t.Errorf("%s: %.1f allocations per request, want 0", c.name, n)
+		}
+	}
+}
+
+// A route chosen by a header, a percent-encoded query parameter and a
+// cookie (each checked on every request, after two routes on the same
+// prefix whose conditions fail) allocates nothing either. (A regex route
+// that fills replace_path with its groups costs one allocation:
+// regexp.FindSubmatchIndex's result, README "Routing".)
+func TestConditionalRouteAllocatesNothing(t *testing.T) {
+	h := newHandlerHarnessWith(t, 64, "/api/c/x?a=1&b%65ta=%31", "", ` }
+  - { name: no1, match: { prefix: /api/c/, headers: { X-Env: prod } }, upstream: up }
+  - { name: no2, match: { prefix: /api/c/, query: { beta: "~^[02-9]$" } }, upstream: up }
+  - { name: cond, match: { prefix: /api/c/, headers: { x-env: canary }, query: { beta: "1" }, cookies: { tier: "~^g" } }, upstream: up,
+      rewrite: { strip_prefix: /api/c }, response_headers: { set: { X-Route: cond } }`)
+	h.extra = "X-Env: canary\r\nCookie: a=b; tier=gold\r\n"
+	for i := 0; i < 10; i++ {
+		h.once(t, 200)
+	}
+	if got := string(h.ctx.Response.Header.Peek("X-Route")); got != "cond" {
+		t.Fatalf("not the conditional route: X-Route %q", got)
+	}
+	if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
+		t.Errorf("%.1f allocations per request, want 0", n)
+	}
+}
+
+// A split route with an override cookie and a sticky header key (both
+// looked up, the key hashed) allocates nothing; so does a random draw.
+func TestSplitRouteAllocatesNothing(t *testing.T) {
+	for _, extra := range []string{"X-User: alice\r\nCookie: force=nothing\r\n", ""} {
+		h := newHandlerHarnessWith(t, 64, "/api/s/x", "", ` }
+  - { name: sp, match: { prefix: /api/s/ }, split: [ { upstream: up, weight: 3 } ], split_key: "header:X-User", split_override: "cookie:force",
+      response_headers: { set: { X-Route: sp } }`)
+		h.extra = extra
+		for i := 0; i < 10; i++ {
+			h.once(t, 200)
+		}
+		if got := string(h.ctx.Response.Header.Peek("X-Route")); got != "sp" {
+			t.Fatalf("not the split route: X-Route %q", got)
+		}
+		if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
+			t.Errorf("%q: %.1f allocations per request, want 0", extra, n)
+		}
+	}
+}
+
+// A mirrored route's requests that are not sampled allocate nothing (a
+// copy that is sent costs the request copy's pool and a goroutine).
+func TestMirrorNotSampledAllocatesNothing(t *testing.T) {
+	h := newHandlerHarnessWith(t, 64, "/api/x", "", `, mirror: { upstream: up, sample: 0 }`)
+	for i := 0; i < 10; i++ {
+		h.once(t, 200)
+	}
+	if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
+		t.Errorf("%.1f allocations per request, want 0", n)
 	}
 }

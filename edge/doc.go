@@ -11,15 +11,17 @@
 //	paths.go          split the target once; normalise the path (pathnorm)
 //	builtin.go        /services/health and data-plane metrics
 //	redirect.go       server.redirect_https: plain requests get a 308 to https
-//	router.go         pick the route: host, exact path, longest prefix, method
-//	                  (a CORS preflight by the method it asks about)
+//	router.go         pick the route: host, exact path, regex, longest prefix,
+//	                  conditions (match.go), method (a CORS preflight by the
+//	                  method it asks about)
 //	step_ipfilter.go  the route's steps (steps.go), built with the snapshot:
 //	step_security.go    ip filter, security headers, CORS, auth, rate limit,
-//	step_cors.go        quota, proxy
+//	step_cors.go        quota, compression, proxy
 //	step_auth.go        (step_mtls.go: auth: mtls)
 //	step_ratelimit.go
 //	step_quota.go
-//	step_proxy.go     forwarding headers (headers.go), rewrite, body limits
+//	step_compress.go  (accept_encoding.go: the Accept-Encoding parser)
+//	step_proxy.go     forwarding headers (headers.go), rewrite, body and response limits
 //	forward.go        pick a target, send, retry within the budget
 //	observability.go  metrics, access log line, span end (spans.go)
 //

@@ -1,11 +1,13 @@
 package edge
 
 import (
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/pathnorm"
+	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -47,6 +49,7 @@ type exchange struct {
 	apiKey   *auth.KeyRecord // the API key's record, set by the API key auth step
 
 	// What the proxy step learns, for the metrics, the access log and the span.
+	up             *upstream // the route's upstream, or its split's choice
 	upstream       string
 	target         string
 	upstreamTime   time.Duration
@@ -66,6 +69,7 @@ type exchange struct {
 	ipBuf      [64]byte
 	keyBuf     [320]byte          // rate-limit and quota keys: here, not on the stack, since limiters are called through an interface
 	originBuf  [maxOriginLen]byte // the allowed Origin, echoed after the request's headers have changed (step_cors.go)
+	argBuf     [maxQueryArg]byte  // a query parameter's value, decoded for a route condition (match.go)
 }
 
 var exchangePool = sync.Pool{New: func() any { return &exchange{pathBuf: make([]byte, 0, 256)} }}
@@ -104,6 +108,10 @@ func (x *exchange) StreamRead() {
 // given up), then releases the exchange: pool.StreamWatcher.
 func (x *exchange) StreamDone(relayed int64, broken error) {
 	x.relayed, x.streamErr = relayed, broken
+	if broken != nil && errors.Is(broken, pool.ErrResponseTooLarge) {
+		x.snap.log.Warn("upstream response over the route's max_response_bytes: stream cut, connection closed",
+			"route", x.route.name, "target", x.target, "limit", x.route.maxResponse, "request_id", string(x.id))
+	}
 	x.record()
 	releaseExchange(x)
 }

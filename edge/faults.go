@@ -33,6 +33,7 @@ var (
 	faultConnect        = &fault{fasthttp.StatusBadGateway, "upstream connection failed"}
 	faultUpstreamTLS    = &fault{fasthttp.StatusBadGateway, "upstream TLS handshake failed"}
 	faultBadResponse    = &fault{fasthttp.StatusBadGateway, "bad response from upstream"}
+	faultResponseLarge  = &fault{fasthttp.StatusBadGateway, "upstream response too large"}
 	faultUpstreamBusy   = &fault{fasthttp.StatusServiceUnavailable, "upstream connection limit reached"}
 	faultNoTarget       = &fault{fasthttp.StatusServiceUnavailable, "no upstream target available"}
 	faultCircuitOpen    = &fault{fasthttp.StatusServiceUnavailable, "upstream circuit open"}

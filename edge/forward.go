@@ -23,7 +23,7 @@ import (
 // target), and the upstream's retry budget has room. Each retry goes to a
 // target not tried yet when there is one.
 func forward(x *exchange, rt *route, lim *bodyLimiter, key uint64) *fault {
-	up := rt.upstream
+	up := x.up // the route's, or its split's choice
 	req, resp := &x.ctx.Request, &x.ctx.Response
 	// From here, not from the request's arrival: the route timeout bounds
 	// the upstream exchange (config: routes[].timeout), not auth or limits.

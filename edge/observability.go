@@ -20,8 +20,8 @@ func (x *exchange) record() {
 		m = x.route.metrics
 	}
 	m.Observe(ctx.Method(), code, d)
-	if x.streamErr != nil && x.route != nil {
-		x.route.upstream.metrics.Error(uint8(pool.Classify(x.streamErr)))
+	if x.streamErr != nil && x.up != nil {
+		x.up.metrics.Error(uint8(pool.Classify(x.streamErr)))
 	}
 	if x.span != nil {
 		res.tracer.end(x, code)

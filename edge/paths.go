@@ -109,7 +109,7 @@ func (x *exchange) decodedSameRoute() ([]byte, bool) {
 	x.decodedBuf = path[:0]
 	h := &x.ctx.Request.Header
 	var hostBuf [256]byte
-	if rt, _ := x.snap.router.match(normalizeHost(hostBuf[:0], h.Host()), path, x.matchMethod); rt != x.route {
+	if rt, _ := x.snap.router.match(normalizeHost(hostBuf[:0], h.Host()), path, x.matchMethod, x); rt != x.route {
 		x.fail(pathFault(pathnorm.ErrEncodedSlash))
 		return nil, false
 	}

@@ -209,13 +209,13 @@ func runClients(b *testing.B, addr, path string) {
 func BenchmarkRouterMatch(b *testing.B) {
 	r := benchRouter()
 	host, path, method := []byte("api.example.com"), []byte("/svc/25/items/99"), []byte("GET")
-	if rt, _ := r.match(host, path, method); rt == nil || rt.name != "p25" {
+	if rt, _ := r.match(host, path, method, nil); rt == nil || rt.name != "p25" {
 		b.Fatalf("matched %v", rt)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			_, _ = r.match(host, path, method)
+			_, _ = r.match(host, path, method, nil)
 		}
 	})
 }

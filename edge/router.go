@@ -24,14 +24,14 @@ func (x *exchange) findRoute() bool {
 	// itself.
 	if x.snap.corsRoutes && h.IsOptions() {
 		if m := h.PeekBytes(headerACRM); len(m) > 0 && len(h.PeekBytes(headerOrigin)) > 0 {
-			if rt, _ := x.snap.router.match(host, x.path, m); rt != nil && rt.cors {
+			if rt, _ := x.snap.router.match(host, x.path, m, x); rt != nil && rt.cors {
 				x.route, x.matchMethod = rt, m
 				return true
 			}
 		}
 	}
 	x.matchMethod = h.Method()
-	rt, pathMatched := x.snap.router.match(host, x.path, x.matchMethod)
+	rt, pathMatched := x.snap.router.match(host, x.path, x.matchMethod, x)
 	switch {
 	case rt != nil:
 		x.route = rt
@@ -73,9 +73,12 @@ func allowHeader(routes []*route) []byte {
 //
 // Precedence, most specific first: an exact host, then the longest
 // matching *.domain wildcard, then routes with no host; within a host, an
-// exact path, then the longest prefix; within a path, the first route (in
-// config order) whose methods allow the request. If some route matched the
-// path but none the method, the answer is 405 with Allow.
+// exact path, then the regex routes (config order), then the longest
+// prefix; within a path, the first route (in config order) whose
+// conditions (headers, query, cookies) hold and whose methods allow the
+// request. If some route matched the path and conditions but none the
+// method, the answer is 405 with Allow. config.validate refuses a route
+// an earlier one always takes.
 //
 // Matching is on the normalised path (paths.go, pathnorm), the same path
 // that is forwarded, so the gateway and the upstream can't disagree about
@@ -93,6 +96,7 @@ type wildcardHost struct {
 
 type hostTable struct {
 	exact    map[string][]*route
+	regexes  []*route       // config order
 	prefixes []prefixRoutes // longest first
 }
 
@@ -143,6 +147,10 @@ func newRouter(routes []*route) *router {
 func newHostTable() *hostTable { return &hostTable{exact: map[string][]*route{}} }
 
 func (t *hostTable) add(rt *route) {
+	if rt.regex != nil {
+		t.regexes = append(t.regexes, rt)
+		return
+	}
 	if rt.exactPath != "" {
 		t.exact[rt.exactPath] = append(t.exact[rt.exactPath], rt)
 		return
@@ -173,10 +181,13 @@ func (r *router) tables() []*hostTable {
 // match returns the route for host (lower-case, no port), path and method.
 // When it returns nil, pathMatched lists the routes whose path matched
 // (their methods make up the Allow header of a 405), or nil for a 404.
-func (r *router) match(host, path, method []byte) (rt *route, pathMatched []*route) {
+//
+// x is the request, for the routes with conditions; nil (benchmarks) never
+// satisfies one.
+func (r *router) match(host, path, method []byte, x *exchange) (rt *route, pathMatched []*route) {
 	if len(r.exactHost) > 0 {
 		if t := r.exactHost[string(host)]; t != nil {
-			if rt, pm := t.match(path, method); rt != nil {
+			if rt, pm := t.match(path, method, x); rt != nil {
 				return rt, nil
 			} else if pathMatched == nil {
 				pathMatched = pm
@@ -186,7 +197,7 @@ func (r *router) match(host, path, method []byte) (rt *route, pathMatched []*rou
 	for i := range r.wildcards {
 		w := &r.wildcards[i]
 		if len(host) > len(w.suffix) && bytes.HasSuffix(host, []byte(w.suffix)) {
-			if rt, pm := w.table.match(path, method); rt != nil {
+			if rt, pm := w.table.match(path, method, x); rt != nil {
 				return rt, nil
 			} else if pathMatched == nil {
 				pathMatched = pm
@@ -194,7 +205,7 @@ func (r *router) match(host, path, method []byte) (rt *route, pathMatched []*rou
 		}
 	}
 	if r.anyHost != nil {
-		if rt, pm := r.anyHost.match(path, method); rt != nil {
+		if rt, pm := r.anyHost.match(path, method, x); rt != nil {
 			return rt, nil
 		} else if pathMatched == nil {
 			pathMatched = pm
@@ -203,21 +214,37 @@ func (r *router) match(host, path, method []byte) (rt *route, pathMatched []*rou
 	return nil, pathMatched
 }
 
-func (t *hostTable) match(path, method []byte) (*route, []*route) {
+func (t *hostTable) match(path, method []byte, x *exchange) (*route, []*route) {
 	var pathMatched []*route
 	if routes := t.exact[string(path)]; routes != nil {
-		if rt := byMethod(routes, method); rt != nil {
+		rt, hit := pick(routes, method, x)
+		if rt != nil {
 			return rt, nil
 		}
-		pathMatched = routes
+		if hit {
+			pathMatched = routes
+		}
+	}
+	for _, r := range t.regexes {
+		// Go's regexp: linear time, no allocation for Match; see README
+		// "Routing" for its cost.
+		if r.regex.Match(path) && r.condsMatch(x) {
+			if r.allows(method) {
+				return r, nil
+			}
+			if pathMatched == nil {
+				pathMatched = r.self
+			}
+		}
 	}
 	for i := range t.prefixes {
 		p := &t.prefixes[i]
 		if len(path) >= len(p.prefix) && string(path[:len(p.prefix)]) == p.prefix {
-			if rt := byMethod(p.routes, method); rt != nil {
+			rt, hit := pick(p.routes, method, x)
+			if rt != nil {
 				return rt, nil
 			}
-			if pathMatched == nil {
+			if hit && pathMatched == nil {
 				pathMatched = p.routes
 			}
 		}
@@ -225,13 +252,21 @@ func (t *hostTable) match(path, method []byte) (*route, []*route) {
 	return nil, pathMatched
 }
 
-func byMethod(routes []*route, method []byte) *route {
-	for _, rt := range routes {
-		if rt.allows(method) {
-			return rt
+// pick is the first of routes (one path's, in config order) whose
+// conditions hold and whose methods allow the request; hit reports whether
+// any route's conditions held (then a 405 is due when none allows the
+// method).
+func pick(routes []*route, method []byte, x *exchange) (rt *route, hit bool) {
+	for _, r := range routes {
+		if !r.condsMatch(x) {
+			continue
+		}
+		hit = true
+		if r.allows(method) {
+			return r, true
 		}
 	}
-	return nil
+	return nil, hit
 }
 
 // normalizeHost lower-cases the Host header and drops its port into buf,

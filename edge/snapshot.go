@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -72,7 +73,20 @@ type route struct {
 	hostValue   []byte
 
 	slashes pathnorm.Action // routes[].path.escaped_slashes, or server.path's
-	cors    bool            // the route has a CORS policy (it answers preflights)
+
+	split        *splitter      // routes[].split (split.go); nil: upstream alone
+	mirror       *mirror        // routes[].mirror (mirror.go); nil: none
+	regex        *regexp.Regexp // match.regex; nil: prefix or exact path
+	self         []*route       // []*route{rt}, for a 405's Allow without allocating
+	conds        []routeCond    // match.headers, .query, .cookies (match.go)
+	pathTemplate []pathPart     // replace_path with {group}s; nil: none
+
+	// maxBody is routes[].max_body_bytes, else server.max_body_bytes;
+	// bufferBody the largest body held whole (buffer_body_bytes, at most
+	// maxBody).
+	maxBody, bufferBody int
+	maxResponse         int  // routes[].max_response_bytes; 0: none
+	cors                bool // the route has a CORS policy (it answers preflights)
 
 	reqSet, respSet       [][2][]byte
 	reqRemove, respRemove [][]byte
@@ -174,11 +188,18 @@ func build(cfg *config.Config, res *resources, discovered map[string][]pool.Targ
 }
 
 func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, error) {
+	var split *splitter
 	up := s.upstreams[rc.Upstream]
+	if len(rc.Split) > 0 {
+		split = s.compileSplit(rc)
+		up = split.ups[0] // validated: every split upstream exists
+	}
 	if up == nil {
 		return nil, fmt.Errorf("no upstream %q", rc.Upstream)
 	}
 	rt := &route{
+		maxBody:     s.maxBodyBytes,
+		bufferBody:  s.bufferBodyBytes,
 		name:        rc.Name,
 		prefix:      rc.Match.Prefix,
 		exactPath:   rc.Match.Path,
@@ -214,7 +235,24 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 	}
 	rt.reqSet, rt.reqRemove = compileHeaderOps(rc.RequestHeaders)
 	rt.respSet, rt.respRemove = compileHeaderOps(rc.ResponseHeaders)
+	rt.self = []*route{rt}
+	rt.split = split
+	if rc.Mirror != nil {
+		rt.mirror = s.compileMirror(rc.Mirror)
+	}
+	rt.conds = compileConds(rc.Match)
+	if rc.Match.Regex != "" {
+		rt.regex = regexp.MustCompile(rc.Match.Regex) // validated
+		if strings.Contains(rc.Rewrite.ReplacePath, "{") {
+			rt.pathTemplate = compilePathTemplate(rc.Rewrite.ReplacePath, rt.regex)
+		}
+	}
 	rt.steps = s.routeSteps(rt, rc, auth)
+	rt.maxResponse = int(rc.MaxResponseBytes)
+	if rc.MaxBodyBytes > 0 {
+		rt.maxBody = int(rc.MaxBodyBytes)
+		rt.bufferBody = min(s.bufferBodyBytes, rt.maxBody)
+	}
 	return rt, nil
 }
 

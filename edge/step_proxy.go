@@ -31,18 +31,19 @@ func (p *proxyStep) serve(x *exchange) {
 	s, rt, ctx := p.s, p.rt, x.ctx
 	req := &ctx.Request
 
-	// Body: reject by declared size first, then either hold it whole (small:
-	// it is already read, and a buffered body can be sent again) or stream
-	// it through a limiter (large or chunked).
+	// Body: reject by declared size first (the route's limit, else the
+	// server's), then either hold it whole (small: it is already read, and
+	// a buffered body can be sent again) or stream it through a limiter
+	// (large or chunked).
 	cl := req.Header.ContentLength()
-	if cl > s.maxBodyBytes {
+	if cl > rt.maxBody {
 		x.fail(faultBodyTooLarge)
 		lingerClose(ctx)
 		return
 	}
 	var lim *bodyLimiter
 	if req.IsBodyStream() {
-		if cl >= 0 && cl <= s.bufferBodyBytes {
+		if cl >= 0 && cl <= rt.bufferBody {
 			// A small body not all read with the head: read it now, so it
 			// can be sent again on a retry. A client that hangs up before
 			// sending all of it gets 400, never a shorter body upstream.
@@ -52,7 +53,7 @@ func (p *proxyStep) serve(x *exchange) {
 				return
 			}
 		} else {
-			lim = acquireLimiter(ctx.RequestBodyStream(), s.maxBodyBytes, cl, ctx.Conn(), s.clientReadTimeout)
+			lim = acquireLimiter(ctx.RequestBodyStream(), rt.maxBody, cl, ctx.Conn(), s.clientReadTimeout)
 			// The server keeps ownership of its stream (it drains or closes
 			// what is left); replacing it here only changes what is read.
 			req.SetBodyStream(lim, cl)
@@ -77,8 +78,15 @@ func (p *proxyStep) serve(x *exchange) {
 		req.Header.SetBytesKV(kv[0], kv[1])
 	}
 	setForwardURI(req, rt, x.path, x.query)
+	if rt.mirror != nil {
+		rt.mirror.copy(req)
+	}
 
 	up := rt.upstream
+	if rt.split != nil {
+		up = rt.split.pick(x)
+	}
+	x.up = up
 	var key uint64
 	if up.hasher != nil {
 		key = up.hasher.hash(x)
@@ -103,6 +111,9 @@ func (p *proxyStep) serve(x *exchange) {
 	}
 
 	resp := &ctx.Response
+	if rt.maxResponse > 0 && !p.withinResponseLimit(x, resp) {
+		return
+	}
 	stripResponseHopByHop(&resp.Header)
 	appendVia(&resp.Header)
 	for _, k := range rt.respRemove {
@@ -128,15 +139,42 @@ func (p *proxyStep) serve(x *exchange) {
 
 var headerRetryCount = []byte("X-Retry-Count")
 
+// withinResponseLimit enforces routes[].max_response_bytes: an answer
+// known to be larger (buffered, or declaring its length) is replaced by a
+// 502; a streamed one of unknown length is cut at the limit as it is
+// relayed (pool.LimitStream), which closes the client's connection, since
+// its status line has gone by then.
+func (p *proxyStep) withinResponseLimit(x *exchange, resp *fasthttp.Response) bool {
+	size, limit := -1, p.rt.maxResponse
+	switch {
+	case !resp.IsBodyStream():
+		size = len(resp.Body())
+	case resp.Header.ContentLength() > limit:
+		size = resp.Header.ContentLength()
+	default:
+		pool.LimitStream(resp, int64(limit))
+	}
+	if size <= limit {
+		return true
+	}
+	x.snap.log.Warn("upstream response over the route's max_response_bytes: answered 502",
+		"route", p.rt.name, "target", x.target, "bytes", size, "limit", limit, "request_id", string(x.id))
+	x.fail(faultResponseLarge) // closes a streamed body: its connection is not reused
+	return false
+}
+
 // setForwardURI sets the origin-form request target sent upstream: the
 // normalised path the route matched, or its rewrite, plus the query as sent.
 // query may alias the request URI: it is copied before the URI is set.
 func setForwardURI(req *fasthttp.Request, rt *route, path, query []byte) {
 	buf := bytebufferpool.Get()
 	b := buf.B[:0]
-	if rt.replacePath != nil {
+	switch {
+	case rt.pathTemplate != nil:
+		b = appendTemplatePath(b, rt, path)
+	case rt.replacePath != nil:
 		b = append(b, rt.replacePath...)
-	} else {
+	default:
 		p := path
 		if rt.stripPrefix != nil && len(p) >= len(rt.stripPrefix) && string(p[:len(rt.stripPrefix)]) == string(rt.stripPrefix) {
 			p = p[len(rt.stripPrefix):]

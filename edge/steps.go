@@ -20,6 +20,7 @@ type step interface {
 //	auth        step_auth.go       who is calling: JWT, API key, either (401/403)
 //	rate limit  step_ratelimit.go  a token from the caller's bucket (429)
 //	quota       step_quota.go      a request from the caller's quota (429)
+//	compression step_compress.go   compress the answer (gzip, br, zstd) for clients that accept it
 //	proxy       step_proxy.go      forward upstream with retries (forward.go), relay the answer
 //
 // CORS comes before auth: a preflight carries no credentials (Fetch
@@ -52,6 +53,9 @@ func (s *Snapshot) routeSteps(rt *route, rc *config.Route, auth *authSettings) [
 	}
 	if rc.Quota != nil {
 		steps = append(steps, s.quotaStep(rt, rc.Quota))
+	}
+	if c := s.Config.CompressionFor(rc); c != nil {
+		steps = append(steps, compressStep{compileCompression(c)})
 	}
 	return append(steps, &proxyStep{s: s, rt: rt})
 }

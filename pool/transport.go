@@ -79,6 +79,11 @@ var (
 	// all that is left is to close its connection. Target.StreamFailures
 	// counts these. A client that stops reading is not one.
 	ErrStreamBroken = errors.New("pool: upstream response body broke off")
+	// ErrResponseTooLarge: a streamed response body went past the limit
+	// LimitStream set. It is wrapped in ErrStreamBroken (the client's
+	// connection is closed the same way) but not counted against the
+	// target: the transport did nothing wrong.
+	ErrResponseTooLarge = errors.New("pool: response body over the limit")
 	// errTooManyInterim: more 1xx responses than any real upstream sends.
 	errTooManyInterim = errors.New("pool: too many 1xx responses")
 	// errNoCleanConn: every idle connection taken, up to maxStaleSkips,
@@ -337,6 +342,8 @@ type bodyStream[C any] struct {
 	timeout   time.Duration
 	failures  *atomic.Uint64
 	watcher   StreamWatcher // nil: nobody asked
+	filter    StreamFilter  // nil: the body is relayed as it comes
+	limit     int64         // body bytes allowed; 0: no limit (LimitStream)
 	broken    error         // what broke the body off, for the watcher
 	read      int64         // body bytes relayed so far, for the error
 	closeConn bool
@@ -375,7 +382,20 @@ func startStream[C interface{ Conn() net.Conn }](hc *fasthttp.HostClient, cc C, 
 	return nil
 }
 
+// Read gives the client the body: through the filter when there is one.
 func (s *bodyStream[C]) Read(p []byte) (int, error) {
+	if s.filter != nil {
+		return s.filter.Read(p)
+	}
+	return s.readRaw(p)
+}
+
+// rawBody is the upstream body before any filter.
+type rawBody[C any] struct{ s *bodyStream[C] }
+
+func (r rawBody[C]) Read(p []byte) (int, error) { return r.s.readRaw(p) }
+
+func (s *bodyStream[C]) readRaw(p []byte) (int, error) {
 	if s.body == nil {
 		return 0, io.EOF
 	}
@@ -386,6 +406,15 @@ func (s *bodyStream[C]) Read(p []byte) (int, error) {
 		s.watcher.StreamRead()
 	}
 	n, err := s.body.Read(p)
+	if s.limit > 0 && s.read+int64(n) > s.limit && !s.failed {
+		// Cut at the limit: the client gets the bytes up to it, then its
+		// connection is closed (fasthttp's server does that on the error),
+		// and the upstream's is not reused (eof was never reached).
+		n = int(s.limit - s.read)
+		s.read, s.failed = s.limit, true
+		s.broken = fmt.Errorf("%w after %d bytes: %w", ErrStreamBroken, s.read, ErrResponseTooLarge)
+		return n, s.broken
+	}
 	s.read += int64(n)
 	switch {
 	case err == nil:
@@ -432,6 +461,47 @@ func WatchStream(resp *fasthttp.Response, w StreamWatcher) bool {
 
 func (s *bodyStream[C]) watch(w StreamWatcher) { s.watcher = w }
 
+// A StreamFilter rewrites a streamed response body on its way to the
+// client (edge's compression). It reads the upstream body from the source
+// FilterStream gives it; Done is called once, when the stream is closed,
+// after which the filter must not touch the source.
+type StreamFilter interface {
+	Read(p []byte) (int, error)
+	Start(src io.Reader)
+	Done()
+}
+
+// FilterStream puts f between resp's body stream (one this package's
+// transport relays) and the client, and reports whether it did. The
+// watcher still hears the upstream's byte count. Replacing the stream
+// with Response.SetBodyStream instead would close it, handing the
+// connection back before its body is read.
+func FilterStream(resp *fasthttp.Response, f StreamFilter) bool {
+	s, ok := resp.BodyStream().(interface{ setFilter(StreamFilter) })
+	if ok {
+		s.setFilter(f)
+	}
+	return ok
+}
+
+// LimitStream cuts resp's body stream (one this package's transport
+// relays) after max bytes with ErrResponseTooLarge, and reports whether
+// it could.
+func LimitStream(resp *fasthttp.Response, max int64) bool {
+	s, ok := resp.BodyStream().(interface{ setLimit(int64) })
+	if ok {
+		s.setLimit(max)
+	}
+	return ok
+}
+
+func (s *bodyStream[C]) setLimit(max int64) { s.limit = max }
+
+func (s *bodyStream[C]) setFilter(f StreamFilter) {
+	s.filter = f
+	f.Start(rawBody[C]{s})
+}
+
 // Close hands the connection back (body read to its end, nothing read
 // past it) or closes it.
 func (s *bodyStream[C]) Close() error {
@@ -440,11 +510,15 @@ func (s *bodyStream[C]) Close() error {
 	s.hc.ReleaseReader(s.br)
 	finish(s.hc, s.cc, !reuse, s.release, s.closeFn)
 	s.up.Reset()
+	if s.filter != nil {
+		s.filter.Done()
+		s.filter = nil
+	}
 	w, read, broken := s.watcher, s.read, s.broken
 	var zero C
 	s.hc, s.cc, s.conn, s.br, s.body, s.failures = nil, zero, nil, nil, nil, nil
 	s.watcher, s.broken = nil, nil
-	s.read, s.eof, s.failed = 0, false, false
+	s.read, s.eof, s.failed, s.limit = 0, false, false, 0
 	streamPool.Put(s)
 	if w != nil {
 		w.StreamDone(read, broken)

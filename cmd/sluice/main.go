@@ -306,7 +306,10 @@ func info(gw *edge.Gateway, listen, adminAddr string) any {
 		if r.Match.Path != "" {
 			m = "path " + r.Match.Path
 		}
-		routes = append(routes, routeInfo{r.Name, m, r.Match.Methods, r.Match.Host, r.Upstream})
+		if r.Match.Regex != "" {
+			m = "regex " + r.Match.Regex
+		}
+		routes = append(routes, routeInfo{r.Name, m, r.Match.Methods, r.Match.Host, r.SplitDescription()})
 	}
 	ups := make([]upstreamInfo, 0, len(cfg.Upstreams))
 	for name, u := range cfg.Upstreams {

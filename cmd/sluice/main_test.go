@@ -192,7 +192,7 @@ func TestAdminAndReloadTriggers(t *testing.T) {
 	writeFile(t, filepath.Dir(s.ConfigPath), filepath.Base(s.ConfigPath), "routes: [ { name: x } ]\n")
 	testutil.WaitFor(t, "refused reload to show in /info", func() bool {
 		_, body := testutil.Get(t, admin+"/info")
-		return strings.Contains(body, "routes[0].match: one of prefix or path is required")
+		return strings.Contains(body, "routes[0].match: one of prefix, path or regex is required")
 	})
 	if code, _ := testutil.Get(t, data+"/two/x"); code != 200 {
 		t.Errorf("old config stopped serving after a refused reload: %d", code)

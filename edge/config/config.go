@@ -56,6 +56,9 @@ type Config struct {
 	// IPFilter admits or refuses every request by client address, before
 	// routing (policy.go). nil: everyone.
 	IPFilter *IPFilter `yaml:"ip_filter" json:"ip_filter,omitempty"`
+	// Compression compresses answers for clients that accept it
+	// (compression.go). nil: none.
+	Compression *Compression `yaml:"compression" json:"compression,omitempty"`
 
 	// Source is where this config came from (a file path), used in errors
 	// and /info. Not part of the YAML.
@@ -680,10 +683,62 @@ type Route struct {
 	SecurityHeaders *SecurityHeaders `yaml:"security_headers" json:"security_headers,omitempty"`
 	// IPFilter is checked after the top-level one: both must admit.
 	IPFilter *IPFilter `yaml:"ip_filter" json:"ip_filter,omitempty"`
+	// Compression replaces the top-level compression block for this route
+	// (enabled: false turns it off).
+	Compression *Compression `yaml:"compression" json:"compression,omitempty"`
+	// MaxBodyBytes overrides server.max_body_bytes for this route's
+	// request bodies (413 above it). 0: the server's.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	// MaxResponseBytes caps the upstream's answer body: a larger buffered
+	// answer (or one declaring a larger Content-Length) becomes a 502; a
+	// streamed one is cut at the limit and the client's connection closed.
+	// Both are logged. 0: no limit.
+	MaxResponseBytes ByteSize `yaml:"max_response_bytes" json:"max_response_bytes,omitempty"`
+	// Split sends the route's requests to several upstreams by weight,
+	// instead of Upstream (split.go).
+	Split []SplitBackend `yaml:"split" json:"split,omitempty"`
+	// SplitOverride ("header:NAME" or "cookie:NAME") lets a request pick a
+	// split's upstream by name: when its value names one, that one is used.
+	SplitOverride string `yaml:"split_override" json:"split_override,omitempty"`
+	// SplitKey makes the split sticky: "ip", "header:NAME" or
+	// "cookie:NAME" is hashed, so the same value always goes to the same
+	// upstream (while the weights stay). Default none: each request is
+	// drawn at random; a request without the key is too.
+	SplitKey string `yaml:"split_key" json:"split_key,omitempty"`
+	// Mirror sends a sampled copy of the route's requests to a shadow
+	// upstream, whose answers are dropped (mirror.go). nil: none.
+	Mirror *Mirror `yaml:"mirror" json:"mirror,omitempty"`
 }
 
-// Match selects requests. Prefix and Path are mutually exclusive; exactly
-// one is required.
+// Mirror copies requests to a shadow upstream, fire-and-forget: the
+// client's answer never waits for it, and a slow or failing shadow changes
+// nothing for the client.
+type Mirror struct {
+	// Upstream names the shadow, an entry of Config.Upstreams. Required.
+	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
+	// Sample is the share of requests copied, 0..1. Default 1 (all).
+	Sample *float64 `yaml:"sample" json:"sample,omitempty"`
+	// MaxBodyBytes: requests with a larger body (or a streamed one) are
+	// not copied. Default 64KiB.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	// MaxConcurrent bounds the copies in flight; above it a copy is
+	// dropped, never queued. Default 16.
+	MaxConcurrent int `yaml:"max_concurrent" json:"max_concurrent,omitempty"`
+	// Timeout bounds one copy's exchange. Default 5s.
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+}
+
+// SplitBackend is one upstream of a route's split.
+type SplitBackend struct {
+	// Upstream names an entry of Config.Upstreams. Required.
+	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
+	// Weight is its share: weight / the sum of the split's weights. 0
+	// takes no share (only requests that override to it). 0..10000.
+	Weight int `yaml:"weight" json:"weight"`
+}
+
+// Match selects requests. Exactly one of Prefix, Path and Regex is
+// required.
 type Match struct {
 	// Prefix matches normalised paths starting with it (see server.path);
 	// it must be written in normalised form itself.
@@ -696,6 +751,20 @@ type Match struct {
 	// Host matches the Host header (port ignored, case-insensitive).
 	// "*.example.com" matches one or more leading labels. Empty: any host.
 	Host string `yaml:"host" json:"host,omitempty"`
+	// Regex matches the normalised path against an RE2 expression (Go's
+	// regexp; anchor it with ^ and $ to match the whole path). Its named
+	// groups, (?P<id>[0-9]+), can be used as {id} in
+	// rewrite.replace_path. Excludes prefix and path.
+	Regex string `yaml:"regex" json:"regex,omitempty"`
+	// Headers, Query and Cookies must all match as well: each maps a name
+	// (a header name is case-insensitive; a query parameter's name and
+	// value are compared percent-decoded) to "value" (exactly that), "*"
+	// (present, any value) or "~regex" (an RE2 expression the value must
+	// match; anchor it yourself). The first line or parameter of a name
+	// counts.
+	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
+	Query   map[string]string `yaml:"query" json:"query,omitempty"`
+	Cookies map[string]string `yaml:"cookies" json:"cookies,omitempty"`
 }
 
 // Rewrite changes the forwarded path. StripPrefix runs before AddPrefix;
@@ -935,6 +1004,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	defaultLimit(c.Limits.Default)
+	c.Compression.defaults()
 	setInt(&c.Limits.Instances, 1)
 	setStr(&c.Limits.QuotaFile, "quotas.json")
 	for _, r := range c.Routes {
@@ -942,6 +1012,16 @@ func (c *Config) applyDefaults() {
 			continue
 		}
 		defaultLimit(r.RateLimit)
+		r.Compression.defaults()
+		if m := r.Mirror; m != nil {
+			if m.Sample == nil {
+				all := 1.0
+				m.Sample = &all
+			}
+			setSize(&m.MaxBodyBytes, 64<<10)
+			setInt(&m.MaxConcurrent, 16)
+			setDur(&m.Timeout, 5*time.Second)
+		}
 		if q := r.Quota; q != nil {
 			setDur(&q.Per, 24*time.Hour)
 			if len(q.Key) == 0 {
@@ -953,7 +1033,11 @@ func (c *Config) applyDefaults() {
 		setStr(&r.Auth, "none")
 		setStr(&r.RolesMatch, "any")
 		if r.Timeout == 0 {
-			if u := c.Upstreams[r.Upstream]; u != nil {
+			name := r.Upstream
+			if name == "" && len(r.Split) > 0 {
+				name = r.Split[0].Upstream
+			}
+			if u := c.Upstreams[name]; u != nil {
 				r.Timeout = u.ReadTimeout
 			}
 		}

@@ -533,6 +533,7 @@ func (v *validator) policies(c *Config) {
 	v.cors("cors", c.CORS)
 	v.securityHeaders("security_headers", c.SecurityHeaders)
 	v.ipFilter("ip_filter", c.IPFilter)
+	v.compression("compression", c.Compression)
 	for i, r := range c.Routes {
 		if r == nil {
 			continue
@@ -544,6 +545,10 @@ func (v *validator) policies(c *Config) {
 		}
 		v.securityHeaders(p+".security_headers", r.SecurityHeaders)
 		v.ipFilter(p+".ip_filter", r.IPFilter)
+		v.compression(p+".compression", r.Compression)
+		if r.Compression != nil && !r.Compression.On() && c.Compression == nil {
+			v.add(p+".compression.enabled", "false turns off the top-level compression block, and there is none")
+		}
 		v.corsBehindIPFilter(p, r, c)
 	}
 }

@@ -169,6 +169,7 @@ func (c *Config) validate() Errors {
 			seenMatch[key] = p
 		}
 	}
+	v.shadowed(c.Routes)
 	return v.errs
 }
 
@@ -179,7 +180,10 @@ func matchKeys(m Match) []string {
 	if m.Path != "" {
 		path = "path " + m.Path
 	}
-	base := path
+	if m.Regex != "" {
+		path = "regex " + m.Regex
+	}
+	base := path + condKey(m)
 	if m.Host != "" {
 		base += " on host " + strings.ToLower(m.Host)
 	}
@@ -379,11 +383,17 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream, redis bo
 		v.add(p+".name", "%q: use letters, digits, '-', '_' and '.'", r.Name)
 	}
 	m := r.Match
+	given := 0
+	for _, s := range []string{m.Prefix, m.Path, m.Regex} {
+		if s != "" {
+			given++
+		}
+	}
 	switch {
-	case m.Prefix == "" && m.Path == "":
-		v.add(p+".match", "one of prefix or path is required")
-	case m.Prefix != "" && m.Path != "":
-		v.add(p+".match", "prefix and path exclude each other")
+	case given == 0:
+		v.add(p+".match", "one of prefix, path or regex is required")
+	case given > 1:
+		v.add(p+".match", "prefix, path and regex exclude each other")
 	case m.Prefix != "" && m.Prefix[0] != '/':
 		v.add(p+".match.prefix", "must start with '/', got %q", m.Prefix)
 	case m.Path != "" && m.Path[0] != '/':
@@ -402,12 +412,18 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream, redis bo
 	if m.Host != "" && !validHostPattern(m.Host) {
 		v.add(p+".match.host", "%q is not a host name or *.domain pattern", m.Host)
 	}
-	if r.Upstream == "" {
-		v.add(p+".upstream", "required")
-	} else if _, ok := ups[r.Upstream]; !ok {
+	v.split(p, r, ups)
+	if r.Upstream == "" && len(r.Split) == 0 {
+		v.add(p+".upstream", "required (or split)")
+	} else if r.Upstream != "" && len(r.Split) > 0 {
+		v.add(p+".split", "excludes upstream: list the route's upstream in the split")
+	} else if _, ok := ups[r.Upstream]; !ok && r.Upstream != "" {
 		v.add(p+".upstream", "no upstream named %q", r.Upstream)
 	}
+	groups := v.matchRegex(p, r)
+	v.matchConditions(p, r)
 	rw := r.Rewrite
+	v.pathTemplate(p, rw.ReplacePath, groups)
 	if rw.ReplacePath != "" {
 		if rw.StripPrefix != "" || rw.AddPrefix != "" {
 			v.add(p+".rewrite.replace_path", "excludes strip_prefix and add_prefix")
@@ -416,7 +432,9 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream, redis bo
 			v.add(p+".rewrite.replace_path", "must start with '/'")
 		}
 	}
-	if rw.StripPrefix != "" {
+	if rw.StripPrefix != "" && m.Regex != "" {
+		v.add(p+".rewrite.strip_prefix", "does not go with match.regex: use replace_path with the regex's named groups")
+	} else if rw.StripPrefix != "" {
 		matched := m.Prefix + m.Path
 		if !strings.HasPrefix(matched, rw.StripPrefix) {
 			v.add(p+".rewrite.strip_prefix", "%q is not a prefix of the matched path %q, so it would never apply", rw.StripPrefix, matched)
