@@ -34,6 +34,8 @@ type resources struct {
 	accessLog *observe.AccessLog // nil: off
 	tracer    *tracer            // nil: no span export
 
+	tunnels tunnels // open WebSocket tunnels (tunnel.go), drained by Shutdown
+
 	jwks      map[string]*auth.JWKS // shared key sets, by settings; under Gateway.reloadMu
 	stopEvict context.CancelFunc
 }

@@ -75,6 +75,7 @@ type route struct {
 
 	metrics *observe.Route // nil: metrics off
 	steps   []step
+	ws      *wsRoute // nil: upgrades refused (websocket.go)
 }
 
 // underscoreAction is server.headers_with_underscores.
@@ -207,6 +208,7 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 	}
 	rt.reqSet, rt.reqRemove = compileHeaderOps(rc.RequestHeaders)
 	rt.respSet, rt.respRemove = compileHeaderOps(rc.ResponseHeaders)
+	s.compileWebSocket(rt, rc)
 	rt.steps = s.routeSteps(rt, rc, auth)
 	return rt, nil
 }

@@ -30,6 +30,27 @@ func (p *proxyStep) serve(x *exchange) {
 	s, rt, ctx := p.s, p.rt, x.ctx
 	req := &ctx.Request
 
+	// An upgrade to websocket (websocket.go). Upgrade is a hop-by-hop
+	// name, so a request without one pays a bool test.
+	var wsKey []byte
+	if x.hopByHop && wantsWebSocket(&req.Header) {
+		if rt.ws == nil {
+			x.fail(faultWSNotAllowed)
+			return
+		}
+		key, f := checkUpgrade(req)
+		if f != nil {
+			x.fail(f)
+			if f == faultWSVersion {
+				ctx.Response.Header.SetCanonical(headerWSVersion, []byte("13"))
+			}
+			return
+		}
+		// Copied: the key aliases the header, which the next lines edit.
+		var kb [24]byte
+		wsKey = append(kb[:0], key...)
+	}
+
 	// Body: reject by declared size first, then either hold it whole (small:
 	// it is already read, and a buffered body can be sent again) or stream
 	// it through a limiter (large or chunked).
@@ -76,6 +97,10 @@ func (p *proxyStep) serve(x *exchange) {
 		req.Header.SetBytesKV(kv[0], kv[1])
 	}
 	setForwardURI(req, rt, x.path, x.query)
+	if wsKey != nil {
+		p.upgrade(x, wsKey)
+		return
+	}
 
 	up := rt.upstream
 	var key uint64

@@ -62,10 +62,11 @@ var (
 	// ErrUpstreamClosed is returned when a reused keep-alive connection
 	// turns out to have been closed by the upstream before it answered.
 	ErrUpstreamClosed = errors.New("pool: upstream closed the connection before answering")
-	// ErrSwitchingProtocols: the upstream answered 101. sluice never asks
-	// for an upgrade (Upgrade is hop-by-hop and stripped) and has no
-	// tunnel to offer the client, so the answer can't be passed on; the
-	// connection, now speaking something else, is closed.
+	// ErrSwitchingProtocols: the upstream answered 101 on a pooled
+	// connection. Requests sent through the pool never ask for an upgrade
+	// (Upgrade is hop-by-hop and stripped; WebSocket upgrades take a
+	// connection of their own, edge/websocket.go), so the answer can't be
+	// passed on; the connection, now speaking something else, is closed.
 	ErrSwitchingProtocols = errors.New("pool: upstream switched protocols")
 	// ErrInvalidChunked: a chunked response body whose first chunk-size
 	// line (RFC 9112 section 7.1) is malformed, found before the head was

@@ -592,7 +592,38 @@ type Route struct {
 	SecurityHeaders *SecurityHeaders `yaml:"security_headers" json:"security_headers,omitempty"`
 	// IPFilter is checked after the top-level one: both must admit.
 	IPFilter *IPFilter `yaml:"ip_filter" json:"ip_filter,omitempty"`
+	// WebSocket lets the route pass WebSocket upgrades (RFC 6455) through
+	// to its upstream. Nil (the default): an upgrade request is refused
+	// with 400.
+	WebSocket *WebSocket `yaml:"websocket" json:"websocket,omitempty"`
 }
+
+// WebSocket is a route's websocket block. Each upgraded connection is a
+// tunnel: sluice relays bytes both ways on a connection of its own to the
+// target, outside the upstream's connection pool.
+type WebSocket struct {
+	// Enabled turns upgrades on. Default true once the block is present.
+	Enabled *bool `yaml:"enabled" json:"enabled,omitempty"`
+	// IdleTimeout closes a tunnel that carried no byte in either direction
+	// for this long. Default 5m.
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout,omitempty"`
+	// MaxLifetime closes a tunnel this long after it opened, busy or not.
+	// Default 24h.
+	MaxLifetime Duration `yaml:"max_lifetime" json:"max_lifetime,omitempty"`
+	// MaxTunnels caps the route's open tunnels; an upgrade beyond it is
+	// answered 503. Default 10000.
+	MaxTunnels int `yaml:"max_tunnels" json:"max_tunnels,omitempty"`
+}
+
+// On reports whether the route takes upgrades.
+func (w *WebSocket) On() bool { return w != nil && (w.Enabled == nil || *w.Enabled) }
+
+// WebSocket defaults.
+const (
+	DefaultWebSocketIdle     = 5 * time.Minute
+	DefaultWebSocketLifetime = 24 * time.Hour
+	DefaultWebSocketTunnels  = 10000
+)
 
 // Match selects requests. Prefix and Path are mutually exclusive; exactly
 // one is required.
@@ -862,6 +893,11 @@ func (c *Config) applyDefaults() {
 		setStr(&r.Path.EscapedSlashes, s.Path.EscapedSlashes)
 		setStr(&r.Auth, "none")
 		setStr(&r.RolesMatch, "any")
+		if w := r.WebSocket; w != nil {
+			setDur(&w.IdleTimeout, DefaultWebSocketIdle)
+			setDur(&w.MaxLifetime, DefaultWebSocketLifetime)
+			setInt(&w.MaxTunnels, DefaultWebSocketTunnels)
+		}
 		if r.Timeout == 0 {
 			if u := c.Upstreams[r.Upstream]; u != nil {
 				r.Timeout = u.ReadTimeout
