@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/pathnorm"
+	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -56,6 +57,7 @@ type exchange struct {
 	// A streamed answer is recorded when fasthttp has written it
 	// (StreamDone), not when ServeHTTP returns.
 	streaming bool
+	flushing  bool  // the streamed answer is flushed as relayed (step_proxy.go)
 	relayed   int64 // body bytes of a streamed answer
 	streamErr error // what broke a streamed answer off upstream
 
@@ -97,6 +99,18 @@ func (x *exchange) StreamDone(relayed int64, broken error) {
 	x.record()
 	releaseExchange(x)
 }
+
+// StreamPiece gives a flushed stream (an event stream, a streaming
+// route) the server's write_timeout for each piece relayed, instead of
+// for the whole answer: pool.StreamPacer. How long the upstream may stay
+// silent is its read_timeout.
+func (x *exchange) StreamPiece() {
+	if x.flushing {
+		_ = x.ctx.SetWriteDeadline(time.Now().Add(x.snap.writeTimeout))
+	}
+}
+
+var _ pool.StreamPacer = (*exchange)(nil)
 
 // next runs the route's next step; the last step (the proxy) answers.
 func (x *exchange) next() {

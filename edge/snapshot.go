@@ -30,6 +30,7 @@ type Snapshot struct {
 	res       *resources // the gateway's: shared by every snapshot
 
 	maxBodyBytes    int
+	writeTimeout    time.Duration // server.write_timeout: per piece of a flushed stream
 	bufferBodyBytes int
 	trusted         []netip.Prefix
 	servicesHealth  bool
@@ -73,9 +74,10 @@ type route struct {
 	reqSet, respSet       [][2][]byte
 	reqRemove, respRemove [][]byte
 
-	metrics *observe.Route // nil: metrics off
-	steps   []step
-	ws      *wsRoute // nil: upgrades refused (websocket.go)
+	metrics   *observe.Route // nil: metrics off
+	steps     []step
+	ws        *wsRoute // nil: upgrades refused (websocket.go)
+	streaming bool     // routes[].streaming: every streamed answer flushed as relayed
 }
 
 // underscoreAction is server.headers_with_underscores.
@@ -129,6 +131,7 @@ func build(cfg *config.Config, res *resources, discovered map[string][]pool.Targ
 		servicesHealth:  cfg.Server.ServicesHealth == nil || *cfg.Server.ServicesHealth,
 		upstreams:       map[string]*upstream{},
 		maxBodyBytes:    int(cfg.Server.MaxBodyBytes),
+		writeTimeout:    cfg.Server.WriteTimeout.D(),
 		bufferBodyBytes: int(min(cfg.Server.BufferBodyBytes, cfg.Server.MaxBodyBytes)),
 		identityHeaders: identityHeaders(cfg),
 		trusted:         cfg.Server.Trusted,
@@ -184,6 +187,7 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 		timeout:     rc.Timeout.D(),
 		metrics:     s.metrics.Route(rc.Name),
 		slashes:     s.Config.PathOptions(rc).EscapedSlashes,
+		streaming:   rc.Streaming,
 	}
 	if rt.slashes != s.pathOpts.EscapedSlashes {
 		s.slashOverrides = true

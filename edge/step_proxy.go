@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"strconv"
@@ -145,9 +146,31 @@ func (p *proxyStep) serve(x *exchange) {
 	// A streamed body is relayed after ServeHTTP returns: record the
 	// request when it has been written, with its real size and whether the
 	// upstream broke it off.
-	if resp.IsBodyStream() && pool.WatchStream(resp, x) {
-		x.streaming = true
+	if resp.IsBodyStream() {
+		// An event stream (or any answer of a streaming route) reaches the
+		// client as the upstream writes it: the head is flushed before the
+		// first body byte is waited for, and fasthttp flushes each chunk
+		// of a body of unknown length (all event streams in practice) as
+		// it is relayed. Only streamed answers are looked at, so the
+		// buffered path pays nothing.
+		if rt.streaming || isEventStream(resp.Header.ContentType()) {
+			resp.ImmediateHeaderFlush = true
+			// Bounded per piece (StreamPiece), not as a whole.
+			x.flushing = s.writeTimeout > 0 && ctx.SetWriteDeadline(time.Now().Add(s.writeTimeout)) == nil
+		}
+		if pool.WatchStream(resp, x) {
+			x.streaming = true
+		}
 	}
+}
+
+var eventStream = []byte("text/event-stream")
+
+// isEventStream: the media type is text/event-stream (HTML, server-sent
+// events), parameters aside, in any case (RFC 9110 8.3.1).
+func isEventStream(ct []byte) bool {
+	return len(ct) >= len(eventStream) && bytes.EqualFold(ct[:len(eventStream)], eventStream) &&
+		(len(ct) == len(eventStream) || ct[len(eventStream)] == ';' || ct[len(eventStream)] == ' ')
 }
 
 var headerRetryCount = []byte("X-Retry-Count")

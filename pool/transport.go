@@ -329,6 +329,7 @@ type bodyStream[C any] struct {
 	timeout   time.Duration
 	failures  *atomic.Uint64
 	watcher   StreamWatcher // nil: nobody asked
+	pacer     StreamPacer   // nil: the watcher is not one
 	broken    error         // what broke the body off, for the watcher
 	read      int64         // body bytes relayed so far, for the error
 	closeConn bool
@@ -376,6 +377,9 @@ func (s *bodyStream[C]) Read(p []byte) (int, error) {
 	}
 	n, err := s.body.Read(p)
 	s.read += int64(n)
+	if n > 0 && s.pacer != nil {
+		s.pacer.StreamPiece()
+	}
 	switch {
 	case err == nil:
 	case err == io.EOF:
@@ -415,7 +419,19 @@ func WatchStream(resp *fasthttp.Response, w StreamWatcher) bool {
 	return ok
 }
 
-func (s *bodyStream[C]) watch(w StreamWatcher) { s.watcher = w }
+// StreamPacer is a StreamWatcher that also hears of each piece of the
+// body as it is read, just before fasthttp writes it to the client (the
+// proxy extends the client's write deadline then, so a long stream is
+// bounded per piece rather than as a whole).
+type StreamPacer interface {
+	StreamWatcher
+	StreamPiece()
+}
+
+func (s *bodyStream[C]) watch(w StreamWatcher) {
+	s.watcher = w
+	s.pacer, _ = w.(StreamPacer)
+}
 
 // Close hands the connection back (body read to its end, nothing read
 // past it) or closes it.
@@ -428,7 +444,7 @@ func (s *bodyStream[C]) Close() error {
 	w, read, broken := s.watcher, s.read, s.broken
 	var zero C
 	s.hc, s.cc, s.conn, s.br, s.body, s.failures = nil, zero, nil, nil, nil, nil
-	s.watcher, s.broken = nil, nil
+	s.watcher, s.pacer, s.broken = nil, nil, nil
 	s.read, s.eof, s.failed = 0, false, false
 	streamPool.Put(s)
 	if w != nil {

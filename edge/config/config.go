@@ -596,6 +596,11 @@ type Route struct {
 	// to its upstream. Nil (the default): an upgrade request is refused
 	// with 400.
 	WebSocket *WebSocket `yaml:"websocket" json:"websocket,omitempty"`
+	// Streaming flushes every streamed answer to the client as the
+	// upstream sends it (head first, then each chunk), as is always done
+	// for text/event-stream. Default false: other streamed answers are
+	// written through the server's 16 KiB write buffer.
+	Streaming bool `yaml:"streaming" json:"streaming,omitempty"`
 }
 
 // WebSocket is a route's websocket block. Each upgraded connection is a
