@@ -19,6 +19,8 @@
 //	step_ratelimit.go
 //	step_quota.go
 //	step_proxy.go     forwarding headers (headers.go), rewrite, body limits
+//	websocket.go      or, for a WebSocket upgrade, dial the target and hand
+//	tunnel.go         both connections to a tunnel (relayed outside the pool)
 //	forward.go        pick a target, send, retry within the budget
 //	observability.go  metrics, access log line, span end (spans.go)
 //

@@ -20,7 +20,8 @@ type step interface {
 //	auth        step_auth.go       who is calling: JWT, API key, either (401/403)
 //	rate limit  step_ratelimit.go  a token from the caller's bucket (429)
 //	quota       step_quota.go      a request from the caller's quota (429)
-//	proxy       step_proxy.go      forward upstream with retries (forward.go), relay the answer
+//	proxy       step_proxy.go      forward upstream with retries (forward.go), relay the answer;
+//	                               or open a WebSocket tunnel (websocket.go, tunnel.go)
 //
 // CORS comes before auth: a preflight carries no credentials (Fetch
 // 3.3.5), and a page must be able to read a 401 or a 429. Before these,

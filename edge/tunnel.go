@@ -60,7 +60,7 @@ type tunnel struct {
 }
 
 const (
-	smallRelayBuf = 2 << 10
+	smallRelayBuf = 1 << 10
 	largeRelayBuf = 32 << 10
 )
 
