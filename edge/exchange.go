@@ -96,6 +96,9 @@ func releaseExchange(x *exchange) {
 // given up), then releases the exchange: pool.StreamWatcher.
 func (x *exchange) StreamDone(relayed int64, broken error) {
 	x.relayed, x.streamErr = relayed, broken
+	if x.flushing {
+		x.snap.res.streams.remove(x)
+	}
 	x.record()
 	releaseExchange(x)
 }

@@ -168,6 +168,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	defer g.res.close()
 	// Tunnels are hijacked connections the server no longer tracks: they
 	// get their 1001 close while the server drains its requests.
+	g.res.streams.stopAll() // event streams end now rather than at the deadline
 	tunnelsDone := make(chan error, 1)
 	go func() { tunnelsDone <- g.res.tunnels.shutdown(ctx) }()
 	err := g.server.ShutdownWithContext(ctx)

@@ -35,6 +35,7 @@ type resources struct {
 	tracer    *tracer            // nil: no span export
 
 	tunnels tunnels // open WebSocket tunnels (tunnel.go), drained by Shutdown
+	streams streams // flushed streams being relayed (step_proxy.go), ended by Shutdown
 
 	jwks      map[string]*auth.JWKS // shared key sets, by settings; under Gateway.reloadMu
 	stopEvict context.CancelFunc

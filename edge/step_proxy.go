@@ -160,6 +160,9 @@ func (p *proxyStep) serve(x *exchange) {
 		}
 		if pool.WatchStream(resp, x) {
 			x.streaming = true
+			if x.flushing {
+				s.res.streams.add(x, pool.Stopper(resp))
+			}
 		}
 	}
 }
@@ -266,4 +269,46 @@ func (l *bodyLimiter) Read(p []byte) (int, error) {
 		return n, errClientBody
 	}
 	return n, err
+}
+
+// streams are the flushed streams (event streams, streaming routes) being
+// relayed now: long-lived by nature, so Shutdown ends them (cleanly, as if
+// the upstream had finished: an event source reconnects) instead of
+// waiting for them until its deadline.
+type streams struct {
+	mu      sync.Mutex
+	m       map[*exchange]pool.StreamStopper
+	stopped bool // shutting down: a stream starting now ends at once
+}
+
+func (r *streams) add(x *exchange, s pool.StreamStopper) {
+	if s == nil {
+		return
+	}
+	r.mu.Lock()
+	if r.m == nil {
+		r.m = map[*exchange]pool.StreamStopper{}
+	}
+	r.m[x] = s
+	if r.stopped {
+		s.Stop()
+	}
+	r.mu.Unlock()
+}
+
+// remove is called from StreamDone, before the stream can be reused.
+func (r *streams) remove(x *exchange) {
+	r.mu.Lock()
+	delete(r.m, x)
+	r.mu.Unlock()
+}
+
+// stopAll ends every stream being relayed.
+func (r *streams) stopAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	for _, s := range r.m {
+		s.Stop()
+	}
 }

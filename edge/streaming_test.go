@@ -2,12 +2,16 @@ package edge
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicegw/sluice/internal/testutil"
 )
 
 // sseUpstream sends one event per value received on next, flushing each
@@ -98,5 +102,41 @@ func TestEventStreamOutlivesTimeouts(t *testing.T) {
 			t.Fatalf("event %q, want %d", ev, i)
 		}
 		time.Sleep(100 * time.Millisecond) // the upstream's pace, not a wait for an event
+	}
+}
+
+// Shutdown ends an open event stream cleanly (the closing chunk: the
+// client reads a complete body) and returns without waiting for its
+// deadline; the upstream is not counted as broken.
+func TestEventStreamEndedOnShutdown(t *testing.T) {
+	next := make(chan string, 1)
+	up := sseUpstream(t, next)
+	gw, err := New(mustParse(t, oneUpstream(up.URL, catchAll)), quietLogger(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := testutil.Listen(t)
+	go func() { _ = gw.Serve(ln) }()
+	resp, err := client.Get("http://" + ln.Addr().String() + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	next <- "one"
+	if ev := readEvent(t, br); ev != "one" {
+		t.Fatalf("event %q", ev)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("shutdown took %v: the stream was waited for", d)
+	}
+	if rest, err := io.ReadAll(br); err != nil {
+		t.Fatalf("stream did not end cleanly: %v (after %q)", err, rest)
 	}
 }

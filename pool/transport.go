@@ -330,6 +330,8 @@ type bodyStream[C any] struct {
 	failures  *atomic.Uint64
 	watcher   StreamWatcher // nil: nobody asked
 	pacer     StreamPacer   // nil: the watcher is not one
+	stopped   atomic.Bool   // Stop: end the body cleanly at the next read
+	stopMu    sync.Mutex    // Stop against Close: conn is nil once closing
 	broken    error         // what broke the body off, for the watcher
 	read      int64         // body bytes relayed so far, for the error
 	closeConn bool
@@ -375,8 +377,19 @@ func (s *bodyStream[C]) Read(p []byte) (int, error) {
 	if s.timeout > 0 {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.timeout))
 	}
+	// After the deadline is set: a Stop before this point is seen here,
+	// one after it sets its past deadline later than ours.
+	if s.stopped.Load() {
+		return 0, io.EOF
+	}
 	n, err := s.body.Read(p)
 	s.read += int64(n)
+	if err != nil && s.stopped.Load() {
+		// Stopped for a shutdown: a clean end (the client gets the
+		// closing chunk), not an upstream failure. The connection is
+		// closed, since the body was not read to its end.
+		return n, io.EOF
+	}
 	if n > 0 && s.pacer != nil {
 		s.pacer.StreamPiece()
 	}
@@ -433,9 +446,33 @@ func (s *bodyStream[C]) watch(w StreamWatcher) {
 	s.pacer, _ = w.(StreamPacer)
 }
 
+// StreamStopper ends a watched stream early: the body ends cleanly at
+// once (the read waiting on the upstream returns), as if the upstream
+// had finished. Valid until the watcher's StreamDone returns: the stream
+// is not reused before.
+type StreamStopper interface{ Stop() }
+
+// Stopper returns the StreamStopper of a stream WatchStream accepted.
+func Stopper(resp *fasthttp.Response) StreamStopper {
+	s, _ := resp.BodyStream().(StreamStopper)
+	return s
+}
+
+func (s *bodyStream[C]) Stop() {
+	s.stopMu.Lock()
+	if s.conn != nil {
+		s.stopped.Store(true)
+		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.stopMu.Unlock()
+}
+
 // Close hands the connection back (body read to its end, nothing read
 // past it) or closes it.
 func (s *bodyStream[C]) Close() error {
+	s.stopMu.Lock()
+	s.conn = nil // from here on, Stop must not touch the connection
+	s.stopMu.Unlock()
 	_ = s.up.CloseBodyStream()
 	reuse := s.eof && !s.closeConn && s.br.Buffered() == 0
 	s.hc.ReleaseReader(s.br)
@@ -443,13 +480,16 @@ func (s *bodyStream[C]) Close() error {
 	s.up.Reset()
 	w, read, broken := s.watcher, s.read, s.broken
 	var zero C
-	s.hc, s.cc, s.conn, s.br, s.body, s.failures = nil, zero, nil, nil, nil, nil
+	s.hc, s.cc, s.br, s.body, s.failures = nil, zero, nil, nil, nil
 	s.watcher, s.pacer, s.broken = nil, nil, nil
 	s.read, s.eof, s.failed = 0, false, false
-	streamPool.Put(s)
+	// The watcher hears first: until StreamDone returns, s is not reused,
+	// so a Stop through it reaches this stream or none.
 	if w != nil {
 		w.StreamDone(read, broken)
 	}
+	s.stopped.Store(false)
+	streamPool.Put(s)
 	return nil
 }
 
