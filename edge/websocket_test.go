@@ -70,7 +70,7 @@ func roundTrip(t testing.TB, c *websocket.Conn, kind int, msg []byte) {
 // headers) with Upgrade and Connection kept.
 func TestWebSocketEcho(t *testing.T) {
 	up := testutil.StartWSUpstream(t)
-	g := startGateway(t, wsConfig(up.URL, "{ enabled: true }"))
+	g := startGateway(t, wsConfig(up.URL, "true"))
 	c := dialWS(t, g, "/ws/echo")
 
 	roundTrip(t, c, websocket.TextMessage, []byte("hello"))
@@ -129,7 +129,7 @@ func TestWebSocketEcho(t *testing.T) {
 // supported version for an unknown Sec-WebSocket-Version).
 func TestWebSocketRefusedUpgrades(t *testing.T) {
 	up := testutil.StartWSUpstream(t)
-	g := startGateway(t, wsConfig(up.URL, "{ enabled: true }"))
+	g := startGateway(t, wsConfig(up.URL, "true"))
 	valid := map[string]string{
 		"Upgrade": "websocket", "Connection": "Upgrade",
 		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13",
@@ -166,7 +166,7 @@ func TestWebSocketRefusedUpgrades(t *testing.T) {
 // a non-101 as an HTTP answer).
 func TestWebSocketUpstreamRefuses(t *testing.T) {
 	up := testutil.StartWSUpstream(t)
-	g := startGateway(t, wsConfig(up.URL, "{ enabled: true }"))
+	g := startGateway(t, wsConfig(up.URL, "true"))
 	_, resp, err := wsDialer.Dial("ws://"+g.addr+"/ws/refuse", nil)
 	if err == nil {
 		t.Fatal("upgrade succeeded")
@@ -187,7 +187,7 @@ func TestWebSocketUpstreamRefuses(t *testing.T) {
 // client's connection ends too, and the tunnel is gone.
 func TestWebSocketUpstreamDies(t *testing.T) {
 	up := testutil.StartWSUpstream(t)
-	g := startGateway(t, wsConfig(up.URL, "{ enabled: true }"))
+	g := startGateway(t, wsConfig(up.URL, "true"))
 	c := dialWS(t, g, "/ws/echo")
 	roundTrip(t, c, websocket.TextMessage, []byte("before"))
 	up.Kill()
@@ -204,7 +204,7 @@ func TestWebSocketUpstreamDies(t *testing.T) {
 // the upstream, and the tunnel ends without leaking either side.
 func TestWebSocketClientCloses(t *testing.T) {
 	up := testutil.StartWSUpstream(t)
-	g := startGateway(t, wsConfig(up.URL, "{ enabled: true }"))
+	g := startGateway(t, wsConfig(up.URL, "true"))
 	c := dialWS(t, g, "/ws/echo")
 	roundTrip(t, c, websocket.TextMessage, []byte("hi"))
 	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(5*time.Second))
@@ -426,7 +426,7 @@ func TestWebSocketSurvivesReloads(t *testing.T) {
 // away" (RFC 6455 7.4.1) and returns once they have closed.
 func TestWebSocketShutdownGoingAway(t *testing.T) {
 	up := testutil.StartWSUpstream(t)
-	gw, err := New(mustParse(t, wsConfig(up.URL, "{ enabled: true }")), quietLogger(), "test")
+	gw, err := New(mustParse(t, wsConfig(up.URL, "true")), quietLogger(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +463,7 @@ func TestWebSocketShutdownGoingAway(t *testing.T) {
 func TestWebSocketAccessLog(t *testing.T) {
 	up := testutil.StartWSUpstream(t)
 	dir := t.TempDir()
-	g := startGateway(t, strings.Replace(wsConfig(up.URL, "{ enabled: true }"), "routes:",
+	g := startGateway(t, strings.Replace(wsConfig(up.URL, "true"), "routes:",
 		"access_log: { enabled: true, output: "+dir+"/access.log }\nroutes:", 1))
 	c := dialWS(t, g, "/ws/echo")
 	roundTrip(t, c, websocket.TextMessage, []byte("12345"))

@@ -603,7 +603,8 @@ type Route struct {
 	Streaming bool `yaml:"streaming" json:"streaming,omitempty"`
 }
 
-// WebSocket is a route's websocket block. Each upgraded connection is a
+// WebSocket is a route's websocket block ("websocket: true" is short for
+// "websocket: { enabled: true }"). Each upgraded connection is a
 // tunnel: sluice relays bytes both ways on a connection of its own to the
 // target, outside the upstream's connection pool.
 type WebSocket struct {

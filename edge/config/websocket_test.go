@@ -16,6 +16,8 @@ routes:
   - { name: a, match: { prefix: /a/ }, upstream: u, websocket: {} }
   - { name: b, match: { prefix: /b/ }, upstream: u }
   - { name: c, match: { prefix: /c/ }, upstream: u, websocket: { enabled: false } }
+  - { name: d, match: { prefix: /d/ }, upstream: u, websocket: true }
+  - { name: e, match: { prefix: /e/ }, upstream: u, websocket: false }
 `
 	c, err := Parse("w.yaml", []byte(src), nil)
 	if err != nil {
@@ -25,8 +27,11 @@ routes:
 	if !w.On() || w.IdleTimeout.D() != 5*time.Minute || w.MaxLifetime.D() != 24*time.Hour || w.MaxTunnels != 10000 {
 		t.Errorf("defaults: %+v", w)
 	}
-	if c.Routes[1].WebSocket.On() || c.Routes[2].WebSocket.On() {
-		t.Error("websocket on without the block, or with enabled: false")
+	if c.Routes[1].WebSocket.On() || c.Routes[2].WebSocket.On() || c.Routes[4].WebSocket.On() {
+		t.Error("websocket on without the block, or with enabled: false, or websocket: false")
+	}
+	if d := c.Routes[3].WebSocket; !d.On() || d.MaxTunnels != 10000 {
+		t.Errorf("websocket: true: %+v", d)
 	}
 
 	bad := `admin: { listen: "off" }
