@@ -486,3 +486,33 @@ func TestWebSocketAccessLog(t *testing.T) {
 		t.Errorf("bytes in/out %v/%v, want 11/7", line["bytes_in"], line["bytes_out"])
 	}
 }
+
+// The tunnel metrics: open tunnels while open, then the duration and the
+// bytes each way once closed.
+func TestWebSocketMetrics(t *testing.T) {
+	up := testutil.StartWSUpstream(t)
+	g := startGateway(t, strings.Replace(wsConfig(up.URL, "true"), "routes:", "metrics: { data_plane_path: /metrics }\nroutes:", 1))
+	c := dialWS(t, g, "/ws/echo")
+	roundTrip(t, c, websocket.TextMessage, []byte("12345"))
+	route := map[string]string{"route": "ws"}
+	if v := sample(scrape(t, g), "sluice_websocket_tunnels_open", route); v != 1 {
+		t.Fatalf("tunnels open %v, want 1", v)
+	}
+	c.Close()
+	testutil.WaitFor(t, "the tunnel to close", func() bool { return g.res.tunnels.Len() == 0 })
+	fams := scrape(t, g)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"sluice_websocket_tunnels_open", route, 0},
+		{"sluice_websocket_tunnel_duration_seconds", route, 1}, // one sample
+		{"sluice_websocket_bytes_total", map[string]string{"route": "ws", "direction": "upstream"}, 11},
+		{"sluice_websocket_bytes_total", map[string]string{"route": "ws", "direction": "client"}, 7},
+	} {
+		if v := sample(fams, c.name, c.labels); v != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, v, c.want)
+		}
+	}
+}
