@@ -98,15 +98,15 @@ func (p *proxyStep) serve(x *exchange) {
 		req.Header.SetBytesKV(kv[0], kv[1])
 	}
 	setForwardURI(req, rt, x.path, x.query)
-	if wsKey != nil {
-		p.upgrade(x, wsKey)
-		return
-	}
 
 	up := rt.upstream
 	var key uint64
 	if up.hasher != nil {
 		key = up.hasher.hash(x)
+	}
+	if wsKey != nil {
+		p.upgrade(x, wsKey, key)
+		return
 	}
 	f := forward(x, rt, lim, key)
 	if lim != nil {

@@ -119,7 +119,8 @@ func acceptFor(key []byte) []byte {
 // upgrade runs an upgrade request that has passed the route's other steps.
 // The request is prepared for forwarding (forwarding headers, rewrite,
 // header ops) by the proxy step; here Upgrade and Connection go back in.
-func (p *proxyStep) upgrade(x *exchange, key []byte) {
+// hash is the balancer's key (ip_hash, consistent_hash), as for forward.
+func (p *proxyStep) upgrade(x *exchange, key []byte, hash uint64) {
 	rt, ctx := p.rt, x.ctx
 	ws := rt.ws
 	if !ws.count.acquire(ws.max) {
@@ -137,7 +138,7 @@ func (p *proxyStep) upgrade(x *exchange, key []byte) {
 	req.Header.SetCanonical(headerConnection, valueUpgrade)
 
 	up := rt.upstream
-	target, _, err := up.pool.Pick(0, 0)
+	target, _, err := up.pool.Pick(hash, 0)
 	if err != nil {
 		if errors.Is(err, pool.ErrCircuitOpen) {
 			x.fail(faultCircuitOpen)
