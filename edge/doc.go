@@ -22,6 +22,8 @@
 //	step_quota.go
 //	step_compress.go  (accept_encoding.go: the Accept-Encoding parser)
 //	step_proxy.go     forwarding headers (headers.go), rewrite, body and response limits
+//	websocket.go      or, for a WebSocket upgrade, dial the target and hand
+//	tunnel.go         both connections to a tunnel (relayed outside the pool)
 //	forward.go        pick a target, send, retry within the budget
 //	observability.go  metrics, access log line, span end (spans.go)
 //

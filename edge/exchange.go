@@ -60,6 +60,7 @@ type exchange struct {
 	// A streamed answer is recorded when fasthttp has written it
 	// (StreamDone), not when ServeHTTP returns.
 	streaming bool
+	flushing  bool  // the streamed answer is flushed as relayed (step_proxy.go)
 	relayed   int64 // body bytes of a streamed answer
 	streamErr error // what broke a streamed answer off upstream
 
@@ -100,7 +101,8 @@ func releaseExchange(x *exchange) {
 // each write of it, not the whole transfer.
 func (x *exchange) StreamRead() {
 	if d := x.snap.clientWriteTimeout; d > 0 {
-		_ = x.ctx.Conn().SetWriteDeadline(time.Now().Add(d))
+		// Through the ctx: fasthttp then keeps the handler's deadline.
+		_ = x.ctx.SetWriteDeadline(time.Now().Add(d))
 	}
 }
 
@@ -111,6 +113,9 @@ func (x *exchange) StreamDone(relayed int64, broken error) {
 	if broken != nil && errors.Is(broken, pool.ErrResponseTooLarge) {
 		x.snap.log.Warn("upstream response over the route's max_response_bytes: stream cut, connection closed",
 			"route", x.route.name, "target", x.target, "limit", x.route.maxResponse, "request_id", string(x.id))
+	}
+	if x.flushing {
+		x.snap.res.streams.remove(x)
 	}
 	x.record()
 	releaseExchange(x)

@@ -34,6 +34,9 @@ type resources struct {
 	accessLog *observe.AccessLog // nil: off
 	tracer    *tracer            // nil: no span export
 
+	tunnels tunnels // open WebSocket tunnels (tunnel.go), drained by Shutdown
+	streams streams // flushed streams being relayed (step_proxy.go), ended by Shutdown
+
 	jwks      map[string]*auth.JWKS // shared key sets, by settings; under Gateway.reloadMu
 	stopEvict context.CancelFunc
 }

@@ -91,8 +91,10 @@ type route struct {
 	reqSet, respSet       [][2][]byte
 	reqRemove, respRemove [][]byte
 
-	metrics *observe.Route // nil: metrics off
-	steps   []step
+	metrics   *observe.Route // nil: metrics off
+	steps     []step
+	ws        *wsRoute // nil: upgrades refused (websocket.go)
+	streaming bool     // routes[].streaming: every streamed answer flushed as relayed
 }
 
 // underscoreAction is server.headers_with_underscores.
@@ -211,6 +213,7 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 		timeout:     rc.Timeout.D(),
 		metrics:     s.metrics.Route(rc.Name),
 		slashes:     s.Config.PathOptions(rc).EscapedSlashes,
+		streaming:   rc.Streaming,
 	}
 	if rt.slashes != s.pathOpts.EscapedSlashes {
 		s.slashOverrides = true
@@ -247,6 +250,7 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 			rt.pathTemplate = compilePathTemplate(rc.Rewrite.ReplacePath, rt.regex)
 		}
 	}
+	s.compileWebSocket(rt, rc)
 	rt.steps = s.routeSteps(rt, rc, auth)
 	rt.maxResponse = int(rc.MaxResponseBytes)
 	if rc.MaxBodyBytes > 0 {

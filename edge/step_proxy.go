@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -30,6 +31,27 @@ var (
 func (p *proxyStep) serve(x *exchange) {
 	s, rt, ctx := p.s, p.rt, x.ctx
 	req := &ctx.Request
+
+	// An upgrade to websocket (websocket.go). Upgrade is a hop-by-hop
+	// name, so a request without one pays a bool test.
+	var wsKey []byte
+	if x.hopByHop && wantsWebSocket(&req.Header) {
+		if rt.ws == nil {
+			x.fail(faultWSNotAllowed)
+			return
+		}
+		key, f := checkUpgrade(req)
+		if f != nil {
+			x.fail(f)
+			if f == faultWSVersion {
+				ctx.Response.Header.SetCanonical(headerWSVersion, []byte("13"))
+			}
+			return
+		}
+		// Copied: the key aliases the header, which the next lines edit.
+		var kb [24]byte
+		wsKey = append(kb[:0], key...)
+	}
 
 	// Body: reject by declared size first (the route's limit, else the
 	// server's), then either hold it whole (small: it is already read, and
@@ -91,6 +113,10 @@ func (p *proxyStep) serve(x *exchange) {
 	if up.hasher != nil {
 		key = up.hasher.hash(x)
 	}
+	if wsKey != nil {
+		p.upgrade(x, wsKey, key)
+		return
+	}
 	f := forward(x, rt, lim, key)
 	if lim != nil {
 		releaseLimiter(lim)
@@ -132,9 +158,34 @@ func (p *proxyStep) serve(x *exchange) {
 	// A streamed body is relayed after ServeHTTP returns: record the
 	// request when it has been written, with its real size and whether the
 	// upstream broke it off.
-	if resp.IsBodyStream() && pool.WatchStream(resp, x) {
-		x.streaming = true
+	if resp.IsBodyStream() {
+		// An event stream (or any answer of a streaming route) reaches the
+		// client as the upstream writes it: the head is flushed before the
+		// first body byte is waited for, and fasthttp flushes each chunk
+		// of a body of unknown length (all event streams in practice) as
+		// it is relayed. Only streamed answers are looked at, so the
+		// buffered path pays nothing.
+		if rt.streaming || isEventStream(resp.Header.ContentType()) {
+			resp.ImmediateHeaderFlush = true
+			// Bounded per piece (StreamRead), not as a whole.
+			x.flushing = s.clientWriteTimeout > 0 && ctx.SetWriteDeadline(time.Now().Add(s.clientWriteTimeout)) == nil
+		}
+		if pool.WatchStream(resp, x) {
+			x.streaming = true
+			if x.flushing {
+				s.res.streams.add(x, pool.Stopper(resp))
+			}
+		}
 	}
+}
+
+var eventStream = []byte("text/event-stream")
+
+// isEventStream: the media type is text/event-stream (HTML, server-sent
+// events), parameters aside, in any case (RFC 9110 8.3.1).
+func isEventStream(ct []byte) bool {
+	return len(ct) >= len(eventStream) && bytes.EqualFold(ct[:len(eventStream)], eventStream) &&
+		(len(ct) == len(eventStream) || ct[len(eventStream)] == ';' || ct[len(eventStream)] == ' ')
 }
 
 var headerRetryCount = []byte("X-Retry-Count")
@@ -265,4 +316,46 @@ func (l *bodyLimiter) Read(p []byte) (int, error) {
 		return n, errClientBody
 	}
 	return n, err
+}
+
+// streams are the flushed streams (event streams, streaming routes) being
+// relayed now: long-lived by nature, so Shutdown ends them (cleanly, as if
+// the upstream had finished: an event source reconnects) instead of
+// waiting for them until its deadline.
+type streams struct {
+	mu      sync.Mutex
+	m       map[*exchange]pool.StreamStopper
+	stopped bool // shutting down: a stream starting now ends at once
+}
+
+func (r *streams) add(x *exchange, s pool.StreamStopper) {
+	if s == nil {
+		return
+	}
+	r.mu.Lock()
+	if r.m == nil {
+		r.m = map[*exchange]pool.StreamStopper{}
+	}
+	r.m[x] = s
+	if r.stopped {
+		s.Stop()
+	}
+	r.mu.Unlock()
+}
+
+// remove is called from StreamDone, before the stream can be reused.
+func (r *streams) remove(x *exchange) {
+	r.mu.Lock()
+	delete(r.m, x)
+	r.mu.Unlock()
+}
+
+// stopAll ends every stream being relayed.
+func (r *streams) stopAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	for _, s := range r.m {
+		s.Stop()
+	}
 }

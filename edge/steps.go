@@ -21,7 +21,8 @@ type step interface {
 //	rate limit  step_ratelimit.go  a token from the caller's bucket (429)
 //	quota       step_quota.go      a request from the caller's quota (429)
 //	compression step_compress.go   compress the answer (gzip, br, zstd) for clients that accept it
-//	proxy       step_proxy.go      forward upstream with retries (forward.go), relay the answer
+//	proxy       step_proxy.go      forward upstream with retries (forward.go), relay the answer;
+//	                               or open a WebSocket tunnel (websocket.go, tunnel.go)
 //
 // CORS comes before auth: a preflight carries no credentials (Fetch
 // 3.3.5), and a page must be able to read a 401 or a 429. Before these,

@@ -64,10 +64,11 @@ var (
 	// ErrUpstreamClosed is returned when a reused keep-alive connection
 	// turns out to have been closed by the upstream before it answered.
 	ErrUpstreamClosed = errors.New("pool: upstream closed the connection before answering")
-	// ErrSwitchingProtocols: the upstream answered 101. sluice never asks
-	// for an upgrade (Upgrade is hop-by-hop and stripped) and has no
-	// tunnel to offer the client, so the answer can't be passed on; the
-	// connection, now speaking something else, is closed.
+	// ErrSwitchingProtocols: the upstream answered 101 on a pooled
+	// connection. Requests sent through the pool never ask for an upgrade
+	// (Upgrade is hop-by-hop and stripped; WebSocket upgrades take a
+	// connection of their own, edge/websocket.go), so the answer can't be
+	// passed on; the connection, now speaking something else, is closed.
 	ErrSwitchingProtocols = errors.New("pool: upstream switched protocols")
 	// ErrInvalidChunked: a chunked response body whose first chunk-size
 	// line (RFC 9112 section 7.1) is malformed, found before the head was
@@ -344,6 +345,8 @@ type bodyStream[C any] struct {
 	watcher   StreamWatcher // nil: nobody asked
 	filter    StreamFilter  // nil: the body is relayed as it comes
 	limit     int64         // body bytes allowed; 0: no limit (LimitStream)
+	stopped   atomic.Bool   // Stop: end the body cleanly at the next read
+	stopMu    sync.Mutex    // Stop against Close: conn is nil once closing
 	broken    error         // what broke the body off, for the watcher
 	read      int64         // body bytes relayed so far, for the error
 	closeConn bool
@@ -405,6 +408,11 @@ func (s *bodyStream[C]) readRaw(p []byte) (int, error) {
 	if s.watcher != nil {
 		s.watcher.StreamRead()
 	}
+	// After the deadline is set: a Stop before this point is seen here,
+	// one after it sets its past deadline later than ours.
+	if s.stopped.Load() {
+		return 0, io.EOF
+	}
 	n, err := s.body.Read(p)
 	if s.limit > 0 && s.read+int64(n) > s.limit && !s.failed {
 		// Cut at the limit: the client gets the bytes up to it, then its
@@ -416,6 +424,12 @@ func (s *bodyStream[C]) readRaw(p []byte) (int, error) {
 		return n, s.broken
 	}
 	s.read += int64(n)
+	if err != nil && s.stopped.Load() {
+		// Stopped for a shutdown: a clean end (the client gets the
+		// closing chunk), not an upstream failure. The connection is
+		// closed, since the body was not read to its end.
+		return n, io.EOF
+	}
 	switch {
 	case err == nil:
 	case err == io.EOF:
@@ -459,7 +473,30 @@ func WatchStream(resp *fasthttp.Response, w StreamWatcher) bool {
 	return ok
 }
 
-func (s *bodyStream[C]) watch(w StreamWatcher) { s.watcher = w }
+func (s *bodyStream[C]) watch(w StreamWatcher) {
+	s.watcher = w
+}
+
+// StreamStopper ends a watched stream early: the body ends cleanly at
+// once (the read waiting on the upstream returns), as if the upstream
+// had finished. Valid until the watcher's StreamDone returns: the stream
+// is not reused before.
+type StreamStopper interface{ Stop() }
+
+// Stopper returns the StreamStopper of a stream WatchStream accepted.
+func Stopper(resp *fasthttp.Response) StreamStopper {
+	s, _ := resp.BodyStream().(StreamStopper)
+	return s
+}
+
+func (s *bodyStream[C]) Stop() {
+	s.stopMu.Lock()
+	if s.conn != nil {
+		s.stopped.Store(true)
+		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.stopMu.Unlock()
+}
 
 // A StreamFilter rewrites a streamed response body on its way to the
 // client (edge's compression). It reads the upstream body from the source
@@ -505,6 +542,9 @@ func (s *bodyStream[C]) setFilter(f StreamFilter) {
 // Close hands the connection back (body read to its end, nothing read
 // past it) or closes it.
 func (s *bodyStream[C]) Close() error {
+	s.stopMu.Lock()
+	s.conn = nil // from here on, Stop must not touch the connection
+	s.stopMu.Unlock()
 	_ = s.up.CloseBodyStream()
 	reuse := s.eof && !s.closeConn && s.br.Buffered() == 0
 	s.hc.ReleaseReader(s.br)
@@ -516,13 +556,16 @@ func (s *bodyStream[C]) Close() error {
 	}
 	w, read, broken := s.watcher, s.read, s.broken
 	var zero C
-	s.hc, s.cc, s.conn, s.br, s.body, s.failures = nil, zero, nil, nil, nil, nil
+	s.hc, s.cc, s.br, s.body, s.failures = nil, zero, nil, nil, nil
 	s.watcher, s.broken = nil, nil
 	s.read, s.eof, s.failed, s.limit = 0, false, false, 0
-	streamPool.Put(s)
+	// The watcher hears first: until StreamDone returns, s is not reused,
+	// so a Stop through it reaches this stream or none.
 	if w != nil {
 		w.StreamDone(read, broken)
 	}
+	s.stopped.Store(false)
+	streamPool.Put(s)
 	return nil
 }
 

@@ -708,6 +708,15 @@ type Route struct {
 	// Mirror sends a sampled copy of the route's requests to a shadow
 	// upstream, whose answers are dropped (mirror.go). nil: none.
 	Mirror *Mirror `yaml:"mirror" json:"mirror,omitempty"`
+	// WebSocket lets the route pass WebSocket upgrades (RFC 6455) through
+	// to its upstream. Nil (the default): an upgrade request is refused
+	// with 400.
+	WebSocket *WebSocket `yaml:"websocket" json:"websocket,omitempty"`
+	// Streaming flushes every streamed answer to the client as the
+	// upstream sends it (head first, then each chunk), as is always done
+	// for text/event-stream. Default false: other streamed answers are
+	// written through the server's 16 KiB write buffer.
+	Streaming bool `yaml:"streaming" json:"streaming,omitempty"`
 }
 
 // Mirror copies requests to a shadow upstream, fire-and-forget: the
@@ -736,6 +745,34 @@ type SplitBackend struct {
 	// takes no share (only requests that override to it). 0..10000.
 	Weight int `yaml:"weight" json:"weight"`
 }
+
+// WebSocket is a route's websocket block ("websocket: true" is short for
+// "websocket: { enabled: true }"). Each upgraded connection is a
+// tunnel: sluice relays bytes both ways on a connection of its own to the
+// target, outside the upstream's connection pool.
+type WebSocket struct {
+	// Enabled turns upgrades on. Default true once the block is present.
+	Enabled *bool `yaml:"enabled" json:"enabled,omitempty"`
+	// IdleTimeout closes a tunnel that carried no byte in either direction
+	// for this long. Default 5m.
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout,omitempty"`
+	// MaxLifetime closes a tunnel this long after it opened, busy or not.
+	// Default 24h.
+	MaxLifetime Duration `yaml:"max_lifetime" json:"max_lifetime,omitempty"`
+	// MaxTunnels caps the route's open tunnels; an upgrade beyond it is
+	// answered 503. Default 10000.
+	MaxTunnels int `yaml:"max_tunnels" json:"max_tunnels,omitempty"`
+}
+
+// On reports whether the route takes upgrades.
+func (w *WebSocket) On() bool { return w != nil && (w.Enabled == nil || *w.Enabled) }
+
+// WebSocket defaults.
+const (
+	DefaultWebSocketIdle     = 5 * time.Minute
+	DefaultWebSocketLifetime = 24 * time.Hour
+	DefaultWebSocketTunnels  = 10000
+)
 
 // Match selects requests. Exactly one of Prefix, Path and Regex is
 // required.
@@ -1032,6 +1069,11 @@ func (c *Config) applyDefaults() {
 		setStr(&r.Path.EscapedSlashes, s.Path.EscapedSlashes)
 		setStr(&r.Auth, "none")
 		setStr(&r.RolesMatch, "any")
+		if w := r.WebSocket; w != nil {
+			setDur(&w.IdleTimeout, DefaultWebSocketIdle)
+			setDur(&w.MaxLifetime, DefaultWebSocketLifetime)
+			setInt(&w.MaxTunnels, DefaultWebSocketTunnels)
+		}
 		if r.Timeout == 0 {
 			name := r.Upstream
 			if name == "" && len(r.Split) > 0 {

@@ -181,6 +181,7 @@ var (
 	durationType = reflect.TypeOf(Duration(0))
 	sizeType     = reflect.TypeOf(ByteSize(0))
 	listType     = reflect.TypeOf(StringList(nil))
+	wsType       = reflect.TypeOf(WebSocket{})
 )
 
 func (w *walker) fail(n *yaml.Node, path, format string, args ...any) {
@@ -221,6 +222,12 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	}
 	if n.Kind == yaml.ScalarNode && isNullNode(n) {
 		return // an empty value: the field keeps its default
+	}
+	if t == wsType && n.Kind == yaml.ScalarNode && (n.Value == "true" || n.Value == "false") {
+		// "websocket: true" is short for "websocket: { enabled: true }".
+		k := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "enabled", Line: n.Line, Column: n.Column}
+		v := *n
+		n.Kind, n.Tag, n.Value, n.Style, n.Content = yaml.MappingNode, "!!map", "", 0, []*yaml.Node{k, &v}
 	}
 	switch {
 	case t == listType && n.Kind == yaml.ScalarNode:

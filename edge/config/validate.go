@@ -466,6 +466,17 @@ func (v *validator) route(p string, r *Route, ups map[string]*Upstream, redis bo
 	}
 	v.headerOps(p+".request_headers", r.RequestHeaders)
 	v.headerOps(p+".response_headers", r.ResponseHeaders)
+	if w := r.WebSocket; w != nil {
+		if w.IdleTimeout.D() < time.Second {
+			v.add(p+".websocket.idle_timeout", "must be at least 1s")
+		}
+		if w.MaxLifetime.D() < w.IdleTimeout.D() {
+			v.add(p+".websocket.max_lifetime", "must be at least idle_timeout (%s)", w.IdleTimeout.D())
+		}
+		if w.MaxTunnels < 1 {
+			v.add(p+".websocket.max_tunnels", "must be at least 1")
+		}
+	}
 	switch hh := r.HostHeader; hh {
 	case "preserve", "target":
 	default:

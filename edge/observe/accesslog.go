@@ -33,6 +33,10 @@ type Entry struct {
 	UpstreamError    string // why the upstream exchange failed after the answer began ("" none)
 	User             string // JWT subject
 	APIKeyID         string // never the key itself
+	// TunnelClosedBy is set on the line a WebSocket tunnel writes when it
+	// closes (client, upstream, idle_timeout, max_lifetime, shutdown);
+	// BytesIn and BytesOut are then the bytes relayed each way.
+	TunnelClosedBy string
 }
 
 // AccessLog writes one JSON line per logged request.
@@ -225,6 +229,9 @@ func AppendEntry(b []byte, e *Entry) []byte {
 	}
 	if e.UpstreamError != "" {
 		b = appendStringField(b, "upstream_error", e.UpstreamError)
+	}
+	if e.TunnelClosedBy != "" {
+		b = appendStringField(b, "tunnel_closed_by", e.TunnelClosedBy)
 	}
 	if e.User != "" {
 		b = appendStringField(b, "user", e.User)

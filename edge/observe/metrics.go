@@ -26,6 +26,9 @@ type Metrics struct {
 	duration               *prometheus.HistogramVec
 	rateLimited            *prometheus.CounterVec
 	quotaExceeded          *prometheus.CounterVec
+	tunnelsOpen            *prometheus.GaugeVec
+	tunnelDuration         *prometheus.HistogramVec
+	tunnelBytes            *prometheus.CounterVec
 	upDuration             *prometheus.HistogramVec
 	upErrors               *prometheus.CounterVec
 	retries                *prometheus.CounterVec
@@ -90,6 +93,16 @@ func New(version string, started time.Time, state func() State) *Metrics {
 		quotaExceeded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_quota_exceeded_total", Help: "Requests refused because a quota was used up, by route.",
 		}, []string{"route"}),
+		tunnelsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_websocket_tunnels_open", Help: "WebSocket tunnels open now, by route.",
+		}, []string{"route"}),
+		tunnelDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_websocket_tunnel_duration_seconds", Help: "How long closed WebSocket tunnels were open, by route.",
+			Buckets: []float64{1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600},
+		}, []string{"route"}),
+		tunnelBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_websocket_bytes_total", Help: "Bytes relayed by WebSocket tunnels, by route and direction (upstream: client to target; client: target to client), counted when a tunnel closes.",
+		}, []string{"route", "direction"}),
 		upDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "sluice_upstream_request_duration_seconds", Help: "Duration of each try sent to a target, by upstream.",
 			Buckets: LatencyBuckets,
@@ -122,6 +135,7 @@ func New(version string, started time.Time, state func() State) *Metrics {
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(
 		m.requests, m.duration, m.rateLimited, m.quotaExceeded, m.upDuration, m.upErrors,
+		m.tunnelsOpen, m.tunnelDuration, m.tunnelBytes,
 		m.retries, m.authFailures, m.reloads, m.accessLogDrops, m.accessLogLines, buildInfo,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sluice_requests_in_flight", Help: "Requests being handled now.",
@@ -207,6 +221,10 @@ func (m *Metrics) Route(name string) *Route {
 		duration:      m.duration.WithLabelValues(name),
 		rateLimited:   m.rateLimited.WithLabelValues(name),
 		quotaExceeded: m.quotaExceeded.WithLabelValues(name),
+		tunnelsOpen:   m.tunnelsOpen.WithLabelValues(name),
+		tunnelTime:    m.tunnelDuration.WithLabelValues(name),
+		tunnelUp:      m.tunnelBytes.WithLabelValues(name, "upstream"),
+		tunnelDown:    m.tunnelBytes.WithLabelValues(name, "client"),
 	}
 	m.routes[name] = r
 	return r
@@ -251,6 +269,11 @@ func (m *Metrics) Retain(routes, upstreams []string) {
 				v.DeletePartialMatch(prometheus.Labels{"route": name})
 			}
 			m.duration.DeletePartialMatch(prometheus.Labels{"route": name})
+			m.tunnelDuration.DeletePartialMatch(prometheus.Labels{"route": name})
+			m.tunnelBytes.DeletePartialMatch(prometheus.Labels{"route": name})
+			// Tunnels still open on a removed route keep running, no
+			// longer reported (their handle's series is gone).
+			m.tunnelsOpen.DeletePartialMatch(prometheus.Labels{"route": name})
 		}
 	}
 	keepU := toSet(upstreams)
@@ -279,6 +302,10 @@ type Route struct {
 	duration      prometheus.Observer
 	rateLimited   prometheus.Counter
 	quotaExceeded prometheus.Counter
+	tunnelsOpen   prometheus.Gauge
+	tunnelTime    prometheus.Observer
+	tunnelUp      prometheus.Counter
+	tunnelDown    prometheus.Counter
 	// byMethod[m][code-100] is created on first use: a route sees a handful
 	// of (method, code) pairs, and the rows of unused methods stay nil.
 	byMethod [len(methods) + 1]atomic.Pointer[codeRow]
@@ -438,5 +465,23 @@ func (r *Route) RateLimit() {
 func (r *Route) Quota() {
 	if r != nil {
 		r.quotaExceeded.Inc()
+	}
+}
+
+// TunnelOpened counts a WebSocket tunnel opening.
+func (r *Route) TunnelOpened() {
+	if r != nil {
+		r.tunnelsOpen.Inc()
+	}
+}
+
+// TunnelClosed records a closed tunnel: how long it was open and the
+// bytes it relayed each way.
+func (r *Route) TunnelClosed(d time.Duration, toUpstream, toClient int64) {
+	if r != nil {
+		r.tunnelsOpen.Dec()
+		r.tunnelTime.Observe(d.Seconds())
+		r.tunnelUp.Add(float64(toUpstream))
+		r.tunnelDown.Add(float64(toClient))
 	}
 }
