@@ -36,7 +36,13 @@ func mustParse(t testing.TB, yaml string) *config.Config {
 
 func startGateway(t testing.TB, yaml string) *testGateway {
 	t.Helper()
-	gw, err := New(mustParse(t, yaml), quietLogger(), "test")
+	return startGatewayLogging(t, yaml, quietLogger())
+}
+
+// startGatewayLogging is startGateway with the gateway's log going to log.
+func startGatewayLogging(t testing.TB, yaml string, log *slog.Logger) *testGateway {
+	t.Helper()
+	gw, err := New(mustParse(t, yaml), log, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -174,22 +173,11 @@ func TestUpstreamTLSInsecureSkipVerifyIsLogged(t *testing.T) {
 	up := testutil.StartTLSUpstream(t, stub.Options{Name: "anyone"},
 		serverTLS(testutil.NewCA(t, "nobody").Issue(t, testutil.LeafOptions{Name: "anyone"})))
 	var logs syncBuffer
-	gw, err := New(mustParse(t, tlsUpstreamConfig(up.URL, "    tls: { insecure_skip_verify: true }")),
-		slog.New(slog.NewTextHandler(&logs, nil)), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := testutil.Listen(t)
-	go func() { _ = gw.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = gw.Shutdown(ctx)
-	})
+	g := startGatewayLogging(t, tlsUpstreamConfig(up.URL, "    tls: { insecure_skip_verify: true }"),
+		slog.New(slog.NewTextHandler(&logs, nil)))
 	if !strings.Contains(logs.String(), "insecure_skip_verify") {
 		t.Errorf("no warning at start; log:\n%s", logs.String())
 	}
-	g := &testGateway{Gateway: gw, addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
 	if e, _ := g.echo(t, request{path: "/__stub/echo"}); e.Upstream != "anyone" {
 		t.Fatalf("answered by %q", e.Upstream)
 	}
