@@ -25,8 +25,8 @@ type mirror struct {
 	timeout   time.Duration
 
 	inflight atomic.Int64
-	// Counters, for tests and the log: copies sent (finished), dropped
-	// for concurrency, skipped for their body.
+	// Counters (sluice_mirror_requests_total, read at scrape time): copies
+	// sent (finished), dropped for concurrency, skipped for their body.
 	sent, dropped, skipped atomic.Int64
 }
 

@@ -61,6 +61,7 @@ func mirrorGateway(t *testing.T, shadow *shadowServer, mirrorBlock string) *test
 	return startGateway(t, `
 listen: 127.0.0.1:0
 admin: { listen: "off" }
+metrics: { data_plane_path: /metrics }
 upstreams:
   main: { targets: [ { url: "`+up.URL+`" } ] }
   shadow: { targets: [ { url: "`+shadow.url+`" } ] }
@@ -103,6 +104,13 @@ func TestMirrorSlowFailingShadowChangesNothing(t *testing.T) {
 	testutil.WaitFor(t, "5 more copies", func() bool { return m.sent.Load() == 7 })
 	if n := shadow.got.Load(); n != 7 {
 		t.Errorf("shadow got %d copies, want 7", n)
+	}
+	// The same counts, as an operator sees them.
+	fams := scrape(t, g)
+	for outcome, want := range map[string]float64{"sent": 7, "dropped": 8, "skipped": 0} {
+		if got := sample(fams, "sluice_mirror_requests_total", map[string]string{"route": "r", "outcome": outcome}); got != want {
+			t.Errorf("sluice_mirror_requests_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
 	}
 }
 

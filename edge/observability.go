@@ -141,5 +141,10 @@ func (g *Gateway) metricsState() observe.State {
 			st.Targets = append(st.Targets, ts)
 		}
 	}
+	for _, rt := range snap.routes {
+		if m := rt.mirror; m != nil {
+			st.Mirrors = append(st.Mirrors, observe.MirrorState{Route: rt.name, Sent: m.sent.Load(), Dropped: m.dropped.Load(), Skipped: m.skipped.Load()})
+		}
+	}
 	return st
 }

@@ -54,6 +54,14 @@ type State struct {
 	RedisFallback map[string]bool
 	// Certificates are the TLS listeners' certificates being served.
 	Certificates []CertificateState
+	// Mirrors are the counters of routes that mirror their requests.
+	Mirrors []MirrorState
+}
+
+// MirrorState is one route's mirror counters since its config was loaded.
+type MirrorState struct {
+	Route                  string
+	Sent, Dropped, Skipped int64
 }
 
 // CertificateState is one served certificate at scrape time.
@@ -414,12 +422,14 @@ var (
 		"Retries the upstream's retry budget refused.", []string{"upstream"}, nil)
 	descCertExpiry = prometheus.NewDesc("sluice_tls_certificate_expiry_seconds",
 		"When the certificate a TLS listener serves expires (NotAfter), as Unix seconds; name is its first DNS name, else its common name.", []string{"listener", "name"}, nil)
+	descMirror = prometheus.NewDesc("sluice_mirror_requests_total",
+		"Copies of a route's requests for its mirror, by outcome: sent (the shadow's answer dropped), dropped (max_concurrent in flight), skipped (body over the cap, or streamed). Since the route's config was loaded.", []string{"route", "outcome"}, nil)
 	descRedisFallback = prometheus.NewDesc("sluice_redis_fallback",
 		"1 while limits of this scope are enforced locally because Redis calls fail.", []string{"scope"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTargetUp, descTargetInFlight, descCircuitState, descCircuitTrips, descBudgetExhausted, descRedisFallback, descCertExpiry} {
+	for _, d := range []*prometheus.Desc{descTargetUp, descTargetInFlight, descCircuitState, descCircuitTrips, descBudgetExhausted, descRedisFallback, descCertExpiry, descMirror} {
 		ch <- d
 	}
 }
@@ -443,6 +453,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, c := range st.Certificates {
 		ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, float64(c.NotAfter.Unix()), c.Listener, c.Name)
+	}
+	for _, m := range st.Mirrors {
+		ch <- prometheus.MustNewConstMetric(descMirror, prometheus.CounterValue, float64(m.Sent), m.Route, "sent")
+		ch <- prometheus.MustNewConstMetric(descMirror, prometheus.CounterValue, float64(m.Dropped), m.Route, "dropped")
+		ch <- prometheus.MustNewConstMetric(descMirror, prometheus.CounterValue, float64(m.Skipped), m.Route, "skipped")
 	}
 	for scope, on := range st.RedisFallback {
 		v := 0.0
