@@ -514,6 +514,31 @@ func TestWebSocketRemovedRouteDrains(t *testing.T) {
 	roundTrip(t, stay, websocket.TextMessage, []byte("still here"))
 }
 
+// The route's response_headers apply to the 101 (and to an upstream's
+// refusal) like to any answer; the handshake's own headers stay.
+func TestWebSocketResponseHeaders(t *testing.T) {
+	up := testutil.StartWSUpstream(t)
+	cfg := strings.Replace(wsConfig(up.URL, "true"), "    websocket: true",
+		"    response_headers: { set: { X-Frame-Options: DENY, Sec-WebSocket-Accept: bogus }, remove: [X-Upstream] }\n    websocket: true", 1)
+	g := startGateway(t, cfg)
+	c, resp, err := wsDialer.Dial("ws://"+g.addr+"/ws/echo", nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("X-Upstream") != "" {
+		t.Errorf("101 headers: %v", resp.Header)
+	}
+	if ids := resp.Header.Values("X-Request-Id"); len(ids) != 1 {
+		t.Errorf("X-Request-Id %q, want one", ids)
+	}
+	roundTrip(t, c, websocket.TextMessage, []byte("hi"))
+	_, resp, _ = wsDialer.Dial("ws://"+g.addr+"/ws/refuse", nil)
+	if resp == nil || resp.StatusCode != 403 || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("refusal: %v", resp)
+	}
+}
+
 // The access log line of a closed tunnel: bytes each way and who closed.
 func TestWebSocketAccessLog(t *testing.T) {
 	up := testutil.StartWSUpstream(t)
