@@ -158,6 +158,12 @@ func (t *tunnel) relay(src, dst net.Conn, first []byte, n *atomic.Int64, fr *fra
 	}()
 	for {
 		_ = src.SetReadDeadline(t.readDeadline())
+		if t.draining.Load() {
+			// Closing (shutdown, timeout, route removed) may have set a
+			// past deadline just before the line above undid it: draining
+			// is set before that, so it is seen here.
+			return
+		}
 		k, err := src.Read(buf)
 		if k > 0 {
 			now := time.Now()

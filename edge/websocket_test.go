@@ -514,6 +514,39 @@ func TestWebSocketRemovedRouteDrains(t *testing.T) {
 	roundTrip(t, stay, websocket.TextMessage, []byte("still here"))
 }
 
+// A reload that brings a removed route back before its drain deadline
+// cancels the drain: its tunnel goes on after another route's tunnel,
+// removed later with the same drain, got its 1001.
+func TestWebSocketRouteBackCancelsDrain(t *testing.T) {
+	up := testutil.StartWSUpstream(t)
+	other := `  - { name: other, match: { prefix: /other/ }, upstream: up, rewrite: { strip_prefix: /other }, websocket: true }
+`
+	drain := "server: { websocket_drain: 200ms }\n"
+	g := startGateway(t, wsConfig(up.URL, "true")+other)
+	back := dialWS(t, g, "/ws/echo")
+	gone := dialWS(t, g, "/other/echo")
+	roundTrip(t, back, websocket.TextMessage, []byte("hi"))
+	roundTrip(t, gone, websocket.TextMessage, []byte("hi"))
+	got := make(chan error, 1)
+	go func() {
+		_ = gone.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err := gone.ReadMessage()
+		got <- err
+	}()
+	if err := g.Apply(mustParse(t, oneUpstream(up.URL, other)+drain)); err != nil { // removes ws
+		t.Fatal(err)
+	}
+	if err := g.Apply(mustParse(t, wsConfig(up.URL, "true")+drain)); err != nil { // ws back, other removed
+		t.Fatal(err)
+	}
+	var ce *websocket.CloseError
+	if err := <-got; !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("tunnel of the removed route: want close 1001, got %v", err)
+	}
+	testutil.WaitFor(t, "the removed route's tunnel to be gone", func() bool { return g.res.tunnels.Len() == 1 })
+	roundTrip(t, back, websocket.TextMessage, []byte("still here"))
+}
+
 // The route's response_headers apply to the 101 (and to an upstream's
 // refusal) like to any answer; the handshake's own headers stay.
 func TestWebSocketResponseHeaders(t *testing.T) {
