@@ -29,6 +29,9 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		g.log.Warn("config change needs a restart to take effect", "field", w)
 	}
 	old := g.snap.Swap(snap)
+	before, _ := old.names()
+	after, _ := snap.names()
+	g.res.tunnels.reloaded(before, after, cfg.Server.WebSocketDrain.D(), cfg.Server.ShutdownTimeout.D())
 	dropped := g.res.registry.Retain(snap.targets())
 	g.reloads.Add(1)
 	g.res.metrics.Reloaded(true)

@@ -73,6 +73,7 @@ var (
 	closedByIdle     = "idle_timeout"
 	closedByLifetime = "max_lifetime"
 	closedByShutdown = "shutdown"
+	closedByRemoved  = "route_removed"
 )
 
 func newTunnel(x *exchange, ws *wsRoute, up net.Conn, br interface {
@@ -157,6 +158,12 @@ func (t *tunnel) relay(src, dst net.Conn, first []byte, n *atomic.Int64, fr *fra
 	}()
 	for {
 		_ = src.SetReadDeadline(t.readDeadline())
+		if t.draining.Load() {
+			// Closing (shutdown, timeout, route removed) may have set a
+			// past deadline just before the line above undid it: draining
+			// is set before that, so it is seen here.
+			return
+		}
 		k, err := src.Read(buf)
 		if k > 0 {
 			now := time.Now()
@@ -187,13 +194,13 @@ func (t *tunnel) relay(src, dst net.Conn, first []byte, n *atomic.Int64, fr *fra
 		if errors.As(err, &ne) && ne.Timeout() {
 			now := time.Now()
 			if !now.Before(t.end) {
-				t.abort(&closedByLifetime)
+				t.timedOut(&closedByLifetime)
 				return
 			}
 			if now.Sub(time.Unix(0, t.last.Load())) < t.idle {
 				continue // the other direction kept the tunnel busy
 			}
-			t.abort(&closedByIdle)
+			t.timedOut(&closedByIdle)
 			return
 		}
 		if err == io.EOF {
@@ -264,29 +271,52 @@ func (t *tunnel) ClosedBy() string {
 	return closedByClient
 }
 
-// goingAway ends the tunnel for a shutdown: both relays are stopped (each
-// finishes the write it is in), then each side gets a close frame with
-// status 1001 (RFC 6455 7.4.1) when its stream is between frames, and a
-// half-close. The sides' own closes end the tunnel; at ctx's end, it is
-// closed whatever the sides do.
-func (t *tunnel) goingAway(ctx context.Context) {
+// timedOut ends the tunnel at its idle_timeout or max_lifetime the way a
+// shutdown does (closeHandshake), called by a relay that then returns.
+// The code is 1001 "going away" (RFC 6455 7.4.1): it is the gateway, not
+// either endpoint, that ends the connection before its purpose is
+// fulfilled (1000 would tell both sides the conversation is complete).
+func (t *tunnel) timedOut(by *string) {
+	if t.draining.CompareAndSwap(false, true) {
+		go t.closeHandshake(time.Now().Add(min(t.idle, closeGrace)), by)
+	}
+}
+
+// closeGrace bounds how long a side has to answer a close frame sluice
+// sent on a timeout (at most the tunnel's idle_timeout).
+const closeGrace = 5 * time.Second
+
+// goingAway ends the tunnel for a shutdown or the removal of its route:
+// both relays are stopped (each finishes the write it is in), then each
+// side gets a close frame with status 1001 (RFC 6455 7.4.1) when its
+// stream is between frames, and a half-close. The sides' own closes end
+// the tunnel; at ctx's end, it is closed whatever the sides do.
+func (t *tunnel) goingAway(ctx context.Context, by *string) {
 	select {
 	case <-t.started:
 	case <-ctx.Done():
 		_ = t.up.Close() // never started: run's relays end at once
 		return
 	}
-	t.draining.Store(true)
+	if !t.draining.CompareAndSwap(false, true) {
+		return // already closing (a timeout, a removal): the caller waits for done
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(closeGrace)
+	}
+	t.closeHandshake(deadline, by)
+}
+
+// closeHandshake is goingAway once the tunnel is draining; it returns when
+// both sides have closed or at deadline.
+func (t *tunnel) closeHandshake(deadline time.Time, by *string) {
 	defer close(t.drained)
-	t.closedBy.CompareAndSwap(nil, &closedByShutdown)
+	t.closedBy.CompareAndSwap(nil, by)
 	past := time.Unix(1, 0)
 	_ = t.client.SetReadDeadline(past)
 	_ = t.up.SetReadDeadline(past)
 	t.wg.Wait()
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(5 * time.Second)
-	}
 	var wg sync.WaitGroup
 	// Each side gets its close frame only between two frames of what was
 	// relayed to it; read it before the goroutines feed the trackers again.
@@ -413,6 +443,7 @@ type tunnels struct {
 	mu       sync.Mutex
 	open     map[*tunnel]struct{}
 	counts   map[string]*tunnelCount
+	drains   map[string]*time.Timer // routes a reload removed, until their drain deadline
 	shutting bool
 }
 
@@ -473,22 +504,81 @@ func (r *tunnels) Len() int {
 	return len(r.open)
 }
 
+// reloaded is told the route names before and after a reload. The open
+// tunnels of a route that is gone get a 1001 close (goAway, with grace for
+// the close handshake) once drain has passed, unless a later reload brings
+// the route back first; a route removed again counts from then.
+func (r *tunnels) reloaded(before, after []string, drain, grace time.Duration) {
+	kept := make(map[string]bool, len(after))
+	for _, name := range after {
+		kept[name] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.shutting {
+		return
+	}
+	for _, name := range after {
+		if tm := r.drains[name]; tm != nil {
+			tm.Stop()
+			delete(r.drains, name)
+		}
+	}
+	for _, name := range before {
+		if kept[name] || r.drains[name] != nil {
+			continue
+		}
+		if r.drains == nil {
+			r.drains = map[string]*time.Timer{}
+		}
+		var tm *time.Timer
+		tm = time.AfterFunc(drain, func() {
+			r.mu.Lock()
+			if r.shutting || r.drains[name] != tm {
+				r.mu.Unlock()
+				return // shut down, or the route came back
+			}
+			delete(r.drains, name)
+			var list []*tunnel
+			for t := range r.open {
+				if t.route == name {
+					list = append(list, t)
+				}
+			}
+			r.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), grace)
+			defer cancel()
+			_ = goAway(ctx, list, &closedByRemoved)
+		})
+		r.drains[name] = tm
+	}
+}
+
 // shutdown sends every open tunnel's sides a 1001 close and waits, until
 // ctx is done, for them to close; what is left then is closed.
 func (r *tunnels) shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.shutting = true
+	for _, tm := range r.drains {
+		tm.Stop()
+	}
 	open := make([]*tunnel, 0, len(r.open))
 	for t := range r.open {
 		open = append(open, t)
 	}
 	r.mu.Unlock()
+	return goAway(ctx, open, &closedByShutdown)
+}
+
+// goAway runs goingAway on each of open and waits, until ctx is done, for
+// them to close; what is left then is closed.
+func goAway(ctx context.Context, open []*tunnel, by *string) error {
 	var wg sync.WaitGroup
 	for _, t := range open {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t.goingAway(ctx)
+			t.goingAway(ctx, by)
 		}()
 	}
 	wg.Wait()
@@ -496,7 +586,7 @@ func (r *tunnels) shutdown(ctx context.Context) error {
 		select {
 		case <-t.done:
 		case <-ctx.Done():
-			t.abort(&closedByShutdown)
+			t.abort(by)
 			<-t.done
 		}
 	}

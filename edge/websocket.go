@@ -177,6 +177,7 @@ func (p *proxyStep) upgrade(x *exchange, key []byte, hash uint64) {
 		conn.Close()
 		stripResponseHopByHop(&resp.Header)
 		appendVia(&resp.Header)
+		responseOps(&resp.Header, rt)
 		resp.Header.SetCanonical(headerRequestID, x.id)
 		return
 	}
@@ -187,6 +188,7 @@ func (p *proxyStep) upgrade(x *exchange, key []byte, hash uint64) {
 		x.fail(faultBadResponse)
 		return
 	}
+	responseOps(&resp.Header, rt)
 	t := newTunnel(x, ws, conn, br, switchingHead(&resp.Header, x.id))
 	if !p.s.res.tunnels.add(t) {
 		conn.Close()
@@ -235,14 +237,38 @@ func roundTripUpgrade(conn net.Conn, req *fasthttp.Request, resp *fasthttp.Respo
 	return nil, nil
 }
 
+// responseOps applies the route's response_headers (remove, then set) to
+// an answer to an upgrade, as the proxy step does to other answers. The
+// handshake's own headers (Sec-WebSocket-*, Upgrade, Connection) are left
+// alone: changing them would break the handshake the upstream answered.
+func responseOps(h *fasthttp.ResponseHeader, rt *route) {
+	for _, k := range rt.respRemove {
+		if !isHandshakeName(k) {
+			h.DelBytes(k)
+		}
+	}
+	for _, kv := range rt.respSet {
+		if !isHandshakeName(kv[0]) {
+			h.SetBytesKV(kv[0], kv[1])
+		}
+	}
+}
+
+var prefixSecWebSocket = []byte("sec-websocket-")
+
+func isHandshakeName(k []byte) bool {
+	return len(k) >= len(prefixSecWebSocket) && bytes.EqualFold(k[:len(prefixSecWebSocket)], prefixSecWebSocket) ||
+		isHopByHopName(k)
+}
+
 // switchingHead is the 101 the client gets: the upstream's, without its
 // hop-by-hop headers but for Upgrade and Connection, plus the request id
 // and Via.
 func switchingHead(h *fasthttp.ResponseHeader, id []byte) []byte {
 	b := append(make([]byte, 0, 256), "HTTP/1.1 101 Switching Protocols\r\n"...)
 	for k, v := range h.All() {
-		if isHopByHopName(k) {
-			continue
+		if isHopByHopName(k) || bytes.EqualFold(k, headerRequestID) {
+			continue // sluice's own request id follows
 		}
 		b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
 	}

@@ -233,8 +233,8 @@ func TestWebSocketTunnelCap(t *testing.T) {
 	roundTrip(t, c, websocket.TextMessage, []byte("in"))
 }
 
-// idle_timeout closes a tunnel with no traffic either way; traffic in
-// one direction only keeps it open.
+// idle_timeout closes a tunnel with no traffic either way, with a close
+// frame 1001 to each side; traffic in one direction only keeps it open.
 func TestWebSocketIdleTimeout(t *testing.T) {
 	up := testutil.StartWSUpstream(t)
 	g := startGateway(t, wsConfig(up.URL, "{ idle_timeout: 1s, max_lifetime: 1h }"))
@@ -254,6 +254,14 @@ func TestWebSocketIdleTimeout(t *testing.T) {
 			if d := time.Since(start); d < time.Second {
 				t.Fatalf("closed after %v, before the idle timeout", d)
 			}
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+				t.Fatalf("idle tunnel: want close 1001, got %v", err)
+			}
+			testutil.WaitFor(t, "the upstream to see 1001", func() bool {
+				cl := up.Closes()
+				return len(cl) == 1 && cl[0] == websocket.CloseGoingAway
+			})
 			roundTrip(t, busy, websocket.TextMessage, []byte("still here"))
 			return
 		case <-time.After(200 * time.Millisecond):
@@ -262,7 +270,8 @@ func TestWebSocketIdleTimeout(t *testing.T) {
 	}
 }
 
-// max_lifetime closes even a busy tunnel.
+// max_lifetime closes even a busy tunnel, with a close frame 1001 to each
+// side.
 func TestWebSocketMaxLifetime(t *testing.T) {
 	up := testutil.StartWSUpstream(t)
 	g := startGateway(t, wsConfig(up.URL, "{ idle_timeout: 1s, max_lifetime: 1s }"))
@@ -270,16 +279,24 @@ func TestWebSocketMaxLifetime(t *testing.T) {
 	start := time.Now()
 	for {
 		if err := c.WriteMessage(websocket.TextMessage, []byte("busy")); err != nil {
-			break
+			t.Fatalf("write failed before a close frame came: %v", err)
 		}
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, _, err := c.ReadMessage(); err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Fatal("tunnel not closed at max_lifetime")
 			}
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+				t.Fatalf("want close 1001, got %v", err)
+			}
 			break
 		}
 	}
+	testutil.WaitFor(t, "the upstream to see 1001", func() bool {
+		cl := up.Closes()
+		return len(cl) == 1 && cl[0] == websocket.CloseGoingAway
+	})
 	// start was taken just after the tunnel opened.
 	if d := time.Since(start); d < 900*time.Millisecond || d > 5*time.Second {
 		t.Fatalf("closed after %v, want about 1s", d)
@@ -456,6 +473,102 @@ func TestWebSocketShutdownGoingAway(t *testing.T) {
 	})
 	if gw.res.tunnels.Len() != 0 {
 		t.Error("tunnel still registered after shutdown")
+	}
+}
+
+// A reload that removes a route (by name) leaves its tunnels open until
+// server.websocket_drain has passed, then sends each side 1001; a tunnel
+// of a route the reload kept goes on.
+func TestWebSocketRemovedRouteDrains(t *testing.T) {
+	up := testutil.StartWSUpstream(t)
+	kept := `  - { name: kept, match: { prefix: /kept/ }, upstream: up, rewrite: { strip_prefix: /kept }, websocket: true }
+`
+	g := startGateway(t, wsConfig(up.URL, "true")+kept)
+	gone := dialWS(t, g, "/ws/echo")
+	stay := dialWS(t, g, "/kept/echo")
+	roundTrip(t, gone, websocket.TextMessage, []byte("hi"))
+	roundTrip(t, stay, websocket.TextMessage, []byte("hi"))
+	got := make(chan error, 1)
+	go func() {
+		_ = gone.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err := gone.ReadMessage()
+		got <- err
+	}()
+	start := time.Now()
+	if err := g.Apply(mustParse(t, oneUpstream(up.URL, kept)+"server: { websocket_drain: 200ms }\n")); err != nil {
+		t.Fatal(err)
+	}
+	err := <-got
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("tunnel of the removed route: want close 1001, got %v", err)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("closed after %v, before the drain deadline", d)
+	}
+	testutil.WaitFor(t, "the upstream to see 1001", func() bool {
+		cl := up.Closes()
+		return len(cl) == 1 && cl[0] == websocket.CloseGoingAway
+	})
+	testutil.WaitFor(t, "the removed route's tunnel to be gone", func() bool { return g.res.tunnels.Len() == 1 })
+	roundTrip(t, stay, websocket.TextMessage, []byte("still here"))
+}
+
+// A reload that brings a removed route back before its drain deadline
+// cancels the drain: its tunnel goes on after another route's tunnel,
+// removed later with the same drain, got its 1001.
+func TestWebSocketRouteBackCancelsDrain(t *testing.T) {
+	up := testutil.StartWSUpstream(t)
+	other := `  - { name: other, match: { prefix: /other/ }, upstream: up, rewrite: { strip_prefix: /other }, websocket: true }
+`
+	drain := "server: { websocket_drain: 200ms }\n"
+	g := startGateway(t, wsConfig(up.URL, "true")+other)
+	back := dialWS(t, g, "/ws/echo")
+	gone := dialWS(t, g, "/other/echo")
+	roundTrip(t, back, websocket.TextMessage, []byte("hi"))
+	roundTrip(t, gone, websocket.TextMessage, []byte("hi"))
+	got := make(chan error, 1)
+	go func() {
+		_ = gone.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err := gone.ReadMessage()
+		got <- err
+	}()
+	if err := g.Apply(mustParse(t, oneUpstream(up.URL, other)+drain)); err != nil { // removes ws
+		t.Fatal(err)
+	}
+	if err := g.Apply(mustParse(t, wsConfig(up.URL, "true")+drain)); err != nil { // ws back, other removed
+		t.Fatal(err)
+	}
+	var ce *websocket.CloseError
+	if err := <-got; !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("tunnel of the removed route: want close 1001, got %v", err)
+	}
+	testutil.WaitFor(t, "the removed route's tunnel to be gone", func() bool { return g.res.tunnels.Len() == 1 })
+	roundTrip(t, back, websocket.TextMessage, []byte("still here"))
+}
+
+// The route's response_headers apply to the 101 (and to an upstream's
+// refusal) like to any answer; the handshake's own headers stay.
+func TestWebSocketResponseHeaders(t *testing.T) {
+	up := testutil.StartWSUpstream(t)
+	cfg := strings.Replace(wsConfig(up.URL, "true"), "    websocket: true",
+		"    response_headers: { set: { X-Frame-Options: DENY, Sec-WebSocket-Accept: bogus }, remove: [X-Upstream] }\n    websocket: true", 1)
+	g := startGateway(t, cfg)
+	c, resp, err := wsDialer.Dial("ws://"+g.addr+"/ws/echo", nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("X-Upstream") != "" {
+		t.Errorf("101 headers: %v", resp.Header)
+	}
+	if ids := resp.Header.Values("X-Request-Id"); len(ids) != 1 {
+		t.Errorf("X-Request-Id %q, want one", ids)
+	}
+	roundTrip(t, c, websocket.TextMessage, []byte("hi"))
+	_, resp, _ = wsDialer.Dial("ws://"+g.addr+"/ws/refuse", nil)
+	if resp == nil || resp.StatusCode != 403 || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("refusal: %v", resp)
 	}
 }
 

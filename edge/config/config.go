@@ -104,6 +104,10 @@ type Server struct {
 	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
 	// Default 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" json:"shutdown_timeout,omitempty"`
+	// WebSocketDrain is how long the open tunnels of a route that a reload
+	// removed (by name) may run on; then each side gets a close frame 1001
+	// "going away", as on shutdown. Default 1h.
+	WebSocketDrain Duration `yaml:"websocket_drain" json:"websocket_drain,omitempty"`
 	// TrustedProxies are CIDRs (or bare IPs) whose X-Forwarded-For is
 	// extended instead of replaced. Default none: every client's
 	// X-Forwarded-For is replaced by its address.
@@ -836,6 +840,7 @@ const (
 	MaxBufferResponseBytes = 16 << 20
 	DefaultMaxConnections  = 10000
 	DefaultShutdownTimeout = 15 * time.Second
+	DefaultWebSocketDrain  = time.Hour
 
 	DefaultBalancer           = "p2c_ewma"
 	DefaultConnectTimeout     = 2 * time.Second
@@ -903,6 +908,7 @@ func (c *Config) applyDefaults() {
 		s.MaxConnections = DefaultMaxConnections
 	}
 	setDur(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	setDur(&s.WebSocketDrain, DefaultWebSocketDrain)
 	if s.Path.MergeSlashes == nil {
 		yes := true
 		s.Path.MergeSlashes = &yes

@@ -34,8 +34,9 @@ type Entry struct {
 	User             string // JWT subject
 	APIKeyID         string // never the key itself
 	// TunnelClosedBy is set on the line a WebSocket tunnel writes when it
-	// closes (client, upstream, idle_timeout, max_lifetime, shutdown);
-	// BytesIn and BytesOut are then the bytes relayed each way.
+	// closes (client, upstream, idle_timeout, max_lifetime, shutdown,
+	// route_removed); BytesIn and BytesOut are then the bytes relayed each
+	// way.
 	TunnelClosedBy string
 }
 

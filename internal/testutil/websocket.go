@@ -45,7 +45,7 @@ func StartWSUpstream(t testing.TB) *WSUpstream {
 		u.mu.Lock()
 		u.seen = append(u.seen, r.Header.Clone())
 		u.mu.Unlock()
-		c, err := up.Upgrade(w, r, nil)
+		c, err := up.Upgrade(w, r, http.Header{"X-Upstream": {"ws"}})
 		if err != nil {
 			return
 		}
