@@ -195,6 +195,8 @@ routes:
 			`b.yaml:7: admin.redact_headers[2]: "x-session" is listed twice (names match case-insensitively)`,
 			`b.yaml:8: admin.redact_headers[3]: "" is not a header name`,
 		}},
+		{"negative websocket_drain", "server:\n  websocket_drain: -1s\n" + minimal,
+			[]string{`b.yaml:2: server.websocket_drain: duration "-1s" must not be negative`}},
 		{"bad escaped_slashes", "server:\n  path:\n    escaped_slashes: allow\n" + minimal,
 			[]string{`b.yaml:3: server.path.escaped_slashes: want reject, keep or decode, got "allow"`}},
 		{"bad merge_slashes", "server: { path: { merge_slashes: sometimes } }\n" + minimal,
