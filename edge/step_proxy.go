@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -75,7 +74,7 @@ func (p *proxyStep) serve(x *exchange) {
 				return
 			}
 		} else {
-			lim = acquireLimiter(ctx.RequestBodyStream(), rt.maxBody, cl, ctx.Conn(), s.clientReadTimeout)
+			lim = acquireLimiter(ctx.RequestBodyStream(), rt.maxBody, cl, ctx, s.clientReadTimeout)
 			// The server keeps ownership of its stream (it drains or closes
 			// what is left); replacing it here only changes what is read.
 			req.SetBodyStream(lim, cl)
@@ -271,18 +270,20 @@ type bodyLimiter struct {
 	read      int
 	tooLarge  bool
 	clientErr error
-	// The client connection and server.read_timeout: the deadline is
+	// The client's request and server.read_timeout: the deadline is
 	// refreshed per read, so an upload that keeps moving is not cut off
-	// (fasthttp sets it once per request).
-	conn    net.Conn
+	// (fasthttp sets it once per request). Through the ctx, as
+	// exchange.StreamRead does for writes: fasthttp then clears it after
+	// the request.
+	ctx     *fasthttp.RequestCtx
 	timeout time.Duration
 }
 
 var limiterPool = sync.Pool{New: func() any { return new(bodyLimiter) }}
 
-func acquireLimiter(r io.Reader, max, contentLength int, conn net.Conn, timeout time.Duration) *bodyLimiter {
+func acquireLimiter(r io.Reader, max, contentLength int, ctx *fasthttp.RequestCtx, timeout time.Duration) *bodyLimiter {
 	l := limiterPool.Get().(*bodyLimiter)
-	l.r, l.left, l.expect, l.conn, l.timeout = r, max, contentLength, conn, timeout
+	l.r, l.left, l.expect, l.ctx, l.timeout = r, max, contentLength, ctx, timeout
 	return l
 }
 
@@ -295,8 +296,8 @@ func releaseLimiter(l *bodyLimiter) {
 }
 
 func (l *bodyLimiter) Read(p []byte) (int, error) {
-	if l.timeout > 0 && l.conn != nil {
-		_ = l.conn.SetReadDeadline(time.Now().Add(l.timeout))
+	if l.timeout > 0 {
+		_ = l.ctx.SetReadDeadline(time.Now().Add(l.timeout))
 	}
 	if len(p) > l.left+1 {
 		p = p[:l.left+1] // one byte past the limit is enough to know

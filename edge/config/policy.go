@@ -181,7 +181,7 @@ type SecurityHeaders struct {
 	Preset string `yaml:"preset" json:"preset,omitempty"`
 	// HSTS is Strict-Transport-Security (RFC 6797), e.g. "max-age=63072000;
 	// includeSubDomains". Sent on TLS connections only (RFC 6797 7.2):
-	// sluice has no TLS listener yet, so it takes effect once one lands.
+	// the listen_tls listeners'.
 	HSTS string `yaml:"hsts" json:"hsts,omitempty"`
 	// ContentTypeOptions is X-Content-Type-Options: nosniff.
 	ContentTypeOptions string `yaml:"content_type_options" json:"content_type_options,omitempty"`
