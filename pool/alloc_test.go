@@ -23,21 +23,7 @@ func TestIdleCheckAllocatesNothing(t *testing.T) {
 	}
 
 	up := testutil.StartUpstream(t, stub.Options{Name: "a", BodySize: 1 << 10})
-	u, _ := url.Parse(up.URL)
-	hc := newHostClient(u, Settings{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxConns: 1,
-		BufferBodyBytes: 64 << 10, HeaderBufferBytes: 16 << 10}, nil, nil)
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	req.SetRequestURI(up.URL + "/x")
-	for i := 0; i < 10; i++ {
-		if err := hc.Do(req, resp); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := testing.AllocsPerRun(500, func() {
-		if err := hc.Do(req, resp); err != nil {
-			t.Fatal(err)
-		}
-	}); n != 0 {
+	if n := reusedRoundTripAllocs(t, up.URL, nil); n != 0 {
 		t.Errorf("round trip on a reused connection: %.1f allocations, want 0", n)
 	}
 	if up.Conns() != 1 {
@@ -57,28 +43,37 @@ func TestTLSRoundTripAllocations(t *testing.T) {
 	ca := testutil.NewCA(t, "upstream")
 	leaf := ca.Issue(t, testutil.LeafOptions{Name: "up"})
 	up := testutil.StartTLSUpstream(t, stub.Options{Name: "a", BodySize: 1 << 10}, &tls.Config{Certificates: []tls.Certificate{leaf.TLS}})
-	u, _ := url.Parse(up.URL)
 	conf, err := (&ClientTLS{CAPEM: ca.PEM}).Config()
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := newHostClient(u, Settings{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxConns: 1,
-		BufferBodyBytes: 64 << 10, HeaderBufferBytes: 16 << 10}, nil, conf)
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	req.SetRequestURI(up.URL + "/x")
-	for i := 0; i < 10; i++ {
-		if err := hc.Do(req, resp); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := testing.AllocsPerRun(500, func() {
-		if err := hc.Do(req, resp); err != nil {
-			t.Fatal(err)
-		}
-	}); n > tlsRecordReadAllocs {
+	if n := reusedRoundTripAllocs(t, up.URL, conf); n > tlsRecordReadAllocs {
 		t.Errorf("round trip on a reused TLS connection: %.1f allocations, want at most %d (crypto/tls's record reads)", n, tlsRecordReadAllocs)
 	}
 	if up.Conns() != 1 {
 		t.Errorf("%d TLS connections: the connection was not reused", up.Conns())
 	}
+}
+
+// reusedRoundTripAllocs is the allocations per exchange with target, on
+// the one connection of a HostClient (conf: TLS, or nil), after 10 to
+// warm its pools.
+func reusedRoundTripAllocs(t *testing.T, target string, conf *tls.Config) float64 {
+	t.Helper()
+	u, _ := url.Parse(target)
+	hc := newHostClient(u, Settings{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxConns: 1,
+		BufferBodyBytes: 64 << 10, HeaderBufferBytes: 16 << 10}, nil, conf)
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(target + "/x")
+	do := func() {
+		if err := hc.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		do()
+	}
+	return testing.AllocsPerRun(500, do)
 }
