@@ -116,12 +116,8 @@ type headScan struct {
 // by length first: most lines match none.
 func scanHead(raw []byte) (hs headScan) {
 	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
+		var line []byte
+		line, raw = cutLine(raw)
 		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
 			hs.folded = true // RFC 9112 5.2: obs-fold
 			continue
@@ -209,15 +205,20 @@ func dropUnderscoreHeaders(h *fasthttp.RequestHeader, raw []byte) {
 func headerNames(raw []byte) iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
 		for len(raw) > 0 {
-			line := raw
-			if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-				line, raw = raw[:i], raw[i+1:]
-			} else {
-				raw = nil
-			}
+			var line []byte
+			line, raw = cutLine(raw)
 			if i := bytes.IndexByte(line, ':'); i > 0 && !yield(bytes.TrimRight(line[:i], " \t")) {
 				return
 			}
 		}
 	}
+}
+
+// cutLine splits a raw header block after its first line (the '\n' is
+// dropped; a '\r' before it stays, and the callers' checks ignore it).
+func cutLine(raw []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+		return raw[:i], raw[i+1:]
+	}
+	return raw, nil
 }
