@@ -58,7 +58,6 @@ func (x *exchange) checkHead() bool {
 	// name is deleted.
 	x.hopByHop = hs.hopByHop || len(raw) == 0
 	x.claimsAddr = hs.claimsAddr || hs.xff > 1 || hs.xfp > 1 || hs.xfh > 1
-	x.xffLines = hs.xff
 	// RFC 9112 5.2: a server that receives obs-fold in a request MUST
 	// either reject it with 400 or replace it; the framing of a folded
 	// Content-Length can't be trusted, so sluice rejects.

@@ -45,7 +45,7 @@ func (s *Snapshot) appendClientIP(dst []byte, x *exchange) []byte {
 	// extending the last one, so the client's own line comes first and the
 	// real address is in a later one. (This runs before checkHead too, for
 	// the top-level ip_filter: it reads the lines itself.)
-	lines := x.ctx.Request.Header.PeekAll(string(headerXFF))
+	lines := x.ctx.Request.Header.PeekAll(headerXFFName)
 	for i := len(lines) - 1; i >= 0; i-- {
 		if out, ok := s.clientFromXFF(dst, lines[i]); ok {
 			return out

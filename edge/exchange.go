@@ -43,7 +43,6 @@ type exchange struct {
 	ipDone     bool
 	claimsAddr bool // the request has Forwarded, X-Real-IP or repeated X-Forwarded-* lines (checkHead)
 	hopByHop   bool // the request has a hop-by-hop header (checkHead)
-	xffLines   int  // X-Forwarded-For lines in the request (checkHead)
 
 	identity *auth.Identity  // the verified JWT's caller, set by the JWT auth step
 	apiKey   *auth.KeyRecord // the API key's record, set by the API key auth step

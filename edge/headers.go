@@ -120,8 +120,10 @@ func isProtected(name []byte) bool {
 	return false
 }
 
+const headerXFFName = "X-Forwarded-For" // for PeekAll, which takes a string
+
 var (
-	headerXFF  = []byte("X-Forwarded-For")
+	headerXFF  = []byte(headerXFFName)
 	headerXFP  = []byte("X-Forwarded-Proto")
 	headerXFH  = []byte("X-Forwarded-Host")
 	headerVia  = []byte("Via")
@@ -168,22 +170,26 @@ func (s *Snapshot) setForwarded(x *exchange) {
 	}
 	var ipBuf [48]byte
 	ip := peer.AppendTo(ipBuf[:0])
-	switch prev := h.PeekBytes(headerXFF); {
-	case trusted && x.xffLines > 1: // counted by checkHead, which has run
+	if !trusted {
+		h.SetCanonical(headerXFF, ip)
+	} else {
 		// Several lines from a trusted proxy are one list (RFC 9110 5.3):
 		// the upstream gets it as one line, this hop appended.
-		buf := bytebufferpool.Get()
-		for _, line := range h.PeekAll(string(headerXFF)) {
-			buf.B = append(append(buf.B, line...), commaSpace...)
+		switch lines := h.PeekAll(headerXFFName); len(lines) {
+		case 0:
+			h.SetCanonical(headerXFF, ip)
+		case 1:
+			setJoined(h, headerXFF, lines[0], ip)
+		default:
+			buf := bytebufferpool.Get()
+			for _, line := range lines {
+				buf.B = append(append(buf.B, line...), commaSpace...)
+			}
+			buf.B = append(buf.B, ip...)
+			h.DelBytes(headerXFF)
+			h.SetCanonical(headerXFF, buf.B)
+			bytebufferpool.Put(buf)
 		}
-		buf.B = append(buf.B, ip...)
-		h.DelBytes(headerXFF)
-		h.SetCanonical(headerXFF, buf.B)
-		bytebufferpool.Put(buf)
-	case trusted && len(prev) > 0:
-		setJoined(h, headerXFF, prev, ip)
-	default:
-		h.SetCanonical(headerXFF, ip)
 	}
 	if !trusted || len(h.PeekBytes(headerXFP)) == 0 {
 		if ctx.IsTLS() {
