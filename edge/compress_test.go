@@ -72,6 +72,11 @@ func compressUpstream(t *testing.T, release chan struct{}) string {
 			h.Set("Content-Type", "text/html; charset=utf-8")
 			h.Set("ETag", `"v1"`)
 			h.Set("Accept-Ranges", "bytes")
+			if r.URL.Query().Has("cl") {
+				// Declared, so a HEAD's answer says it too (without it
+				// net/http sends a large body chunked, and a HEAD no length).
+				h.Set("Content-Length", strconv.Itoa(n))
+			}
 			_, _ = w.Write(compressibleText(n))
 		case "/json-nt":
 			h.Set("Content-Type", "application/json")
@@ -193,7 +198,7 @@ func TestCompressionNegotiation(t *testing.T) {
 // What is never compressed: a body below min_size (unless the client
 // refuses identity), a type not listed, an answer the upstream encoded
 // already (never twice), Cache-Control: no-transform (RFC 9111 5.2.2.6),
-// a HEAD, and a route with compression off.
+// and a route with compression off.
 func TestCompressionSkips(t *testing.T) {
 	g := compressionGateway(t, nil)
 	ae := map[string]string{"Accept-Encoding": "gzip, br, zstd"}
@@ -208,7 +213,6 @@ func TestCompressionSkips(t *testing.T) {
 		{"below min_size, * refused", "GET", "/text?n=100", map[string]string{"Accept-Encoding": "gzip, *;q=0"}, "gzip", true},
 		{"type not listed", "GET", "/png?n=20000", ae, "", false},
 		{"no-transform", "GET", "/json-nt?n=20000", ae, "", true},
-		{"HEAD", "HEAD", "/text?n=20000", ae, "", true},
 		{"route off", "GET", "/off/text?n=20000", ae, "", false},
 		{"route's own algorithms", "GET", "/gz/text?n=20000", ae, "gzip", true},
 	}
@@ -290,5 +294,93 @@ func TestCompressionStreamsEventsAsTheyCome(t *testing.T) {
 	rest, err := io.ReadAll(br)
 	if err != nil || string(rest) != "\ndata: two\n\n" {
 		t.Fatalf("rest: %q, %v", rest, err)
+	}
+}
+
+// A HEAD gets the header fields its GET gets (RFC 9110 9.3.2):
+// Content-Encoding, Vary, the weakened ETag, no Accept-Ranges, decided on
+// the length the upstream's HEAD answer declares (or, without one, as for
+// a stream). Its Content-Length, when encoded, is dropped: the upstream's
+// is the identity length and the encoded one is unknown without the body
+// (RFC 9110 8.6 lets a HEAD omit it). The Accept-Encoding values include
+// tricks: identity refused on an empty or small body, a coding both
+// offered and refused, malformed q-values, an unknown coding only.
+func TestCompressionHeadMatchesGet(t *testing.T) {
+	g := compressionGateway(t, nil)
+	cases := []struct{ path, accept, coding string }{
+		{"/text?n=20000&cl=1", "gzip, br", "br"},
+		{"/text?n=20000", "gzip", "gzip"},                        // upstream HEAD without a length
+		{"/text?n=1000&cl=1", "gzip, br, zstd", ""},              // below min_size
+		{"/text?n=1000&cl=1", "br, identity;q=0", "br"},          // min_size waived
+		{"/text?n=0&cl=1", "gzip, identity;q=0", ""},             // empty: nothing to encode
+		{"/text?n=20000&cl=1", "gzip;q=0, br;q=0, zstd;q=0", ""}, // all refused
+		{"/text?n=20000&cl=1", "gzip, gzip;q=0", "gzip"},         // the highest q of a name counts
+		{"/text?n=20000&cl=1", "gzip;q=1.5, br;q=x, zstd;q=", ""},
+		{"/text?n=20000&cl=1", "compress, x-unknown", ""},
+		{"/text?n=20000&cl=1", "identity;q=0", ""}, // no coding acceptable: sent as it is
+		{"/text?n=20000&cl=1", strings.Repeat("x, ", 2000) + "zstd", "zstd"},
+		{"/png?n=20000", "gzip", ""},
+		{"/json-nt?n=20000", "gzip", ""},
+		{"/pre?n=20000", "zstd, gzip", "gzip"}, // the upstream's own coding, both times
+		{"/off/text?n=20000&cl=1", "gzip", ""},
+	}
+	fields := []string{"Content-Encoding", "Vary", "ETag", "Accept-Ranges", "Content-Type"}
+	for _, c := range cases {
+		name := c.path + " " + c.accept
+		if len(name) > 80 {
+			name = name[:80]
+		}
+		t.Run(name, func(t *testing.T) {
+			h := map[string]string{"Accept-Encoding": c.accept}
+			get := g.do(t, request{path: c.path, headers: h})
+			head := g.do(t, request{method: "HEAD", path: c.path, headers: h})
+			if get.status != 200 || head.status != 200 {
+				t.Fatalf("GET %d, HEAD %d", get.status, head.status)
+			}
+			if ce := get.header.Get("Content-Encoding"); ce != c.coding {
+				t.Fatalf("GET Content-Encoding %q, want %q", ce, c.coding)
+			}
+			for _, f := range fields {
+				if a, b := get.header.Values(f), head.header.Values(f); strings.Join(a, "|") != strings.Join(b, "|") {
+					t.Errorf("%s: GET %q, HEAD %q", f, a, b)
+				}
+			}
+			if head.body != "" {
+				t.Errorf("HEAD answered a body of %d bytes", len(head.body))
+			}
+			// An encoded HEAD names no length (the identity one would lie);
+			// an unencoded one keeps the upstream's, the GET's.
+			hl := head.header.Get("Content-Length")
+			switch {
+			case c.coding != "" && c.path != "/pre?n=20000":
+				if hl != "" {
+					t.Errorf("encoded HEAD has Content-Length %s", hl)
+				}
+			case strings.Contains(c.path, "cl=1") && hl != strconv.Itoa(len(get.body)):
+				t.Errorf("HEAD Content-Length %q, GET body %d bytes", hl, len(get.body))
+			}
+		})
+	}
+}
+
+// The framing of an encoded HEAD answer without Content-Length (RFC 9112
+// 6.3: a HEAD answer ends with its header section): a request pipelined
+// after it on the same connection is answered, and read as its own.
+func TestCompressionHeadFraming(t *testing.T) {
+	g := compressionGateway(t, nil)
+	addr := strings.TrimPrefix(g.url, "http://")
+	out := testutil.RawExchange(t, addr,
+		"HEAD /text?n=20000&cl=1 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"+
+			"GET /text?n=5&cl=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	first, second, ok := strings.Cut(out, "\r\n\r\n")
+	if !ok || !strings.HasPrefix(first, "HTTP/1.1 200") || !strings.HasPrefix(second, "HTTP/1.1 200") {
+		t.Fatalf("want two answers, got:\n%s", testutil.Indent(out))
+	}
+	lower := strings.ToLower(first)
+	if !strings.Contains(lower, "\r\ncontent-encoding: gzip") || strings.Contains(lower, "content-length") {
+		t.Errorf("HEAD answer head:\n%s", testutil.Indent(first))
+	}
+	if !strings.HasSuffix(second, "\r\n\r\nline ") {
+		t.Errorf("second answer:\n%s", testutil.Indent(second))
 	}
 }

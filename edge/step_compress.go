@@ -157,6 +157,7 @@ func (c compressStep) serve(x *exchange) {
 // waived when the client refused identity, RFC 9110 12.5.3), not marked
 // no-transform (RFC 9111 5.2.2.6). Every answer of a listed type varies
 // on Accept-Encoding and says so (RFC 9110 12.5.5), compressed or not.
+// A HEAD gets the headers its GET would (applyHead).
 func (p *compressPolicy) apply(x *exchange, cd coding, refused, head bool) {
 	resp := &x.ctx.Response
 	r := &resp.Header
@@ -171,13 +172,17 @@ func (p *compressPolicy) apply(x *exchange, cd coding, refused, head bool) {
 		return
 	}
 	addVary(r, headerAcceptEncoding)
-	if cd == codingIdentity || head {
+	if cd == codingIdentity {
 		return
 	}
 	if _, cc := findHeader(r, "cache-control"); hasToken(cc, tokenNoTransform) {
 		return
 	}
 	if k, _ := findHeader(r, "content-range"); k != nil {
+		return
+	}
+	if head {
+		p.applyHead(r, cd, refused)
 		return
 	}
 	if resp.IsBodyStream() {
@@ -212,6 +217,23 @@ func (p *compressPolicy) apply(x *exchange, cd coding, refused, head bool) {
 		markEncoded(r, cd)
 	}
 	bytebufferpool.Put(buf)
+}
+
+// applyHead gives a HEAD the header fields the GET would get (RFC 9110
+// 9.3.2): the same decision as for a GET, on the length the upstream's
+// HEAD answer declares instead of a body (0: the GET's body would be
+// empty, never encoded; absent: unknown, as for a stream, encoded). The
+// upstream's Content-Length is the identity length, not the encoded one,
+// which sluice can't know without the body: it is dropped, as RFC 9110
+// 8.6 lets a HEAD answer do. Only the "would grow" fallback of a
+// buffered GET (already-compressed bytes under a text type) can't be
+// foreseen: there the HEAD says encoded and the GET is not.
+func (p *compressPolicy) applyHead(r *fasthttp.ResponseHeader, cd coding, refused bool) {
+	if cl := r.ContentLength(); cl == 0 || (cl > 0 && cl < p.minSize && !refused) {
+		return
+	}
+	r.Del(fasthttp.HeaderContentLength)
+	markEncoded(r, cd)
 }
 
 // markEncoded sets Content-Encoding, weakens a strong ETag (the encoded
