@@ -5,6 +5,7 @@ package edge
 import (
 	"bytes"
 	"fmt"
+	"github.com/sluicegw/sluice/lb"
 	"os"
 	"path/filepath"
 	"strings"
@@ -218,5 +219,15 @@ func TestMirrorNotSampledAllocatesNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
 		t.Errorf("%.1f allocations per request, want 0", n)
+	}
+}
+
+// The sticky choice itself (weighted rendezvous over four upstreams)
+// allocates nothing.
+func TestSplitStickyPickAllocatesNothing(t *testing.T) {
+	sp := testSplit("a", 70, "b", 20, "c", 9, "d", 1)
+	key := lb.HashBytes([]byte("user-42"))
+	if n := testing.AllocsPerRun(1000, func() { _ = sp.sticky(key) }); n != 0 {
+		t.Errorf("%.1f allocations per pick, want 0", n)
 	}
 }

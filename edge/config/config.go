@@ -706,8 +706,9 @@ type Route struct {
 	SplitOverride string `yaml:"split_override" json:"split_override,omitempty"`
 	// SplitKey makes the split sticky: "ip", "header:NAME" or
 	// "cookie:NAME" is hashed, so the same value always goes to the same
-	// upstream (while the weights stay). Default none: each request is
-	// drawn at random; a request without the key is too.
+	// upstream; a weight change moves a value from j to k only when w_k/w_j
+	// grew (weighted rendezvous, edge/split.go). Default none: each request
+	// is drawn at random; a request without the key is too.
 	SplitKey string `yaml:"split_key" json:"split_key,omitempty"`
 	// Mirror sends a sampled copy of the route's requests to a shadow
 	// upstream, whose answers are dropped (mirror.go). nil: none.
