@@ -1,30 +1,12 @@
 package edge
 
 import (
-	"bytes"
 	"fmt"
 	"testing"
 
+	"github.com/sluicegw/sluice/bench/stub"
 	"github.com/valyala/bytebufferpool"
 )
-
-// benchJSON is 1 MiB of API-like JSON: records with ids, names, emails,
-// timestamps and free text, the kind of answer compression is for.
-func benchJSON() []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"items":[`)
-	words := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"}
-	for i := 0; b.Len() < 1<<20; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"id":%d,"name":"%s %s","email":"user%d@example.com","created":"2026-11-%02dT%02d:%02d:00Z","active":%v,"score":%d.%d,"note":"%s %s %s %d"}`,
-			100000+i*7, words[i%10], words[(i*3)%10], i*13, 1+i%28, i%24, i%60, i%3 != 0, i*37%1000, i%10,
-			words[(i*7)%10], words[(i*11)%10], words[(i*5)%10], i*i%9973)
-	}
-	b.WriteString(`]}`)
-	return b.Bytes()[:1<<20]
-}
 
 // BenchmarkCompression prices each coding at each level on 4 KiB (a
 // typical API answer: the per-request cost of a pooled encoder's reset
@@ -32,7 +14,7 @@ func benchJSON() []byte {
 // is input compressed per second on one core, ratio is input/output.
 // Results in bench/README.md.
 func BenchmarkCompression(b *testing.B) {
-	all := benchJSON()
+	all := stub.APIJSON(1 << 20)
 	for _, size := range []int{4 << 10, 1 << 20} {
 		data := all[:size]
 		for _, cd := range []coding{codingGzip, codingBr, codingZstd} {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +23,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/sluicegw/sluice/bench/stub"
 )
 
 var (
@@ -50,23 +53,39 @@ func main() {
 	}
 }
 
-// scenario is one configuration measured for all three targets.
+// scenario is one configuration measured for each of its targets.
 type scenario struct {
-	name     string
-	bodySize int    // stub answer size; 0: its short JSON line
-	sluice   string // extra top-level config for sluice
-	route    string // extra route fields
-	header   string // request header for sluice ("Name: value")
-	idle     int    // idle keep-alive connections held open during the runs
+	name      string
+	bodySize  int      // stub answer size; 0: its short JSON line
+	jsonBody  bool     // the bodySize bytes are API-like JSON (stub.APIJSON)
+	sluice    string   // extra top-level config for sluice
+	route     string   // extra route fields
+	nginx     string   // extra directives in nginx's location
+	header    string   // request header for sluice ("Name: value")
+	allHeader string   // request header for every target instead
+	idle      int      // idle keep-alive connections held open during the runs
+	targets   []string // nil: direct, nginx, fasthttp, sluice
+	gzipped   bool     // nginx and sluice must answer gzip (checked before the runs)
 }
 
 // headerFor is the request header a target gets: only sluice checks
-// credentials, so only it gets the scenario's header.
+// credentials, so only it gets the scenario's header; allHeader (what a
+// client asks for, such as Accept-Encoding) goes to every target.
 func (sc scenario) headerFor(target string) string {
+	if sc.allHeader != "" {
+		return sc.allHeader
+	}
 	if target == "sluice" {
 		return sc.header
 	}
 	return ""
+}
+
+func (sc scenario) targetList() []string {
+	if sc.targets != nil {
+		return sc.targets
+	}
+	return []string{"direct", "nginx", "fasthttp", "sluice"}
 }
 
 func scenarios() []scenario {
@@ -81,6 +100,14 @@ access_log: { enabled: true, output: access.log, sample: 0.01 }`,
 		{name: "1 KiB response", bodySize: 1 << 10},
 		{name: "64 KiB response", bodySize: 64 << 10},
 		{name: "1000 idle keep-alive connections + load", idle: 1000},
+		// The same 32 KiB of JSON from the stub, gzip at level 5 by both
+		// (sluice's "default", klauspost/compress; nginx's zlib), for a
+		// client that accepts gzip. The fasthttp floor does not compress;
+		// direct is the uncompressed answer, for the bytes saved.
+		{name: "gzip 32 KiB JSON (sluice compression vs nginx gzip on, level 5)", bodySize: 32 << 10, jsonBody: true,
+			sluice:    `compression: { algorithms: [gzip], level: default, min_size: 1KiB, types: [application/json] }`,
+			nginx:     `gzip on; gzip_comp_level 5; gzip_types application/json; gzip_min_length 1024; gzip_proxied any; gzip_vary on;`,
+			allHeader: "Accept-Encoding: gzip", targets: []string{"direct", "nginx", "sluice"}, gzipped: true},
 	}
 }
 
@@ -232,7 +259,7 @@ func servers(ctx context.Context, dir string, sc scenario) (f *fleet, err error)
 	addrs := freeAddrs(5)
 	stubAddr, sluiceAddr, adminAddr, nginxAddr, floorAddr := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
 	f.stub, err = start(ctx, "stub", filepath.Join(dir, "stub.log"), filepath.Join(*binDir, "upstream"), nil,
-		"-addr", stubAddr, "-name", "bench", "-body-size", strconv.Itoa(sc.bodySize))
+		"-addr", stubAddr, "-name", "bench", "-body-size", strconv.Itoa(sc.bodySize), "-body-json="+strconv.FormatBool(sc.jsonBody))
 	if err != nil {
 		return f, err
 	}
@@ -279,10 +306,11 @@ http {
       proxy_set_header X-Forwarded-Host $host;
       proxy_set_header X-Request-Id $request_id;
       add_header X-Request-Id $request_id;
+      %[4]s
     }
   }
 }
-`, dir, stubAddr, nginxAddr)
+`, dir, stubAddr, nginxAddr, sc.nginx)
 	ngxPath := filepath.Join(dir, "nginx.conf")
 	if err = os.WriteFile(ngxPath, []byte(ngxConf), 0o600); err != nil {
 		return f, err
@@ -302,7 +330,41 @@ http {
 			return f, err
 		}
 	}
+	if sc.gzipped {
+		for _, name := range []string{"nginx", "sluice"} {
+			if err = checkGzip(ctx, f.urls[name], stub.APIJSON(sc.bodySize)); err != nil {
+				return f, fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
 	return f, nil
+}
+
+// checkGzip makes sure a target compresses: its answer to a client
+// accepting gzip is gzip, and decodes to the stub's body.
+func checkGzip(ctx context.Context, url string, want []byte) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if ce := resp.Header.Get("Content-Encoding"); ce != "gzip" {
+		return fmt.Errorf("Content-Encoding %q, want gzip", ce)
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		return err
+	}
+	got, err := io.ReadAll(zr)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("gunzipped answer (%d bytes) differs from the stub's (%d)", len(got), len(want))
+	}
+	return nil
 }
 
 // constantRate is one vegeta run.
@@ -319,6 +381,7 @@ type result struct {
 	peakRSS          int64           // bytes, VmHWM summed over the target's processes
 	cpuPer100k       float64
 	cpuSeconds, reqs float64
+	bytes            float64 // read by wrk, headers included
 	errors           int
 }
 
@@ -334,7 +397,7 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 	}
 	urls := f.urls
 	procs := map[string]*proc{"direct": f.stub, "nginx": f.nginx, "fasthttp": f.floor, "sluice": f.sluice}
-	targets := []string{"direct", "nginx", "fasthttp", "sluice"}
+	targets := sc.targetList()
 	if sc.idle > 0 {
 		for _, name := range targets {
 			closeIdle, err := holdIdle(urls[name], sc.idle)
@@ -358,6 +421,7 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 			r := res[name]
 			r.cpuSeconds += cpuSeconds(procs[name].pids()) - cpu0
 			r.reqs += w.requests
+			r.bytes += w.bytes
 			r.rps = append(r.rps, w.rps)
 			r.p50, r.p99, r.p999 = append(r.p50, w.p50), append(r.p99, w.p99), append(r.p999, w.p999)
 			r.errors += w.errors
@@ -425,6 +489,7 @@ func holdIdle(url string, n int) (func(), error) {
 
 type wrkResult struct {
 	rps, requests  float64
+	bytes          float64
 	p50, p99, p999 time.Duration
 	errors         int
 }
@@ -433,10 +498,11 @@ type wrkResult struct {
 // stops at p99).
 const wrkScript = `
 done = function(summary, latency, requests)
-  io.write(string.format("SLUICE-BENCH %d %d %d %d %d %d\n",
+  io.write(string.format("SLUICE-BENCH %d %d %d %d %d %d %d\n",
     summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout))
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout,
+    summary.bytes))
 end
 `
 
@@ -456,15 +522,15 @@ func runWrk(ctx context.Context, dir, url, header string, d time.Duration) (wrkR
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 7 && f[0] == "SLUICE-BENCH" {
-			n := make([]float64, 6)
+		if len(f) == 8 && f[0] == "SLUICE-BENCH" {
+			n := make([]float64, 7)
 			for i := range n {
 				n[i], _ = strconv.ParseFloat(f[i+1], 64)
 			}
 			return wrkResult{
 				requests: n[0], rps: n[0] / (n[1] / 1e6),
 				p50: time.Duration(n[2]) * time.Microsecond, p99: time.Duration(n[3]) * time.Microsecond,
-				p999: time.Duration(n[4]) * time.Microsecond, errors: int(n[5]),
+				p999: time.Duration(n[4]) * time.Microsecond, errors: int(n[5]), bytes: n[6],
 			}, nil
 		}
 	}
@@ -654,20 +720,31 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
 
 func printTable(sc scenario, res map[string]*result, targets []string) {
 	fmt.Printf("## %s\n\n", sc.name)
-	fmt.Println("| target | rps (median) | rps per round | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | CPU s / 100k req |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| target | rps (median) | rps per round | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | CPU s / 100k req | bytes / response |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	for _, name := range targets {
 		r := res[name]
 		per := make([]string, len(r.rps))
 		for i, v := range r.rps {
 			per[i] = strconv.Itoa(int(v))
 		}
-		fmt.Printf("| %s | %d | %s | %s | %s | %s | %d | %.1f | %.2f |\n",
+		perResp := 0.0
+		if r.reqs > 0 {
+			perResp = r.bytes / r.reqs
+		}
+		fmt.Printf("| %s | %d | %s | %s | %s | %s | %d | %.1f | %.2f | %.0f |\n",
 			name, int(median(r.rps)), strings.Join(per, " "), ms(medianD(r.p50)), ms(medianD(r.p99)), ms(medianD(r.p999)),
-			r.errors, float64(r.peakRSS)/(1<<20), r.cpuPer100k)
+			r.errors, float64(r.peakRSS)/(1<<20), r.cpuPer100k, perResp)
 	}
-	s, n, d, f := median(res["sluice"].rps), median(res["nginx"].rps), median(res["direct"].rps), median(res["fasthttp"].rps)
-	fmt.Printf("\nsluice/nginx rps: **%.2fx**; sluice/direct: %.2fx; sluice/fasthttp floor: %.2fx; fasthttp floor/nginx: %.2fx.\n\n", s/n, s/d, s/f, f/n)
+	s, n, d := median(res["sluice"].rps), median(res["nginx"].rps), median(res["direct"].rps)
+	if fl, ok := res["fasthttp"]; ok {
+		f := median(fl.rps)
+		fmt.Printf("\nsluice/nginx rps: **%.2fx**; sluice/direct: %.2fx; sluice/fasthttp floor: %.2fx; fasthttp floor/nginx: %.2fx.\n\n", s/n, s/d, s/f, f/n)
+	} else {
+		sr, nr := res["sluice"], res["nginx"]
+		fmt.Printf("\nsluice/nginx: rps **%.2fx**, CPU per request **%.2fx**, bytes per response **%.3fx**; sluice/direct rps: %.2fx.\n\n",
+			s/n, sr.cpuPer100k/nr.cpuPer100k, (sr.bytes/sr.reqs)/(nr.bytes/nr.reqs), s/d)
+	}
 	if len(res["direct"].constant) == 0 {
 		return
 	}

@@ -23,8 +23,12 @@ type Options struct {
 	Name string
 	// Latency is added before every answer.
 	Latency time.Duration
-	// BodySize, when > 0, replaces the JSON answer with this many bytes.
+	// BodySize, when > 0, replaces the JSON answer with this many bytes
+	// (application/octet-stream, a letter pattern).
 	BodySize int
+	// JSON makes the BodySize bytes API-like JSON (APIJSON), served as
+	// application/json: what compression benchmarks compress.
+	JSON bool
 	// Status of the default answer (200 when 0).
 	Status int
 	// FailRatio of requests (0..1) are answered 503 instead.
@@ -54,7 +58,10 @@ func New(o Options) *Server {
 	}
 	s := &Server{opts: o}
 	s.status.Store(int32(o.Status))
-	if o.BodySize > 0 {
+	switch {
+	case o.BodySize > 0 && o.JSON:
+		s.body = APIJSON(o.BodySize)
+	case o.BodySize > 0:
 		s.body = make([]byte, o.BodySize)
 		_, _ = (&Pattern{}).Read(s.body)
 	}
@@ -164,7 +171,11 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.SetStatusCode(int(s.status.Load()))
 	if s.body != nil {
-		ctx.SetContentType("application/octet-stream")
+		if s.opts.JSON {
+			ctx.SetContentType("application/json")
+		} else {
+			ctx.SetContentType("application/octet-stream")
+		}
 		ctx.SetBody(s.body)
 		return
 	}

@@ -21,6 +21,7 @@ func main() {
 	flag.StringVar(&o.Name, "name", "demo", "name reported in every answer")
 	flag.DurationVar(&o.Latency, "latency", 0, "delay before every answer")
 	flag.IntVar(&o.BodySize, "body-size", 0, "answer this many bytes instead of the JSON line")
+	flag.BoolVar(&o.JSON, "body-json", false, "with -body-size: the bytes are API-like JSON (application/json), not a letter pattern")
 	flag.IntVar(&o.Status, "status", 200, "status code of the default answer")
 	flag.Float64Var(&o.FailRatio, "fail-ratio", 0, "fraction of requests (0..1) answered 503")
 	consulAddr := flag.String("consul", "", "register in the Consul agent at this address")
