@@ -50,6 +50,7 @@ test: deps lint
 	$(GO) test -run '^$$' -fuzz '^FuzzUnquotedEqual$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendEntry$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/observe
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime 200000x -fuzzminimizetime 500x ./edge/pathnorm
+	$(GO) test -run '^$$' -fuzz '^FuzzFind$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/submatch
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestBytes$$' -fuzztime 3000x -fuzzminimizetime 100x ./edge
 
 ## deps: what the tests need that a fresh machine may lack, from Debian's packages:
@@ -90,6 +91,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzContains$$' -fuzztime $${FUZZTIME:-2000000x} ./edge/ipset
 	$(GO) test -run '^$$' -fuzz '^FuzzCORSAllowsOrigin$$' -fuzztime $${FUZZTIME:-2000000x} ./edge
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $${FUZZTIME:-2000000x} ./edge/pathnorm
+	$(GO) test -run '^$$' -fuzz '^FuzzFind$$' -fuzztime $${FUZZTIME:-2000000x} ./edge/submatch
 
 ## bench: micro-benchmarks with allocations, on 1 and 2 cores
 bench:

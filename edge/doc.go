@@ -53,6 +53,6 @@
 //   - Steady-state proxying allocates nothing (alloc_test.go).
 //
 // edge may import pool, lb and limiter; they never import edge. The
-// sub-packages (config, auth, observe, admin, pathnorm, ipset) never import
-// edge.
+// sub-packages (config, auth, observe, admin, pathnorm, ipset, submatch)
+// never import edge.
 package edge

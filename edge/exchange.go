@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/edge/pathnorm"
+	"github.com/sluicegw/sluice/edge/submatch"
 	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
@@ -70,6 +71,7 @@ type exchange struct {
 	keyBuf     [320]byte          // rate-limit and quota keys: here, not on the stack, since limiters are called through an interface
 	originBuf  [maxOriginLen]byte // the allowed Origin, echoed after the request's headers have changed (step_cors.go)
 	argBuf     [maxQueryArg]byte  // a query parameter's value, decoded for a route condition (match.go)
+	captures   submatch.Scratch   // a regex route's groups for its replace_path (match.go); kept across requests
 }
 
 var exchangePool = sync.Pool{New: func() any { return &exchange{pathBuf: make([]byte, 0, 256)} }}
@@ -91,7 +93,8 @@ func releaseExchange(x *exchange) {
 	if cap(dec) > 4096 {
 		dec = nil
 	}
-	*x = exchange{pathBuf: buf, decodedBuf: dec}
+	x.captures.Trim()
+	*x = exchange{pathBuf: buf, decodedBuf: dec, captures: x.captures}
 	exchangePool.Put(x)
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/edge/submatch"
 	"github.com/valyala/fasthttp"
 )
 
@@ -191,10 +192,16 @@ func compilePathTemplate(tmpl string, re *regexp.Regexp) []pathPart {
 }
 
 // appendTemplatePath appends rt's replace_path with path's groups filled
-// in. regexp's FindSubmatchIndex allocates its result: one allocation
-// per request on such a route (README "Routing").
-func appendTemplatePath(b []byte, rt *route, path []byte) []byte {
-	idx := rt.regex.FindSubmatchIndex(path)
+// in. The groups are found by submatch into the exchange's scratch, not by
+// regexp's FindSubmatchIndex, which allocates its result every call (no
+// regexp method takes the caller's []int: see edge/submatch/doc.go). A
+// path too long for submatch's bounded bitmap (thousands of bytes) falls
+// back to regexp and its one allocation.
+func appendTemplatePath(b []byte, rt *route, path []byte, sc *submatch.Scratch) []byte {
+	idx, ok := rt.captures.Find(sc, path)
+	if !ok {
+		idx = rt.regex.FindSubmatchIndex(path)
+	}
 	for _, p := range rt.pathTemplate {
 		if p.group == 0 {
 			b = append(b, p.text...)

@@ -2,9 +2,12 @@ package edge
 
 import (
 	"encoding/json"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/sluicegw/sluice/bench/stub"
+	"github.com/sluicegw/sluice/edge/submatch"
 	"github.com/sluicegw/sluice/internal/testutil"
 )
 
@@ -80,5 +83,30 @@ routes:
 				t.Errorf("went to %s as %s, want %s as %s", got.Upstream, got.URI, c.upstream, c.uri)
 			}
 		})
+	}
+}
+
+// A replace_path template's groups are the ones regexp finds, also for a
+// path too long for submatch's bounded bitmap (then regexp itself finds
+// them), and with one scratch reused across paths of different lengths.
+func TestTemplatePathGroups(t *testing.T) {
+	re := regexp.MustCompile(`^/(?P<a>[a-z]+)/(?P<b>[0-9]*)(?P<c>/.*)?$`)
+	captures, err := submatch.Compile(re.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &route{regex: re, captures: captures, pathTemplate: compilePathTemplate("/x/{b}/{a}{c}", re)}
+	long := "/" + strings.Repeat("a", submatch.MaxStates) + "/1/z"
+	var sc submatch.Scratch
+	for _, c := range []struct{ path, want string }{
+		{"/users/42/posts", "/x/42/users/posts"},
+		{"/users//", "/x//users/"},
+		{"/users/7", "/x/7/users"},
+		{long, "/x/1/" + long[1:len(long)-4] + "/z"},
+		{"/users/42/posts", "/x/42/users/posts"},
+	} {
+		if got := string(appendTemplatePath(nil, rt, []byte(c.path), &sc)); got != c.want {
+			t.Errorf("%.30s: %.30s, want %.30s", c.path, got, c.want)
+		}
 	}
 }

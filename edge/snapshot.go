@@ -13,6 +13,7 @@ import (
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/sluicegw/sluice/edge/observe"
 	"github.com/sluicegw/sluice/edge/pathnorm"
+	"github.com/sluicegw/sluice/edge/submatch"
 	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
 )
@@ -80,6 +81,7 @@ type route struct {
 	self         []*route       // []*route{rt}, for a 405's Allow without allocating
 	conds        []routeCond    // match.headers, .query, .cookies (match.go)
 	pathTemplate []pathPart     // replace_path with {group}s; nil: none
+	captures     *submatch.Prog // regex compiled for pathTemplate's groups without allocating
 
 	// maxBody is routes[].max_body_bytes, else server.max_body_bytes;
 	// bufferBody the largest body held whole (buffer_body_bytes, at most
@@ -248,6 +250,7 @@ func (s *Snapshot) compileRoute(rc *config.Route, auth *authSettings) (*route, e
 		rt.regex = regexp.MustCompile(rc.Match.Regex) // validated
 		if strings.Contains(rc.Rewrite.ReplacePath, "{") {
 			rt.pathTemplate = compilePathTemplate(rc.Rewrite.ReplacePath, rt.regex)
+			rt.captures, _ = submatch.Compile(rc.Match.Regex) // validated: regexp compiled it
 		}
 	}
 	s.compileWebSocket(rt, rc)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicegw/sluice/edge/submatch"
 	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
@@ -98,7 +99,7 @@ func (p *proxyStep) serve(x *exchange) {
 	for _, kv := range rt.reqSet {
 		req.Header.SetBytesKV(kv[0], kv[1])
 	}
-	setForwardURI(req, rt, x.path, x.query)
+	setForwardURI(req, rt, x.path, x.query, &x.captures)
 	if rt.mirror != nil {
 		rt.mirror.copy(req)
 	}
@@ -216,12 +217,13 @@ func (p *proxyStep) withinResponseLimit(x *exchange, resp *fasthttp.Response) bo
 // setForwardURI sets the origin-form request target sent upstream: the
 // normalised path the route matched, or its rewrite, plus the query as sent.
 // query may alias the request URI: it is copied before the URI is set.
-func setForwardURI(req *fasthttp.Request, rt *route, path, query []byte) {
+// sc is the exchange's scratch for a template's regex groups.
+func setForwardURI(req *fasthttp.Request, rt *route, path, query []byte, sc *submatch.Scratch) {
 	buf := bytebufferpool.Get()
 	b := buf.B[:0]
 	switch {
 	case rt.pathTemplate != nil:
-		b = appendTemplatePath(b, rt, path)
+		b = appendTemplatePath(b, rt, path, sc)
 	case rt.replacePath != nil:
 		b = append(b, rt.replacePath...)
 	default:
