@@ -72,9 +72,12 @@ func (s *Scratch) Trim() {
 // FindSubmatchIndex does: pairs of positions, the whole match first,
 // then each group, -1 for a group that took no part. nil: no match. The
 // slice is s's, valid until s is used again. ok is false when the input is
-// too long for the bounded bitmap (or the program too large): then
-// nothing was decided, and the caller asks regexp.
+// too long for the bounded bitmap (or the program too large, or p nil):
+// then nothing was decided, and the caller asks regexp.
 func (p *Prog) Find(s *Scratch, b []byte) (m []int, ok bool) {
+	if p == nil {
+		return nil, false // not compiled: the caller's regexp decides
+	}
 	n := len(p.prog.Inst) * (len(b) + 1)
 	if len(p.prog.Inst) > maxInsts || n > MaxStates {
 		return nil, false
