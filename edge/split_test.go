@@ -300,3 +300,58 @@ func modelMove(a, b map[string]float64, n int) float64 {
 	}
 	return float64(moved) / float64(n)
 }
+
+// Shares change on reload without reshuffling sessions: after a reload
+// from a 90/10 to an 80/20 split (listed in the other order), the
+// sessions that move all move to b, about 10% of them (the least that
+// must), and none of b's leaves it.
+func TestSplitReloadMovesOnlyTheDelta(t *testing.T) {
+	a := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	b := testutil.StartUpstream(t, stub.Options{Name: "b"})
+	cfg := func(wa, wb int) string {
+		split := fmt.Sprintf("[ { upstream: a, weight: %d }, { upstream: b, weight: %d } ]", wa, wb)
+		if wb > 10 {
+			split = fmt.Sprintf("[ { upstream: b, weight: %d }, { upstream: a, weight: %d } ]", wb, wa)
+		}
+		return fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin: { listen: "off" }
+upstreams:
+  a: { targets: [ { url: "%s" } ] }
+  b: { targets: [ { url: "%s" } ] }
+routes:
+  - name: split
+    match: { prefix: / }
+    split: %s
+    split_key: cookie:session
+`, a.URL, b.URL, split)
+	}
+	g := startGateway(t, cfg(90, 10))
+	to := func(i int) string {
+		r := g.do(t, request{path: "/x", headers: map[string]string{"Cookie": fmt.Sprintf("session=u%d", i)}})
+		var e struct{ Upstream string }
+		if r.status != 200 || json.Unmarshal([]byte(r.body), &e) != nil {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		return e.Upstream
+	}
+	const sessions = 800
+	before := make([]string, sessions)
+	for i := range before {
+		before[i] = to(i)
+	}
+	if err := g.Apply(mustParse(t, cfg(80, 20))); err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for i, was := range before {
+		switch now := to(i); {
+		case now == was:
+		case was == "a" && now == "b":
+			moved++
+		default:
+			t.Fatalf("session u%d moved %s -> %s", i, was, now)
+		}
+	}
+	withinSigmas(t, "sessions moved a -> b", moved, sessions, 0.10)
+}
