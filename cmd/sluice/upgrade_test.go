@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -126,10 +127,10 @@ type load struct {
 
 const loadLoops = 4 // 0, 1: keep-alive; 2, 3: a new connection per request
 
-func startLoad(t *testing.T, url string) *load {
+func startLoad(t *testing.T, url string, tlsConf *tls.Config) *load {
 	l := &load{stop: make(chan struct{}), done: make([]atomic.Int64, loadLoops)}
-	keepAlive := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
-	fresh := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	keepAlive := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2, TLSClientConfig: tlsConf}}
+	fresh := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsConf}}
 	for i := range loadLoops {
 		client := keepAlive
 		if i >= 2 {
@@ -218,7 +219,7 @@ func (l *load) end() {
 func TestUpgradeFiveTimesUnderLoad(t *testing.T) {
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
 	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"))
-	l := startLoad(t, "http://"+s.Addr+"/x")
+	l := startLoad(t, "http://"+s.Addr+"/x", nil)
 	prev := s.WaitStart(t, 1)
 	for n := 2; n <= 6; n++ {
 		l.progress(t)
@@ -519,7 +520,8 @@ func TestUpgradeConcurrentTriggers(t *testing.T) {
 // Under (a stand-in for) systemd with NotifyAccess=main: the old process,
 // the main PID, sends MAINPID=<new> once the new one is ready and never
 // STOPPING=1; the new one, then the main PID, sends READY=1 and takes
-// over the watchdog pings; the PID file names it. Nothing the new process
+// over the watchdog pings (WATCHDOG_PID named the old one: it is not
+// passed on); the PID file names it. Nothing the new process
 // sends before it is the main PID would be dropped by systemd: it sends
 // nothing then.
 func TestUpgradeSystemdNotify(t *testing.T) {
@@ -527,7 +529,13 @@ func TestUpgradeSystemdNotify(t *testing.T) {
 	sd := testutil.ListenNotify(t, filepath.Join(dir, "notify.sock"))
 	pidFile := filepath.Join(dir, "sluice.pid")
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
-	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"),
+	// systemd names the main PID in WATCHDOG_PID: the shell sets its own
+	// PID, which exec hands to sluice.
+	wrap := func(cmd *exec.Cmd) {
+		cmd.Args = append([]string{"sh", "-c", `WATCHDOG_PID=$$ exec "$0" "$@"`}, cmd.Args...)
+		cmd.Path = "/bin/sh"
+	}
+	s := testutil.StartSluiceWith(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"), wrap,
 		"NOTIFY_SOCKET="+sd.Name, "WATCHDOG_USEC=200000", "SLUICE_PID_FILE="+pidFile)
 	first := s.WaitStart(t, 1)
 	m := &testutil.Manager{Main: first.PID}
@@ -577,4 +585,43 @@ func TestUpgradeSystemdNotify(t *testing.T) {
 	}
 	sd.Follow(t, m, "STOPPING=1")
 	testutil.WaitFor(t, "the new process to exit", func() bool { return processGone(st.PID) })
+}
+
+// The TLS listener is inherited like the plain one: a client loop over
+// TLS keeps working across an upgrade, on the same address, now answered
+// by the new process (which holds three listening sockets).
+func TestUpgradeInheritsTLSListener(t *testing.T) {
+	ca := testutil.NewCA(t, "edge")
+	leaf := ca.Issue(t, testutil.LeafOptions{Name: "site", DNS: []string{"site.example"}})
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n")+`
+listen_tls:
+  - listen: 127.0.0.1:0
+    certificates: [ { cert_file: `+leaf.CertFile+`, key_file: `+leaf.KeyFile+` } ]
+`)
+	first := s.WaitStart(t, 1)
+	tlsLoad := startLoad(t, "https://"+s.TLSAddrs[0]+"/x", &tls.Config{RootCAs: ca.Pool, ServerName: "site.example"})
+	tlsLoad.progress(t)
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	st := s.WaitStart(t, 2)
+	tlsLoad.progress(t)
+	testutil.WaitFor(t, "the old process to exit", func() bool { return processGone(first.PID) })
+	tlsLoad.progress(t)
+	tlsLoad.end()
+	if f := tlsLoad.failed.Load(); f != 0 {
+		t.Errorf("%d TLS requests failed: %q", f, tlsLoad.errs)
+	}
+	if st.UpgradedFrom != first.PID || len(st.TLS) != 1 || st.TLS[0] != s.TLSAddrs[0] {
+		t.Errorf("the new process %+v does not serve TLS on %s", st, s.TLSAddrs[0])
+	}
+	if c, err := tls.Dial("tcp", s.TLSAddrs[0], &tls.Config{RootCAs: ca.Pool, ServerName: "site.example"}); err != nil {
+		t.Errorf("TLS handshake after the upgrade: %v", err)
+	} else {
+		c.Close()
+	}
+	if _, ln := tcpInodes(t, st.PID); len(ln) != 3 {
+		t.Errorf("the new process has %d listening sockets, want 3 (plain, TLS, admin)", len(ln))
+	}
 }

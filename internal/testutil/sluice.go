@@ -36,6 +36,7 @@ type Start struct {
 	PID          int
 	UpgradedFrom int
 	Addr, Admin  string
+	TLS          []string // listen_tls host:port
 }
 
 // Log returns what the processes have logged so far.
@@ -90,6 +91,13 @@ func (s *Sluice) Wait(timeout time.Duration) (int, error) {
 // addresses it listens on.
 func StartSluice(t testing.TB, config string, env ...string) *Sluice {
 	t.Helper()
+	return StartSluiceWith(t, config, nil, env...)
+}
+
+// StartSluiceWith is StartSluice with prepare run on the command before
+// it starts (to wrap it, say).
+func StartSluiceWith(t testing.TB, config string, prepare func(*exec.Cmd), env ...string) *Sluice {
+	t.Helper()
 	bin := Binary(t, "sluice")
 	dir := t.TempDir()
 	s := &Sluice{ConfigPath: filepath.Join(dir, "sluice.yaml"), exited: make(chan struct{})}
@@ -98,6 +106,9 @@ func StartSluice(t testing.TB, config string, env ...string) *Sluice {
 	}
 	s.Cmd = exec.Command(bin, "serve", "-c", s.ConfigPath)
 	s.Cmd.Env = append(os.Environ(), env...)
+	if prepare != nil {
+		prepare(s.Cmd)
+	}
 	// An *os.File, not an io.Writer: Wait then returns when this process
 	// exits, though processes started by its upgrades still write here.
 	pr, pw, err := os.Pipe()
@@ -130,14 +141,14 @@ func StartSluice(t testing.TB, config string, env ...string) *Sluice {
 				st := Start{PID: int(pid), UpgradedFrom: int(from)}
 				st.Addr, _ = m["listen"].(string)
 				st.Admin, _ = m["admin"].(string)
+				if l, _ := m["listen_tls"].(string); l != "" {
+					st.TLS = strings.Split(l, ",")
+				}
 				s.logMu.Lock()
 				s.starts = append(s.starts, st)
 				s.logMu.Unlock()
 				once.Do(func() {
-					s.Addr, s.AdminAddr = st.Addr, st.Admin
-					if l, _ := m["listen_tls"].(string); l != "" {
-						s.TLSAddrs = strings.Split(l, ",")
-					}
+					s.Addr, s.AdminAddr, s.TLSAddrs = st.Addr, st.Admin, st.TLS
 					close(started)
 				})
 			}
