@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/sluicegw/sluice/bench/stub"
 	"github.com/sluicegw/sluice/internal/testutil"
 )
@@ -623,5 +625,54 @@ listen_tls:
 	}
 	if _, ln := tcpInodes(t, st.PID); len(ln) != 3 {
 		t.Errorf("the new process has %d listening sockets, want 3 (plain, TLS, admin)", len(ln))
+	}
+}
+
+// A WebSocket tunnel open through the old process gets its 1001 close
+// (going away, RFC 6455 section 7.4.1) on both sides as the old process
+// drains, as on SIGTERM; the client's reconnection reaches the new one.
+func TestUpgradeWebSocketGoingAway(t *testing.T) {
+	up := testutil.StartWSUpstream(t)
+	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: ws, match: { prefix: / }, upstream: up, websocket: true }\n"))
+	first := s.WaitStart(t, 1)
+	dial := func() *websocket.Conn {
+		t.Helper()
+		c, resp, err := websocket.DefaultDialer.Dial("ws://"+s.Addr+"/echo", nil)
+		if err != nil {
+			t.Fatalf("dial: %v %v", err, resp)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "hi" {
+			t.Fatalf("echo: %q %v", msg, err)
+		}
+		return c
+	}
+	c := dial()
+	got := make(chan error, 1)
+	go func() {
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, _, err := c.ReadMessage()
+		got <- err
+	}()
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	var ce *websocket.CloseError
+	if err := <-got; !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("tunnel through the old process: want close 1001, got %v", err)
+	}
+	testutil.WaitFor(t, "the upstream to see 1001", func() bool {
+		cl := up.Closes()
+		return len(cl) == 1 && cl[0] == websocket.CloseGoingAway
+	})
+	dial() // through the new process
+	if code, err := s.Wait(20 * time.Second); code != 0 || err != nil {
+		t.Errorf("old process: exit %d %v", code, err)
+	}
+	if st := s.WaitStart(t, 2); st.UpgradedFrom != first.PID || up.Upgrades() != 2 {
+		t.Errorf("new process %+v, %d upstream upgrades", st, up.Upgrades())
 	}
 }
