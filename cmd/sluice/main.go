@@ -292,7 +292,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 	status := fmt.Sprintf("serving %d routes on %s", len(gw.Snapshot().Config.Routes), strings.Join(append([]string{listenAddr}, tlsAddrs...), ", "))
 	mainNow, err := up.ready()
 	if err != nil {
-		log.Error("upgrade: the handover to this process failed", "error", err.Error())
+		log.Error("startup failed: could not report readiness (PID file, or the handover from the previous process)", "error", err.Error())
 		return 1
 	}
 	var pings <-chan time.Time

@@ -676,3 +676,19 @@ func TestUpgradeWebSocketGoingAway(t *testing.T) {
 		t.Errorf("new process %+v, %d upstream upgrades", st, up.Upgrades())
 	}
 }
+
+// A PID file that can't be written stops serve at start, saying so
+// (systemd would otherwise wait for a PID file that never comes).
+func TestServePIDFileUnwritable(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "sluice.yaml", sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pidFile := filepath.Join(dir, "missing", "sluice.pid")
+	out, err := exec.CommandContext(ctx, testutil.Binary(t, "sluice"), "serve", "-c", cfg, "-pid-file", pidFile).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 ||
+		!strings.Contains(string(out), "startup failed: could not report readiness") || !strings.Contains(string(out), "missing") {
+		t.Errorf("serve with an unwritable PID file: %v\n%s", err, out)
+	}
+}
