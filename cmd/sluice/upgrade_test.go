@@ -692,3 +692,50 @@ func TestServePIDFileUnwritable(t *testing.T) {
 		t.Errorf("serve with an unwritable PID file: %v\n%s", err, out)
 	}
 }
+
+// The new process runs the binary at the path the old one was started
+// from: a broken binary put there fails the upgrade (exit 1, the old
+// process serves on), and the good one put back succeeds.
+func TestUpgradeBrokenBinary(t *testing.T) {
+	dir := t.TempDir()
+	binPath := filepath.Join(dir, "sluice")
+	data, err := os.ReadFile(testutil.Binary(t, "sluice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(binPath, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Replaced by rename, as package managers and make install do (the
+	// running file can't be written).
+	install := func(content []byte) {
+		t.Helper()
+		if err := os.WriteFile(binPath+".new", content, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(binPath+".new", binPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluiceWith(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"),
+		func(cmd *exec.Cmd) { cmd.Path, cmd.Args[0] = binPath, binPath })
+	first := s.WaitStart(t, 1)
+
+	install([]byte("#!/bin/sh\necho 'not sluice' >&2\nexit 3\n"))
+	code, _, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr)
+	if code != 1 || !strings.Contains(errOut, "exited: exit status 3") || !strings.Contains(errOut, "this one keeps serving") {
+		t.Errorf("upgrade to a broken binary: exit %d %s", code, errOut)
+	}
+	if code, _ := testutil.Get(t, "http://"+s.Addr+"/x"); code != 200 || infoPID(t, s.AdminAddr, "") != first.PID {
+		t.Errorf("the old process does not serve after a failed upgrade: %d", code)
+	}
+
+	install(data)
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade with the binary back: exit %d %s %s", code, out, errOut)
+	}
+	if st := s.WaitStart(t, 2); st.UpgradedFrom != first.PID {
+		t.Errorf("started %+v", st)
+	}
+}

@@ -162,12 +162,12 @@ func StartSluiceWith(t testing.TB, config string, prepare func(*exec.Cmd), env .
 		_ = s.Cmd.Process.Kill()
 		<-s.exited
 		// The processes upgrades started (not our children: by PID, and
-		// only while it is still a sluice).
+		// only while it is still a sluice serving this test's config).
 		s.logMu.Lock()
 		starts := s.starts
 		s.logMu.Unlock()
 		for _, st := range starts[min(1, len(starts)):] {
-			if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID)); err == nil && strings.HasPrefix(string(cmd), bin) {
+			if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID)); err == nil && strings.Contains(string(cmd), "\x00serve\x00-c\x00"+s.ConfigPath+"\x00") {
 				_ = syscall.Kill(st.PID, syscall.SIGKILL)
 			}
 		}
