@@ -139,6 +139,12 @@ func serve(path, pidFile string, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	slog.SetDefault(log)
 
+	// Signals are caught from the start: one that arrives while the
+	// config loads (a SIGUSR2 sent to every process of the unit during an
+	// upgrade, say) waits for the main loop instead of killing sluice.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
+
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	notify, err := newNotifier(log.Warn)
@@ -303,8 +309,6 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		pings, stopPings = notify.pings()
 	}
 
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
 	for {
 		select {
 		case <-pings:

@@ -51,10 +51,6 @@ import (
 // handoverFile names the socket pair end passed to the new process.
 const handoverFile = "sluice-handover"
 
-// errUpgradeBusy refuses a second upgrade while one runs, and any upgrade
-// once this process has handed over.
-var errUpgradeBusy = fmt.Errorf("%w", admin.ErrConflict)
-
 // upgrader is this process's side of the handover, to its parent (when it
 // was started by an upgrade) and to its child.
 type upgrader struct {
@@ -161,12 +157,12 @@ func (u *upgrader) handedOver() <-chan struct{} { return u.done }
 // closes handedOver; the caller then drains.
 func (u *upgrader) upgrade(notify *notifier) (int, error) {
 	if !u.mu.TryLock() {
-		return 0, fmt.Errorf("%w: an upgrade is already in progress", errUpgradeBusy)
+		return 0, fmt.Errorf("%w: an upgrade is already in progress", admin.ErrConflict)
 	}
 	defer u.mu.Unlock()
 	select {
 	case <-u.done:
-		return 0, fmt.Errorf("%w: this process has handed over to pid %d and is draining", errUpgradeBusy, u.newPID)
+		return 0, fmt.Errorf("%w: this process has handed over to pid %d and is draining", admin.ErrConflict, u.newPID)
 	default:
 	}
 	// A process that is itself draining its parent's connections can't
@@ -175,7 +171,7 @@ func (u *upgrader) upgrade(notify *notifier) (int, error) {
 		select {
 		case <-u.parentExited:
 		default:
-			return 0, fmt.Errorf("%w: the previous process (pid %d) is still draining; upgrade again once it has exited", errUpgradeBusy, os.Getppid())
+			return 0, fmt.Errorf("%w: the previous process (pid %d) is still draining; upgrade again once it has exited", admin.ErrConflict, os.Getppid())
 		}
 	}
 	u.discardStale()
