@@ -739,3 +739,64 @@ func TestUpgradeBrokenBinary(t *testing.T) {
 		t.Errorf("started %+v", st)
 	}
 }
+
+// A new redis address is restart-only: a reload warns and keeps the old
+// connection, an upgrade applies it. Seen through the API key store in
+// Redis: after the upgrade a key that lives only in the old Redis is
+// unknown, one created now works with the old Redis stopped.
+func TestUpgradeAppliesRedisChange(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	ra, rb := testutil.StartRedis(t), testutil.StartRedis(t)
+	config := func(redisAddr string) string {
+		return fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0, auth: false }
+redis: { addrs: [%q], timeout: 200ms }
+auth: { api_keys: { store: redis } }
+upstreams: { up: { targets: [ { url: %q } ] } }
+routes: [ { name: k, match: { prefix: /k/ }, upstream: up, auth: api_key } ]
+`, redisAddr, up.URL)
+	}
+	s := testutil.StartSluice(t, config(ra.Addr))
+	createKey := func() string {
+		t.Helper()
+		var out, errb strings.Builder
+		if code := run([]string{"keys", "create", "-admin=http://" + s.AdminAddr, "-name", "k"}, &out, &errb); code != 0 {
+			t.Fatalf("create: %s", errb.String())
+		}
+		var created struct {
+			RawKey string `json:"raw_key"`
+		}
+		_ = json.Unmarshal([]byte(out.String()), &created)
+		return created.RawKey
+	}
+	url := "http://" + s.Addr + "/k/x"
+	inA := createKey()
+	if code := authedGet(t, url, "X-API-Key", inA); code != 200 {
+		t.Fatalf("key in redis A: %d", code)
+	}
+
+	writeConfig(t, s.ConfigPath, config(rb.Addr))
+	testutil.WaitFor(t, "the reload's warning about redis", func() bool {
+		return strings.Contains(s.Log(), `apply with sluice upgrade (or a restart)","field":"redis"`)
+	})
+	if code := authedGet(t, url, "X-API-Key", inA); code != 200 {
+		t.Fatalf("after the reload (redis is restart-only): %d", code)
+	}
+
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	s.WaitStart(t, 2)
+	if _, err := s.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if code := authedGet(t, url, "X-API-Key", inA); code != 401 {
+		t.Errorf("a key only redis A holds, after the upgrade to redis B: %d, want 401", code)
+	}
+	inB := createKey()
+	ra.Stop()
+	if code := authedGet(t, url, "X-API-Key", inB); code != 200 {
+		t.Errorf("a key created after the upgrade, redis A stopped: %d, want 200", code)
+	}
+}
