@@ -20,6 +20,7 @@ const (
 	unitPath   = "systemd/sluice.service"
 	unitBinary = "/usr/local/bin/sluice"
 	unitConfig = "/etc/sluice/sluice.yaml"
+	unitPID    = "/run/sluice/sluice.pid"
 	// sluice's default server.shutdown_timeout (deploy's tests don't
 	// import edge/config); TimeoutStopSec must leave it room to drain.
 	defaultShutdownTimeout = 15 * time.Second
@@ -90,8 +91,13 @@ func TestSystemdUnitDirectives(t *testing.T) {
 	if n, err := strconv.Atoi(one("LimitNOFILE")); err != nil || n < 65536 {
 		t.Errorf("LimitNOFILE=%s: want at least 65536", one("LimitNOFILE"))
 	}
-	if got := one("ExecStart"); got != unitBinary+" serve -c "+unitConfig {
+	if got := one("ExecStart"); got != unitBinary+" serve -c "+unitConfig+" -pid-file "+unitPID {
 		t.Errorf("ExecStart=%s", got)
+	}
+	// Upgrades: the new process writes the PID file systemd reads, in a
+	// directory it may write under ProtectSystem=strict.
+	if one("PIDFile") != unitPID || "/run/"+one("RuntimeDirectory")+"/sluice.pid" != unitPID {
+		t.Errorf("PIDFile=%s RuntimeDirectory=%s: want %s in /run/<RuntimeDirectory>", one("PIDFile"), one("RuntimeDirectory"), unitPID)
 	}
 	if r := svc["ExecReload"]; len(r) == 0 || r[len(r)-1] != "/bin/kill -HUP $MAINPID" {
 		t.Errorf("ExecReload=%q: want SIGHUP to $MAINPID last", r)
@@ -163,8 +169,9 @@ routes: [ { name: all, match: { prefix: / }, upstream: app } ]
 	t.Setenv("WATCHDOG_USEC", strconv.FormatInt(watchdog.Microseconds(), 10))
 	t.Setenv("SLUICE_ADMIN_PASSWORD", "from-sluice.env")
 
+	pidFile := filepath.Join(dir, "sluice.pid")
 	command := func(line string, pid int) []string {
-		line = strings.NewReplacer(unitBinary, bin, unitConfig, config, "$MAINPID", strconv.Itoa(pid)).Replace(line)
+		line = strings.NewReplacer(unitBinary, bin, unitConfig, config, unitPID, pidFile, "$MAINPID", strconv.Itoa(pid)).Replace(line)
 		return strings.Fields(line)
 	}
 	runAll := func(key string, pid int) (string, error) {
@@ -204,6 +211,36 @@ routes: [ { name: all, match: { prefix: / }, upstream: app } ]
 	sd.Next(t, "RELOADING=1")
 	sd.Next(t, "READY=1")
 
+	// An upgrade as the unit's comment says: SIGUSR2 to the main PID. The
+	// new process becomes the main PID (MAINPID= from the old one, then
+	// READY=1 from itself, as systemd accepts with NotifyAccess=main) and
+	// is in PIDFile=; the old one drains and exits 0.
+	m := &testutil.Manager{Main: pid}
+	if err := p.Cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	sd.Follow(t, m, "MAINPID=")
+	sd.Follow(t, m, "READY=1")
+	if b, _ := os.ReadFile(pidFile); string(b) != strconv.Itoa(m.Main) || m.Main == pid {
+		t.Fatalf("after the upgrade: PIDFile holds %q, main PID %d (was %d)", b, m.Main, pid)
+	}
+	select {
+	case <-p.Exited():
+		if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("the old process: exit %d after the upgrade, want 0", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the old process did not exit after the upgrade")
+	}
+	pid = m.Main
+	newProc, _ := os.FindProcess(pid)
+	t.Cleanup(func() { _ = newProc.Kill() })
+	if out, err := runAll("ExecReload", pid); err != nil { // reaches the new main PID
+		t.Fatalf("ExecReload after the upgrade: %v\n%s", err, out)
+	}
+	sd.Next(t, "RELOADING=1")
+	sd.Next(t, "READY=1")
+
 	// systemctl reload on a bad config fails at the validation line, with
 	// every error; systemd then runs no further ExecReload line (the kill),
 	// as runAll doesn't.
@@ -218,17 +255,25 @@ routes: [ { name: all, match: { prefix: / }, upstream: app } ]
 		t.Errorf("ExecReload with a bad config: %v\n%s", err, out)
 	}
 
-	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil { // KillSignal
+	if err := newProc.Signal(syscall.SIGTERM); err != nil { // KillSignal
 		t.Fatal(err)
 	}
 	sd.Next(t, "STOPPING=1")
 	stop, _ := time.ParseDuration(svc["TimeoutStopSec"][0])
-	select {
-	case <-p.Exited():
-		if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("exit %d after SIGTERM, want 0", code)
+	// Not our child (the old process started it): gone from /proc, or a
+	// zombie its new parent has not reaped yet, once it has exited.
+	deadline := time.Now().Add(stop)
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			break
 		}
-	case <-time.After(stop):
-		t.Fatalf("sluice did not exit within TimeoutStopSec (%v)", stop)
+		if time.Now().After(deadline) {
+			t.Fatalf("sluice did not exit within TimeoutStopSec (%v)", stop)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
+	testutil.WaitFor(t, "both processes to log their drain", func() bool {
+		return strings.Count(p.Log(), `"msg":"shutdown complete"`) == 2
+	})
 }

@@ -26,7 +26,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	g.installTLSCerts(certs)
 	g.res.metrics.Retain(snap.names())
 	for _, w := range restartOnly(g.startup, cfg) {
-		g.log.Warn("config change needs a restart to take effect", "field", w)
+		g.log.Warn("config change takes effect in a new process; apply with sluice upgrade (or a restart)", "field", w)
 	}
 	old := g.snap.Swap(snap)
 	before, _ := old.names()

@@ -1,6 +1,9 @@
 // Command sluice is the API gateway.
 //
-//	sluice [serve] [-c FILE]   run the gateway (the default command)
+//	sluice [serve] [-c FILE] [-pid-file FILE]
+//	                           run the gateway (the default command)
+//	sluice upgrade [-c FILE] [-admin ADDR]
+//	                           hand the listening sockets to a new process and wait for it to serve
 //	sluice validate -c FILE    check a config: "ok", or every error as file:line: field: message
 //	sluice config push -c FILE [-key K] [-consul ADDR] [-index N]
 //	                           validate a config and write it to a Consul KV key, check-and-set
@@ -16,7 +19,13 @@
 // the gateway (edge.New) with the version the build stamped into it
 // (-ldflags "-X main.version=..."), starts the data plane and the admin
 // listener, and turns signals into reloads (SIGHUP), access log reopens
-// (SIGUSR1) and a graceful shutdown (SIGTERM, SIGINT). Under systemd it
+// (SIGUSR1), upgrades (SIGUSR2: a new process on the same listening
+// sockets, upgrade.go) and a graceful shutdown (SIGTERM, SIGINT).
+//
+// Invariants of upgrades: the listening sockets never close while a
+// process serves them; the old process stops accepting only once the new
+// one is ready, and keeps serving if it isn't; one upgrade at a time, and
+// never a third generation while the old one drains. Under systemd it
 // reports readiness, reloads and draining and pings the watchdog over
 // $NOTIFY_SOCKET (notify.go, sd_notify(3), no library). Its tests run the
 // real binary (internal/testutil.StartSluice), the client commands through

@@ -52,7 +52,11 @@ func healthCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		base = listen
 	}
-	u, err := healthURL(base, *ready)
+	path := "/health"
+	if *ready {
+		path = "/ready"
+	}
+	u, err := adminURL(base, path)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice health: %v\n", err)
 		return 1
@@ -88,14 +92,14 @@ func adminListen(path string) (string, error) {
 		return "", fmt.Errorf("reading admin.listen from the config: %v\n(pass -admin ADDR to ask a running sluice anyway)", err)
 	}
 	if cfg.Admin.Listen == "off" {
-		return "", fmt.Errorf("%s: admin.listen is off, so there is no /health to ask", path)
+		return "", fmt.Errorf("%s: admin.listen is off, so there is no admin listener to ask", path)
 	}
 	return cfg.Admin.Listen, nil
 }
 
-// healthURL makes the URL to ask from an admin address: host:port or a
+// adminURL makes the URL of path from an admin address: host:port or a
 // URL with scheme; a wildcard or empty host becomes loopback.
-func healthURL(addr string, ready bool) (string, error) {
+func adminURL(addr, path string) (string, error) {
 	scheme := "http"
 	if s, rest, ok := strings.Cut(addr, "://"); ok {
 		scheme, addr = s, strings.TrimSuffix(rest, "/")
@@ -109,10 +113,6 @@ func healthURL(addr string, ready bool) (string, error) {
 		host = "127.0.0.1"
 	case "::":
 		host = "::1"
-	}
-	path := "/health"
-	if ready {
-		path = "/ready"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port) + path, nil
 }

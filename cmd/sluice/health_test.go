@@ -103,14 +103,14 @@ func TestHealthURL(t *testing.T) {
 		"http://10.0.0.5:9901/":    "http://10.0.0.5:9901/health",
 		"https://admin.internal:1": "https://admin.internal:1/health",
 	} {
-		if got, err := healthURL(in, false); err != nil || got != want {
-			t.Errorf("healthURL(%q) = %q, %v; want %q", in, got, err, want)
+		if got, err := adminURL(in, "/health"); err != nil || got != want {
+			t.Errorf("adminURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := healthURL("nowhere", false); err == nil {
-		t.Error(`healthURL("nowhere") did not fail`)
+	if _, err := adminURL("nowhere", "/health"); err == nil {
+		t.Error(`adminURL("nowhere") did not fail`)
 	}
-	if got, _ := healthURL("127.0.0.1:1", true); !strings.HasSuffix(got, "/ready") {
+	if got, _ := adminURL("127.0.0.1:1", "/ready"); !strings.HasSuffix(got, "/ready") {
 		t.Errorf("-ready asks %q", got)
 	}
 }

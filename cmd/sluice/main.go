@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,13 +37,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "serve":
-		path, code := parseConfigFlag("serve", args, stdout, stderr)
+		var pidFile string
+		path, code := parseConfigFlag("serve", args, stdout, stderr, &pidFile)
 		if code >= 0 {
 			return code
 		}
-		return serve(path, stderr)
+		return serve(path, pidFile, stderr)
 	case "validate":
-		path, code := parseConfigFlag("validate", args, stdout, stderr)
+		path, code := parseConfigFlag("validate", args, stdout, stderr, nil)
 		if code >= 0 {
 			return code
 		}
@@ -64,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return keysCmd(args, stdout, stderr)
 	case "health":
 		return healthCmd(args, stdout, stderr)
+	case "upgrade":
+		return upgradeCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "sluice %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
@@ -76,7 +80,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 const usage = `usage:
-  sluice [serve] [-c FILE]   run the gateway (default)
+  sluice [serve] [-c FILE] [-pid-file FILE]
+                             run the gateway (default); SIGHUP reloads the config,
+                             SIGUSR2 upgrades (new process, same sockets), SIGUSR1
+                             reopens the access log
+  sluice upgrade [-c FILE] [-admin ADDR] [-timeout 2m]
+                             hand the listening sockets to a new sluice process
+                             (new binary, restart-only settings) and wait: exit 0
+                             once it serves, 1 if it did not (the old one serves on)
   sluice validate -c FILE    check a config file
   sluice config push -c FILE [-key sluice/config] [-consul ADDR] [-index N]
                              validate a config and write it to Consul KV (check-and-set)
@@ -95,10 +106,10 @@ draining on $NOTIFY_SOCKET and pings the watchdog ($WATCHDOG_USEC).
 
 func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
 
-// parseConfigFlag parses serve's and validate's flags. code is -1 to go
-// on, else the exit code: 0 after -h (the full usage on stdout), 2 for
-// bad flags.
-func parseConfigFlag(name string, args []string, stdout, stderr io.Writer) (path string, code int) {
+// parseConfigFlag parses serve's and validate's flags (pidFile, for
+// serve only, takes -pid-file). code is -1 to go on, else the exit code:
+// 0 after -h (the full usage on stdout), 2 for bad flags.
+func parseConfigFlag(name string, args []string, stdout, stderr io.Writer, pidFile *string) (path string, code int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // the full usage, not just this command's flags
@@ -107,6 +118,9 @@ func parseConfigFlag(name string, args []string, stdout, stderr io.Writer) (path
 		def = "sluice.yaml"
 	}
 	c := fs.String("c", def, "config file")
+	if pidFile != nil {
+		fs.StringVar(pidFile, "pid-file", os.Getenv("SLUICE_PID_FILE"), "write the serving process's PID here (rewritten by each upgrade)")
+	}
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
 		return "", 0
@@ -121,15 +135,44 @@ func parseConfigFlag(name string, args []string, stdout, stderr io.Writer) (path
 	return *c, -1
 }
 
-func serve(path string, stderr io.Writer) int {
+func serve(path, pidFile string, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	slog.SetDefault(log)
+
+	// Signals are caught from the start: one that arrives while the
+	// config loads (a SIGUSR2 sent to every process of the unit during an
+	// upgrade, say) waits for the main loop instead of killing sluice.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	notify, err := newNotifier(log.Warn)
 	if err != nil {
 		log.Warn("not telling systemd how sluice is doing", "error", err.Error())
+	}
+	// First: a process started by an upgrade takes its parent's
+	// listening sockets here (upgrade.go).
+	up, err := newUpgrader(pidFile, 0, log)
+	if err != nil {
+		log.Error("startup failed", "error", err.Error())
+		return 1
+	}
+	defer up.stop()
+	parentPID := 0
+	if up.parent != nil {
+		parentPID = os.Getppid()
+	}
+	// Each listener is keyed by its role and configured address: a new
+	// process inherits the ones whose address did not change and opens
+	// the others (two ":0" addresses of one role are told apart by count).
+	seen := map[string]int{}
+	listen := func(role, addr string) (net.Listener, error) {
+		key := role + " " + addr
+		if seen[key]++; seen[key] > 1 {
+			key += "#" + strconv.Itoa(seen[key])
+		}
+		return up.listen(key, addr)
 	}
 	src, cfg, err := openSource(ctx, path, log)
 	if err != nil {
@@ -145,7 +188,7 @@ func serve(path string, stderr io.Writer) int {
 	var ln net.Listener // nil with listen: off (TLS listeners only)
 	listenAddr := "off"
 	if cfg.Listen != "off" {
-		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		if ln, err = listen("listen", cfg.Listen); err != nil {
 			log.Error("listen failed", "listen", cfg.Listen, "error", err.Error())
 			return 1
 		}
@@ -154,7 +197,7 @@ func serve(path string, stderr io.Writer) int {
 	tlsAddrs := gw.TLSListeners()
 	tlsLns := make([]net.Listener, len(tlsAddrs))
 	for i, addr := range tlsAddrs {
-		if tlsLns[i], err = net.Listen("tcp", addr); err != nil {
+		if tlsLns[i], err = listen("listen_tls", addr); err != nil {
 			log.Error("listen failed", "listen_tls", addr, "error", err.Error())
 			return 1
 		}
@@ -171,10 +214,27 @@ func serve(path string, stderr io.Writer) int {
 		return err
 	}
 
+	// upgrade checks the config a new process would load (a refused one
+	// never starts a process), then hands over (upgrade.go).
+	upgrade := func() (int, error) {
+		if _, err := src.Load(ctx); err != nil {
+			log.Error("upgrade refused: the config does not load; this process keeps serving", "error", err.Error())
+			return 0, err
+		}
+		log.Info("upgrade: starting a new process", "binary", os.Args[0])
+		pid, err := up.upgrade(notify)
+		if err != nil {
+			log.Error("upgrade failed; this process keeps serving", "error", err.Error())
+			return 0, err
+		}
+		log.Info("upgrade: the new process serves", "new_pid", pid)
+		return pid, nil
+	}
+
 	var adminSrv *fasthttp.Server
 	adminAddr := "off"
 	if cfg.Admin.Listen != "off" {
-		aln, err := net.Listen("tcp", cfg.Admin.Listen)
+		aln, err := listen("admin", cfg.Admin.Listen)
 		if err != nil {
 			log.Error("admin listen failed", "listen", cfg.Admin.Listen, "error", err.Error())
 			return 1
@@ -189,6 +249,7 @@ func serve(path string, stderr io.Writer) int {
 				Ready:    gw.Ready,
 				Draining: gw.Draining,
 				Reload:   reload,
+				Upgrade:  upgrade,
 				Config:   func() *config.Config { return gw.Snapshot().Config },
 				Info: func() any {
 					return info(gw, listenAddr, adminAddr)
@@ -229,24 +290,47 @@ func serve(path string, stderr io.Writer) int {
 	for i, l := range tlsLns {
 		go func() { serveErr <- gw.ServeTLS(l, i) }()
 	}
-	log.Info("sluice started", "version", version, "config", src.String(),
+	log.Info("sluice started", "version", version, "pid", os.Getpid(), "upgraded_from", parentPID, "config", src.String(),
 		"listen", listenAddr, "listen_tls", strings.Join(tlsAddrs, ","), "admin", adminAddr, "routes", len(gw.Snapshot().Config.Routes))
 	// The listeners are open (connections queue until accepted) and the
-	// first snapshot serves.
-	notify.ready(fmt.Sprintf("serving %d routes on %s", len(gw.Snapshot().Config.Routes), strings.Join(append([]string{listenAddr}, tlsAddrs...), ", ")))
-	pings, stopPings := notify.pings()
-	defer stopPings()
+	// first snapshot serves. After an upgrade, the parent hands over now;
+	// until it has, it is systemd's main PID and its pings count.
+	status := fmt.Sprintf("serving %d routes on %s", len(gw.Snapshot().Config.Routes), strings.Join(append([]string{listenAddr}, tlsAddrs...), ", "))
+	mainNow, err := up.ready()
+	if err != nil {
+		log.Error("startup failed: could not report readiness (PID file, or the handover from the previous process)", "error", err.Error())
+		return 1
+	}
+	var pings <-chan time.Time
+	stopPings := func() {}
+	defer func() { stopPings() }()
+	if mainNow == nil {
+		notify.ready(status)
+		pings, stopPings = notify.pings()
+	}
 
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	for {
 		select {
 		case <-pings:
 			notify.send("WATCHDOG=1")
+		case <-mainNow:
+			mainNow = nil
+			notify.send("MAINPID="+strconv.Itoa(os.Getpid()), "READY=1", fmt.Sprintf("STATUS=%s (upgraded from pid %d)", status, parentPID))
+			pings, stopPings = notify.pings()
+			log.Info("upgrade: this process took over from the previous one", "previous_pid", parentPID)
+		case <-up.handedOver():
+			// No STOPPING=1: the service goes on, in the new process.
+			stopPings()
+			return shutdown(gw, adminSrv, true, cfg.Server.ShutdownTimeout.D(), fmt.Sprintf("upgraded (pid %d serves now)", up.newPID), log)
 		case err := <-serveErr:
 			log.Error("server stopped", "error", fmt.Sprint(err))
 			return 1
 		case s := <-sig:
+			if s == syscall.SIGUSR2 {
+				log.Info("SIGUSR2: upgrading")
+				go func() { _, _ = upgrade() }() // the loop keeps pinging meanwhile
+				continue
+			}
 			if s == syscall.SIGHUP {
 				log.Info("SIGHUP: reloading config", "source", src.String())
 				_ = reload()
@@ -261,18 +345,30 @@ func serve(path string, stderr io.Writer) int {
 				continue
 			}
 			notify.stopping()
-			return shutdown(gw, adminSrv, cfg.Server.ShutdownTimeout.D(), s, log)
+			up.stop() // an upgrade under way kills its new process
+			return shutdown(gw, adminSrv, false, cfg.Server.ShutdownTimeout.D(), s.String(), log)
 		}
 	}
 }
 
-func shutdown(gw *edge.Gateway, adminSrv *fasthttp.Server, timeout time.Duration, s os.Signal, log *slog.Logger) int {
-	log.Info("shutting down: draining in-flight requests", "signal", s.String(), "timeout", timeout.String(),
+// shutdown drains. The admin listener stays open while the data plane
+// drains (probes see /ready answer "draining"), unless a new process has
+// taken over: then it closes at once, so admin calls reach the new one.
+func shutdown(gw *edge.Gateway, adminSrv *fasthttp.Server, handedOver bool, timeout time.Duration, why string, log *slog.Logger) int {
+	log.Info("shutting down: draining in-flight requests", "reason", why, "timeout", timeout.String(),
 		"open_connections", gw.OpenConnections())
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	adminDone := make(chan struct{})
+	go func() {
+		defer close(adminDone)
+		if adminSrv != nil && handedOver {
+			_ = adminSrv.ShutdownWithContext(ctx)
+		}
+	}()
 	err := gw.Shutdown(ctx)
-	if adminSrv != nil {
+	<-adminDone
+	if adminSrv != nil && !handedOver {
 		_ = adminSrv.ShutdownWithContext(ctx)
 	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
@@ -321,6 +417,7 @@ func info(gw *edge.Gateway, listen, adminAddr string) any {
 	}
 	return map[string]any{
 		"version":           version,
+		"pid":               os.Getpid(),
 		"go":                runtime.Version(),
 		"uptime_seconds":    int64(time.Since(gw.Started()).Seconds()),
 		"config":            cfg.Source,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http/pprof"
+	"os"
 	"strconv"
 	"strings"
 
@@ -27,6 +28,10 @@ type Hooks struct {
 	Config func() *config.Config
 	// Reload re-reads the config source and applies it.
 	Reload func() error
+	// Upgrade hands the listening sockets to a new process and returns
+	// its PID once it serves (nil: POST /admin/upgrade answers 404). An
+	// error wrapping ErrConflict is answered 409, config.Errors 400.
+	Upgrade func() (pid int, err error)
 	// Upstreams returns the body of GET /admin/upstreams.
 	Upstreams func() any
 	// Breakers returns the body of GET /admin/circuit-breakers.
@@ -41,6 +46,10 @@ type Hooks struct {
 	// Metrics serves GET /metrics (nil: 404).
 	Metrics fasthttp.RequestHandler
 }
+
+// ErrConflict marks an upgrade refused because of the process's state
+// (one is already running, or this process has handed over).
+var ErrConflict = errors.New("upgrade refused")
 
 // Handler returns the admin HTTP handler.
 func Handler(h Hooks) fasthttp.RequestHandler {
@@ -84,6 +93,9 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 		}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "reloaded"})
 	})
+	if h.Upgrade != nil {
+		r.POST("/admin/upgrade", func(ctx *fasthttp.RequestCtx) { upgrade(ctx, h.Upgrade) })
+	}
 	r.GET("/admin/config", func(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, Redact(h.Config()))
 	})
@@ -123,6 +135,31 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 		writeJSON(ctx, fasthttp.StatusInternalServerError, map[string]string{"error": "internal error"})
 	}
 	return r.Handler
+}
+
+// upgrade answers POST /admin/upgrade once the new process serves or
+// has failed: 200 with both PIDs, 409 when refused (busy), 400 when the
+// config is refused, 500 when the new process did not get ready.
+func upgrade(ctx *fasthttp.RequestCtx, run func() (int, error)) {
+	pid, err := run()
+	if err == nil {
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "upgraded", "pid": pid, "previous_pid": os.Getpid()})
+		return
+	}
+	status, body := fasthttp.StatusInternalServerError, map[string]any{"error": err.Error()}
+	var ce config.Errors
+	switch {
+	case errors.Is(err, ErrConflict):
+		status = fasthttp.StatusConflict
+	case errors.As(err, &ce):
+		status = fasthttp.StatusBadRequest
+		details := make([]string, len(ce))
+		for i, e := range ce {
+			details[i] = e.Error()
+		}
+		body["error"], body["details"] = "config refused; not upgrading, the running process keeps serving", details
+	}
+	writeJSON(ctx, status, body)
 }
 
 // Redact returns a copy of cfg safe to show: secrets are replaced by

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -351,5 +352,36 @@ func TestConfigRedactsSensitiveHeaders(t *testing.T) {
 				t.Error("redaction changed the live config")
 			}
 		})
+	}
+}
+
+// POST /admin/upgrade answers with the outcome: 200 with both PIDs, 409
+// when refused for the process's state, 400 with every config error, 500
+// when the new process did not get ready; 404 without the hook.
+func TestAdminUpgrade(t *testing.T) {
+	if code, _, _ := call(Handler(Hooks{}), "POST", "/admin/upgrade"); code != 404 {
+		t.Errorf("without an Upgrade hook: %d", code)
+	}
+	for _, tc := range []struct {
+		name string
+		pid  int
+		err  error
+		code int
+		want string
+	}{
+		{"ok", 4242, nil, 200, `"pid":4242,"previous_pid":` + fmt.Sprint(os.Getpid())},
+		{"busy", 0, fmt.Errorf("%w: an upgrade is already in progress", ErrConflict), 409, `"error":"upgrade refused: an upgrade is already in progress"`},
+		{"config", 0, config.Errors{{File: "a.yaml", Line: 3, Field: "listen", Msg: "bad"}}, 400, `"details":["a.yaml:3: listen: bad"]`},
+		{"failed", 0, errors.New("the new process did not get ready (child pid=7 exited: exit status 1); this one keeps serving"), 500, `exit status 1`},
+	} {
+		h := Handler(Hooks{Upgrade: func() (int, error) { return tc.pid, tc.err }})
+		code, _, raw := call(h, "POST", "/admin/upgrade")
+		squash := func(s string) string { return strings.Join(strings.Fields(s), "") } // the JSON is indented
+		if code != tc.code || !strings.Contains(squash(raw), squash(tc.want)) {
+			t.Errorf("%s: %d %s, want %d with %s", tc.name, code, raw, tc.code, tc.want)
+		}
+	}
+	if code, _, _ := call(Handler(Hooks{Upgrade: func() (int, error) { return 1, nil }}), "GET", "/admin/upgrade"); code != 405 {
+		t.Errorf("GET /admin/upgrade: %d, want 405", code)
 	}
 }

@@ -2,16 +2,26 @@ package testutil
 
 import (
 	"net"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
 // NotifySocket stands in for systemd's end of $NOTIFY_SOCKET (sd_notify(3)):
-// a unixgram socket that collects the notifications a service sends.
+// a unixgram socket that collects the notifications a service sends, each
+// with the sender's PID (SO_PASSCRED, as systemd reads it to apply
+// NotifyAccess=).
 type NotifySocket struct {
 	Name string // for NOTIFY_SOCKET: a path, or "@name" (abstract)
-	msgs chan string
+	msgs chan Notification
+}
+
+// Notification is one datagram and the PID that sent it.
+type Notification struct {
+	Text string
+	PID  int
 }
 
 // ListenNotify listens on name (a socket path, or "@name" in Linux's
@@ -22,17 +32,36 @@ func ListenNotify(t testing.TB, name string) *NotifySocket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &NotifySocket{Name: name, msgs: make(chan string, 1000)}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_PASSCRED, 1)
+	}); err != nil || serr != nil {
+		t.Fatalf("SO_PASSCRED: %v %v", err, serr)
+	}
+	n := &NotifySocket{Name: name, msgs: make(chan Notification, 1000)}
 	t.Cleanup(func() { _ = conn.Close() })
 	go func() {
 		defer close(n.msgs)
 		buf := make([]byte, 4096)
+		oob := make([]byte, syscall.CmsgSpace(syscall.SizeofUcred))
 		for {
-			k, err := conn.Read(buf)
+			k, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 			if err != nil {
 				return
 			}
-			n.msgs <- string(buf[:k])
+			m := Notification{Text: string(buf[:k])}
+			if cmsgs, err := syscall.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for _, c := range cmsgs {
+					if cred, err := syscall.ParseUnixCredentials(&c); err == nil {
+						m.PID = int(cred.Pid)
+					}
+				}
+			}
+			n.msgs <- m
 		}
 	}()
 	return n
@@ -43,6 +72,12 @@ func ListenNotify(t testing.TB, name string) *NotifySocket {
 // the test after 10 s.
 func (n *NotifySocket) Next(t testing.TB, want string) string {
 	t.Helper()
+	return n.NextFrom(t, want).Text
+}
+
+// NextFrom is Next with the sender's PID.
+func (n *NotifySocket) NextFrom(t testing.TB, want string) Notification {
+	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
@@ -50,11 +85,52 @@ func (n *NotifySocket) Next(t testing.TB, want string) string {
 			if !ok {
 				t.Fatalf("notify socket closed before %q", want)
 			}
-			if strings.Contains(m, want) {
+			if strings.Contains(m.Text, want) {
 				return m
 			}
 		case <-timeout:
 			t.Fatalf("no notification with %q within 10s", want)
+		}
+	}
+}
+
+// Manager follows the notifications the way systemd does for a unit with
+// NotifyAccess=main: only the main PID's are accepted, and MAINPID= from
+// it names a new main PID.
+type Manager struct {
+	Main     int
+	Accepted []Notification
+	Refused  []Notification // sent by another PID than the main one
+}
+
+// Follow reads notifications until one accepted from the main PID
+// contains want, applying MAINPID= as it goes. It fails the test after 10 s.
+func (n *NotifySocket) Follow(t testing.TB, m *Manager, want string) Notification {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case msg, ok := <-n.msgs:
+			if !ok {
+				t.Fatalf("notify socket closed before %q", want)
+			}
+			if msg.PID != m.Main {
+				m.Refused = append(m.Refused, msg)
+				continue
+			}
+			m.Accepted = append(m.Accepted, msg)
+			for _, l := range strings.Split(msg.Text, "\n") {
+				if v, ok := strings.CutPrefix(l, "MAINPID="); ok {
+					if pid, err := strconv.Atoi(v); err == nil {
+						m.Main = pid
+					}
+				}
+			}
+			if strings.Contains(msg.Text, want) {
+				return msg
+			}
+		case <-timeout:
+			t.Fatalf("no accepted notification with %q within 10s (main pid %d; accepted %+v; refused %+v)", want, m.Main, m.Accepted, m.Refused)
 		}
 	}
 }

@@ -3,7 +3,7 @@ package testutil
 import (
 	"bufio"
 	"bytes"
-	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -35,9 +35,16 @@ func (p *Process) Exited() <-chan struct{} { return p.exited }
 func StartProcess(t testing.TB, name, ready string, args ...string) *Process {
 	t.Helper()
 	p := &Process{Cmd: exec.Command(Binary(t, name), args...), exited: make(chan struct{})}
-	pr, pw := io.Pipe()
+	// An *os.File, not an io.Writer: Wait then returns when this process
+	// exits, though processes it started (a sluice upgrade) still write.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	p.Cmd.Stdout, p.Cmd.Stderr = pw, pw
-	if err := p.Cmd.Start(); err != nil {
+	err = p.Cmd.Start()
+	_ = pw.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	seen := make(chan struct{})
@@ -57,7 +64,6 @@ func StartProcess(t testing.TB, name, ready string, args ...string) *Process {
 	}()
 	go func() {
 		_ = p.Cmd.Wait()
-		_ = pw.Close()
 		close(p.exited)
 	}()
 	t.Cleanup(func() {

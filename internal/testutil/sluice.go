@@ -5,34 +5,69 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// Sluice is a sluice process started by StartSluice.
+// Sluice is a sluice process started by StartSluice, and the processes
+// that took over from it by upgrades (they log to the same place).
 type Sluice struct {
 	Cmd        *exec.Cmd
 	ConfigPath string
-	Addr       string // data plane host:port
+	Addr       string // data plane host:port (of the first process)
 	AdminAddr  string
 	TLSAddrs   []string // listen_tls host:port, in config order
 	logMu      sync.Mutex
 	log        bytes.Buffer
+	starts     []Start // under logMu
 	exited     chan struct{}
 	exitErr    error
 }
 
-// Log returns what the process has logged so far.
+// Start is one process's "sluice started" log line: the first process's,
+// then one per upgrade.
+type Start struct {
+	PID          int
+	UpgradedFrom int
+	Addr, Admin  string
+	TLS          []string // listen_tls host:port
+}
+
+// Log returns what the processes have logged so far.
 func (s *Sluice) Log() string {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	return s.log.String()
+}
+
+// WaitStart waits until n processes have started (1: the first) and
+// returns the n-th.
+func (s *Sluice) WaitStart(t testing.TB, n int) Start {
+	t.Helper()
+	var st Start
+	WaitFor(t, fmt.Sprintf("sluice process #%d to start", n), func() bool {
+		s.logMu.Lock()
+		defer s.logMu.Unlock()
+		if len(s.starts) >= n {
+			st = s.starts[n-1]
+			return true
+		}
+		return false
+	})
+	return st
+}
+
+// Starts returns how many processes have started.
+func (s *Sluice) Starts() int {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return len(s.starts)
 }
 
 // Wait waits for the process to exit and returns its exit code.
@@ -56,6 +91,13 @@ func (s *Sluice) Wait(timeout time.Duration) (int, error) {
 // addresses it listens on.
 func StartSluice(t testing.TB, config string, env ...string) *Sluice {
 	t.Helper()
+	return StartSluiceWith(t, config, nil, env...)
+}
+
+// StartSluiceWith is StartSluice with prepare run on the command before
+// it starts (to wrap it, say).
+func StartSluiceWith(t testing.TB, config string, prepare func(*exec.Cmd), env ...string) *Sluice {
+	t.Helper()
 	bin := Binary(t, "sluice")
 	dir := t.TempDir()
 	s := &Sluice{ConfigPath: filepath.Join(dir, "sluice.yaml"), exited: make(chan struct{})}
@@ -64,10 +106,20 @@ func StartSluice(t testing.TB, config string, env ...string) *Sluice {
 	}
 	s.Cmd = exec.Command(bin, "serve", "-c", s.ConfigPath)
 	s.Cmd.Env = append(os.Environ(), env...)
-	pr, pw := io.Pipe()
+	if prepare != nil {
+		prepare(s.Cmd)
+	}
+	// An *os.File, not an io.Writer: Wait then returns when this process
+	// exits, though processes started by its upgrades still write here.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.Cmd.Stderr = pw
 	s.Cmd.Stdout = pw
-	if err := s.Cmd.Start(); err != nil {
+	err = s.Cmd.Start()
+	_ = pw.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	started := make(chan struct{})
@@ -84,23 +136,41 @@ func StartSluice(t testing.TB, config string, env ...string) *Sluice {
 			s.logMu.Unlock()
 			var m map[string]any
 			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "sluice started" {
-				s.Addr, _ = m["listen"].(string)
-				s.AdminAddr, _ = m["admin"].(string)
+				pid, _ := m["pid"].(float64)
+				from, _ := m["upgraded_from"].(float64)
+				st := Start{PID: int(pid), UpgradedFrom: int(from)}
+				st.Addr, _ = m["listen"].(string)
+				st.Admin, _ = m["admin"].(string)
 				if l, _ := m["listen_tls"].(string); l != "" {
-					s.TLSAddrs = strings.Split(l, ",")
+					st.TLS = strings.Split(l, ",")
 				}
-				once.Do(func() { close(started) })
+				s.logMu.Lock()
+				s.starts = append(s.starts, st)
+				s.logMu.Unlock()
+				once.Do(func() {
+					s.Addr, s.AdminAddr, s.TLSAddrs = st.Addr, st.Admin, st.TLS
+					close(started)
+				})
 			}
 		}
 	}()
 	go func() {
 		s.exitErr = s.Cmd.Wait()
-		_ = pw.Close()
 		close(s.exited)
 	}()
 	t.Cleanup(func() {
 		_ = s.Cmd.Process.Kill()
 		<-s.exited
+		// The processes upgrades started (not our children: by PID, and
+		// only while it is still a sluice serving this test's config).
+		s.logMu.Lock()
+		starts := s.starts
+		s.logMu.Unlock()
+		for _, st := range starts[min(1, len(starts)):] {
+			if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID)); err == nil && strings.Contains(string(cmd), "\x00serve\x00-c\x00"+s.ConfigPath+"\x00") {
+				_ = syscall.Kill(st.PID, syscall.SIGKILL)
+			}
+		}
 		if t.Failed() {
 			t.Logf("sluice log:\n%s", s.Log())
 		}
