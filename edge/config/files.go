@@ -45,6 +45,11 @@ func (c *Config) checkFiles() Errors {
 			}
 		}
 	}
+	if a := c.ACME; a != nil && a.CARootFile != "" {
+		if _, msg := ReadCABundle(c.Resolve(a.CARootFile)); msg != "" {
+			v.add("acme.ca_root_file", "%s", msg)
+		}
+	}
 	names := make([]string, 0, len(c.Upstreams))
 	for name := range c.Upstreams {
 		names = append(names, name)
