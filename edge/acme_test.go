@@ -5,9 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +26,7 @@ type acmeSetup struct {
 	pebble     *testutil.Pebble
 	plain, tls string // the gateway's listener addresses
 	gw         *Gateway
+	log        *testLog
 }
 
 func portOf(addr string) int {
@@ -32,7 +37,7 @@ func portOf(addr string) int {
 
 // startACMEGateway starts pebble and a gateway on loopback listeners;
 // acme is the body of the acme block (ca and ca_root_file are added).
-func startACMEGateway(t *testing.T, p *testutil.Pebble, pln, tln net.Listener, acme, extra string) *Gateway {
+func startACMEGateway(t *testing.T, p *testutil.Pebble, pln, tln net.Listener, acme, extra string) (*Gateway, *testLog) {
 	t.Helper()
 	up := testutil.StartUpstream(t, stub.Options{Name: "up"})
 	yaml := fmt.Sprintf(`
@@ -52,7 +57,8 @@ upstreams:
   up: { targets: [ { url: "%s" } ] }
 routes:
 `+catchAll, pln.Addr(), tln.Addr(), p.Directory, p.ServerCAFile, acme, extra, up.URL)
-	gw, err := New(mustParse(t, yaml), slog.New(slog.NewTextHandler(testWriter{t}, nil)), "test")
+	log := newTestLog(t)
+	gw, err := New(mustParse(t, yaml), slog.New(slog.NewTextHandler(log, nil)), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +69,7 @@ routes:
 		defer cancel()
 		_ = gw.Shutdown(ctx)
 	})
-	return gw
+	return gw, log
 }
 
 func newACMESetup(t *testing.T, o testutil.PebbleOptions, acme, extra string) *acmeSetup {
@@ -71,8 +77,8 @@ func newACMESetup(t *testing.T, o testutil.PebbleOptions, acme, extra string) *a
 	pln, tln := testutil.Listen(t), testutil.Listen(t)
 	o.HTTPPort, o.TLSPort = portOf(pln.Addr().String()), portOf(tln.Addr().String())
 	p := testutil.StartPebble(t, o)
-	gw := startACMEGateway(t, p, pln, tln, acme, extra)
-	return &acmeSetup{pebble: p, plain: pln.Addr().String(), tls: tln.Addr().String(), gw: gw}
+	gw, log := startACMEGateway(t, p, pln, tln, acme, extra)
+	return &acmeSetup{pebble: p, plain: pln.Addr().String(), tls: tln.Addr().String(), gw: gw, log: log}
 }
 
 // issuedLeaf handshakes with addr for name, verifying against roots, and
@@ -100,19 +106,178 @@ func waitIssued(t *testing.T, p *testutil.Pebble, addr, name string) *x509.Certi
 	return leaf
 }
 
-// HTTP-01 (RFC 8555 section 8.3): pebble fetches the key authorization
-// from the gateway's plain listener, issues, and a TLS client verifying
-// against pebble's root gets the certificate for the SNI it asks.
-func TestACMEHTTP01Issuance(t *testing.T) {
-	s := newACMESetup(t, testutil.PebbleOptions{}, "  challenges: [http-01]\n  storage: { dir: "+t.TempDir()+" }", "")
-	leaf := waitIssued(t, s.pebble, s.tls, "site.sluice.test")
-	if err := leaf.VerifyHostname("site.sluice.test"); err != nil {
-		t.Fatal(err)
-	}
-	waitIssued(t, s.pebble, s.tls, "www.sluice.test")
+// fileStorage is an acme block's challenges and file storage.
+func fileStorage(t *testing.T, challenges string) string {
+	return "  challenges: [" + challenges + "]\n  storage: { dir: " + testutil.ScratchDir(t) + " }"
 }
 
-// testWriter sends the gateway's log to the test's.
-type testWriter struct{ t *testing.T }
+// HTTP-01 (RFC 8555 section 8.3): pebble fetches the key authorization
+// from the gateway's plain listener, issues, and a TLS client verifying
+// against pebble's root gets the certificate for the SNI it asks, and its
+// requests are proxied. The plain listener redirects everything else to
+// HTTPS, but not the challenge.
+func TestACMEHTTP01Issuance(t *testing.T) {
+	s := newACMESetup(t, testutil.PebbleOptions{}, fileStorage(t, "http-01"), "server: { redirect_https: {} }")
+	for _, name := range []string{"site.sluice.test", "www.sluice.test"} {
+		leaf := waitIssued(t, s.pebble, s.tls, name)
+		if err := leaf.VerifyHostname(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.pebble.Orders(); n != 2 {
+		t.Errorf("pebble got %d orders, want 2 (one per name)", n)
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: s.pebble.Roots(t), ServerName: "site.sluice.test"}}}
+	resp, err := c.Get("https://" + s.tls + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET over the ACME certificate: %d", resp.StatusCode)
+	}
+	plain := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = plain.Get("http://" + s.plain + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPermanentRedirect {
+		t.Errorf("plain GET /hello: %d, want the 308 to HTTPS", resp.StatusCode)
+	}
+}
 
-func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+// TLS-ALPN-01 (RFC 8737): pebble validates with a handshake offering
+// only acme-tls/1 to the gateway's TLS listener; HTTP-01 is off (and
+// pebble's HTTP port is the plain listener, which would not answer).
+func TestACMETLSALPN01Issuance(t *testing.T) {
+	s := newACMESetup(t, testutil.PebbleOptions{}, fileStorage(t, "tls-alpn-01"), "")
+	waitIssued(t, s.pebble, s.tls, "site.sluice.test")
+	if !strings.Contains(s.log.String(), `msg="served key authentication certificate" component=acme server_name=site.sluice.test challenge=tls-alpn-01`) {
+		t.Errorf("the gateway did not answer a tls-alpn-01 validation")
+	}
+	// A normal client still gets http/1.1.
+	c, err := tls.Dial("tcp", s.tls, &tls.Config{RootCAs: s.pebble.Roots(t), ServerName: "site.sluice.test", NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+		t.Errorf("ALPN %q, want http/1.1", p)
+	}
+}
+
+// Hostile clients: a challenge path with a token nobody ordered is a 404
+// with the JSON error body, not a key authorization or a route; a client
+// naming a host the listener does not list (with or without acme-tls/1)
+// gets no certificate and makes no order (no on-demand issuance).
+func TestACMEHostileClients(t *testing.T) {
+	s := newACMESetup(t, testutil.PebbleOptions{}, fileStorage(t, "http-01, tls-alpn-01"), "")
+	waitIssued(t, s.pebble, s.tls, "site.sluice.test")
+	waitIssued(t, s.pebble, s.tls, "www.sluice.test")
+	before := s.pebble.Orders()
+
+	resp, err := http.Get("http://" + s.plain + "/.well-known/acme-challenge/bogus-token_123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.Contains(string(body), `"error":"unknown ACME challenge"`) {
+		t.Errorf("unknown token: %d %s", resp.StatusCode, body)
+	}
+
+	for _, protos := range [][]string{nil, {"acme-tls/1"}} {
+		_, err := tls.Dial("tcp", s.tls, &tls.Config{InsecureSkipVerify: true, ServerName: "evil.sluice.test", NextProtos: protos})
+		if err == nil {
+			t.Errorf("a handshake for an unlisted name (ALPN %v) got a certificate", protos)
+		}
+	}
+	// Any order would have been placed by now: the handshakes are over.
+	// One more handshake for a listed name shows the gateway is still up.
+	waitIssued(t, s.pebble, s.tls, "site.sluice.test")
+	if n := s.pebble.Orders(); n != before {
+		t.Errorf("pebble got %d orders after the unlisted names, want %d", n, before)
+	}
+}
+
+// Two gateways sharing Redis storage: one of them orders each certificate
+// (under the storage lock), the other loads it, and both serve the same
+// certificate. pebble validates against the first gateway's ports only,
+// whichever gateway ordered: the challenge answers are in Redis too.
+func TestACMERedisStorageSharedByTwoGateways(t *testing.T) {
+	redis := testutil.StartRedis(t)
+	acme := "  challenges: [http-01]\n  storage: { type: redis, prefix: acme-test }"
+	extra := `redis: { addrs: ["` + redis.Addr + `"] }`
+	pln, tln := testutil.Listen(t), testutil.Listen(t)
+	p := testutil.StartPebble(t, testutil.PebbleOptions{HTTPPort: portOf(pln.Addr().String()), TLSPort: portOf(tln.Addr().String())})
+	pln2, tln2 := testutil.Listen(t), testutil.Listen(t)
+	startACMEGateway(t, p, pln2, tln2, acme, extra) // the second first: it may well order
+	startACMEGateway(t, p, pln, tln, acme, extra)
+	for _, name := range []string{"site.sluice.test", "www.sluice.test"} {
+		a := waitIssued(t, p, tln.Addr().String(), name)
+		b := waitIssued(t, p, tln2.Addr().String(), name)
+		if a.SerialNumber.Cmp(b.SerialNumber) != 0 {
+			t.Errorf("%s: the gateways serve different certificates (%x, %x)", name, a.SerialNumber, b.SerialNumber)
+		}
+	}
+	if n := p.Orders(); n != 2 {
+		t.Errorf("pebble got %d orders, want 2 (one per name, whichever gateway placed it)", n)
+	}
+}
+
+// Renewal ahead of expiry: pebble issues certificates valid for 20s;
+// with a third of the lifetime left the gateway renews, and new
+// handshakes get the new certificate.
+func TestACMERenewsBeforeExpiry(t *testing.T) {
+	s := newACMESetup(t, testutil.PebbleOptions{Validity: 20 * time.Second},
+		fileStorage(t, "http-01")+"\n  renew_check: 1s", "")
+	roots := s.pebble.Roots(t)
+	first := waitIssued(t, s.pebble, s.tls, "site.sluice.test")
+	deadline := time.Now().Add(first.NotAfter.Sub(time.Now()) + 10*time.Second)
+	for {
+		leaf := issuedLeaf(s.tls, "site.sluice.test", roots)
+		if leaf != nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			if !leaf.NotAfter.After(first.NotAfter) {
+				t.Errorf("the renewed certificate expires at %v, the first at %v", leaf.NotAfter, first.NotAfter)
+			}
+			if time.Now().After(first.NotAfter) {
+				t.Errorf("renewed only after the first certificate expired")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still serving serial %x after it expired at %v", first.SerialNumber, first.NotAfter)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// testLog keeps a gateway's log, and shows it when the test fails.
+type testLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func newTestLog(t *testing.T) *testLog {
+	l := &testLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", l.String())
+		}
+	})
+	return l
+}
+
+func (l *testLog) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(b)
+}
+
+func (l *testLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}

@@ -75,6 +75,13 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 	p := &Pebble{Directory: "https://" + listen + "/dir", ServerCAFile: ca.CertFile, mgmt: mgmt}
 	p.Proc = StartCommand(t, "pebble", "ACME directory available", cmd)
 	p.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
+	WaitFor(t, "pebble's management interface", func() bool { // it starts after the directory
+		c, err := net.Dial("tcp", mgmt)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 	return p
 }
 
@@ -98,6 +105,19 @@ func (p *Pebble) Roots(t testing.TB) *x509.CertPool {
 // Orders counts the new orders pebble was asked for.
 func (p *Pebble) Orders() int {
 	return strings.Count(p.Proc.Log(), "POST /order-plz")
+}
+
+// ScratchDir is a temporary directory removed when the test ends, without
+// failing it if something (a background writer stopping late) still
+// wrote there: t.TempDir would fail the test.
+func ScratchDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sluice-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
 
 // startLoopbackDNS answers every A question with 127.0.0.1 (and every
