@@ -44,6 +44,7 @@ test: deps lint
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 150000x -fuzzminimizetime 500x ./edge/config
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOrigin$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/config
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckHSTS$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTicketKeys$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/config
 	$(GO) test -run '^$$' -fuzz '^FuzzContains$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/ipset
 	$(GO) test -run '^$$' -fuzz '^FuzzCORSAllowsOrigin$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge
 	$(GO) test -run '^$$' -fuzz '^FuzzAcceptEncoding$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge

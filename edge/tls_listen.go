@@ -29,8 +29,10 @@ import (
 // (fasthttp has no HTTP/2). Session tickets are on, with crypto/tls's
 // automatic keys: a fresh key every 24 hours, each valid for 7 days
 // (crypto/tls ticket.go), so a resumed session never outlives a week-old
-// key. Several sluice instances behind one balancer don't share ticket
-// keys: a client resuming on another instance does a full handshake.
+// key. Several sluice instances behind one balancer share keys through
+// ticket_keys_file (the same file on each, rotated by whoever writes it,
+// reloaded like a certificate); without it a client resuming on another
+// instance does a full handshake.
 
 // tlsCipherSuites are the TLS 1.2 suites offered (TLS 1.3 suites are not
 // configurable in Go and are all AEAD).
@@ -51,6 +53,8 @@ type certSet struct {
 	// acmeHosts are served by acme (acme.go), which is nil without them.
 	acmeHosts []string
 	acme      *acmeManager
+	// ticketFile holds the session ticket keys ("": crypto/tls's own).
+	ticketFile string
 	// conf is what handshakes use (GetConfigForClient), built with the
 	// set so the client CAs reload with the certificates.
 	conf *tls.Config
@@ -85,6 +89,17 @@ func loadCertSet(cfg *config.Config, i int, l config.TLSListener, acme *acmeMana
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: tlsCipherSuites,
 		NextProtos:   []string{"http/1.1"},
+	}
+	if l.TicketKeysFile != "" {
+		// Explicit keys on the config a handshake uses take the place of
+		// crypto/tls's own (Config.ticketKeys): every instance reading
+		// the same file resumes every other's sessions.
+		keys, msg := config.ReadTicketKeys(cfg.Resolve(l.TicketKeysFile))
+		if msg != "" {
+			return nil, fmt.Errorf("listen_tls[%d].ticket_keys_file: %s", i, msg)
+		}
+		set.conf.SetSessionTicketKeys(keys)
+		set.ticketFile = l.TicketKeysFile
 	}
 	if set.acme != nil && !set.acme.issuer.DisableTLSALPNChallenge {
 		// RFC 8737 section 3: the CA's validation handshake offers only
@@ -228,13 +243,19 @@ func (g *Gateway) ServeTLS(ln net.Listener, i int) error {
 	return err
 }
 
-// CertificateFiles lists every certificate and key file the TLS
-// listeners read, for a watcher that reloads when one changes.
+// CertificateFiles lists every certificate, key and ticket keys file the
+// TLS listeners read now (after the last reload), for a watcher that
+// reloads when one changes.
 func (g *Gateway) CertificateFiles() []string {
+	cfg := g.snap.Load().Config
 	var out []string
 	for _, l := range g.tls {
-		for _, f := range l.certs.Load().files {
-			out = append(out, g.startup.Resolve(f.CertFile), g.startup.Resolve(f.KeyFile))
+		set := l.certs.Load()
+		for _, f := range set.files {
+			out = append(out, cfg.Resolve(f.CertFile), cfg.Resolve(f.KeyFile))
+		}
+		if set.ticketFile != "" {
+			out = append(out, cfg.Resolve(set.ticketFile))
 		}
 	}
 	return out

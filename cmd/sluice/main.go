@@ -160,9 +160,11 @@ func serve(path string, stderr io.Writer) int {
 		}
 		tlsAddrs[i] = tlsLns[i].Addr().String()
 	}
+	certs := &certWatcher{ctx: ctx, gw: gw, log: log}
 	reload := func() error {
 		notify.reloading()
 		err := gw.ReloadFrom(func() (*config.Config, error) { return src.Load(ctx) })
+		certs.watchNew() // a reload may name new certificate files
 		if err != nil {
 			notify.ready("serving; the last reload was refused: " + strings.SplitN(err.Error(), "\n", 2)[0])
 		} else {
@@ -170,6 +172,7 @@ func serve(path string, stderr io.Writer) int {
 		}
 		return err
 	}
+	certs.reload = func() { _ = reload() }
 
 	var adminSrv *fasthttp.Server
 	adminAddr := "off"
@@ -216,11 +219,7 @@ func serve(path string, stderr io.Writer) int {
 
 	// A certificate renewed in place (certbot, cert-manager) reloads like
 	// a config change: the new one is served to new handshakes.
-	for _, f := range gw.CertificateFiles() {
-		if err := config.WatchFile(ctx, f, log, func() { _ = reload() }); err != nil {
-			log.Warn("certificate file is not watched; reload with SIGHUP or POST /admin/reload", "file", f, "error", err.Error())
-		}
-	}
+	certs.watchNew()
 
 	serveErr := make(chan error, 1+len(tlsLns))
 	if ln != nil {

@@ -39,6 +39,11 @@ func (c *Config) checkFiles() Errors {
 				v.add(fmt.Sprintf("listen_tls[%d].certificates[%d].cert_file", i, j), "%s", msg)
 			}
 		}
+		if l.TicketKeysFile != "" {
+			if _, msg := ReadTicketKeys(c.Resolve(l.TicketKeysFile)); msg != "" {
+				v.add(fmt.Sprintf("listen_tls[%d].ticket_keys_file", i), "%s", msg)
+			}
+		}
 		if ca := l.ClientAuth; ca != nil && ca.CAFile != "" {
 			if _, msg := ReadCABundle(c.Resolve(ca.CAFile)); msg != "" {
 				v.add(fmt.Sprintf("listen_tls[%d].client_auth.ca_file", i), "%s", msg)
