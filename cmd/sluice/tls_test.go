@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -65,6 +66,52 @@ routes:
 	// A renewal written over the files is served without a signal.
 	renewed := ca.Issue(t, testutil.LeafOptions{Name: "site", DNS: []string{"site.example"}})
 	testutil.WaitFor(t, "the renewed certificate after the files changed", func() bool {
+		return servedSerial(t, addr, ca.Pool) == leafSerial(renewed)
+	})
+}
+
+// A certificate file that a reloaded config names for the first time is
+// watched from then on: the config moves the listener to a certificate
+// in another directory, and a renewal written over that new file is
+// served without a signal or another config change.
+func TestCertificateFilesAddedByReloadAreWatched(t *testing.T) {
+	ca := testutil.NewCA(t, "edge")
+	first := ca.Issue(t, testutil.LeafOptions{Name: "site", DNS: []string{"site.example"}})
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	config := func(l *testutil.Leaf) string {
+		return `
+listen: "off"
+listen_tls:
+  - listen: 127.0.0.1:0
+    certificates: [ { cert_file: ` + l.CertFile + `, key_file: ` + l.KeyFile + ` } ]
+admin: { listen: "off" }
+upstreams:
+  up: { targets: [ { url: "` + up.URL + `" } ] }
+routes:
+  - { name: all, match: { prefix: / }, upstream: up }
+`
+	}
+	s := testutil.StartSluice(t, config(first))
+	addr := s.TLSAddrs[0]
+	if got := servedSerial(t, addr, ca.Pool); got != leafSerial(first) {
+		t.Fatalf("serving %s, want %s", got, leafSerial(first))
+	}
+
+	// The new certificate lives in a directory no watcher looked at.
+	dir := t.TempDir()
+	moved := ca.Issue(t, testutil.LeafOptions{Name: "moved", DNS: []string{"site.example"}})
+	placed := &testutil.Leaf{CertFile: filepath.Join(dir, "site.pem"), KeyFile: filepath.Join(dir, "site-key.pem")}
+	testutil.WriteFile(t, placed.CertFile, moved.CertPEM)
+	testutil.WriteFile(t, placed.KeyFile, moved.KeyPEM)
+	testutil.WriteFile(t, s.ConfigPath, []byte(config(placed)))
+	testutil.WaitFor(t, "the certificate the reloaded config names", func() bool {
+		return servedSerial(t, addr, ca.Pool) == leafSerial(moved)
+	})
+
+	renewed := ca.Issue(t, testutil.LeafOptions{Name: "renewed", DNS: []string{"site.example"}})
+	testutil.WriteFile(t, placed.KeyFile, renewed.KeyPEM)
+	testutil.WriteFile(t, placed.CertFile, renewed.CertPEM)
+	testutil.WaitFor(t, "the renewal written over the newly named files", func() bool {
 		return servedSerial(t, addr, ca.Pool) == leafSerial(renewed)
 	})
 }
