@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/redis/rueidis"
@@ -213,6 +214,19 @@ func (m *acmeManager) stop() {
 // certmagic holds for the name.
 func (m *acmeManager) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return m.magic.GetCertificate(hello)
+}
+
+// notAfter is when the certificate certmagic serves for host expires
+// (the latest, if a renewal is cached beside the old one); false while
+// there is none.
+func (m *acmeManager) notAfter(host string) (time.Time, bool) {
+	var na time.Time
+	for _, c := range m.cache.AllMatchingCertificates(host) {
+		if c.Leaf != nil && c.Leaf.NotAfter.After(na) {
+			na = c.Leaf.NotAfter
+		}
+	}
+	return na, !na.IsZero()
 }
 
 // isACMETLSHello reports a TLS-ALPN-01 validation handshake.

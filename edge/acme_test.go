@@ -117,11 +117,16 @@ func fileStorage(t *testing.T, challenges string) string {
 // requests are proxied. The plain listener redirects everything else to
 // HTTPS, but not the challenge.
 func TestACMEHTTP01Issuance(t *testing.T) {
-	s := newACMESetup(t, testutil.PebbleOptions{}, fileStorage(t, "http-01"), "server: { redirect_https: {} }")
+	s := newACMESetup(t, testutil.PebbleOptions{}, fileStorage(t, "http-01"), "server: { redirect_https: {} }\nmetrics: { data_plane_path: /metrics }")
 	for _, name := range []string{"site.sluice.test", "www.sluice.test"} {
 		leaf := waitIssued(t, s.pebble, s.tls, name)
 		if err := leaf.VerifyHostname(name); err != nil {
 			t.Fatal(err)
+		}
+		// Its expiry is exported like a PEM certificate's.
+		fams := scrape(t, &testGateway{Gateway: s.gw, addr: s.plain, url: "http://" + s.plain})
+		if got := sample(fams, "sluice_tls_certificate_expiry_seconds", map[string]string{"listener": s.tls, "name": name}); got != float64(leaf.NotAfter.Unix()) {
+			t.Errorf("sluice_tls_certificate_expiry_seconds for %s: %v, want %d", name, got, leaf.NotAfter.Unix())
 		}
 	}
 	if n := s.pebble.Orders(); n != 2 {
