@@ -3,10 +3,15 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicegw/sluice/bench/stub"
 	"github.com/sluicegw/sluice/internal/testutil"
@@ -114,4 +119,44 @@ routes:
 	testutil.WaitFor(t, "the renewal written over the newly named files", func() bool {
 		return servedSerial(t, addr, ca.Pool) == leafSerial(renewed)
 	})
+}
+
+// The binary with examples/acme-pebble.yaml as shipped (addresses and
+// the CA from its environment variables): it obtains a certificate from
+// pebble once its listeners serve, and a client verifying against
+// pebble's root gets it for site.sluice.test.
+func TestACMEExampleServes(t *testing.T) {
+	plain, tlsAddr := testutil.DeadAddr(t), testutil.DeadAddr(t) // pebble needs the ports first
+	_, hp, _ := net.SplitHostPort(plain)
+	_, tp, _ := net.SplitHostPort(tlsAddr)
+	httpPort, _ := strconv.Atoi(hp)
+	tlsPort, _ := strconv.Atoi(tp)
+	p := testutil.StartPebble(t, testutil.PebbleOptions{HTTPPort: httpPort, TLSPort: tlsPort})
+	up := testutil.StartUpstream(t, stub.Options{Name: "demo"})
+	src, err := os.ReadFile(filepath.Join(testutil.ModuleRoot(t), "examples", "acme-pebble.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testutil.StartSluice(t, string(src), "SLUICE_ADMIN_PASSWORD=example",
+		"SLUICE_LISTEN="+plain, "SLUICE_LISTEN_TLS="+tlsAddr, "SLUICE_ADMIN_LISTEN=127.0.0.1:0",
+		"ACME_CA="+p.Directory, "ACME_CA_ROOT="+p.ServerCAFile, "ACME_DIR="+testutil.ScratchDir(t), "DEMO_UPSTREAM="+up.Addr)
+	roots := p.Roots(t)
+	var status int
+	testutil.WaitFor(t, "a request over the certificate pebble issued", func() bool {
+		c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "site.sluice.test"}}}
+		resp, err := c.Get("https://" + s.TLSAddrs[0] + "/__stub/echo")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		status = resp.StatusCode
+		return true
+	})
+	if status != 200 {
+		t.Errorf("status %d", status)
+	}
+	if n := p.Orders(); n != 1 {
+		t.Errorf("pebble got %d orders, want 1", n)
+	}
 }
