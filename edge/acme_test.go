@@ -27,6 +27,7 @@ type acmeSetup struct {
 	plain, tls string // the gateway's listener addresses
 	gw         *Gateway
 	log        *testLog
+	yaml       string // the gateway's config
 }
 
 func portOf(addr string) int {
@@ -37,7 +38,7 @@ func portOf(addr string) int {
 
 // startACMEGateway starts pebble and a gateway on loopback listeners;
 // acme is the body of the acme block (ca and ca_root_file are added).
-func startACMEGateway(t *testing.T, p *testutil.Pebble, pln, tln net.Listener, acme, extra string) (*Gateway, *testLog) {
+func startACMEGateway(t *testing.T, p *testutil.Pebble, pln, tln net.Listener, acme, extra string) (*Gateway, *testLog, string) {
 	t.Helper()
 	up := testutil.StartUpstream(t, stub.Options{Name: "up"})
 	yaml := fmt.Sprintf(`
@@ -69,7 +70,7 @@ routes:
 		defer cancel()
 		_ = gw.Shutdown(ctx)
 	})
-	return gw, log
+	return gw, log, yaml
 }
 
 func newACMESetup(t *testing.T, o testutil.PebbleOptions, acme, extra string) *acmeSetup {
@@ -77,8 +78,8 @@ func newACMESetup(t *testing.T, o testutil.PebbleOptions, acme, extra string) *a
 	pln, tln := testutil.Listen(t), testutil.Listen(t)
 	o.HTTPPort, o.TLSPort = portOf(pln.Addr().String()), portOf(tln.Addr().String())
 	p := testutil.StartPebble(t, o)
-	gw, log := startACMEGateway(t, p, pln, tln, acme, extra)
-	return &acmeSetup{pebble: p, plain: pln.Addr().String(), tls: tln.Addr().String(), gw: gw, log: log}
+	gw, log, yaml := startACMEGateway(t, p, pln, tln, acme, extra)
+	return &acmeSetup{pebble: p, plain: pln.Addr().String(), tls: tln.Addr().String(), gw: gw, log: log, yaml: yaml}
 }
 
 // issuedLeaf handshakes with addr for name, verifying against roots, and
@@ -207,6 +208,25 @@ func TestACMEHostileClients(t *testing.T) {
 	}
 }
 
+// A reload that adds a name to acme_hosts gets it a certificate at once;
+// a name the reload removes is no longer served (this listener has no
+// PEM certificate to fall back on, so its handshake fails).
+func TestACMEReloadAddsAndRemovesNames(t *testing.T) {
+	s := newACMESetup(t, testutil.PebbleOptions{}, fileStorage(t, "http-01"), "")
+	waitIssued(t, s.pebble, s.tls, "www.sluice.test")
+	yaml := strings.Replace(s.yaml, "acme_hosts: [site.sluice.test, www.sluice.test]", "acme_hosts: [site.sluice.test, new.sluice.test]", 1)
+	if yaml == s.yaml {
+		t.Fatal("the test's config changed shape")
+	}
+	if err := s.gw.Apply(mustParse(t, yaml)); err != nil {
+		t.Fatal(err)
+	}
+	waitIssued(t, s.pebble, s.tls, "new.sluice.test")
+	if leaf := issuedLeaf(s.tls, "www.sluice.test", s.pebble.Roots(t)); leaf != nil {
+		t.Errorf("a name removed from acme_hosts is still served (%v)", leaf.DNSNames)
+	}
+}
+
 // Two gateways sharing Redis storage: one of them orders each certificate
 // (under the storage lock), the other loads it, and both serve the same
 // certificate. pebble validates against the first gateway's ports only,
@@ -218,8 +238,8 @@ func TestACMERedisStorageSharedByTwoGateways(t *testing.T) {
 	pln, tln := testutil.Listen(t), testutil.Listen(t)
 	p := testutil.StartPebble(t, testutil.PebbleOptions{HTTPPort: portOf(pln.Addr().String()), TLSPort: portOf(tln.Addr().String())})
 	pln2, tln2 := testutil.Listen(t), testutil.Listen(t)
-	startACMEGateway(t, p, pln2, tln2, acme, extra) // the second first: it may well order
-	startACMEGateway(t, p, pln, tln, acme, extra)
+	_, _, _ = startACMEGateway(t, p, pln2, tln2, acme, extra) // the second first: it may well order
+	_, _, _ = startACMEGateway(t, p, pln, tln, acme, extra)
 	for _, name := range []string{"site.sluice.test", "www.sluice.test"} {
 		a := waitIssued(t, p, tln.Addr().String(), name)
 		b := waitIssued(t, p, tln2.Addr().String(), name)
