@@ -38,7 +38,7 @@ func portOf(addr string) int {
 
 // startACMEGateway starts pebble and a gateway on loopback listeners;
 // acme is the body of the acme block (ca and ca_root_file are added).
-func startACMEGateway(t *testing.T, p *testutil.Pebble, pln, tln net.Listener, acme, extra string) (*Gateway, *testLog, string) {
+func startACMEGateway(t *testing.T, p *testutil.Pebble, pln, tln net.Listener, acme, extra string, listener ...string) (*Gateway, *testLog, string) {
 	t.Helper()
 	up := testutil.StartUpstream(t, stub.Options{Name: "up"})
 	yaml := fmt.Sprintf(`
@@ -46,6 +46,7 @@ listen: %s
 listen_tls:
   - listen: %s
     acme_hosts: [site.sluice.test, www.sluice.test]
+%s
 acme:
   ca: %s
   ca_root_file: %s
@@ -57,7 +58,7 @@ admin: { listen: "off" }
 upstreams:
   up: { targets: [ { url: "%s" } ] }
 routes:
-`+catchAll, pln.Addr(), tln.Addr(), p.Directory, p.ServerCAFile, acme, extra, up.URL)
+`+catchAll, pln.Addr(), tln.Addr(), strings.Join(listener, "\n"), p.Directory, p.ServerCAFile, acme, extra, up.URL)
 	log := newTestLog(t)
 	gw, err := New(mustParse(t, yaml), slog.New(slog.NewTextHandler(log, nil)), "test")
 	if err != nil {
@@ -73,12 +74,12 @@ routes:
 	return gw, log, yaml
 }
 
-func newACMESetup(t *testing.T, o testutil.PebbleOptions, acme, extra string) *acmeSetup {
+func newACMESetup(t *testing.T, o testutil.PebbleOptions, acme, extra string, listener ...string) *acmeSetup {
 	t.Helper()
 	pln, tln := testutil.Listen(t), testutil.Listen(t)
 	o.HTTPPort, o.TLSPort = portOf(pln.Addr().String()), portOf(tln.Addr().String())
 	p := testutil.StartPebble(t, o)
-	gw, log, yaml := startACMEGateway(t, p, pln, tln, acme, extra)
+	gw, log, yaml := startACMEGateway(t, p, pln, tln, acme, extra, listener...)
 	return &acmeSetup{pebble: p, plain: pln.Addr().String(), tls: tln.Addr().String(), gw: gw, log: log, yaml: yaml}
 }
 
@@ -171,6 +172,31 @@ func TestACMETLSALPN01Issuance(t *testing.T) {
 	defer c.Close()
 	if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
 		t.Errorf("ALPN %q, want http/1.1", p)
+	}
+}
+
+// ACME and PEM certificates on one listener, chosen by SNI: the ACME
+// names get pebble's certificates, any other name the PEM ones (the
+// first as the default), and no order is placed for those.
+func TestACMEMixedWithPEMCertificates(t *testing.T) {
+	ca := testutil.NewCA(t, "pem")
+	other := ca.Issue(t, testutil.LeafOptions{Name: "other", DNS: []string{"other.example"}})
+	s := newACMESetup(t, testutil.PebbleOptions{}, fileStorage(t, "tls-alpn-01"), "",
+		"    certificates: [ { cert_file: "+other.CertFile+", key_file: "+other.KeyFile+" } ]")
+	waitIssued(t, s.pebble, s.tls, "site.sluice.test")
+	waitIssued(t, s.pebble, s.tls, "www.sluice.test")
+	for _, name := range []string{"other.example", "unlisted.sluice.test"} {
+		// Verified as other.example: the unlisted name gets the default.
+		st, err := handshake(t, s.tls, &tls.Config{RootCAs: ca.Pool, ServerName: name,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				return cs.PeerCertificates[0].VerifyHostname("other.example")
+			}, InsecureSkipVerify: true})
+		if err != nil || st.PeerCertificates[0].Subject.CommonName != "other" {
+			t.Errorf("%s: the PEM certificate was not served: %v", name, err)
+		}
+	}
+	if n := s.pebble.Orders(); n != 2 {
+		t.Errorf("pebble got %d orders, want 2 (the ACME names only)", n)
 	}
 }
 
