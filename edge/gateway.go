@@ -55,6 +55,7 @@ func New(cfg *config.Config, log *slog.Logger, version string) (_ *Gateway, err 
 	defer func() {
 		if err != nil {
 			g.stopDiscovery()
+			g.acme.stop()
 			g.res.close()
 		}
 	}()
@@ -65,7 +66,6 @@ func New(cfg *config.Config, log *slog.Logger, version string) (_ *Gateway, err 
 		return nil, err
 	}
 	if g.tls, err = openTLSListeners(cfg, g.acme); err != nil {
-		g.acme.stop()
 		return nil, err
 	}
 	snap, err := g.build(cfg)
