@@ -255,26 +255,43 @@ func TestACMEReloadAddsAndRemovesNames(t *testing.T) {
 
 // Two gateways sharing Redis storage: one of them orders each certificate
 // (under the storage lock), the other loads it, and both serve the same
-// certificate. pebble validates against the first gateway's ports only,
-// whichever gateway ordered: the challenge answers are in Redis too.
+// certificate. pebble validates against the first gateway's ports while
+// the second orders. Both challenge types. (In one process certmagic
+// finds the challenge in its own memory; cmd/sluice's
+// TestACMEChallengeAnsweredFromRedis has the second gateway in another
+// process, so the answer must come from Redis.)
 func TestACMERedisStorageSharedByTwoGateways(t *testing.T) {
-	redis := testutil.StartRedis(t)
-	acme := "  challenges: [http-01]\n  storage: { type: redis, prefix: acme-test }"
-	extra := `redis: { addrs: ["` + redis.Addr + `"] }`
-	pln, tln := testutil.Listen(t), testutil.Listen(t)
-	p := testutil.StartPebble(t, testutil.PebbleOptions{HTTPPort: portOf(pln.Addr().String()), TLSPort: portOf(tln.Addr().String())})
-	pln2, tln2 := testutil.Listen(t), testutil.Listen(t)
-	_, _, _ = startACMEGateway(t, p, pln2, tln2, acme, extra) // the second first: it may well order
-	_, _, _ = startACMEGateway(t, p, pln, tln, acme, extra)
-	for _, name := range []string{"site.sluice.test", "www.sluice.test"} {
-		a := waitIssued(t, p, tln.Addr().String(), name)
-		b := waitIssued(t, p, tln2.Addr().String(), name)
-		if a.SerialNumber.Cmp(b.SerialNumber) != 0 {
-			t.Errorf("%s: the gateways serve different certificates (%x, %x)", name, a.SerialNumber, b.SerialNumber)
-		}
-	}
-	if n := p.Orders(); n != 2 {
-		t.Errorf("pebble got %d orders, want 2 (one per name, whichever gateway placed it)", n)
+	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
+		t.Run(challenge, func(t *testing.T) {
+			redis := testutil.StartRedis(t)
+			acme := "  challenges: [" + challenge + "]\n  storage: { type: redis, prefix: acme-test }"
+			extra := `redis: { addrs: ["` + redis.Addr + `"] }`
+			pln, tln := testutil.Listen(t), testutil.Listen(t)
+			p := testutil.StartPebble(t, testutil.PebbleOptions{HTTPPort: portOf(pln.Addr().String()), TLSPort: portOf(tln.Addr().String())})
+			pln2, tln2 := testutil.Listen(t), testutil.Listen(t)
+			// The second gateway takes both locks first, so it orders, and
+			// pebble validates against the first one, which answers from
+			// what the second stored in Redis.
+			_, log2, _ := startACMEGateway(t, p, pln2, tln2, acme, extra)
+			testutil.WaitFor(t, "the second gateway to hold both locks", func() bool {
+				return strings.Count(log2.String(), `msg="lock acquired"`) == 2
+			})
+			_, log1, _ := startACMEGateway(t, p, pln, tln, acme, extra)
+			_ = log1
+			for _, name := range []string{"site.sluice.test", "www.sluice.test"} {
+				a := waitIssued(t, p, tln.Addr().String(), name)
+				b := waitIssued(t, p, tln2.Addr().String(), name)
+				if a.SerialNumber.Cmp(b.SerialNumber) != 0 {
+					t.Errorf("%s: the gateways serve different certificates (%x, %x)", name, a.SerialNumber, b.SerialNumber)
+				}
+			}
+			if n := p.Orders(); n != 2 {
+				t.Errorf("pebble got %d orders, want 2 (one per name)", n)
+			}
+			if a, b := strings.Count(log1.String(), "certificate obtained successfully"), strings.Count(log2.String(), "certificate obtained successfully"); a != 0 || b != 2 {
+				t.Errorf("certificates obtained: %d by the first gateway, %d by the second; want 0 and 2", a, b)
+			}
+		})
 	}
 }
 
