@@ -26,7 +26,8 @@ func withTicketKeys(yaml, file string) string {
 
 // Shared session ticket keys: a client whose session began on one
 // gateway resumes it on another that reads the same keys file (TLS 1.3
-// and 1.2), not on one with other keys; after a rotation (a new key on
+// tickets, RFC 8446 section 4.6.1; TLS 1.2 tickets, RFC 5077 section
+// 3), not on one with other keys; after a rotation (a new key on
 // top, the old one below, reloaded) old tickets still resume and new
 // ones are made with the new key.
 func TestTLSTicketKeysSharedBetweenGateways(t *testing.T) {
