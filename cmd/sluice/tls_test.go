@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -159,4 +163,78 @@ func TestACMEExampleServes(t *testing.T) {
 	if n := p.Orders(); n != 1 {
 		t.Errorf("pebble got %d orders, want 1", n)
 	}
+}
+
+// ticket_keys_file is watched like a certificate: when it changes, new
+// tickets are made with its new first key. Checked with a second
+// instance that reads only the new key: a session begun on the first
+// resumes on the second once the first has reloaded the file.
+func TestTicketKeysFileWatched(t *testing.T) {
+	ca := testutil.NewCA(t, "edge")
+	leaf := ca.Issue(t, testutil.LeafOptions{Name: "site", DNS: []string{"site.example"}})
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	dir := t.TempDir()
+	key := func() string {
+		var k [32]byte
+		_, _ = rand.Read(k[:])
+		return base64.StdEncoding.EncodeToString(k[:]) + "\n"
+	}
+	fileA, fileB := filepath.Join(dir, "a.keys"), filepath.Join(dir, "b.keys")
+	newKey := key()
+	testutil.WriteFile(t, fileA, []byte(key()))
+	testutil.WriteFile(t, fileB, []byte(newKey))
+	config := func(file string) string {
+		return `
+listen: "off"
+listen_tls:
+  - listen: 127.0.0.1:0
+    certificates: [ { cert_file: ` + leaf.CertFile + `, key_file: ` + leaf.KeyFile + ` } ]
+    ticket_keys_file: ` + file + `
+admin: { listen: "off" }
+upstreams:
+  up: { targets: [ { url: "` + up.URL + `" } ] }
+routes:
+  - { name: all, match: { prefix: / }, upstream: up }
+`
+	}
+	a, b := testutil.StartSluice(t, config(fileA)), testutil.StartSluice(t, config(fileB))
+	// hop begins a session on a and reports whether it resumes on b.
+	hop := func() bool {
+		cache := tls.NewLRUClientSessionCache(2)
+		if _, err := ticketRequest(a.TLSAddrs[0], ca.Pool, cache); err != nil {
+			t.Fatal(err)
+		}
+		resumed, err := ticketRequest(b.TLSAddrs[0], ca.Pool, cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resumed
+	}
+	if hop() {
+		t.Fatal("a session resumed on an instance with other ticket keys")
+	}
+	testutil.WriteFile(t, fileA, []byte(newKey))
+	testutil.WaitFor(t, "the first instance to make tickets with the key written to its file", hop)
+}
+
+// ticketRequest makes one request on a new TLS connection (SNI
+// site.example) and reports whether it resumed a session; reading the
+// answer also reads a TLS 1.3 ticket into the cache.
+func ticketRequest(addr string, roots *x509.CertPool, cache tls.ClientSessionCache) (bool, error) {
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "site.example", ClientSessionCache: cache})
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET /__stub/echo HTTP/1.1\r\nHost: site.example\r\n\r\n"); err != nil {
+		return false, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return false, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return c.ConnectionState().DidResume, nil
 }
