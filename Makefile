@@ -44,6 +44,7 @@ test: deps lint
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 150000x -fuzzminimizetime 500x ./edge/config
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOrigin$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/config
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckHSTS$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/config
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTicketKeys$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/config
 	$(GO) test -run '^$$' -fuzz '^FuzzContains$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/ipset
 	$(GO) test -run '^$$' -fuzz '^FuzzCORSAllowsOrigin$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge
 	$(GO) test -run '^$$' -fuzz '^FuzzAcceptEncoding$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge
@@ -72,6 +73,7 @@ deps:
 	command -v podman >/dev/null || missing="$$missing podman"; \
 	command -v runc >/dev/null || test -x /usr/sbin/runc || missing="$$missing runc"; \
 	command -v ip >/dev/null || test -x /usr/sbin/ip || missing="$$missing iproute2"; \
+	command -v pebble >/dev/null || missing="$$missing pebble"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (tests start their own servers on 127.0.0.1)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \

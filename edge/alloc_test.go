@@ -254,3 +254,17 @@ func TestRegexRewriteAllocatesNothing(t *testing.T) {
 		t.Errorf("%.1f allocations per request, want 0", n)
 	}
 }
+
+// With ACME on (a listener with acme_hosts, HTTP-01 checked before
+// routing), a proxied GET still allocates nothing: the challenge check
+// is a prefix test.
+func TestACMEGatewayProxyAllocatesNothing(t *testing.T) {
+	h := newHandlerHarnessWith(t, 64, "/api/x",
+		"listen_tls: [ { listen: 127.0.0.1:0, acme_hosts: [a.example.com] } ]\nacme: { agree_terms: true, ca: \"https://127.0.0.1:1/dir\", storage: { dir: "+t.TempDir()+" } }", "")
+	for i := 0; i < 10; i++ {
+		h.once(t, 200)
+	}
+	if n := testing.AllocsPerRun(500, func() { h.once(t, 200) }); n != 0 {
+		t.Errorf("%.1f allocations per request with ACME on, want 0", n)
+	}
+}

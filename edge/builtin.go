@@ -8,11 +8,16 @@ import (
 
 // serveBuiltin answers the data-plane endpoints sluice serves itself, before
 // routing: GET /services/health (server.services_health) and the metrics
-// (metrics.data_plane_path). It reports whether it answered.
+// (metrics.data_plane_path), and ACME HTTP-01 challenges on the plain
+// listener (acme.go; before the HTTPS redirect, which serve applies after
+// this). It reports whether it answered.
 func (g *Gateway) serveBuiltin(x *exchange) bool {
 	s, h := x.snap, &x.ctx.Request.Header
 	if !h.IsGet() {
 		return false
+	}
+	if g.serveACMEChallenge(x) {
+		return true
 	}
 	switch {
 	case s.servicesHealth && string(x.path) == "/services/health":

@@ -32,7 +32,14 @@
 // opens what outlives a config (Redis, key store, quotas, JWKS, access
 // log), status.go reports upstream state, tls_listen.go terminates TLS
 // (listen_tls: certificates by SNI behind an atomic pointer, swapped on
-// reload; client certificates).
+// reload; client certificates; shared session ticket keys), acme.go gets
+// certificates for acme_hosts through certmagic (chosen over
+// x/crypto/acme for background renewal, OCSP stapling and a storage with
+// cluster locks; acme.go says more), acme_redis.go is certmagic's storage
+// in Redis for several instances (one orders, all serve), acme_log.go
+// passes certmagic's log to slog. An ACME challenge is the only thing
+// sluice answers on the plain listener before the HTTPS redirect, and no
+// client-chosen name ever reaches certmagic (no on-demand issuance).
 //
 // Invariants:
 //   - A request loads the current *Snapshot once, from an atomic pointer,

@@ -22,6 +22,7 @@ type Gateway struct {
 	server *fasthttp.Server
 	log    *slog.Logger
 	tls    []*tlsListener // listen_tls, in config order (tls_listen.go)
+	acme   *acmeManager   // nil without an acme block (acme.go)
 
 	// startup is the config the server was started with; settings that
 	// only take effect at start (listen, server timeouts) are compared
@@ -54,13 +55,17 @@ func New(cfg *config.Config, log *slog.Logger, version string) (_ *Gateway, err 
 	defer func() {
 		if err != nil {
 			g.stopDiscovery()
+			g.acme.stop()
 			g.res.close()
 		}
 	}()
 	if err = g.syncDiscovery(cfg); err != nil {
 		return nil, err
 	}
-	if g.tls, err = openTLSListeners(cfg); err != nil {
+	if g.acme, err = openACME(cfg, g.res.redis, log); err != nil {
+		return nil, err
+	}
+	if g.tls, err = openTLSListeners(cfg, g.acme); err != nil {
 		return nil, err
 	}
 	snap, err := g.build(cfg)
@@ -160,6 +165,7 @@ func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
 
 // Serve accepts data-plane connections on ln until Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
+	g.acme.startACME() // the challenges have a listener now
 	err := g.server.Serve(lingerListener{ln})
 	if g.draining.Load() {
 		return nil
@@ -173,6 +179,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
 	g.stopDiscovery()
+	g.acme.stop()
 	defer g.res.close()
 	// Tunnels are hijacked connections the server no longer tracks: they
 	// get their 1001 close while the server drains its requests.

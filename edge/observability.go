@@ -124,6 +124,12 @@ func (g *Gateway) metricsState() observe.State {
 			}
 			st.Certificates = append(st.Certificates, observe.CertificateState{Listener: l.name, Name: name, NotAfter: c.Leaf.NotAfter})
 		}
+		set := l.certs.Load()
+		for _, host := range set.acmeHosts { // obtained ones only (acme.go)
+			if na, ok := set.acme.notAfter(host); ok {
+				st.Certificates = append(st.Certificates, observe.CertificateState{Listener: l.name, Name: host, NotAfter: na})
+			}
+		}
 	}
 	if snap == nil {
 		return st

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"reflect"
 	"slices"
 
 	"github.com/sluicegw/sluice/edge/config"
@@ -24,6 +25,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		return g.refuse(err)
 	}
 	g.installTLSCerts(certs)
+	g.acme.reloaded(cfg)
 	g.res.metrics.Retain(snap.names())
 	for _, w := range restartOnly(g.startup, cfg) {
 		g.log.Warn("config change takes effect in a new process; apply with sluice upgrade (or a restart)", "field", w)
@@ -87,6 +89,9 @@ func restartOnly(a, b *config.Config) []string {
 				break
 			}
 		}
+	}
+	if !reflect.DeepEqual(a.ACME, b.ACME) {
+		out = append(out, "acme")
 	}
 	if a.Admin.Listen != b.Admin.Listen {
 		out = append(out, "admin.listen")

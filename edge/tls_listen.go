@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,8 +29,10 @@ import (
 // (fasthttp has no HTTP/2). Session tickets are on, with crypto/tls's
 // automatic keys: a fresh key every 24 hours, each valid for 7 days
 // (crypto/tls ticket.go), so a resumed session never outlives a week-old
-// key. Several sluice instances behind one balancer don't share ticket
-// keys: a client resuming on another instance does a full handshake.
+// key. Several sluice instances behind one balancer share keys through
+// ticket_keys_file (the same file on each, rotated by whoever writes it,
+// reloaded like a certificate); without it a client resuming on another
+// instance does a full handshake.
 
 // tlsCipherSuites are the TLS 1.2 suites offered (TLS 1.3 suites are not
 // configurable in Go and are all AEAD).
@@ -46,6 +50,11 @@ var tlsCipherSuites = []uint16{
 type certSet struct {
 	certs []*tls.Certificate // Leaf set on each
 	files []config.CertificateFiles
+	// acmeHosts are served by acme (acme.go), which is nil without them.
+	acmeHosts []string
+	acme      *acmeManager
+	// ticketFile holds the session ticket keys ("": crypto/tls's own).
+	ticketFile string
 	// conf is what handshakes use (GetConfigForClient), built with the
 	// set so the client CAs reload with the certificates.
 	conf *tls.Config
@@ -60,8 +69,11 @@ type tlsListener struct {
 }
 
 // loadCertSet reads and checks a listener's certificates.
-func loadCertSet(cfg *config.Config, i int, l config.TLSListener) (*certSet, error) {
+func loadCertSet(cfg *config.Config, i int, l config.TLSListener, acme *acmeManager) (*certSet, error) {
 	set := &certSet{files: l.Certificates}
+	if len(l.ACMEHosts) > 0 && acme != nil {
+		set.acme, set.acmeHosts = acme, l.ACMEHosts
+	}
 	for j, cf := range l.Certificates {
 		kp, msg := config.CheckKeyPair(cfg.Resolve(cf.CertFile), cfg.Resolve(cf.KeyFile), time.Now())
 		if msg != "" {
@@ -70,13 +82,29 @@ func loadCertSet(cfg *config.Config, i int, l config.TLSListener) (*certSet, err
 		c := kp.Cert
 		set.certs = append(set.certs, &c)
 	}
-	if len(set.certs) == 0 {
+	if len(set.certs) == 0 && set.acme == nil {
 		return nil, fmt.Errorf("listen_tls[%d]: no certificate", i)
 	}
 	set.conf = &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: tlsCipherSuites,
 		NextProtos:   []string{"http/1.1"},
+	}
+	if l.TicketKeysFile != "" {
+		// Explicit keys on the config a handshake uses take the place of
+		// crypto/tls's own (Config.ticketKeys): every instance reading
+		// the same file resumes every other's sessions.
+		keys, msg := config.ReadTicketKeys(cfg.Resolve(l.TicketKeysFile))
+		if msg != "" {
+			return nil, fmt.Errorf("listen_tls[%d].ticket_keys_file: %s", i, msg)
+		}
+		set.conf.SetSessionTicketKeys(keys)
+		set.ticketFile = l.TicketKeysFile
+	}
+	if set.acme != nil && !set.acme.issuer.DisableTLSALPNChallenge {
+		// RFC 8737 section 3: the CA's validation handshake offers only
+		// acme-tls/1. Other clients still get http/1.1.
+		set.conf.NextProtos = append(set.conf.NextProtos, "acme-tls/1")
 	}
 	set.conf.GetCertificate = set.getCertificate
 	if ca := l.ClientAuth; ca != nil {
@@ -112,7 +140,27 @@ func newTLSListener(name, addr string, set *certSet) *tlsListener {
 // for the name it asked for (SupportsCertificate checks the name, exact
 // or wildcard, and that the client supports the key's algorithm), else
 // the first.
+//
+// With acme_hosts, a name listed there gets its ACME certificate (the
+// PEM default while it is not obtained yet, or a failed handshake when
+// there is none), and a TLS-ALPN-01 validation handshake gets its
+// challenge certificate. No other name reaches certmagic, so no client
+// can make sluice order a certificate.
 func (set *certSet) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if set.acme != nil {
+		if isACMETLSHello(hello) {
+			return set.acme.certificate(hello)
+		}
+		if name := strings.ToLower(hello.ServerName); name != "" && slices.Contains(set.acmeHosts, name) {
+			c, err := set.acme.certificate(hello)
+			if err == nil || len(set.certs) == 0 {
+				return c, err
+			}
+		}
+	}
+	if len(set.certs) == 0 {
+		return nil, fmt.Errorf("no certificate for %q", hello.ServerName)
+	}
 	if hello.ServerName != "" && len(set.certs) > 1 {
 		for _, c := range set.certs {
 			if hello.SupportsCertificate(c) == nil {
@@ -124,10 +172,10 @@ func (set *certSet) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 }
 
 // openTLSListeners loads the certificates of every listen_tls entry.
-func openTLSListeners(cfg *config.Config) ([]*tlsListener, error) {
+func openTLSListeners(cfg *config.Config, acme *acmeManager) ([]*tlsListener, error) {
 	var out []*tlsListener
 	for i, lc := range cfg.ListenTLS {
-		set, err := loadCertSet(cfg, i, lc)
+		set, err := loadCertSet(cfg, i, lc, acme)
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +195,7 @@ func (g *Gateway) loadTLSCerts(cfg *config.Config) ([]*certSet, error) {
 	for k, l := range g.tls {
 		for i, lc := range cfg.ListenTLS {
 			if lc.Name == l.name || lc.Name == "" && lc.Listen == l.name {
-				set, err := loadCertSet(cfg, i, lc)
+				set, err := loadCertSet(cfg, i, lc, g.acme)
 				if err != nil {
 					return nil, err
 				}
@@ -187,6 +235,7 @@ func (g *Gateway) ServeTLS(ln net.Listener, i int) error {
 	if i < 0 || i >= len(g.tls) {
 		return fmt.Errorf("no TLS listener %d", i)
 	}
+	g.acme.startACME() // the challenges have a listener now
 	err := g.server.Serve(tls.NewListener(lingerListener{ln}, g.tls[i].conf))
 	if g.draining.Load() {
 		return nil
@@ -194,13 +243,19 @@ func (g *Gateway) ServeTLS(ln net.Listener, i int) error {
 	return err
 }
 
-// CertificateFiles lists every certificate and key file the TLS
-// listeners read, for a watcher that reloads when one changes.
+// CertificateFiles lists every certificate, key and ticket keys file the
+// TLS listeners read now (after the last reload), for a watcher that
+// reloads when one changes.
 func (g *Gateway) CertificateFiles() []string {
+	cfg := g.snap.Load().Config
 	var out []string
 	for _, l := range g.tls {
-		for _, f := range l.certs.Load().files {
-			out = append(out, g.startup.Resolve(f.CertFile), g.startup.Resolve(f.KeyFile))
+		set := l.certs.Load()
+		for _, f := range set.files {
+			out = append(out, cfg.Resolve(f.CertFile), cfg.Resolve(f.KeyFile))
+		}
+		if set.ticketFile != "" {
+			out = append(out, cfg.Resolve(set.ticketFile))
 		}
 	}
 	return out

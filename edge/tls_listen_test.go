@@ -322,27 +322,7 @@ func TestTLSListenerResumesSessions(t *testing.T) {
 	yaml := tlsListenerConfig(up.URL, leaf)
 	g, addr := startTLSGateway(t, yaml)
 	cache := tls.NewLRUClientSessionCache(8)
-	connect := func() bool {
-		t.Helper()
-		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, ServerName: "a.example", ClientSessionCache: cache})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		// A request and its answer: TLS 1.3 tickets arrive after the
-		// handshake and are read with the answer.
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a.example\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return c.ConnectionState().DidResume
-	}
+	connect := func() bool { return resumed(t, addr, ca, cache, 0) }
 	if connect() {
 		t.Fatal("the first connection resumed a session it never had")
 	}
@@ -356,4 +336,29 @@ func TestTLSListenerResumesSessions(t *testing.T) {
 	if !connect() {
 		t.Error("after a certificate reload, a returning client did a full handshake")
 	}
+}
+
+// resumed makes a request on a new TLS connection to addr (SNI
+// a.example, TLS up to version, 0 for the newest) with the client's
+// session cache, and reports whether the handshake resumed a session.
+func resumed(t *testing.T, addr string, ca *testutil.CA, cache tls.ClientSessionCache, version uint16) bool {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, ServerName: "a.example", ClientSessionCache: cache, MaxVersion: version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A request and its answer: TLS 1.3 tickets arrive after the
+	// handshake and are read with the answer.
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a.example\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return c.ConnectionState().DidResume
 }

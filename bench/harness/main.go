@@ -66,6 +66,7 @@ type scenario struct {
 	idle      int      // idle keep-alive connections held open during the runs
 	targets   []string // nil: direct, nginx, fasthttp, sluice
 	gzipped   bool     // nginx and sluice must answer gzip (checked before the runs)
+	tls       bool     // sluice and nginx terminate TLS (tls.go)
 }
 
 // headerFor is the request header a target gets: only sluice checks
@@ -108,6 +109,7 @@ access_log: { enabled: true, output: access.log, sample: 0.01 }`,
 			sluice:    `compression: { algorithms: [gzip], level: default, min_size: 1KiB, types: [application/json] }`,
 			nginx:     `gzip on; gzip_comp_level 5; gzip_types application/json; gzip_min_length 1024; gzip_proxied any; gzip_vary on;`,
 			allHeader: "Accept-Encoding: gzip", targets: []string{"direct", "nginx", "sluice"}, gzipped: true},
+		{name: "TLS termination (direct and floor stay plain)", tls: true},
 	}
 }
 
@@ -222,7 +224,7 @@ func waitHTTP(ctx context.Context, name, url, header string) error {
 		if k, v, ok := strings.Cut(header, ": "); ok {
 			req.Header.Set(k, v)
 		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
+		if resp, err := insecureClient.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			right := map[string]bool{
@@ -256,8 +258,17 @@ func (f *fleet) stop() {
 // scenario. The caller stops the fleet, also after an error.
 func servers(ctx context.Context, dir string, sc scenario) (f *fleet, err error) {
 	f = &fleet{}
-	addrs := freeAddrs(5)
-	stubAddr, sluiceAddr, adminAddr, nginxAddr, floorAddr := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
+	addrs := freeAddrs(6)
+	stubAddr, sluiceAddr, adminAddr, nginxAddr, floorAddr, sluiceTLSAddr := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4], addrs[5]
+	sluiceExtra, nginxListen, scheme := sc.sluice, "listen "+nginxAddr+";", "http"
+	if sc.tls {
+		var tlsExtra string
+		if tlsExtra, nginxListen, err = tlsConfigs(dir, sluiceTLSAddr, nginxAddr); err != nil {
+			return f, err
+		}
+		sluiceExtra += "\n" + tlsExtra
+		scheme = "https"
+	}
 	f.stub, err = start(ctx, "stub", filepath.Join(dir, "stub.log"), filepath.Join(*binDir, "upstream"), nil,
 		"-addr", stubAddr, "-name", "bench", "-body-size", strconv.Itoa(sc.bodySize), "-body-json="+strconv.FormatBool(sc.jsonBody))
 	if err != nil {
@@ -270,7 +281,7 @@ upstreams:
   stub: { targets: [ { url: "http://%s" } ] }
 routes:
   - { name: bench, match: { prefix: / }, upstream: stub %s }
-`, sluiceAddr, adminAddr, sc.sluice, stubAddr, sc.route)
+`, sluiceAddr, adminAddr, sluiceExtra, stubAddr, sc.route)
 	cfgPath := filepath.Join(dir, "sluice.yaml")
 	if err = os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return f, err
@@ -294,7 +305,7 @@ http {
   scgi_temp_path %[1]s/scgi;
   upstream stub { server %[2]s; keepalive 128; }
   server {
-    listen %[3]s;
+    %[3]s
     location / {
       proxy_pass http://stub;
       proxy_http_version 1.1;
@@ -310,7 +321,7 @@ http {
     }
   }
 }
-`, dir, stubAddr, nginxAddr, sc.nginx)
+`, dir, stubAddr, nginxListen, sc.nginx)
 	ngxPath := filepath.Join(dir, "nginx.conf")
 	if err = os.WriteFile(ngxPath, []byte(ngxConf), 0o600); err != nil {
 		return f, err
@@ -323,8 +334,12 @@ http {
 	if err != nil {
 		return f, err
 	}
-	f.urls = map[string]string{"direct": "http://" + stubAddr + "/", "nginx": "http://" + nginxAddr + "/",
-		"fasthttp": "http://" + floorAddr + "/", "sluice": "http://" + sluiceAddr + "/"}
+	sluiceURL := "http://" + sluiceAddr + "/"
+	if sc.tls {
+		sluiceURL = "https://" + sluiceTLSAddr + "/"
+	}
+	f.urls = map[string]string{"direct": "http://" + stubAddr + "/", "nginx": scheme + "://" + nginxAddr + "/",
+		"fasthttp": "http://" + floorAddr + "/", "sluice": sluiceURL}
 	for name, u := range f.urls {
 		if err = waitHTTP(ctx, name, u, sc.headerFor(name)); err != nil {
 			return f, err
@@ -450,6 +465,9 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 		}
 	}
 	printTable(sc, res, targets)
+	if sc.tls {
+		printNewConnRates(ctx, urls)
+	}
 	return nil
 }
 
@@ -560,7 +578,7 @@ func runVegeta(ctx context.Context, dir, url, header string, rate int) (vegetaRe
 		// Bounded connections and workers: unbounded, vegeta opens and
 		// drops connections when it falls behind, and the TIME_WAIT sockets
 		// exhaust loopback's ephemeral ports within a few runs.
-		"-keepalive", "-connections", "64", "-max-connections", "64", "-workers", "32", "-max-workers", "64", "-output", results)
+		"-insecure", "-keepalive", "-connections", "64", "-max-connections", "64", "-workers", "32", "-max-workers", "64", "-output", results)
 	attack.Stdin = strings.NewReader(targets)
 	if out, err := attack.CombinedOutput(); err != nil {
 		return vegetaResult{}, fmt.Errorf("attack: %v: %s", err, out)

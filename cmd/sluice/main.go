@@ -203,9 +203,11 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		}
 		tlsAddrs[i] = tlsLns[i].Addr().String()
 	}
+	certs := &certWatcher{ctx: ctx, gw: gw, log: log}
 	reload := func() error {
 		notify.reloading()
 		err := gw.ReloadFrom(func() (*config.Config, error) { return src.Load(ctx) })
+		certs.watchNew() // a reload may name new certificate files
 		if err != nil {
 			notify.ready("serving; the last reload was refused: " + strings.SplitN(err.Error(), "\n", 2)[0])
 		} else {
@@ -213,6 +215,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		}
 		return err
 	}
+	certs.reload = func() { _ = reload() }
 
 	// upgrade checks the config a new process would load (a refused one
 	// never starts a process), then hands over (upgrade.go).
@@ -277,11 +280,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 
 	// A certificate renewed in place (certbot, cert-manager) reloads like
 	// a config change: the new one is served to new handshakes.
-	for _, f := range gw.CertificateFiles() {
-		if err := config.WatchFile(ctx, f, log, func() { _ = reload() }); err != nil {
-			log.Warn("certificate file is not watched; reload with SIGHUP or POST /admin/reload", "file", f, "error", err.Error())
-		}
-	}
+	certs.watchNew()
 
 	serveErr := make(chan error, 1+len(tlsLns))
 	if ln != nil {

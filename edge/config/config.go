@@ -34,6 +34,8 @@ type Config struct {
 	Auth Auth `yaml:"auth" json:"auth"`
 	// Limits holds settings shared by every route's rate limit.
 	Limits Limits `yaml:"limits" json:"limits"`
+	// ACME obtains certificates for listen_tls acme_hosts. nil: none.
+	ACME *ACME `yaml:"acme" json:"acme,omitempty"`
 	// Redis is the shared store of a sluice cluster (API keys now; limits
 	// and caches later). nil: no Redis.
 	Redis *Redis `yaml:"redis" json:"redis,omitempty"`
@@ -514,6 +516,53 @@ type TLSListener struct {
 	Certificates []CertificateFiles `yaml:"certificates" json:"certificates,omitempty"`
 	// ClientAuth asks clients for a certificate; nil: none is asked for.
 	ClientAuth *ClientAuth `yaml:"client_auth" json:"client_auth,omitempty"`
+	// ACMEHosts get certificates from the CA of the acme block, obtained
+	// and renewed automatically. A client asking for one of these names
+	// (SNI) gets its ACME certificate; any other name is served from
+	// Certificates as usual. Names only: no wildcards (they need DNS-01),
+	// and no certificate is ever ordered for a name not listed here.
+	ACMEHosts []string `yaml:"acme_hosts" json:"acme_hosts,omitempty"`
+	// TicketKeysFile holds session ticket keys shared by several
+	// instances (tls_tickets.go): resumption then survives a hop between
+	// instances. nil/empty: crypto/tls's own keys, rotated daily.
+	TicketKeysFile string `yaml:"ticket_keys_file" json:"ticket_keys_file,omitempty"`
+}
+
+// ACME obtains and renews certificates for listen_tls acme_hosts through
+// an ACME CA (Let's Encrypt by default) with certmagic.
+type ACME struct {
+	// Email is the ACME account's contact. Recommended (the CA writes
+	// about expiry and problems); may be empty.
+	Email string `yaml:"email" json:"email,omitempty"`
+	// CA is the ACME directory URL. Default Let's Encrypt production,
+	// https://acme-v02.api.letsencrypt.org/directory.
+	CA string `yaml:"ca" json:"ca,omitempty"`
+	// CARootFile is a PEM bundle trusted for the CA's own HTTPS (a
+	// private CA such as pebble or step-ca). Default: the system roots.
+	CARootFile string `yaml:"ca_root_file" json:"ca_root_file,omitempty"`
+	// AgreeTerms agrees to the CA's terms of service. Required: true.
+	AgreeTerms bool `yaml:"agree_terms" json:"agree_terms,omitempty"`
+	// Challenges to use: http-01 (answered on the plain listener, port
+	// 80 in production) and tls-alpn-01 (on the TLS listener, port 443).
+	// Default both.
+	Challenges []string `yaml:"challenges" json:"challenges,omitempty"`
+	// Storage keeps accounts, certificates, keys and locks.
+	Storage ACMEStorage `yaml:"storage" json:"storage"`
+	// RenewCheck is how often certificates are checked for renewal (they
+	// renew when a third of their lifetime is left). Default 10m.
+	RenewCheck Duration `yaml:"renew_check" json:"renew_check,omitempty"`
+}
+
+// ACMEStorage is where ACME state lives.
+type ACMEStorage struct {
+	// Type: file (default; one instance, or several on a shared file
+	// system) or redis (the redis block: several instances, one of them
+	// orders a certificate and all serve it).
+	Type string `yaml:"type" json:"type,omitempty"`
+	// Dir of the file storage. Default "acme" next to the config file.
+	Dir string `yaml:"dir" json:"dir,omitempty"`
+	// Prefix of the redis keys. Default "sluice:acme".
+	Prefix string `yaml:"prefix" json:"prefix,omitempty"`
 }
 
 // ClientAuth is how a TLS listener treats client certificates.
@@ -1035,6 +1084,16 @@ func (c *Config) applyDefaults() {
 	setStr(&c.Auth.APIKeys.Store, "file")
 	if c.Redis != nil {
 		setDur(&c.Redis.Timeout, 50*time.Millisecond)
+	}
+	if a := c.ACME; a != nil {
+		setStr(&a.CA, "https://acme-v02.api.letsencrypt.org/directory")
+		if len(a.Challenges) == 0 {
+			a.Challenges = []string{"http-01", "tls-alpn-01"}
+		}
+		setStr(&a.Storage.Type, "file")
+		setStr(&a.Storage.Dir, "acme")
+		setStr(&a.Storage.Prefix, "sluice:acme")
+		setDur(&a.RenewCheck, 10*time.Minute)
 	}
 	defaultLimit := func(l *RateLimit) {
 		if l == nil {

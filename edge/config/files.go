@@ -39,10 +39,20 @@ func (c *Config) checkFiles() Errors {
 				v.add(fmt.Sprintf("listen_tls[%d].certificates[%d].cert_file", i, j), "%s", msg)
 			}
 		}
+		if l.TicketKeysFile != "" {
+			if _, msg := ReadTicketKeys(c.Resolve(l.TicketKeysFile)); msg != "" {
+				v.add(fmt.Sprintf("listen_tls[%d].ticket_keys_file", i), "%s", msg)
+			}
+		}
 		if ca := l.ClientAuth; ca != nil && ca.CAFile != "" {
 			if _, msg := ReadCABundle(c.Resolve(ca.CAFile)); msg != "" {
 				v.add(fmt.Sprintf("listen_tls[%d].client_auth.ca_file", i), "%s", msg)
 			}
+		}
+	}
+	if a := c.ACME; a != nil && a.CARootFile != "" {
+		if _, msg := ReadCABundle(c.Resolve(a.CARootFile)); msg != "" {
+			v.add("acme.ca_root_file", "%s", msg)
 		}
 	}
 	names := make([]string, 0, len(c.Upstreams))

@@ -3,10 +3,12 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -94,4 +96,49 @@ func CheckKeyPair(certFile, keyFile string, now time.Time) (*KeyPair, string) {
 		return nil, fmt.Sprintf("%s: certificate %q is not valid before %s", certFile, leaf.Subject.CommonName, leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return &KeyPair{CertPEM: certPEM, KeyPEM: keyPEM, Cert: cert}, ""
+}
+
+// MaxTicketKeys bounds a ticket keys file: every key is tried on every
+// resumption attempt that the first does not decrypt.
+const MaxTicketKeys = 16
+
+// ParseTicketKeys reads a session ticket keys file: one key per line,
+// each 32 random bytes in standard base64 (`openssl rand -base64 32`),
+// newest first. Blank lines and lines starting with # are skipped. The
+// first key encrypts new tickets; all of them decrypt, so a rotation
+// writes a new key at the top and drops the oldest.
+func ParseTicketKeys(data []byte) ([][32]byte, error) {
+	var keys [][32]byte
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(line)
+		if err != nil || len(raw) != 32 {
+			return nil, fmt.Errorf("line %d: want 32 bytes in base64 (openssl rand -base64 32)", n+1)
+		}
+		if len(keys) == MaxTicketKeys {
+			return nil, fmt.Errorf("line %d: more than %d keys", n+1, MaxTicketKeys)
+		}
+		keys = append(keys, [32]byte(raw))
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no key (one per line, newest first, each from openssl rand -base64 32)")
+	}
+	return keys, nil
+}
+
+// ReadTicketKeys reads and parses a ticket keys file; the message is ""
+// when all is well.
+func ReadTicketKeys(path string) ([][32]byte, string) {
+	data, msg := readSmallFile(path)
+	if msg != "" {
+		return nil, msg
+	}
+	keys, err := ParseTicketKeys(data)
+	if err != nil {
+		return nil, fmt.Sprintf("%s: %v", path, err)
+	}
+	return keys, ""
 }

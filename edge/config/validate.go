@@ -58,9 +58,10 @@ func (c *Config) validate() Errors {
 			v.add(p+".name", "%q names two TLS listeners", name)
 		}
 		tlsNames[name] = true
-		if len(l.Certificates) == 0 {
-			v.add(p+".certificates", "at least one certificate is required")
+		if len(l.Certificates) == 0 && len(l.ACMEHosts) == 0 {
+			v.add(p+".certificates", "at least one certificate is required (or acme_hosts)")
 		}
+		v.acmeHosts(c, p, l.ACMEHosts)
 		for j, cf := range l.Certificates {
 			if cf.CertFile == "" || cf.KeyFile == "" {
 				v.add(fmt.Sprintf("%s.certificates[%d]", p, j), "cert_file and key_file are both required")
@@ -75,6 +76,7 @@ func (c *Config) validate() Errors {
 			}
 		}
 	}
+	v.acme(c)
 	// A bootstrap file (consul.config_key) only says where the config
 	// lives: the admin settings that apply are the key's.
 	bootstrap := c.Consul != nil && c.Consul.ConfigKey != ""
@@ -615,6 +617,76 @@ func validToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// acmeHosts checks a listener's acme_hosts: lower-case DNS names with
+// a dot, each once, and an acme block to get them from.
+func (v *validator) acmeHosts(c *Config, p string, hosts []string) {
+	if len(hosts) > 0 && c.ACME == nil {
+		v.add(p+".acme_hosts", "needs the acme block (acme: { email: ..., agree_terms: true })")
+	}
+	seen := map[string]bool{}
+	for j, h := range hosts {
+		f := fmt.Sprintf("%s.acme_hosts[%d]", p, j)
+		switch {
+		case strings.HasPrefix(h, "*."):
+			v.add(f, "%q: wildcard names need the DNS-01 challenge, which sluice does not do", h)
+		case !validHostPattern(h) || !strings.Contains(h, ".") || h != strings.ToLower(h) || net.ParseIP(h) != nil:
+			v.add(f, "%q is not a lower-case DNS name such as api.example.com", h)
+		case seen[h]:
+			v.add(f, "%q is listed twice", h)
+		}
+		seen[h] = true
+	}
+}
+
+// acme checks the acme block.
+func (v *validator) acme(c *Config) {
+	a := c.ACME
+	if a == nil {
+		return
+	}
+	if !a.AgreeTerms {
+		v.add("acme.agree_terms", "must be true: ordering certificates means agreeing to the CA's terms of service")
+	}
+	if u, err := url.Parse(a.CA); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.add("acme.ca", "%q is not an https:// ACME directory URL", a.CA)
+	}
+	if a.Email != "" && (!strings.Contains(a.Email, "@") || strings.ContainsAny(a.Email, " \t<>")) {
+		v.add("acme.email", "%q is not an email address", a.Email)
+	}
+	seen := map[string]bool{}
+	for i, ch := range a.Challenges {
+		if ch != "http-01" && ch != "tls-alpn-01" {
+			v.add(fmt.Sprintf("acme.challenges[%d]", i), "want http-01 or tls-alpn-01, got %q", ch)
+		}
+		if ch == "http-01" && c.Listen == "off" {
+			v.add(fmt.Sprintf("acme.challenges[%d]", i), "http-01 is answered on the plain listener, and listen is off")
+		}
+		if seen[ch] {
+			v.add(fmt.Sprintf("acme.challenges[%d]", i), "%q is listed twice", ch)
+		}
+		seen[ch] = true
+	}
+	switch a.Storage.Type {
+	case "file":
+	case "redis":
+		if c.Redis == nil {
+			v.add("acme.storage.type", "redis needs the redis block (redis: { addrs: [host:port] })")
+		}
+	default:
+		v.add("acme.storage.type", "want file or redis, got %q", a.Storage.Type)
+	}
+	if a.RenewCheck.D() < time.Second {
+		v.add("acme.renew_check", "must be at least 1s, got %v", a.RenewCheck.D())
+	}
+	hosts := 0
+	for _, l := range c.ListenTLS {
+		hosts += len(l.ACMEHosts)
+	}
+	if hosts == 0 {
+		v.add("acme", "no listen_tls listener has acme_hosts: nothing to order")
+	}
 }
 
 func validHostPattern(h string) bool {

@@ -34,7 +34,14 @@ func (p *Process) Exited() <-chan struct{} { return p.exited }
 // when the test ends.
 func StartProcess(t testing.TB, name, ready string, args ...string) *Process {
 	t.Helper()
-	p := &Process{Cmd: exec.Command(Binary(t, name), args...), exited: make(chan struct{})}
+	return StartCommand(t, name, ready, exec.Command(Binary(t, name), args...))
+}
+
+// StartCommand starts cmd (a system binary, say), and waits until a line
+// of its output contains ready, like StartProcess.
+func StartCommand(t testing.TB, name, ready string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{Cmd: cmd, exited: make(chan struct{})}
 	// An *os.File, not an io.Writer: Wait then returns when this process
 	// exits, though processes it started (a sluice upgrade) still write.
 	pr, pw, err := os.Pipe()
