@@ -40,6 +40,9 @@ type Hooks struct {
 	Quotas limiter.Quotas
 	// Metrics serves GET /metrics (nil: 404).
 	Metrics fasthttp.RequestHandler
+	// PrometheusURL returns admin.prometheus_url now serving: the
+	// console's Query page proxies to it ("" or nil: no Query page).
+	PrometheusURL func() string
 }
 
 // Handler returns the admin HTTP handler.
@@ -113,7 +116,14 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 	if h.Quotas != nil {
 		quotaRoutes(r, h.Quotas)
 	}
+	consoleRoutes(r, h)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		// The console's address without its slash; a /ui route of its own
+		// would stop the router matching /ui/ to the console's catch-all.
+		if string(ctx.Path()) == "/ui" {
+			ctx.Redirect("/ui/", fasthttp.StatusMovedPermanently)
+			return
+		}
 		writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "not found"})
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
