@@ -73,7 +73,7 @@ func (c *console) page(name, ready string) {
 // shot writes a PNG of the whole page.
 func (c *console) shot(name string) {
 	c.t.Helper()
-	png, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100)) // quality 100 makes a PNG (below: JPEG)
 	if err != nil {
 		c.t.Fatalf("screenshot %s: %v", name, err)
 	}

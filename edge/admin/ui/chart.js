@@ -55,7 +55,7 @@ export class LineChart {
     let max = 0;
     for (const s of ys) for (const v of s) if (v !== null && v > max) max = v;
     max = niceMax(max);
-    const left = 56, right = 8, top = 8, bottom = 20;
+    const left = 56, right = 14, top = 8, bottom = 20;
     const pw = w - left - right, ph = ht - top - bottom;
     g.font = "11px system-ui, sans-serif";
     g.fillStyle = muted;
@@ -77,7 +77,8 @@ export class LineChart {
     for (let i = 0; i <= 4; i++) {
       const x = left + (pw * i) / 4;
       const s = span * (1 - i / 4);
-      g.fillText(i === 4 ? "now" : "-" + ago(s), x, top + ph + 4);
+      g.textAlign = i === 0 ? "left" : i === 4 ? "right" : "center";
+      g.fillText(i === 4 ? "now" : "-" + ago(s), i === 0 ? x - 10 : x, top + ph + 4);
     }
     const x = (tt) => left + ((tt - t0) / span) * pw;
     const y = (v) => top + ph - (v / max) * ph;
@@ -92,6 +93,11 @@ export class LineChart {
         pen = true;
       }
       g.stroke();
+      g.fillStyle = seriesColor(si);
+      for (let i = 0; i < s.length; i++) {
+        const alone = s[i] !== null && (i === 0 || s[i - 1] === null) && (i === s.length - 1 || s[i + 1] === null);
+        if (alone && t[i] >= t0) { g.beginPath(); g.arc(x(t[i]), y(s[i]), 2, 0, 2 * Math.PI); g.fill(); }
+      }
     });
     // The legend names each series with its colour and latest value.
     this.legend.replaceChildren(...this.names.map((n, i) => {

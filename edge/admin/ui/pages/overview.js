@@ -25,7 +25,7 @@ export default function overview(main) {
     rps: new LineChart({ ...opts, title: "Requests per second", series: ["req/s"], format: rate }),
     lat: new LineChart({ ...opts, title: "Latency", series: ["p50", "p99"], format: ms }),
     err: new LineChart({ ...opts, title: "Errors per second by class", series: ["4xx", "5xx", "upstream errors"], format: rate }),
-    inflight: new LineChart({ ...opts, title: "Requests in flight", series: ["in flight"], format: (v) => fmt(v, 0) }),
+    inflight: new LineChart({ ...opts, title: "Requests in flight", series: ["in flight"], format: (v) => Number.isInteger(v) ? String(v) : v.toFixed(2) }),
   };
   charts.rps.canvas.id = "chart-rps";
   const status = h("p", { class: "muted", id: "overview-status" }, "Waiting for the first two scrapes…");
