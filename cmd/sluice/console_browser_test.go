@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/sluicegw/sluice/bench/stub"
 	"github.com/sluicegw/sluice/internal/testutil"
@@ -376,9 +378,38 @@ routes: [ { name: public, match: { prefix: / }, upstream: up } ]
 	if c.js(`document.querySelector("nav a[data-page=query]").hidden ? "hidden" : "shown"`) != "hidden" {
 		t.Error("the Query page is offered with no admin.prometheus_url")
 	}
+	// The cookie as Chromium stored it (CDP sees HttpOnly cookies too).
+	cookies, err := chromedp.Run(c.ctx, chromedp.Action[[]*network.Cookie](func(ctx context.Context, tg *chromedp.Target) ([]*network.Cookie, error) {
+		r, err := cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{})
+		return r.Cookies, err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var session *network.Cookie
+	for _, ck := range cookies {
+		if ck.Name == "sluice_session" {
+			session = ck
+		}
+	}
+	if session == nil {
+		t.Fatalf("no session cookie in the browser: %+v", cookies)
+	}
+	if !session.HTTPOnly || session.SameSite != network.CookieSameSiteStrict || session.Secure || session.Session || session.Path != "/" {
+		t.Errorf("session cookie: HttpOnly %v SameSite %q Secure %v (plain HTTP) session-only %v path %q; want HttpOnly, Strict, not Secure, an expiry, /",
+			session.HTTPOnly, session.SameSite, session.Secure, session.Session, session.Path)
+	}
 	c.waitJS("the session-ended message", `!!document.getElementById("login-error") && document.getElementById("login-error").textContent.includes("session has ended")`)
-	status := c.js(`fetch("/info", {headers: {"X-Sluice-Console": "1"}}).then(r => String(r.status))`)
-	if status != "401" {
-		t.Errorf("GET /info with the expired session: %s, want 401", status)
+	// The browser dropped its cookie (Max-Age); sluice refuses the old
+	// one on its own as well.
+	req, _ := http.NewRequest("GET", c.admin+"/info", nil)
+	req.AddCookie(&http.Cookie{Name: session.Name, Value: session.Value})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("GET /info with the expired session's cookie: %d, want 401", resp.StatusCode)
 	}
 }
