@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/sluicegw/sluice/bench/stub"
@@ -316,15 +317,37 @@ routes:
 		chromedp.Click(chromedp.ID("prom-run")))
 	c.waitJS("Prometheus's parse error", `document.getElementById("prom-error") && document.getElementById("prom-error").textContent.includes("parse error")`)
 
-	// Phone width: the overview fits without sideways scrolling.
+	// Phone width: no page scrolls sideways (wide tables scroll inside
+	// their own box).
 	c.do("phone viewport", chromedp.EmulateViewport(390, 844))
-	c.page("overview", "#stat-rps")
-	c.waitJS("the phone layout to settle", `document.getElementById("chart-rps").clientWidth > 0`)
-	if w := c.js(`String(document.documentElement.scrollWidth <= window.innerWidth)`); w != "true" {
-		t.Errorf("the overview scrolls sideways at phone width (%s px wide)", c.js(`String(document.documentElement.scrollWidth)`))
+	for _, p := range []struct{ name, ready string }{
+		{"overview", "#stat-rps"}, {"routes", "#routes-table"}, {"upstreams", "[data-upstream]"}, {"keys", "#keys-table"},
+		{"limits", "#quota-table"}, {"config", "#config-json:not(:empty)"}, {"query", "#promql"},
+	} {
+		c.page(p.name, p.ready)
+		if w := c.js(`String(document.documentElement.scrollWidth)`); c.js(`String(document.documentElement.scrollWidth <= window.innerWidth)`) != "true" {
+			t.Errorf("the %s page scrolls sideways at phone width (%s px wide in 390)", p.name, w)
+		}
 	}
+	c.page("overview", "#stat-rps")
 	c.shot("overview-phone")
 	c.do("laptop viewport", chromedp.EmulateViewport(1280, 900))
+
+	// Dark mode follows prefers-color-scheme: light text on a dark page.
+	c.do("dark mode", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	}))
+	lum := `(c => { const [r, g, b] = c.match(/\d+/g).map(Number); return 0.2126 * r + 0.7152 * g + 0.0722 * b; })`
+	c.waitJS("the dark palette", lum+`(getComputedStyle(document.body).backgroundColor) < 60 && `+lum+`(getComputedStyle(document.body).color) > 180 && document.getElementById("chart-rps").dataset.scheme === "dark"`)
+	c.shot("overview-dark")
+	c.do("light mode", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}})
+		return err
+	}))
+	c.waitJS("the light palette", lum+`(getComputedStyle(document.body).backgroundColor) > 200`)
 
 	// A cross-site form POST (another port of 127.0.0.1 is the same site,
 	// so the browser sends the session cookie along) carries no CSRF

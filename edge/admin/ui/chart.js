@@ -28,6 +28,9 @@ export class LineChart {
     this.data = { t: [], ys: [] };
     this.names = opts.series || [];
     new ResizeObserver(() => this.draw()).observe(this.canvas);
+    // The palette is read from CSS at each draw: redraw when the scheme
+    // flips (light/dark), not only at the next update.
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.draw());
   }
 
   // update takes times (seconds) and one array of values per series
@@ -45,6 +48,7 @@ export class LineChart {
     if (!w || !ht) return;
     c.width = Math.round(w * dpr);
     c.height = Math.round(ht * dpr);
+    c.dataset.scheme = matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
     const g = c.getContext("2d");
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, ht);
