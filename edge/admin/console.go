@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"embed"
 	"io"
 	"io/fs"
@@ -107,7 +108,9 @@ func promProxy(ctx *fasthttp.RequestCtx, client *http.Client, base, kind string)
 		writeJSON(ctx, fasthttp.StatusBadRequest, map[string]string{"error": "query is required"})
 		return
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/api/v1/"+kind+"?"+q.Encode(), nil)
+	// Bounded by the client's timeout. (A RequestCtx's Done is the
+	// server's shutdown, not this request's end.)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, strings.TrimSuffix(base, "/")+"/api/v1/"+kind+"?"+q.Encode(), nil)
 	if err != nil {
 		writeJSON(ctx, fasthttp.StatusInternalServerError, map[string]string{"error": "bad Prometheus URL"})
 		return
