@@ -165,6 +165,10 @@ routes:
 	if c.js(`String(document.getElementById("nav").hidden)`) != "true" {
 		t.Error("the navigation shows after a wrong password")
 	}
+	// The focus goes back to the password field, with a visible ring.
+	if got := c.js(`document.activeElement.id + " " + getComputedStyle(document.activeElement).outlineStyle`); got != "login-password solid" {
+		t.Errorf("after a wrong password the focus is on %q, want the password field with a solid outline", got)
+	}
 	c.shot("login")
 
 	c.login("admin", "console-pw")
@@ -192,8 +196,15 @@ routes:
 	c.waitJS("p50 latency shown", `document.getElementById("stat-p50").textContent.endsWith(" ms")`)
 	c.shot("overview")
 
-	// Routes: every route with its match, upstream and auth.
-	c.page("routes", "#routes-table")
+	// Routes, reached by keyboard: the navigation is links, Enter follows
+	// one. Every route shows its match, upstream and auth.
+	c.do("following the Routes link by keyboard",
+		chromedp.Focus(chromedp.CSS(`nav a[data-page="routes"]`)),
+		chromedp.KeyEvent("\r"))
+	c.waitJS("the routes page", `document.getElementById("main").dataset.page === "routes" && !!document.getElementById("routes-table")`)
+	if got := c.js(`document.activeElement.id`); got != "main" {
+		t.Errorf("after following a link the focus is on %q, want the page (main)", got)
+	}
 	rows := c.js(`document.getElementById("routes-table").innerText`)
 	for _, want := range []string{"public", "prefix /public/", "keyed", "api_key", "quota 1000 per 24h0m0s", "down", "dead"} {
 		if !strings.Contains(rows, want) {

@@ -25,21 +25,34 @@ function pageName() {
   return name in pages && (name !== "query" || features.prometheus) ? name : "overview";
 }
 
-async function show() {
+let shown = 0; // counts page changes: a page still loading when another is opened is dropped
+
+async function show(ev) {
   if (!loggedIn) return;
   if (cleanup) { cleanup(); cleanup = null; }
+  const my = ++shown;
   const name = pageName();
   for (const a of nav.querySelectorAll("a")) {
     if (a.dataset.page === name) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
   document.title = titles[name] + " · sluice console";
-  replace(main);
+  // Each page renders into its own box: one that finishes loading after
+  // the next page was opened writes into a box no longer on the page.
+  const box = h("div");
+  replace(main, box);
   main.dataset.page = name;
+  if (ev) main.focus({ preventScroll: true }); // keyboard and screen reader users land on the new page
+  let stop = null;
   try {
-    cleanup = (await pages[name](main, { features })) || null;
+    stop = (await pages[name](box, { features })) || null;
   } catch (e) {
-    replace(main, h("h1", {}, titles[name]), h("p", { class: "error", role: "alert" }, "Could not load: " + e.message));
+    replace(box, h("h1", {}, titles[name]), h("p", { class: "error", role: "alert" }, "Could not load: " + e.message));
   }
+  if (my !== shown) {
+    if (stop) stop();
+    return;
+  }
+  cleanup = stop;
 }
 
 function showLogin(message) {
