@@ -60,6 +60,15 @@ func open(path []byte) bool {
 		string(path) == "/ui" || (bytes.HasPrefix(path, []byte("/ui/")) && !bytes.HasPrefix(path, []byte("/ui/api/")))
 }
 
+// openRequest reports whether a request may pass without credentials.
+// Both forms of its path must be open: the decoded, normalized one
+// (ctx.Path) and the one the router matches (the path as sent), so that
+// "/debug/pprof/..%2F..%2Fhealth", which normalizes to /health but is
+// routed to pprof, is not let through.
+func openRequest(ctx *fasthttp.RequestCtx) bool {
+	return open(ctx.Path()) && open(ctx.Request.URI().PathOriginal())
+}
+
 // Wrap puts the guard in front of h. A request passes with Basic
 // credentials or the bearer token (the JSON API, as always), or with a
 // console session cookie: for reads alone, or with the session's CSRF
@@ -69,7 +78,7 @@ func (a *Auth) Wrap(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 		if a.consoleAuth(ctx) {
 			return
 		}
-		if !a.enabled || open(ctx.Path()) || a.allowed(ctx.Request.Header.Peek("Authorization")) {
+		if !a.enabled || openRequest(ctx) || a.allowed(ctx.Request.Header.Peek("Authorization")) {
 			h(ctx)
 			return
 		}

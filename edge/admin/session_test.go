@@ -258,7 +258,7 @@ func TestConsoleStaticFiles(t *testing.T) {
 			t.Errorf("%s: framing/sniffing headers missing", tc.path)
 		}
 	}
-	for _, p := range []string{"/ui/../admin.go", "/ui/nope.js", "/ui/api/features"} {
+	for _, p := range []string{"/ui/../admin.go", "/ui/nope.js", "/ui/api/features", "/ui/%61pi/features", "/ui//api/features", "/ui/./api/features"} {
 		if r, _ := c.do("GET", p, ""); r.StatusCode() == 200 {
 			t.Errorf("%s: 200 without credentials", p)
 		}
@@ -268,5 +268,37 @@ func TestConsoleStaticFiles(t *testing.T) {
 	}
 	if r, m := c.do("GET", "/ui/api/prom/query?query=up", "", withHeader("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("admin:s3cret")))); r.StatusCode() != 404 || !strings.Contains(m["error"].(string), "admin.prometheus_url") {
 		t.Errorf("query with no Prometheus: %d %v", r.StatusCode(), m)
+	}
+}
+
+// The guard decides on the path the router matches, not only on the
+// normalized one: an encoded traversal that normalizes to an open path
+// (/health, /ui/...) but is routed to a guarded handler is refused.
+func TestAuthSeesTheRoutedPath(t *testing.T) {
+	reached := 0
+	guarded := func(ctx *fasthttp.RequestCtx) { reached++ }
+	a := NewAuth(true, "admin", "s3cret", "", slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil)))
+	h := a.Wrap(Handler(Hooks{Metrics: guarded, Info: func() any { reached++; return nil }}))
+	for _, p := range []string{
+		"/debug/pprof/..%2F..%2Fhealth", "/debug/pprof/..%2F..%2Fui%2Fx", "/debug/pprof/..%2f..%2fready",
+		"/admin/apikeys/..%2F..%2Fui%2Fx", "/admin/quotas/..%2F..%2Fhealth",
+	} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI(p)
+		h(&ctx)
+		if ctx.Response.StatusCode() != 401 {
+			t.Errorf("%s (normalized %s): %d without credentials, want 401", p, ctx.Path(), ctx.Response.StatusCode())
+		}
+	}
+	if reached != 0 {
+		t.Errorf("a guarded handler ran %d times without credentials", reached)
+	}
+	for _, p := range []string{"/health", "/ui/", "/ui/app.js"} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI(p)
+		h(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			t.Errorf("%s: %d, want it open", p, ctx.Response.StatusCode())
+		}
 	}
 }
