@@ -244,6 +244,11 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
+	// The console shares this origin and its session cookie: an answer
+	// opened as a page (a key name with markup in it, say) is never
+	// sniffed into HTML, runs nothing and can't be framed.
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.Response.Header.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	ctx.SetBody(append(b, '\n'))
 }
 

@@ -241,7 +241,7 @@ func TestConsoleLoginRefusesOtherOrigin(t *testing.T) {
 func TestConsoleStaticFiles(t *testing.T) {
 	now := time.Unix(1e9, 0)
 	a, _ := newTestAuth(t, &now)
-	h := a.Wrap(Handler(Hooks{}))
+	h := a.Wrap(Handler(Hooks{Info: func() any { return map[string]string{"version": "test"} }}))
 	c := &consoleClient{h: h}
 	for _, tc := range []struct{ path, ctype string }{
 		{"/ui/", "text/html"}, {"/ui/app.js", "text/javascript"}, {"/ui/style.css", "text/css"},
@@ -262,6 +262,10 @@ func TestConsoleStaticFiles(t *testing.T) {
 		if r, _ := c.do("GET", p, ""); r.StatusCode() == 200 {
 			t.Errorf("%s: 200 without credentials", p)
 		}
+	}
+	if r, _ := c.do("GET", "/info", "", withHeader("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("admin:s3cret")))); r.StatusCode() != 200 || string(r.Header.Peek("X-Content-Type-Options")) != "nosniff" ||
+		!strings.Contains(string(r.Header.Peek("Content-Security-Policy")), "default-src 'none'") {
+		t.Errorf("JSON answers lack nosniff and a CSP: %s", r.Header.String())
 	}
 	if r, _ := c.do("GET", "/ui", ""); r.StatusCode() != 301 || !strings.HasSuffix(string(r.Header.Peek("Location")), "/ui/") {
 		t.Errorf("/ui: %d to %q, want a redirect to /ui/", r.StatusCode(), r.Header.Peek("Location"))
