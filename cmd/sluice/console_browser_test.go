@@ -42,7 +42,7 @@ func (c *console) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 // again.
 func (c *console) waitJS(what, expr string) {
 	c.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(40 * time.Second) // generous: a loaded 2-core machine, and waiting costs nothing when it is there
 	for {
 		ok, err := chromedp.Run(c.ctx, chromedp.Evaluate[bool](`!!(`+expr+`)`))
 		if err == nil && ok {
@@ -156,7 +156,7 @@ routes:
 	data, admin := "http://"+s.Addr, "http://"+s.AdminAddr
 	prom := testutil.StartPrometheus(t, promAddr, s.AdminAddr, "admin", "console-pw")
 
-	c := &console{t: t, ctx: testutil.StartBrowser(t, 3*time.Minute), admin: admin, shots: screenshotDir(t)}
+	c := &console{t: t, ctx: testutil.StartBrowser(t, 5*time.Minute), admin: admin, shots: screenshotDir(t)}
 	t.Logf("screenshots in %s", c.shots)
 
 	// Wrong password: refused, and no page behind the login.
@@ -307,7 +307,7 @@ routes:
 	c.waitJS("the reload success", `document.getElementById("reload-result").innerText.includes("Reloaded")`)
 
 	// Query: PromQL through the admin listener's proxy to Prometheus.
-	testutil.WaitFor(t, "Prometheus to have scraped sluice's requests", func() bool {
+	testutil.WaitForWithin(t, time.Minute, "Prometheus to have scraped sluice's requests", func() bool {
 		code, body := testutil.Get(t, prom.URL+"/api/v1/query?query=sum(sluice_requests_total)")
 		return code == 200 && strings.Contains(body, `"result":[{`)
 	})

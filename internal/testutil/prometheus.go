@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Prometheus is a real prometheus server started by StartPrometheus.
@@ -63,7 +64,7 @@ scrape_configs:
 			p.mu.Unlock()
 		}
 	})
-	WaitFor(t, "prometheus to be ready", func() bool {
+	WaitForWithin(t, time.Minute, "prometheus to be ready", func() bool {
 		resp, err := http.Get(p.URL + "/-/ready")
 		if err != nil {
 			return false
