@@ -293,6 +293,12 @@ routes:
 	if err := os.WriteFile(s.ConfigPath, append(good, "  - { name: broken, match: { prefix: /b/ }, upstream: nowhere }\n"...), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A login elsewhere in this browser (another tab) replaces the
+	// session and its token under the page: the page takes the new token
+	// and its next change still goes through.
+	if st := c.js(`fetch("/ui/login", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({username: "admin", password: "console-pw"})}).then(r => String(r.status))`); st != "200" {
+		t.Fatalf("second login: %s", st)
+	}
 	c.do("reloading", chromedp.Click(chromedp.ID("reload")))
 	c.waitJS("the reload error", `document.getElementById("reload-error") && document.getElementById("reload-error").innerText.includes("sluice.yaml:12")`)
 	c.waitJS("the last reload error in the status", `!!document.getElementById("last-reload-error")`)

@@ -19,7 +19,7 @@ export class APIError extends Error {
 // api calls path with method and an optional JSON body, and returns the
 // parsed JSON answer; a non-2xx answer throws an APIError with the
 // listener's {"error"} message.
-export async function api(method, path, body) {
+export async function api(method, path, body, retried) {
   const headers = { "Accept": "application/json", "X-Sluice-Console": "1" };
   if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrf;
   const init = { method, headers, credentials: "same-origin", cache: "no-store" };
@@ -31,6 +31,15 @@ export async function api(method, path, body) {
   let data = null;
   try { data = await r.json(); } catch { /* not JSON */ }
   if (r.status === 401 && path !== "/ui/login") onUnauthorized();
+  // A login in another tab replaced the session (same cookie, new
+  // token): take the current token once and try again.
+  if (r.status === 403 && !retried && headers["X-CSRF-Token"] !== undefined && path !== "/ui/login") {
+    const s = await api("GET", "/ui/api/session");
+    if (s.authenticated && s.csrf_token && s.csrf_token !== csrf) {
+      setCSRF(s.csrf_token);
+      return api(method, path, body, true);
+    }
+  }
   if (!r.ok) throw new APIError(r.status, (data && data.error) || r.statusText || String(r.status), data);
   return data;
 }
