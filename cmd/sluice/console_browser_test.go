@@ -177,22 +177,27 @@ routes:
 		t.Error("the session cookie is readable by script: want HttpOnly")
 	}
 
-	// Live figures: traffic through the data plane moves the rps figure
-	// and the chart. Requests go in small batches until the page shows
-	// them (bounded: at most 100 batches).
+	// Live figures: before any traffic the page shows 0 req/s; traffic
+	// through the data plane (with a 404 in each batch) moves the rps and
+	// 4xx figures and the chart. Requests go in small batches until the
+	// page shows them (bounded: at most 100 batches).
+	c.waitJS("the first rate", `document.getElementById("stat-rps").dataset.value !== ""`)
+	if v := c.js(`document.getElementById("stat-rps").dataset.value`); v != "0" {
+		t.Errorf("req/s before any traffic: %s, want 0", v)
+	}
 	for i := 0; ; i++ {
 		if i == 100 {
-			t.Fatal("the overview's rps never rose above 0 after 1000 requests")
+			t.Fatal("the overview's rps and 4xx figures never rose above 0 after 1100 requests")
 		}
 		for j := 0; j < 10; j++ {
 			testutil.Get(t, data+"/public/x")
 		}
-		if c.js(`String(Number(document.getElementById("stat-rps").dataset.value) > 0 && Number(document.getElementById("chart-rps").dataset.points) >= 2)`) == "true" {
+		testutil.Get(t, data+"/nowhere")
+		if c.js(`String(Number(document.getElementById("stat-rps").dataset.value) > 0 && Number(document.getElementById("stat-e4").dataset.value) > 0 && Number(document.getElementById("chart-rps").dataset.points) >= 2)`) == "true" {
 			break
 		}
 		time.Sleep(100 * time.Millisecond) // pacing the traffic, not waiting for a result
 	}
-	testutil.Get(t, data+"/nowhere") // a 404: the 4xx figure has something to show
 	c.waitJS("p50 latency shown", `document.getElementById("stat-p50").textContent.endsWith(" ms")`)
 	c.shot("overview")
 
