@@ -199,6 +199,17 @@ routes:
 		time.Sleep(100 * time.Millisecond) // pacing the traffic, not waiting for a result
 	}
 	c.waitJS("p50 latency shown", `document.getElementById("stat-p50").textContent.endsWith(" ms")`)
+	// The page's quantiles are Prometheus's histogram_quantile over the
+	// buckets' increase: linear within the bucket the rank falls in.
+	got := c.js(`import("/ui/metrics.js").then(m => {
+  const at = (n, ...counts) => ({count: n, buckets: new Map([[0.001, counts[0]], [0.01, counts[1]], [0.1, counts[2]], [Number.MAX_VALUE, n]])});
+  const now = at(150, 60, 130, 150), before = at(50, 10, 40, 50);
+  const q = [m.quantile(0.5, now, before), m.quantile(0.99, now, before), m.quantile(0.5, before, before)];
+  return JSON.stringify(q.map(v => v === null ? null : +v.toFixed(9)));
+})`)
+	if got != "[0.001,0.091,null]" {
+		t.Errorf("quantiles over the increase (50 in le 0.001, 40 in le 0.01, 10 in le 0.1): %s, want p50 0.001, p99 0.091, and none without requests", got)
+	}
 	c.shot("overview")
 
 	// Routes, reached by keyboard: the navigation is links, Enter follows
