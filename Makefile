@@ -53,11 +53,12 @@ test: deps lint
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime 200000x -fuzzminimizetime 500x ./edge/pathnorm
 	$(GO) test -run '^$$' -fuzz '^FuzzFind$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/submatch
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestBytes$$' -fuzztime 3000x -fuzzminimizetime 100x ./edge
+	$(GO) test -run '^$$' -fuzz '^FuzzConsoleAuth$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/admin
 
 ## deps: what the tests need that a fresh machine may lack, from Debian's packages:
 ## redis-server, prometheus (promtool and the server, for deploy/prometheus),
 ## nginx (deploy/nginx's test puts a real one in front of two sluices),
-## chromium (the browser CORS test, edge/cors_browser_test.go, driven by chromedp),
+## chromium (the browser tests, driven by chromedp: CORS in edge/cors_browser_test.go, the web console in cmd/sluice/console_browser_test.go),
 ## podman and runc (deploy/container_test.go builds and runs the images' final stages),
 ## iproute2 (deploy/compose_run_test.go brings up loopback in its own network namespace)
 deps:

@@ -3,9 +3,6 @@ package edge
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -27,9 +24,9 @@ import (
 // are on too: Cross-Origin-Resource-Policy limits no-cors loads only, so
 // it doesn't get in the way of CORS.
 func TestCORSInChromium(t *testing.T) {
-	browser := findChromium(t)
+	browser := testutil.Chromium(t)
 	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
-	allowedPage, otherPage := servePage(t), servePage(t)
+	allowedPage, otherPage := testutil.ServePage(t), testutil.ServePage(t)
 	g := startGateway(t, `
 security_headers: { preset: strict }
 cors:
@@ -118,37 +115,6 @@ cors:
 	if r.OK || up.Requests()-before != 1 {
 		t.Errorf("another origin's simple GET: %+v, upstream +%d; want sent (no preflight) and withheld from the page", r, up.Requests()-before)
 	}
-}
-
-// findChromium finds a Chromium or Chrome binary. Without one the test is
-// skipped on a developer's machine and fails in CI, which must run it
-// (make deps installs Debian's chromium).
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium not found and CI is set: the browser test must run in CI (make deps installs it: apt-get install chromium)")
-	}
-	t.Skip("chromium not found: install it (make deps, or apt-get install chromium) to run the browser CORS test")
-	return ""
-}
-
-// servePage serves an empty HTML page on a loopback port and returns its
-// origin.
-func servePage(t *testing.T) string {
-	t.Helper()
-	ln := testutil.Listen(t)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte("<!doctype html><title>page</title>\n"))
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + ln.Addr().String()
 }
 
 func strconvQuote(s string) string {

@@ -100,6 +100,9 @@ func restartOnly(a, b *config.Config) []string {
 		a.Admin.Password != b.Admin.Password || a.Admin.Token != b.Admin.Token {
 		out = append(out, "admin credentials")
 	}
+	if a.Admin.SessionTTL != b.Admin.SessionTTL {
+		out = append(out, "admin.session_ttl")
+	}
 	// Only the settings the fasthttp server reads at start; the rest of
 	// server (max_body_bytes, trusted_proxies, services_health) reloads.
 	as, bs := a.Server, b.Server

@@ -148,6 +148,10 @@ func TestRestartOnlyIgnoresReloadableFields(t *testing.T) {
 	if got := restartOnly(a, c); len(got) != 1 {
 		t.Errorf("a changed read_timeout must need a restart: %v", got)
 	}
+	d := mustParse(t, strings.Replace(src, `admin: { listen: "off" }`, `admin: { listen: "off", session_ttl: 1h }`, 1))
+	if got := restartOnly(a, d); len(got) != 1 || got[0] != "admin.session_ttl" {
+		t.Errorf("a changed admin.session_ttl must need a restart: %v", got)
+	}
 	// Stores and clients opened at start: a reload can't move them.
 	for _, change := range []string{
 		"redis: { addrs: [127.0.0.1:6380] }\n",

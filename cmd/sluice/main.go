@@ -248,7 +248,8 @@ func serve(path, pidFile string, stderr io.Writer) int {
 			ReadTimeout:  10 * time.Second,
 			WriteTimeout: 30 * time.Second,
 			IdleTimeout:  60 * time.Second,
-			Handler: admin.NewAuth(cfg.Admin.AuthOn(), cfg.Admin.Username, cfg.Admin.Password, cfg.Admin.Token, log).Wrap(admin.Handler(admin.Hooks{
+			Handler: admin.NewAuth(cfg.Admin.AuthOn(), cfg.Admin.Username, cfg.Admin.Password, cfg.Admin.Token, log).
+				SetSessionTTL(cfg.Admin.SessionTTL.D()).Wrap(admin.Handler(admin.Hooks{
 				Ready:    gw.Ready,
 				Draining: gw.Draining,
 				Reload:   reload,
@@ -265,6 +266,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 				Keys:          gw.KeyStore(),
 				Quotas:        gw.Quotas(),
 				Metrics:       gw.Metrics().Handler,
+				PrometheusURL: func() string { return gw.Snapshot().Config.Admin.PrometheusURL },
 			})),
 		}
 		go func() {

@@ -45,6 +45,9 @@ type Hooks struct {
 	Quotas limiter.Quotas
 	// Metrics serves GET /metrics (nil: 404).
 	Metrics fasthttp.RequestHandler
+	// PrometheusURL returns admin.prometheus_url now serving: the
+	// console's Query page proxies to it ("" or nil: no Query page).
+	PrometheusURL func() string
 }
 
 // ErrConflict marks an upgrade refused because of the process's state
@@ -125,7 +128,14 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 	if h.Quotas != nil {
 		quotaRoutes(r, h.Quotas)
 	}
+	consoleRoutes(r, h)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		// The console's address without its slash; a /ui route of its own
+		// would stop the router matching /ui/ to the console's catch-all.
+		if string(ctx.Path()) == "/ui" {
+			ctx.Redirect("/ui/", fasthttp.StatusMovedPermanently)
+			return
+		}
 		writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "not found"})
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
@@ -271,6 +281,11 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
+	// The console shares this origin and its session cookie: an answer
+	// opened as a page (a key name with markup in it, say) is never
+	// sniffed into HTML, runs nothing and can't be framed.
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.Response.Header.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	ctx.SetBody(append(b, '\n'))
 }
 

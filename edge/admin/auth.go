@@ -7,6 +7,9 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"sync/atomic"
+	"time"
+
+	"github.com/sluicegw/sluice/edge/config"
 
 	"github.com/valyala/fasthttp"
 )
@@ -23,11 +26,15 @@ type Auth struct {
 	hasToken bool
 	log      *slog.Logger
 	failures atomic.Int64
+	sessions *sessions     // web console logins (session.go)
+	logins   *loginLimiter // per-IP backoff on failed console logins
 }
 
 // NewAuth makes the guard. With enabled false every request passes.
+// Console sessions last config.DefaultSessionTTL unless SetSessionTTL
+// says otherwise.
 func NewAuth(enabled bool, username, password, token string, log *slog.Logger) *Auth {
-	a := &Auth{enabled: enabled, log: log}
+	a := &Auth{enabled: enabled, log: log, sessions: newSessions(config.DefaultSessionTTL), logins: newLoginLimiter()}
 	a.user = sha256.Sum256([]byte(username))
 	a.pass = sha256.Sum256([]byte(password))
 	if token != "" {
@@ -36,26 +43,57 @@ func NewAuth(enabled bool, username, password, token string, log *slog.Logger) *
 	return a
 }
 
+// SetSessionTTL sets how long a console login lasts (admin.session_ttl).
+// Call it before serving.
+func (a *Auth) SetSessionTTL(d time.Duration) *Auth {
+	a.sessions.ttl = d
+	return a
+}
+
 // Failures counts refused admin requests.
 func (a *Auth) Failures() int64 { return a.failures.Load() }
 
-// open paths answer probes (liveness, readiness) without credentials.
+// open paths answer probes (liveness, readiness) and serve the console's
+// static files (which hold no data) without credentials.
 func open(path []byte) bool {
-	return string(path) == "/health" || string(path) == "/ready"
+	return string(path) == "/health" || string(path) == "/ready" ||
+		string(path) == "/ui" || (bytes.HasPrefix(path, []byte("/ui/")) && !bytes.HasPrefix(path, []byte("/ui/api/")))
 }
 
-// Wrap puts the guard in front of h.
+// openRequest reports whether a request may pass without credentials.
+// Both forms of its path must be open: the decoded, normalized one
+// (ctx.Path) and the one the router matches (the path as sent), so that
+// "/debug/pprof/..%2F..%2Fhealth", which normalizes to /health but is
+// routed to pprof, is not let through.
+func openRequest(ctx *fasthttp.RequestCtx) bool {
+	return open(ctx.Path()) && open(ctx.Request.URI().PathOriginal())
+}
+
+// Wrap puts the guard in front of h. A request passes with Basic
+// credentials or the bearer token (the JSON API, as always), or with a
+// console session cookie: for reads alone, or with the session's CSRF
+// token for anything that changes state.
 func (a *Auth) Wrap(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		if !a.enabled || open(ctx.Path()) || a.allowed(ctx.Request.Header.Peek("Authorization")) {
+		if a.consoleAuth(ctx) {
+			return
+		}
+		if !a.enabled || openRequest(ctx) || a.allowed(ctx.Request.Header.Peek("Authorization")) {
+			h(ctx)
+			return
+		}
+		ok, status, msg := a.cookieAllows(ctx)
+		if ok {
 			h(ctx)
 			return
 		}
 		a.failures.Add(1)
 		a.log.Warn("admin authentication failed", "client_ip", ctx.RemoteIP().String(),
-			"method", string(ctx.Method()), "path", string(ctx.Path()))
-		ctx.Response.Header.Set("WWW-Authenticate", `Basic realm="sluice admin", charset="UTF-8"`)
-		writeJSON(ctx, fasthttp.StatusUnauthorized, map[string]string{"error": "unauthorized"})
+			"method", string(ctx.Method()), "path", string(ctx.Path()), "status", status)
+		if status == fasthttp.StatusUnauthorized && len(ctx.Request.Header.Peek(consoleHeader)) == 0 {
+			ctx.Response.Header.Set("WWW-Authenticate", `Basic realm="sluice admin", charset="UTF-8"`)
+		}
+		writeJSON(ctx, status, map[string]string{"error": msg})
 	}
 }
 
@@ -70,12 +108,17 @@ func (a *Auth) allowed(authz []byte) bool {
 		if !ok {
 			return false
 		}
-		u, p := sha256.Sum256(user), sha256.Sum256(pass)
-		// Both compared always: no early exit on a wrong user name.
-		return subtle.ConstantTimeCompare(u[:], a.user[:])&subtle.ConstantTimeCompare(p[:], a.pass[:]) == 1
+		return a.credentialsMatch(user, pass)
 	case a.hasToken && bytes.HasPrefix(authz, []byte("Bearer ")):
 		t := sha256.Sum256(authz[len("Bearer "):])
 		return subtle.ConstantTimeCompare(t[:], a.token[:]) == 1
 	}
 	return false
+}
+
+// credentialsMatch compares a user name and password with the admin's.
+func (a *Auth) credentialsMatch(user, pass []byte) bool {
+	u, p := sha256.Sum256(user), sha256.Sum256(pass)
+	// Both compared always: no early exit on a wrong user name.
+	return subtle.ConstantTimeCompare(u[:], a.user[:])&subtle.ConstantTimeCompare(p[:], a.pass[:]) == 1
 }

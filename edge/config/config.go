@@ -183,6 +183,14 @@ type Admin struct {
 	// and any header whose name contains authorization, cookie, token,
 	// secret, password, key or credential, stay redacted.
 	RedactHeaders []string `yaml:"redact_headers" json:"redact_headers,omitempty"`
+	// SessionTTL is how long a web console login (/ui/) lasts. Default
+	// DefaultSessionTTL; between 1s and 7 days.
+	SessionTTL Duration `yaml:"session_ttl" json:"session_ttl,omitempty"`
+	// PrometheusURL, when set, is the Prometheus the web console's Query
+	// page asks (through the admin listener, which proxies
+	// /api/v1/query and /api/v1/query_range), e.g.
+	// "http://127.0.0.1:9090". Default "": no Query page.
+	PrometheusURL string `yaml:"prometheus_url" json:"prometheus_url,omitempty"`
 }
 
 // Metrics configures the Prometheus metrics. They are always served on the
@@ -876,6 +884,7 @@ type HeaderOps struct {
 const (
 	DefaultListen          = ":8080"
 	DefaultAdminListen     = "127.0.0.1:9901"
+	DefaultSessionTTL      = 8 * time.Hour
 	DefaultReadTimeout     = 30 * time.Second
 	DefaultWriteTimeout    = 30 * time.Second
 	DefaultIdleTimeout     = 90 * time.Second
@@ -934,6 +943,7 @@ func (c *Config) applyDefaults() {
 	setStr(&c.Listen, DefaultListen)
 	setStr(&c.Admin.Listen, DefaultAdminListen)
 	setStr(&c.Admin.Username, "admin")
+	setDur(&c.Admin.SessionTTL, DefaultSessionTTL)
 	setStr(&c.AccessLog.Output, "stdout")
 	if c.AccessLog.Sample == nil {
 		all := 1.0

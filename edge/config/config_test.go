@@ -195,6 +195,10 @@ routes:
 			`b.yaml:7: admin.redact_headers[2]: "x-session" is listed twice (names match case-insensitively)`,
 			`b.yaml:8: admin.redact_headers[3]: "" is not a header name`,
 		}},
+		{"bad console settings", strings.Replace(minimal, "admin: { password: test-secret }", "admin:\n  password: test-secret\n  session_ttl: 200h\n  prometheus_url: \"prom:9090\"", 1), []string{
+			`b.yaml:4: admin.session_ttl: must be between 1s and 168h, got 200h0m0s`,
+			`b.yaml:5: admin.prometheus_url: "prom:9090": want an http(s) URL`,
+		}},
 		{"negative websocket_drain", "server:\n  websocket_drain: -1s\n" + minimal,
 			[]string{`b.yaml:2: server.websocket_drain: duration "-1s" must not be negative`}},
 		{"bad escaped_slashes", "server:\n  path:\n    escaped_slashes: allow\n" + minimal,

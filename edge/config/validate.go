@@ -89,6 +89,15 @@ func (c *Config) validate() Errors {
 			v.add("admin.listen", "must differ from listen (%q)", c.Listen)
 		}
 	}
+	if d := c.Admin.SessionTTL.D(); d < time.Second || d > 7*24*time.Hour {
+		v.add("admin.session_ttl", "must be between 1s and 168h, got %v", d)
+	}
+	if p := c.Admin.PrometheusURL; p != "" {
+		u, err := url.Parse(p)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			v.add("admin.prometheus_url", "%q: want an http(s) URL such as \"http://127.0.0.1:9090\" (no credentials, query or fragment)", p)
+		}
+	}
 	seen := map[string]bool{}
 	for i, name := range c.Admin.RedactHeaders {
 		p := fmt.Sprintf("admin.redact_headers[%d]", i)

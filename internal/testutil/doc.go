@@ -15,6 +15,8 @@
 //   - notify.go: systemd's end of NOTIFY_SOCKET (ListenNotify)
 //   - http.go: a GET, a raw TCP exchange (Get, RawExchange, Indent)
 //   - wait.go: polling for what timers and other processes change (WaitFor)
+//   - browser.go: headless Chromium under chromedp (Chromium, StartBrowser)
+//   - prometheus.go: a real Prometheus scraping a sluice (StartPrometheus)
 //
 // Invariants: everything it starts listens on loopback only; a server
 // that does not come up fails the test after a bounded wait (seconds, not

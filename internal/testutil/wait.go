@@ -9,7 +9,14 @@ import (
 // watchers and other processes. It fails the test with what it waited for.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	WaitForWithin(t, 15*time.Second, what, cond)
+}
+
+// WaitForWithin is WaitFor with another bound, for what is slow to start
+// on a loaded machine (a browser, a Prometheus).
+func WaitForWithin(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
