@@ -42,6 +42,7 @@ type Metrics struct {
 	routes                 map[string]*Route
 	upstreams              map[string]*Upstream
 	reloadOK, reloadFailed prometheus.Counter
+	cache                  cacheMetrics // cache.go
 }
 
 // State is what the scrape-time collector reads from the gateway.
