@@ -139,9 +139,6 @@ func Evaluate(status int, h *fasthttp.ResponseHeader, now time.Time, r *Rules, e
 		e.MustRevalidate = true
 	}
 	e.NoCache = d.NoCache
-	if (d.NoCache || lifetime == 0) && !e.Validators() {
-		return ReasonNoCacheNV // it could never be used
-	}
 	e.Lifetime = lifetime
 	// Age, RFC 9111 4.2.3 (response_delay taken as 0: sluice measures
 	// the time from sending, not the request's own start).
@@ -161,6 +158,9 @@ func Evaluate(status int, h *fasthttp.ResponseHeader, now time.Time, r *Rules, e
 	}
 	if e.MustRevalidate {
 		e.SWR, e.SIE = 0, 0
+	}
+	if (d.NoCache || lifetime == 0) && !e.Validators() && (d.NoCache || e.SWR == 0 && e.SIE == 0) {
+		return ReasonNoCacheNV // it could never be used
 	}
 	e.Status = status
 	return ""
