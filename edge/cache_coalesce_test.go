@@ -5,8 +5,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sluicegw/sluice/internal/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/sluicegw/sluice/internal/testutil"
 )
 
 // cacheCount reads sluice_cache_requests_total for a route and result.

@@ -240,3 +240,11 @@ func (g *Gateway) Quotas() limiter.Quotas { return g.res.quotas }
 // RedisFallback reports, per shared-limit kind, whether the last Redis
 // call failed and limits are being enforced locally (nil without Redis).
 func (g *Gateway) RedisFallback() map[string]bool { return g.res.redisFallback() }
+
+// PurgeCache removes the response cache entries p selects (for the admin
+// API); with Redis, every instance's memory tier too.
+func (g *Gateway) PurgeCache(p cache.Purge) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return g.res.cache.Purge(ctx, p)
+}

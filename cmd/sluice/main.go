@@ -200,6 +200,7 @@ func serve(path string, stderr io.Writer) int {
 				ResetBreakers: gw.ResetCircuitBreakers,
 				Keys:          gw.KeyStore(),
 				Quotas:        gw.Quotas(),
+				PurgeCache:    gw.PurgeCache,
 				Metrics:       gw.Metrics().Handler,
 			})),
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fasthttp/router"
 	"github.com/sluicegw/sluice/edge/auth"
+	"github.com/sluicegw/sluice/edge/cache"
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/sluicegw/sluice/limiter"
 	"github.com/valyala/fasthttp"
@@ -38,6 +39,9 @@ type Hooks struct {
 	Keys auth.KeyStore
 	// Quotas is the quota store (nil: the quota endpoints answer 404).
 	Quotas limiter.Quotas
+	// PurgeCache purges the response cache (nil: the purge endpoint
+	// answers 404).
+	PurgeCache func(cache.Purge) (int, error)
 	// Metrics serves GET /metrics (nil: 404).
 	Metrics fasthttp.RequestHandler
 }
@@ -112,6 +116,9 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 	}
 	if h.Quotas != nil {
 		quotaRoutes(r, h.Quotas)
+	}
+	if h.PurgeCache != nil {
+		cacheRoutes(r, h.PurgeCache)
 	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "not found"})
