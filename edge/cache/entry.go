@@ -235,7 +235,8 @@ func (d *decoder) byte() byte {
 
 func (d *decoder) bytes() []byte {
 	n := d.uvarint(uint64(len(d.b)))
-	if d.bad {
+	if d.bad || n > uint64(len(d.b)) { // the length's own bytes are gone now
+		d.bad = true
 		return nil
 	}
 	v := d.b[:n:n]

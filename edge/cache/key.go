@@ -45,7 +45,12 @@ func (k *KeyRules) AppendKey(dst, method, host, path, query []byte, tls bool, h 
 	dst = append(dst, method...)
 	dst = append(dst, ' ')
 	dst = appendHost(dst, host, tls)
-	dst = append(dst, path...)
+	for _, c := range path {
+		if c == 0 {
+			c = ' ' // NUL separates key parts; no path may hold one
+		}
+		dst = append(dst, c)
+	}
 	if k.Query != QueryNone && len(query) > 0 {
 		var ok bool
 		if dst, ok = k.appendQuery(dst, query); !ok {
