@@ -106,12 +106,15 @@ func (c *Config) cacheDefaults() {
 		}
 		setSize(&r.Cache.MaxObjectBytes, int64(k.MaxObjectBytes))
 		setInt(&r.Cache.MaxVary, 8)
-		setStr(&r.Cache.Key.Query, "all")
-		if len(r.Cache.Key.QueryAllow) > 0 {
-			r.Cache.Key.Query = "allow"
-		}
-		if len(r.Cache.Key.QueryDeny) > 0 {
-			r.Cache.Key.Query = "deny"
+		if r.Cache.Key.Query == "" {
+			switch {
+			case len(r.Cache.Key.QueryAllow) > 0:
+				r.Cache.Key.Query = "allow"
+			case len(r.Cache.Key.QueryDeny) > 0:
+				r.Cache.Key.Query = "deny"
+			default:
+				r.Cache.Key.Query = "all"
+			}
 		}
 	}
 }
@@ -155,13 +158,13 @@ func (v *validator) cache(c *Config) {
 		if len(rc.Key.QueryAllow) > 0 && len(rc.Key.QueryDeny) > 0 {
 			v.add(p+".key.query_deny", "query_allow and query_deny can't both be set")
 		}
-		switch rc.Key.Query {
-		case "all", "none", "allow", "deny":
-		default:
-			v.add(p+".key.query", "unknown mode %q (all or none; or set query_allow / query_deny)", rc.Key.Query)
-		}
-		if (rc.Key.Query == "allow" && len(rc.Key.QueryAllow) == 0) || (rc.Key.Query == "deny" && len(rc.Key.QueryDeny) == 0) {
-			v.add(p+".key.query", "%q needs query_%s", rc.Key.Query, rc.Key.Query)
+		switch q := rc.Key.Query; {
+		case q != "all" && q != "none" && q != "allow" && q != "deny":
+			v.add(p+".key.query", "unknown mode %q (all, none, allow or deny)", q)
+		case q == "allow" && len(rc.Key.QueryAllow) == 0, q == "deny" && len(rc.Key.QueryDeny) == 0:
+			v.add(p+".key.query", "%q needs query_%s", q, q)
+		case len(rc.Key.QueryAllow) > 0 && q != "allow", len(rc.Key.QueryDeny) > 0 && q != "deny" && len(rc.Key.QueryAllow) == 0:
+			v.add(p+".key.query", "%q with a query_allow / query_deny list (leave query out, or set it to the list's mode)", q)
 		}
 		for j, name := range append(append([]string(nil), rc.Key.QueryAllow...), rc.Key.QueryDeny...) {
 			if name == "" || strings.ContainsAny(name, "&=#? ") {
