@@ -78,7 +78,6 @@ func TestCacheRFC9111(t *testing.T) {
 		wantStatus int
 		wantBody   string // "" : not checked
 		wantCS     string // Cache-Status prefix; "": not checked
-		noHeader   string // a field the answer must not carry
 	}
 	cases := []struct {
 		name     string
