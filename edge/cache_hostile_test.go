@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -90,7 +91,8 @@ func TestCacheHugeVaryNotStored(t *testing.T) {
 }
 
 // Answers above max_object_bytes pass through whole and are not stored;
-// answers above the buffer stream through, never held to be stored.
+// streamed answers (above the buffer, or chunked) are never held before
+// they are relayed.
 func TestCacheLargeAnswersPassThrough(t *testing.T) {
 	big := strings.Repeat("x", 300<<10)
 	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -147,8 +149,8 @@ func TestCacheLyingContentLengthNotStored(t *testing.T) {
 	}()
 	g := startGateway(t, cacheConfig("http://"+ln.Addr().String(), "", "{}"))
 	for i := range 2 {
-		status, body := rawGet(t, g.addr, "/lie")
-		if status == 200 && body == "short" {
+		status, body, whole := rawGet(t, g.addr, "/lie")
+		if status == 200 && body == "short" && whole {
 			t.Fatalf("request %d: a truncated answer was served as complete", i)
 		}
 	}
@@ -158,8 +160,9 @@ func TestCacheLyingContentLengthNotStored(t *testing.T) {
 }
 
 // rawGet sends one GET on a new connection and reads the status line and
-// whatever body arrives before the connection ends.
-func rawGet(t *testing.T, addr, path string) (int, string) {
+// whatever body arrives before the connection ends; whole: the body ended
+// where its framing said.
+func rawGet(t *testing.T, addr, path string) (status int, body string, whole bool) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -169,7 +172,7 @@ func rawGet(t *testing.T, addr, path string) (int, string) {
 	c.Write([]byte("GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
-		return 0, ""
+		return 0, "", false
 	}
 	defer resp.Body.Close()
 	var sb strings.Builder
@@ -178,8 +181,71 @@ func rawGet(t *testing.T, addr, path string) (int, string) {
 		n, err := resp.Body.Read(buf)
 		sb.Write(buf[:n])
 		if err != nil {
-			break
+			return resp.StatusCode, sb.String(), err == io.EOF
 		}
 	}
-	return resp.StatusCode, sb.String()
+}
+
+// A streamed answer whose Content-Length fits max_object_bytes is copied
+// as it is relayed and stored once all of it has gone by; one the
+// upstream breaks off midway is never stored (the next client does not
+// get a truncated body). A chunked answer is not stored: its end can't be
+// told from the upstream hanging up between chunks.
+func TestCacheStreamedAnswers(t *testing.T) {
+	body := strings.Repeat("s", 200<<10) // above the 64 KiB buffer below, within max_object_bytes
+	ln := testutil.Listen(t)
+	var reqs atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					req.Body.Close()
+					reqs.Add(1)
+					switch req.URL.Path {
+					case "/whole":
+						c.Write([]byte("HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nContent-Length: 204800\r\n\r\n" + body))
+					case "/broken":
+						c.Write([]byte("HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nContent-Length: 204800\r\n\r\n" + body[:100<<10]))
+						return // hangs up halfway
+					case "/chunked":
+						c.Write([]byte("HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	g := startGateway(t, cacheConfig("http://"+ln.Addr().String(), "server: { buffer_response_bytes: 64KiB }", "{}"))
+	if r := g.get(t, "/whole"); r.body != body || r.header.Get("Cache-Status") != "sluice; fwd=miss; detail=stored-when-complete" {
+		t.Fatalf("first: %d bytes, %q", len(r.body), r.header.Get("Cache-Status"))
+	}
+	testutil.WaitFor(t, "the streamed answer to be stored", func() bool {
+		_, ok := g.res.cacheMem.Get(t.Context(), []byte("GET "+g.addr+"/whole"))
+		return ok
+	})
+	if r := g.get(t, "/whole"); r.body != body || !strings.HasPrefix(r.header.Get("Cache-Status"), "sluice; hit") {
+		t.Fatalf("second: %d bytes, %q", len(r.body), r.header.Get("Cache-Status"))
+	}
+	for i := range 2 {
+		if status, _, whole := rawGet(t, g.addr, "/broken"); status == 200 && whole {
+			t.Fatalf("request %d: the broken answer was served as if whole", i)
+		}
+	}
+	for range 2 {
+		if r := g.get(t, "/chunked"); r.body != "hello" || r.header.Get("Cache-Status") != "sluice; fwd=miss; detail=streamed" {
+			t.Fatalf("chunked: %q %q", r.body, r.header.Get("Cache-Status"))
+		}
+	}
+	if n := reqs.Load(); n != 5 {
+		t.Fatalf("upstream saw %d requests, want 5 (/whole once, /broken and /chunked twice)", n)
+	}
 }

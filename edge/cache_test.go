@@ -3,6 +3,7 @@ package edge
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -64,4 +65,33 @@ func TestCacheHitAfterMiss(t *testing.T) {
 		t.Errorf("headers %v", r2.header)
 	}
 	t.Logf("%v %v", r1.header, r2.header)
+}
+
+// The cache stores the upstream's identity-encoded answer and compression
+// applies on the way out: a gzip client's hit is compressed, and the
+// entry it came from is untouched, so an identity client still gets the
+// plain body from it.
+func TestCacheHitsCompressedOnTheWayOut(t *testing.T) {
+	plain := strings.Repeat("compress me please ", 200)
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", strconv.Itoa(len(plain)))
+		w.Write([]byte(plain))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "compression: {}", "{}"))
+	g.get(t, "/c") // stored
+	for i := range 3 {
+		gz := g.do(t, request{path: "/c", headers: map[string]string{"Accept-Encoding": "gzip"}})
+		if gz.header.Get("Content-Encoding") != "gzip" || len(gz.body) >= len(plain) || !strings.HasPrefix(gz.header.Get("Cache-Status"), "sluice; hit") {
+			t.Fatalf("round %d, gzip client: %q, %d bytes, %q", i, gz.header.Get("Content-Encoding"), len(gz.body), gz.header.Get("Cache-Status"))
+		}
+		id := g.get(t, "/c")
+		if id.body != plain || id.header.Get("Content-Encoding") != "" {
+			t.Fatalf("round %d, identity client after a gzip hit: %d bytes, encoding %q", i, len(id.body), id.header.Get("Content-Encoding"))
+		}
+	}
+	if n := up.hits.Load(); n != 1 {
+		t.Fatalf("upstream saw %d requests, want 1", n)
+	}
 }

@@ -5,13 +5,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"hash/maphash"
+	"io"
+	"net"
 	"strconv"
 	"time"
 
 	"github.com/sluicegw/sluice/edge/cache"
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/sluicegw/sluice/edge/observe"
+	"github.com/sluicegw/sluice/pool"
 	"github.com/valyala/fasthttp"
 )
 
@@ -86,6 +90,7 @@ var (
 	methodGet              = []byte("GET")
 	cacheStatusBypass      = []byte("sluice; fwd=bypass")
 	cacheStatusStreamed    = []byte("sluice; fwd=miss; detail=streamed")
+	cacheStatusStoring     = []byte("sluice; fwd=miss; detail=stored-when-complete")
 	cacheStatusTooLarge    = []byte("sluice; fwd=miss; detail=too-large")
 	cacheStatusNoStoreReq  = []byte("sluice; fwd=miss; detail=request-no-store")
 	cacheStatusHitPrefix   = "sluice; hit"
@@ -393,16 +398,22 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) 
 		fwd = "sluice; fwd=stale"
 	}
 	switch {
-	case resp.IsBodyStream():
-		// A streamed answer is larger than the buffer: never held whole
-		// to be stored (nginx's proxy_buffers rule).
-		resp.Header.SetCanonical(headerCacheStatus, cacheStatusStreamed)
-		return nil
-	case len(resp.Body()) > c.maxObject:
-		resp.Header.SetCanonical(headerCacheStatus, cacheStatusTooLarge)
-		return nil
 	case rq.NoStore:
 		resp.Header.SetCanonical(headerCacheStatus, cacheStatusNoStoreReq)
+		return nil
+	case resp.IsBodyStream():
+		// Larger than the buffer: never held whole before it is relayed;
+		// copied as it passes instead, when its declared length fits
+		// (cacheTee). An answer of unknown length (chunked or
+		// close-delimited) is not stored: the stream gives no sure sign
+		// that it ended where its framing said (fasthttp reports an
+		// upstream hanging up between two chunks as a clean end).
+		if cl := resp.Header.ContentLength(); cl < 0 || cl > c.maxObject || !x.streaming || x.route.streaming || isEventStream(resp.Header.ContentType()) {
+			resp.Header.SetCanonical(headerCacheStatus, cacheStatusStreamed)
+			return nil
+		}
+	case len(resp.Body()) > c.maxObject:
+		resp.Header.SetCanonical(headerCacheStatus, cacheStatusTooLarge)
 		return nil
 	}
 	e := &cache.Entry{Route: c.name}
@@ -410,14 +421,25 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) 
 		resp.Header.Set("Cache-Status", fwd+"; detail="+reason)
 		return nil
 	}
-	copyAnswer(e, resp)
+	copyFields(e, resp)
 	e.Key = string(x.cacheKey)
+	var idx *cache.Entry
 	if len(e.Vary) > 0 {
-		idx := &cache.Entry{Key: e.Key, Route: c.name, Index: true, Vary: e.Vary, ResponseTime: e.ResponseTime,
+		idx = &cache.Entry{Key: e.Key, Route: c.name, Index: true, Vary: e.Vary, ResponseTime: e.ResponseTime,
 			Lifetime: e.Lifetime, SWR: e.SWR, SIE: e.SIE, MustRevalidate: e.MustRevalidate}
-		c.store.Set(context.Background(), idx, now.UnixNano())
 		x.varyKey = cache.AppendVary(append(x.varyKey[:0], x.cacheKey...), e.Vary, h)
 		e.Key = string(x.varyKey)
+	}
+	if resp.IsBodyStream() {
+		t := &cacheTee{c: c, e: e, idx: idx, want: resp.Header.ContentLength()}
+		if pool.FilterStream(resp, t) {
+			resp.Header.SetCanonical(headerCacheStatus, cacheStatusStoring)
+		}
+		return nil
+	}
+	e.Body = append([]byte(nil), resp.Body()...)
+	if idx != nil {
+		c.store.Set(context.Background(), idx, now.UnixNano())
 	}
 	c.store.Set(context.Background(), e, now.UnixNano())
 	if (inmLen > 0 || len(cond) > inmLen) && clientConditionMatches(h, e) {
@@ -426,6 +448,54 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) 
 	}
 	resp.Header.Set("Cache-Status", fwd+"; stored")
 	return e
+}
+
+// cacheTee copies a streamed answer's body as it is relayed (a
+// pool.StreamFilter) and stores the entry when the body ended at its
+// declared length (only answers whose Content-Length is within
+// max_object_bytes get one). Memory: at most max_object_bytes per such
+// answer in flight.
+type cacheTee struct {
+	src      io.Reader
+	c        *routeCache
+	e, idx   *cache.Entry // evaluated at the head; idx: the variant index, or nil
+	buf      []byte
+	want     int // the declared length
+	over     bool
+	complete bool
+}
+
+var _ pool.StreamFilter = (*cacheTee)(nil)
+
+func (t *cacheTee) Start(src io.Reader) { t.src = src }
+
+func (t *cacheTee) Read(p []byte) (int, error) {
+	n, err := t.src.Read(p)
+	if !t.over && n > 0 {
+		if len(t.buf)+n > t.c.maxObject {
+			t.over, t.buf = true, nil
+		} else {
+			t.buf = append(t.buf, p[:n]...)
+		}
+	}
+	if err == io.EOF && !t.over && len(t.buf) == t.want {
+		t.complete = true
+	}
+	return n, err
+}
+
+// Done stores the entry if the whole body went by. Called when the
+// stream closes, after the answer has been written.
+func (t *cacheTee) Done() {
+	if !t.complete {
+		return
+	}
+	now := time.Now().UnixNano()
+	t.e.Body = t.buf
+	if t.idx != nil {
+		t.c.store.Set(context.Background(), t.idx, now)
+	}
+	t.c.store.Set(context.Background(), t.e, now)
 }
 
 func serverError(s int) bool { return s == 500 || s == 502 || s == 503 || s == 504 }
@@ -442,15 +512,14 @@ func notStored(name []byte) bool {
 		equalFoldASCII(name, "cache-status")
 }
 
-// copyAnswer copies the answer's stored fields and body into e.
-func copyAnswer(e *cache.Entry, resp *fasthttp.Response) {
+// copyFields copies the answer's stored fields into e.
+func copyFields(e *cache.Entry, resp *fasthttp.Response) {
 	for k, v := range resp.Header.All() {
 		if notStored(k) {
 			continue
 		}
 		e.Header = append(e.Header, cache.Field{Name: append([]byte(nil), k...), Value: append([]byte(nil), v...)})
 	}
-	e.Body = append([]byte(nil), resp.Body()...)
 }
 
 // refreshed is stale updated by a 304 (RFC 9111 4.3.4): the 304's fields
@@ -482,7 +551,7 @@ func (c *routeCache) refreshed(stale *cache.Entry, h304 *fasthttp.ResponseHeader
 	}
 	var resp fasthttp.Response
 	merged.CopyTo(&resp.Header)
-	copyAnswer(e, &resp)
+	copyFields(e, &resp)
 	e.Body, e.Vary = stale.Body, stale.Vary
 	return e
 }
@@ -497,7 +566,8 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 		return
 	}
 	dctx := new(fasthttp.RequestCtx)
-	dctx.Init(&x.ctx.Request, x.ctx.RemoteAddr(), nil)
+	dctx.Init2(detachedConn{remote: x.ctx.RemoteAddr(), local: x.ctx.LocalAddr()}, nil, false)
+	x.ctx.Request.CopyTo(&dctx.Request)
 	dx := acquireExchange(dctx, x.snap)
 	dx.route, dx.step = x.route, len(x.route.steps)-1
 	dx.path = append(dx.pathBuf[:0], x.path...)
@@ -506,9 +576,17 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 	dx.hopByHop, dx.claimsAddr = x.hopByHop, x.claimsAddr
 	dx.identity, dx.apiKey = x.identity, x.apiKey
 	dx.cacheKey = append(dx.cacheKey[:0], x.cacheKey...)
+	log := x.snap.log
 	go func() {
 		var stored *cache.Entry
-		defer func() { c.flights.Done(hk, fl, stored) }()
+		defer func() {
+			c.flights.Done(hk, fl, stored)
+			if p := recover(); p != nil {
+				// Off the request path, nobody else would catch it: a
+				// refresh that breaks must not take the gateway down.
+				log.Error("cache: background refresh panicked", "route", c.name, "panic", fmt.Sprint(p))
+			}
+		}()
 		dctx.Request.Header.Del("Cache-Control") // the refresh itself is not a no-cache request
 		stored = c.forward(dx, e, cache.Request{MaxAge: -1})
 		if dx.streaming {
@@ -553,3 +631,19 @@ func delReqHeader(h *fasthttp.RequestHeader, lower string) {
 		h.DelBytes(k)
 	}
 }
+
+// detachedConn is the connection of a background refresh's request: it
+// has the client's addresses (for X-Forwarded-For) and nothing to read
+// or write; deadlines are accepted and ignored.
+type detachedConn struct{ remote, local net.Addr }
+
+var _ net.Conn = detachedConn{}
+
+func (detachedConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (detachedConn) Write(b []byte) (int, error)      { return len(b), nil }
+func (detachedConn) Close() error                     { return nil }
+func (c detachedConn) LocalAddr() net.Addr            { return c.local }
+func (c detachedConn) RemoteAddr() net.Addr           { return c.remote }
+func (detachedConn) SetDeadline(time.Time) error      { return nil }
+func (detachedConn) SetReadDeadline(time.Time) error  { return nil }
+func (detachedConn) SetWriteDeadline(time.Time) error { return nil }

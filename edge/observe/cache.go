@@ -83,3 +83,13 @@ func (r *CacheRoute) Stored(bytes int64, evicted bool) {
 		r.evictions.Inc()
 	}
 }
+
+// forget drops a removed route's cache series. Under Metrics.mu.
+func (c *cacheMetrics) forget(name string) {
+	if _, ok := c.routes.LoadAndDelete(name); !ok {
+		return
+	}
+	c.results.DeletePartialMatch(prometheus.Labels{"route": name})
+	c.evictions.DeletePartialMatch(prometheus.Labels{"route": name})
+	c.stored.DeletePartialMatch(prometheus.Labels{"route": name})
+}

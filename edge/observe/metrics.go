@@ -283,6 +283,7 @@ func (m *Metrics) Retain(routes, upstreams []string) {
 			// Tunnels still open on a removed route keep running, no
 			// longer reported (their handle's series is gone).
 			m.tunnelsOpen.DeletePartialMatch(prometheus.Labels{"route": name})
+			m.cache.forget(name)
 		}
 	}
 	keepU := toSet(upstreams)
