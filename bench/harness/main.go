@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -58,6 +59,9 @@ type scenario struct {
 	route    string // extra route fields
 	header   string // request header for sluice ("Name: value")
 	idle     int    // idle keep-alive connections held open during the runs
+	// nginxCache turns on nginx's proxy_cache (the stub's answers held
+	// 60 s): the cache-hit scenario compares the two caches.
+	nginxCache bool
 }
 
 // headerFor is the request header a target gets: only sluice checks
@@ -81,6 +85,11 @@ access_log: { enabled: true, output: access.log, sample: 0.01 }`,
 		{name: "1 KiB response", bodySize: 1 << 10},
 		{name: "64 KiB response", bodySize: 64 << 10},
 		{name: "1000 idle keep-alive connections + load", idle: 1000},
+		// Every request a hit: sluice's memory cache against nginx's
+		// proxy_cache on the same 1 KiB answer. direct and fasthttp have
+		// no cache: their rows are plain proxying, for scale.
+		{name: "cache hit, 1 KiB (sluice cache vs nginx proxy_cache)", bodySize: 1 << 10,
+			route: `, cache: { ttl: 60s }`, nginxCache: true},
 	}
 }
 
@@ -252,7 +261,19 @@ routes:
 	if err != nil {
 		return f, err
 	}
+	cacheZone, cacheUse, userLine := "", "", ""
+	if sc.nginxCache {
+		cacheZone = fmt.Sprintf("proxy_cache_path %s/cache levels=1:2 keys_zone=c:10m max_size=256m inactive=10m use_temp_path=off;", dir)
+		cacheUse = "proxy_cache c; proxy_cache_valid 200 60s; proxy_cache_lock on; add_header X-Cache-Status $upstream_cache_status;"
+		// The workers write the cache under the (private) work directory,
+		// so they run as the harness's user (a non-root master ignores
+		// this with a warning; a root one would drop them to nobody).
+		if u, uerr := user.Current(); uerr == nil {
+			userLine = "user " + u.Username + ";"
+		}
+	}
 	ngxConf := fmt.Sprintf(`worker_processes auto;
+%[6]s
 daemon off;
 master_process on;
 pid %[1]s/nginx.pid;
@@ -266,6 +287,7 @@ http {
   uwsgi_temp_path %[1]s/uwsgi;
   scgi_temp_path %[1]s/scgi;
   upstream stub { server %[2]s; keepalive 128; }
+  %[4]s
   server {
     listen %[3]s;
     location / {
@@ -279,10 +301,11 @@ http {
       proxy_set_header X-Forwarded-Host $host;
       proxy_set_header X-Request-Id $request_id;
       add_header X-Request-Id $request_id;
+      %[5]s
     }
   }
 }
-`, dir, stubAddr, nginxAddr)
+`, dir, stubAddr, nginxAddr, cacheZone, cacheUse, userLine)
 	ngxPath := filepath.Join(dir, "nginx.conf")
 	if err = os.WriteFile(ngxPath, []byte(ngxConf), 0o600); err != nil {
 		return f, err
@@ -300,6 +323,24 @@ http {
 	for name, u := range f.urls {
 		if err = waitHTTP(ctx, name, u, sc.headerFor(name)); err != nil {
 			return f, err
+		}
+	}
+	if sc.nginxCache {
+		// Both caches must really be answering, or the table compares
+		// something else.
+		for name, hit := range map[string]func(http.Header) bool{
+			"nginx":  func(h http.Header) bool { return h.Get("X-Cache-Status") == "HIT" },
+			"sluice": func(h http.Header) bool { return strings.HasPrefix(h.Get("Cache-Status"), "sluice; hit") },
+		} {
+			resp, gerr := http.Get(f.urls[name])
+			if gerr != nil {
+				return f, gerr
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if !hit(resp.Header) {
+				return f, fmt.Errorf("%s: not a cache hit after warm-up: %v", name, resp.Header)
+			}
 		}
 	}
 	return f, nil
