@@ -169,6 +169,11 @@ func TestCacheRFC9111(t *testing.T) {
 			{req: request{path: "/head"}, wantStatus: 200},
 			{req: request{method: "HEAD", path: "/head"}, wantStatus: 200, wantBody: "", wantCS: "sluice; hit"},
 		}, 1},
+		{"RFC 9111 5.2.1.7 only-if-cached: a stored answer, else 504 without going upstream", []step{
+			{req: request{path: "/max-age?oic", headers: map[string]string{"Cache-Control": "only-if-cached"}}, wantStatus: 504},
+			{req: request{path: "/max-age?oic"}, wantStatus: 200},
+			{req: request{path: "/max-age?oic", headers: map[string]string{"Cache-Control": "only-if-cached"}}, wantStatus: 200, wantCS: "sluice; hit"},
+		}, 1},
 		{"RFC 9111 4: POST is not served from the cache", []step{
 			{req: request{path: "/max-age?post"}, wantStatus: 200},
 			{req: request{method: "POST", path: "/max-age?post"}, wantStatus: 200, wantCS: "sluice; fwd=bypass"},
@@ -238,5 +243,36 @@ func TestCacheStaleIfError(t *testing.T) {
 	// Without an entry, the same outage is the usual 502.
 	if r := g.get(t, "/sie-other"); r.status != 502 {
 		t.Fatalf("uncached path: %d, want 502", r.status)
+	}
+}
+
+// TestCacheStaleIfErrorCircuitOpen: once the upstream's circuit is open,
+// sluice's own 503 counts as an error too, and the stale entry is served.
+func TestCacheStaleIfErrorCircuitOpen(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=0, stale-if-error=600")
+		w.Write([]byte("kept"))
+	})
+	g := startGateway(t, `
+listen: 127.0.0.1:0
+admin: { listen: "off" }
+upstreams:
+  up:
+    targets: [ { url: "`+up.URL+`" } ]
+    circuit: { failures: 1, open_for: 10m }
+routes:
+  - { name: all, match: { prefix: / }, upstream: up, cache: {} }
+`)
+	if r := g.get(t, "/sie"); r.body != "kept" {
+		t.Fatalf("first: %d %q", r.status, r.body)
+	}
+	up.Close()
+	g.get(t, "/sie") // a connect failure: opens the circuit
+	r := g.get(t, "/sie")
+	if r.status != 200 || r.body != "kept" || !strings.Contains(r.header.Get("Cache-Status"), "fwd-status=503") {
+		t.Fatalf("circuit open: %d %q %q, want the stale answer over a 503", r.status, r.body, r.header.Get("Cache-Status"))
+	}
+	if r := g.get(t, "/other"); r.status != 503 {
+		t.Fatalf("uncached path with the circuit open: %d, want 503", r.status)
 	}
 }

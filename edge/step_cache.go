@@ -138,6 +138,13 @@ func (c cacheStep) serve(x *exchange) {
 			return
 		}
 	}
+	if rq.OnlyIfCached {
+		// RFC 9111 5.2.1.7: no usable entry, and the client forbids
+		// going upstream.
+		c.c.metrics.Result(observe.CacheMiss)
+		x.fail(faultNotCached)
+		return
+	}
 	if head && e == nil {
 		// A HEAD miss goes upstream as it is; its answer (no body) is not
 		// stored. A later GET's entry answers HEADs.

@@ -218,6 +218,9 @@ type Request struct {
 	NoStore bool  // don't store the answer
 	NoCache bool  // don't use a stored answer without validating it
 	MaxAge  int64 // seconds, -1 absent: no entry older than this
+	// OnlyIfCached: answer from the cache or with 504, never upstream
+	// (5.2.1.7).
+	OnlyIfCached bool
 }
 
 // ParseRequest reads the request's Cache-Control and Pragma fields.
@@ -234,7 +237,7 @@ func ParseRequest(h *fasthttp.RequestHeader) Request {
 			pragmaNoCache = bytes.Contains(v, []byte("no-cache"))
 		}
 	}
-	r := Request{NoStore: d.NoStore, NoCache: d.NoCache, MaxAge: d.MaxAge}
+	r := Request{NoStore: d.NoStore, NoCache: d.NoCache, MaxAge: d.MaxAge, OnlyIfCached: d.OnlyIfCached}
 	// Pragma: no-cache counts only without Cache-Control (5.4).
 	if pragmaNoCache && !hasCC {
 		r.NoCache = true
