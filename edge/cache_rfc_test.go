@@ -174,6 +174,11 @@ func TestCacheRFC9111(t *testing.T) {
 			{req: request{path: "/max-age?oic"}, wantStatus: 200},
 			{req: request{path: "/max-age?oic", headers: map[string]string{"Cache-Control": "only-if-cached"}}, wantStatus: 200, wantCS: "sluice; hit"},
 		}, 1},
+		{"RFC 9110 9.3.2: a HEAD that goes upstream never stores its empty body for GETs", []step{
+			{req: request{path: "/max-age?head"}, wantStatus: 200},
+			{req: request{method: "HEAD", path: "/max-age?head", headers: map[string]string{"Cache-Control": "no-cache"}}, wantStatus: 200},
+			{req: request{path: "/max-age?head"}, wantStatus: 200, wantBody: "body of /max-age", wantCS: "sluice; hit"},
+		}, 2},
 		{"RFC 9111 4: POST is not served from the cache", []step{
 			{req: request{path: "/max-age?post"}, wantStatus: 200},
 			{req: request{method: "POST", path: "/max-age?post"}, wantStatus: 200, wantCS: "sluice; fwd=bypass"},

@@ -145,9 +145,10 @@ func (c cacheStep) serve(x *exchange) {
 		x.fail(faultNotCached)
 		return
 	}
-	if head && e == nil {
-		// A HEAD miss goes upstream as it is; its answer (no body) is not
-		// stored. A later GET's entry answers HEADs.
+	if head {
+		// A HEAD the entry can't answer goes upstream as it is; its
+		// answer (no body) is never stored under the GET's key, and it
+		// does not revalidate the entry. A later GET's entry answers HEADs.
 		c.c.metrics.Result(observe.CacheMiss)
 		x.next()
 		return
