@@ -173,7 +173,40 @@ func Unmarshal(b []byte) (*Entry, error) {
 	if d.bad || len(d.b) != 0 || e.Status < 100 && !e.Index {
 		return nil, ErrCorrupt
 	}
+	// The fields are written to clients as they are: an entry from the
+	// shared store (another writer, a tampered Redis) must not be able to
+	// split the answer or set a cookie.
+	for _, f := range e.Header {
+		if !validFieldName(f.Name) || !validFieldValue(f.Value) || eqFold(f.Name, "set-cookie") {
+			return nil, ErrCorrupt
+		}
+	}
 	return e, nil
+}
+
+// validFieldName: a token (RFC 9110 5.1).
+func validFieldName(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || c == ':' || c == '"' || c == '(' || c == ')' || c == ',' || c == '/' ||
+			c == ';' || c == '<' || c == '=' || c == '>' || c == '?' || c == '@' || c == '[' || c == '\\' ||
+			c == ']' || c == '{' || c == '}' {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue: no control characters but tab (RFC 9110 5.5).
+func validFieldValue(b []byte) bool {
+	for _, c := range b {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func appendBytes(b, v []byte) []byte {

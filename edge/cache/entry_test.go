@@ -44,6 +44,22 @@ func FuzzUnmarshal(f *testing.F) {
 	})
 }
 
+// An entry from the shared store whose fields could split the answer or
+// set a cookie is refused (a tampered or foreign Redis value).
+func TestUnmarshalRefusesUnsafeFields(t *testing.T) {
+	for _, f := range []Field{
+		{[]byte("X-A"), []byte("v\r\nSet-Cookie: s=1")},
+		{[]byte("X-A\r\nX-B"), []byte("v")},
+		{[]byte("Set-Cookie"), []byte("s=1")},
+		{[]byte(""), []byte("v")},
+	} {
+		e := &Entry{Key: "k", Status: 200, Header: []Field{f}}
+		if _, err := Unmarshal(e.Marshal()); err == nil {
+			t.Errorf("%q: %q accepted", f.Name, f.Value)
+		}
+	}
+}
+
 func TestEntryFreshness(t *testing.T) {
 	now := time.Now().UnixNano()
 	e := &Entry{ResponseTime: now, InitialAge: int64(10 * time.Second), Lifetime: int64(60 * time.Second)}
