@@ -59,6 +59,18 @@ func TestCacheSharedThroughRedis(t *testing.T) {
 	if n := up.hits.Load(); n != 2 {
 		t.Fatalf("upstream saw %d requests, want 2", n)
 	}
+	// A successful POST to the URI on A invalidates it everywhere (RFC
+	// 9111 4.4): B's memory copy too.
+	if _, ok := b.res.cacheMem.Get(t.Context(), key); !ok {
+		t.Fatal("B's memory tier lost the entry it just stored")
+	}
+	if r := a.do(t, request{method: "POST", path: "/p/7", host: "shop.example"}); r.status != 200 {
+		t.Fatalf("POST: %d", r.status)
+	}
+	testutil.WaitFor(t, "B's memory tier to drop the entry the POST invalidated", func() bool {
+		_, ok := b.res.cacheMem.Get(t.Context(), key)
+		return !ok
+	})
 }
 
 // TestCacheRedisKilledMidLoad: Redis dies while requests flow. With

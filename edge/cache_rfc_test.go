@@ -179,10 +179,18 @@ func TestCacheRFC9111(t *testing.T) {
 			{req: request{method: "HEAD", path: "/max-age?head", headers: map[string]string{"Cache-Control": "no-cache"}}, wantStatus: 200},
 			{req: request{path: "/max-age?head"}, wantStatus: 200, wantBody: "body of /max-age", wantCS: "sluice; hit"},
 		}, 2},
-		{"RFC 9111 4: POST is not served from the cache", []step{
+		{"RFC 9111 4 and 4.4: POST is not served from the cache, and invalidates the URI's entry", []step{
 			{req: request{path: "/max-age?post"}, wantStatus: 200},
+			{req: request{path: "/max-age?post"}, wantStatus: 200, wantCS: "sluice; hit"},
 			{req: request{method: "POST", path: "/max-age?post"}, wantStatus: 200, wantCS: "sluice; fwd=bypass"},
-		}, 2},
+			{req: request{path: "/max-age?post"}, wantStatus: 200, wantCS: "sluice; fwd=miss"},
+		}, 3},
+		{"RFC 9111 4.4: DELETE invalidates every variant of the URI (through the index)", []step{
+			{req: request{path: "/vary?del", headers: map[string]string{"Accept-Language": "en"}}, wantStatus: 200},
+			{req: request{path: "/vary?del", headers: map[string]string{"Accept-Language": "en"}}, wantStatus: 200, wantCS: "sluice; hit"},
+			{req: request{method: "DELETE", path: "/vary?del"}, wantStatus: 200},
+			{req: request{path: "/vary?del", headers: map[string]string{"Accept-Language": "en"}}, wantStatus: 200, wantCS: "sluice; fwd=miss"},
+		}, 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

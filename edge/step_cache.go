@@ -161,8 +161,24 @@ func (c cacheStep) serve(x *exchange) {
 // straight on, and says so.
 func (c cacheStep) bypass(x *exchange) {
 	c.c.metrics.Result(observe.CacheBypass)
+	unsafe := !x.ctx.IsGet() && !x.ctx.IsHead() && !x.ctx.IsOptions() && !x.ctx.IsTrace()
+	if unsafe {
+		// The key is built before the proxy step rewrites the request.
+		var ok bool
+		h := &x.ctx.Request.Header
+		x.cacheKey, ok = c.c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, x.ctx.IsTLS(), h)
+		unsafe = ok
+	}
 	x.next()
 	x.ctx.Response.Header.SetCanonical(headerCacheStatus, cacheStatusBypass)
+	if s := x.ctx.Response.StatusCode(); unsafe && s >= 200 && s < 400 {
+		// RFC 9111 4.4: a successful unsafe request invalidates what is
+		// stored for its URI (the entry, or the variant index, so no
+		// variant is found either), on every instance with Redis.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, _ = c.c.store.Purge(ctx, cache.Purge{Kind: cache.PurgeExact, Arg: string(x.cacheKey)})
+		cancel()
+	}
 }
 
 // appendIdentity adds the caller to the key of a route that caches

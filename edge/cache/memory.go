@@ -67,6 +67,15 @@ func (m *Memory) Set(_ context.Context, e *Entry, _ int64) {
 // Purge removes the entries p selects (a walk over all entries: purges
 // are rare admin calls).
 func (m *Memory) Purge(_ context.Context, p Purge) (int, error) {
+	if p.Kind == PurgeExact {
+		h := m.hash(s2b(p.Arg))
+		if e, ok := m.c.GetIfPresent(h); ok && e.Key == p.Arg {
+			if _, ok := m.c.Invalidate(h); ok {
+				return 1, nil
+			}
+		}
+		return 0, nil
+	}
 	n := 0
 	for k, e := range m.c.All() {
 		if p.Matches(e) {

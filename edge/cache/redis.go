@@ -140,7 +140,23 @@ func (r *Redis) Set(ctx context.Context, e *Entry, now int64) {
 // instance drops its memory copies. Unlike Get and Set it reports
 // errors: an admin asking for a purge must know it did not happen.
 func (r *Redis) Purge(ctx context.Context, p Purge) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*r.Timeout)
+	if p.Kind == PurgeExact {
+		// On the request path (an unsafe request's invalidation): one
+		// timeout at most, and none while Redis is known down.
+		if r.Down() {
+			return 0, nil
+		}
+		n, err := r.purge(ctx, p, r.Timeout)
+		if err != nil {
+			r.failed("invalidate", err)
+		}
+		return n, err
+	}
+	return r.purge(ctx, p, 10*r.Timeout)
+}
+
+func (r *Redis) purge(ctx context.Context, p Purge, timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var keys []string
 	var err error
@@ -150,6 +166,8 @@ func (r *Redis) Purge(ctx context.Context, p Purge) (int, error) {
 		keys = append(keys, redisPrefix+p.Arg)
 	case PurgePrefix:
 		keys, err = r.scan(ctx, globEscape(p.Arg)+"*")
+	case PurgeExact:
+		keys = []string{redisPrefix + p.Arg}
 	case PurgeTag:
 		var members []string
 		members, err = r.Client.Do(ctx, r.Client.B().Smembers().Key(redisTagPre+p.Arg).Build()).AsStrSlice()

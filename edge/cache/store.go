@@ -29,6 +29,10 @@ const (
 	PurgeKey    = "key"    // one key and its variants
 	PurgePrefix = "prefix" // every key starting with Arg
 	PurgeTag    = "tag"    // every entry tagged Arg (Surrogate-Key / Cache-Tag)
+	// PurgeExact removes the one entry stored under Arg (a primary key:
+	// with it gone, its variants are no longer found either). What an
+	// unsafe request invalidates (RFC 9111 4.4); cheap, no walk.
+	PurgeExact = "exact"
 )
 
 // Purge says what to remove.
@@ -47,6 +51,8 @@ func (p Purge) Matches(e *Entry) bool {
 		return strings.HasPrefix(e.Key, p.Arg)
 	case PurgeTag:
 		return e.HasTag(p.Arg)
+	case PurgeExact:
+		return e.Key == p.Arg
 	}
 	return false
 }
@@ -54,7 +60,7 @@ func (p Purge) Matches(e *Entry) bool {
 // Valid reports whether p can be carried out.
 func (p Purge) Valid() bool {
 	switch p.Kind {
-	case PurgeKey, PurgeTag:
+	case PurgeKey, PurgeTag, PurgeExact:
 		return p.Arg != ""
 	case PurgePrefix:
 		return true // "" purges everything
