@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,7 @@ func TestCacheRedisKilledMidLoad(t *testing.T) {
 			})
 			g := startGateway(t, sharedCacheConfig(up.URL, rd.Addr, store))
 			var bad atomic.Int64
+			var killed atomic.Bool
 			var done atomic.Int64
 			var wg sync.WaitGroup
 			stop := make(chan struct{})
@@ -99,7 +101,11 @@ func TestCacheRedisKilledMidLoad(t *testing.T) {
 							return
 						default:
 						}
-						r := g.get(t, "/k/"+string(rune('a'+(i+w)%8)))
+						path := "/k/" + string(rune('a'+(i+w)%8)) // in memory before the kill
+						if killed.Load() {
+							path = "/n/" + strconv.Itoa(w) + "-" + strconv.Itoa(i) // new keys: a Redis lookup each
+						}
+						r := g.get(t, path)
 						if r.status != 200 || r.body != "ok" {
 							bad.Add(1)
 						}
@@ -109,12 +115,16 @@ func TestCacheRedisKilledMidLoad(t *testing.T) {
 			}
 			testutil.WaitFor(t, "load before the kill", func() bool { return done.Load() > 50 })
 			rd.Stop()
+			killed.Store(true)
 			mark := done.Load()
 			testutil.WaitFor(t, "load after the kill", func() bool { return done.Load() > mark+200 })
 			close(stop)
 			wg.Wait()
 			if n := bad.Load(); n != 0 {
 				t.Fatalf("%d requests failed with Redis killed, want 0", n)
+			}
+			if g.res.cacheRedis.Failures() == 0 {
+				t.Fatal("Redis killed, yet the cache saw no failure: the test did not reach Redis")
 			}
 		})
 	}

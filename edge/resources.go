@@ -228,7 +228,11 @@ func (r *resources) redisFallback() map[string]bool {
 	if r.redis == nil {
 		return nil
 	}
-	return map[string]bool{"strict": r.strict.FallbackActive(), "cluster": r.cluster.FallbackActive()}
+	m := map[string]bool{"strict": r.strict.FallbackActive(), "cluster": r.cluster.FallbackActive()}
+	if r.cacheRedis != nil {
+		m["cache"] = r.cacheRedis.Down() // the response cache is skipping Redis after a failure
+	}
+	return m
 }
 
 // KeyStore is the API key store (for the admin API).
