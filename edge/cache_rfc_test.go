@@ -2,7 +2,9 @@ package edge
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -288,4 +290,27 @@ routes:
 	if r := g.get(t, "/other"); r.status != 503 {
 		t.Fatalf("uncached path with the circuit open: %d, want 503", r.status)
 	}
+}
+
+// A stale-while-revalidate refresh of a streamed answer (above the
+// buffer) stores the new one: the background fetch reads it through.
+func TestCacheStaleWhileRevalidateStreamed(t *testing.T) {
+	var n atomic.Int64
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		body := strings.Repeat(strconv.FormatInt(n.Add(1), 10), 100<<10)[:100<<10]
+		w.Header().Set("Cache-Control", "max-age=0, stale-while-revalidate=600")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write([]byte(body))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "server: { buffer_response_bytes: 16KiB }", "{}"))
+	key := []byte("GET " + g.addr + "/big")
+	g.get(t, "/big")
+	testutil.WaitFor(t, "the first answer stored", func() bool { _, ok := g.res.cacheMem.Get(t.Context(), key); return ok })
+	if r := g.get(t, "/big"); r.body[0] != '1' || !strings.Contains(r.header.Get("Cache-Status"), "stale-while-revalidate") {
+		t.Fatalf("second: %q... %q, want the first answer, stale", r.body[:1], r.header.Get("Cache-Status"))
+	}
+	testutil.WaitFor(t, "the refreshed answer stored", func() bool {
+		e, ok := g.res.cacheMem.Get(t.Context(), key)
+		return ok && e.Body[0] == '2'
+	})
 }

@@ -614,7 +614,13 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 		dctx.Request.Header.Del("Cache-Control") // the refresh itself is not a no-cache request
 		stored = c.forward(dx, e, cache.Request{MaxAge: -1})
 		if dx.streaming {
-			// Its StreamDone (on close) records and releases it.
+			// Nobody writes this answer. One the cache copies as it passes
+			// (its Content-Length within max_object_bytes) is read through,
+			// so it is stored; any other is just closed. StreamDone (on
+			// close) records and releases dx.
+			if bytes.Equal(dctx.Response.Header.PeekBytes(headerCacheStatus), cacheStatusStoring) {
+				_, _ = io.Copy(io.Discard, dctx.Response.BodyStream())
+			}
 			_ = dctx.Response.CloseBodyStream()
 			return
 		}
