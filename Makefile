@@ -50,6 +50,9 @@ test: deps lint
 	$(GO) test -run '^$$' -fuzz '^FuzzAcceptEncoding$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge
 	$(GO) test -run '^$$' -fuzz '^FuzzUnquotedEqual$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendEntry$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/observe
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCacheControl$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/cache
+	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/cache
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendKey$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/cache
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime 200000x -fuzzminimizetime 500x ./edge/pathnorm
 	$(GO) test -run '^$$' -fuzz '^FuzzFind$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/submatch
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestBytes$$' -fuzztime 3000x -fuzzminimizetime 100x ./edge

@@ -103,11 +103,12 @@ routes:
   - { name: limited, match: { prefix: /limited }, upstream: up, rate_limit: { rate: 1, per: 1h, key: [route] }, quota: { limit: 1, per: 24h } }
   - { name: secure, match: { prefix: /secure }, upstream: up, auth: jwt }
   - { name: down, match: { prefix: /down }, upstream: dead }
+  - { name: cached, match: { prefix: /cached }, upstream: up, cache: { ttl: 60s } }
 `, leaf.CertFile, leaf.KeyFile, redis.Addr, up.URL, testutil.DeadAddr(t)))
 
 	traffic := func(n int) {
 		for i := 0; i < n; i++ {
-			for _, p := range []string{"/api/x", "/limited", "/secure", "/down", "/nowhere"} {
+			for _, p := range []string{"/api/x", "/limited", "/secure", "/down", "/nowhere", "/cached"} {
 				testutil.Get(t, "http://"+s.Addr+p)
 			}
 		}

@@ -64,6 +64,9 @@ type exchange struct {
 	relayed   int64 // body bytes of a streamed answer
 	streamErr error // what broke a streamed answer off upstream
 
+	cacheKey []byte // the request's cache key (step_cache.go); the exchange's own
+	varyKey  []byte // its variant's key, when the answer varies
+
 	idBuf      [maxRequestIDLen]byte
 	pathBuf    []byte
 	decodedBuf []byte
@@ -86,15 +89,21 @@ func acquireExchange(ctx *fasthttp.RequestCtx, s *Snapshot) *exchange {
 // and returns it to the pool. A path buffer grown by one huge request is
 // dropped rather than kept.
 func releaseExchange(x *exchange) {
-	buf, dec := x.pathBuf[:0], x.decodedBuf[:0]
+	buf, dec, ck, vk := x.pathBuf[:0], x.decodedBuf[:0], x.cacheKey[:0], x.varyKey[:0]
 	if cap(buf) > 4096 {
 		buf = make([]byte, 0, 256)
 	}
 	if cap(dec) > 4096 {
 		dec = nil
 	}
+	if cap(ck) > 4096 {
+		ck = nil
+	}
+	if cap(vk) > 4096 {
+		vk = nil
+	}
 	x.captures.Trim()
-	*x = exchange{pathBuf: buf, decodedBuf: dec, captures: x.captures}
+	*x = exchange{pathBuf: buf, decodedBuf: dec, cacheKey: ck, varyKey: vk, captures: x.captures}
 	exchangePool.Put(x)
 }
 

@@ -37,6 +37,7 @@ var (
 	faultUpstreamBusy   = &fault{fasthttp.StatusServiceUnavailable, "upstream connection limit reached"}
 	faultNoTarget       = &fault{fasthttp.StatusServiceUnavailable, "no upstream target available"}
 	faultCircuitOpen    = &fault{fasthttp.StatusServiceUnavailable, "upstream circuit open"}
+	faultNotCached      = &fault{fasthttp.StatusGatewayTimeout, "not in cache (only-if-cached)"}
 )
 
 // writeFault answers the client with f. It discards whatever response was

@@ -93,6 +93,9 @@ func restartOnly(a, b *config.Config) []string {
 	if !reflect.DeepEqual(a.ACME, b.ACME) {
 		out = append(out, "acme")
 	}
+	if ac, bc := a.Cache, b.Cache; ac != nil && bc != nil && (ac.Store != bc.Store || ac.MemoryBytes != bc.MemoryBytes) {
+		out = append(out, "cache.store/memory_bytes")
+	}
 	if a.Admin.Listen != b.Admin.Listen {
 		out = append(out, "admin.listen")
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/rueidis"
 	"github.com/sluicegw/sluice/edge/auth"
+	"github.com/sluicegw/sluice/edge/cache"
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/sluicegw/sluice/edge/observe"
 	"github.com/sluicegw/sluice/limiter"
@@ -33,6 +34,10 @@ type resources struct {
 	metrics   *observe.Metrics
 	accessLog *observe.AccessLog // nil: off
 	tracer    *tracer            // nil: no span export
+
+	cache      cache.Store   // the response cache's store (cache.store)
+	cacheMem   *cache.Memory // its memory tier; nil for store: redis
+	cacheRedis *cache.Redis  // its Redis tier; nil for store: memory
 
 	tunnels tunnels // open WebSocket tunnels (tunnel.go), drained by Shutdown
 	streams streams // flushed streams being relayed (step_proxy.go), ended by Shutdown
@@ -70,6 +75,9 @@ func (r *resources) open(cfg *config.Config, version string, started time.Time, 
 			return fmt.Errorf("redis %v: %w", cfg.Redis.Addrs, err)
 		}
 	}
+	if err = r.openCache(cfg); err != nil {
+		return err
+	}
 	r.limiter = limiter.New()
 	if r.redis != nil {
 		timeout := cfg.Redis.Timeout.D()
@@ -104,9 +112,42 @@ func (r *resources) close() {
 	if r.tracer != nil {
 		r.tracer.close()
 	}
+	if r.cache != nil {
+		r.cache.Close()
+	}
 	if r.redis != nil {
 		r.redis.Close()
 	}
+}
+
+// openCache opens the response cache's store (config cache.store): a
+// memory store, Redis, or both. The store outlives configs: a reload
+// that changes cache.store or cache.memory_bytes needs a restart.
+func (r *resources) openCache(cfg *config.Config) error {
+	kc := cfg.Cache
+	if kc == nil {
+		kc = &config.Cache{Store: "memory", MemoryBytes: 256 << 20}
+	}
+	ev := cache.Events{Stored: func(route string, n int64, evicted bool) {
+		r.metrics.CacheRoute(route).Stored(n, evicted)
+	}}
+	if kc.Store != "redis" {
+		m, err := cache.NewMemory(int64(kc.MemoryBytes), ev)
+		if err != nil {
+			return fmt.Errorf("cache: %w", err)
+		}
+		r.cacheMem, r.cache = m, m
+	}
+	if kc.Store == "memory" || r.redis == nil {
+		return nil
+	}
+	r.cacheRedis = &cache.Redis{Client: r.redis, Timeout: cfg.Redis.Timeout.D(), Log: r.log}
+	r.cache = r.cacheRedis
+	if r.cacheMem != nil {
+		r.cache = cache.NewTiered(r.cacheMem, r.cacheRedis)
+	}
+	r.cacheRedis.Start()
+	return nil
 }
 
 // redisOptions turns the redis block into rueidis options: client-side
@@ -187,7 +228,11 @@ func (r *resources) redisFallback() map[string]bool {
 	if r.redis == nil {
 		return nil
 	}
-	return map[string]bool{"strict": r.strict.FallbackActive(), "cluster": r.cluster.FallbackActive()}
+	m := map[string]bool{"strict": r.strict.FallbackActive(), "cluster": r.cluster.FallbackActive()}
+	if r.cacheRedis != nil {
+		m["cache"] = r.cacheRedis.Down() // the response cache is skipping Redis after a failure
+	}
+	return m
 }
 
 // KeyStore is the API key store (for the admin API).
@@ -199,3 +244,11 @@ func (g *Gateway) Quotas() limiter.Quotas { return g.res.quotas }
 // RedisFallback reports, per shared-limit kind, whether the last Redis
 // call failed and limits are being enforced locally (nil without Redis).
 func (g *Gateway) RedisFallback() map[string]bool { return g.res.redisFallback() }
+
+// PurgeCache removes the response cache entries p selects (for the admin
+// API); with Redis, every instance's memory tier too.
+func (g *Gateway) PurgeCache(p cache.Purge) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return g.res.cache.Purge(ctx, p)
+}

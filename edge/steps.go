@@ -21,6 +21,7 @@ type step interface {
 //	rate limit  step_ratelimit.go  a token from the caller's bucket (429)
 //	quota       step_quota.go      a request from the caller's quota (429)
 //	compression step_compress.go   compress the answer (gzip, br, zstd) for clients that accept it
+//	cache       step_cache.go      answer from the response cache; store the upstream's answer
 //	proxy       step_proxy.go      forward upstream with retries (forward.go), relay the answer;
 //	                               or open a WebSocket tunnel (websocket.go, tunnel.go)
 //
@@ -57,6 +58,11 @@ func (s *Snapshot) routeSteps(rt *route, rc *config.Route, auth *authSettings) [
 	}
 	if c := s.Config.CompressionFor(rc); c != nil {
 		steps = append(steps, compressStep{compileCompression(c)})
+	}
+	// The cache is inside compression: it stores the upstream's answer as
+	// it came, and its hits are compressed on the way out like any answer.
+	if rcc := s.Config.CacheFor(rc); rcc != nil && s.res.cache != nil {
+		steps = append(steps, cacheStep{s.compileCache(rt, rcc)})
 	}
 	return append(steps, &proxyStep{s: s, rt: rt})
 }

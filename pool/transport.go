@@ -344,6 +344,7 @@ type bodyStream[C any] struct {
 	failures  *atomic.Uint64
 	watcher   StreamWatcher // nil: nobody asked
 	filter    StreamFilter  // nil: the body is relayed as it comes
+	inner     StreamFilter  // the filter filter reads from (FilterStream chains two); nil: none
 	limit     int64         // body bytes allowed; 0: no limit (LimitStream)
 	stopped   atomic.Bool   // Stop: end the body cleanly at the next read
 	stopMu    sync.Mutex    // Stop against Close: conn is nil once closing
@@ -499,9 +500,10 @@ func (s *bodyStream[C]) Stop() {
 }
 
 // A StreamFilter rewrites a streamed response body on its way to the
-// client (edge's compression). It reads the upstream body from the source
-// FilterStream gives it; Done is called once, when the stream is closed,
-// after which the filter must not touch the source.
+// client (edge's compression), or looks at it (edge's cache). It reads the
+// upstream body from the source FilterStream gives it; Done is called
+// once, when the stream is closed, after which the filter must not touch
+// the source.
 type StreamFilter interface {
 	Read(p []byte) (int, error)
 	Start(src io.Reader)
@@ -509,16 +511,15 @@ type StreamFilter interface {
 }
 
 // FilterStream puts f between resp's body stream (one this package's
-// transport relays) and the client, and reports whether it did. The
+// transport relays) and the client, and reports whether it did. Two
+// filters chain (the second reads the first's output; the outer one's
+// Done is called first); a third is refused. The
 // watcher still hears the upstream's byte count. Replacing the stream
 // with Response.SetBodyStream instead would close it, handing the
 // connection back before its body is read.
 func FilterStream(resp *fasthttp.Response, f StreamFilter) bool {
-	s, ok := resp.BodyStream().(interface{ setFilter(StreamFilter) })
-	if ok {
-		s.setFilter(f)
-	}
-	return ok
+	s, ok := resp.BodyStream().(interface{ setFilter(StreamFilter) bool })
+	return ok && s.setFilter(f)
 }
 
 // LimitStream cuts resp's body stream (one this package's transport
@@ -534,9 +535,21 @@ func LimitStream(resp *fasthttp.Response, max int64) bool {
 
 func (s *bodyStream[C]) setLimit(max int64) { s.limit = max }
 
-func (s *bodyStream[C]) setFilter(f StreamFilter) {
+func (s *bodyStream[C]) setFilter(f StreamFilter) bool {
+	switch {
+	case s.filter == nil:
+		f.Start(rawBody[C]{s})
+	case s.inner == nil:
+		// Filters chain: the new one reads what the first one gives
+		// (edge's cache copies the upstream's bytes, then compression
+		// encodes them).
+		s.inner = s.filter
+		f.Start(s.inner)
+	default:
+		return false
+	}
 	s.filter = f
-	f.Start(rawBody[C]{s})
+	return true
 }
 
 // Close hands the connection back (body read to its end, nothing read
@@ -553,6 +566,10 @@ func (s *bodyStream[C]) Close() error {
 	if s.filter != nil {
 		s.filter.Done()
 		s.filter = nil
+	}
+	if s.inner != nil {
+		s.inner.Done()
+		s.inner = nil
 	}
 	w, read, broken := s.watcher, s.read, s.broken
 	var zero C

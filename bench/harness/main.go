@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -67,6 +68,9 @@ type scenario struct {
 	targets   []string // nil: direct, nginx, fasthttp, sluice
 	gzipped   bool     // nginx and sluice must answer gzip (checked before the runs)
 	tls       bool     // sluice and nginx terminate TLS (tls.go)
+	// nginxCache turns on nginx's proxy_cache (the stub's answers held
+	// 60 s): the cache-hit scenario compares the two caches.
+	nginxCache bool
 }
 
 // headerFor is the request header a target gets: only sluice checks
@@ -110,6 +114,11 @@ access_log: { enabled: true, output: access.log, sample: 0.01 }`,
 			nginx:     `gzip on; gzip_comp_level 5; gzip_types application/json; gzip_min_length 1024; gzip_proxied any; gzip_vary on;`,
 			allHeader: "Accept-Encoding: gzip", targets: []string{"direct", "nginx", "sluice"}, gzipped: true},
 		{name: "TLS termination (direct and floor stay plain)", tls: true},
+		// Every request a hit: sluice's memory cache against nginx's
+		// proxy_cache on the same 1 KiB answer. direct and fasthttp have
+		// no cache: their rows are plain proxying, for scale.
+		{name: "cache hit, 1 KiB (sluice cache vs nginx proxy_cache)", bodySize: 1 << 10,
+			route: `, cache: { ttl: 60s }`, nginxCache: true},
 	}
 }
 
@@ -290,7 +299,19 @@ routes:
 	if err != nil {
 		return f, err
 	}
+	cacheZone, cacheUse, userLine := "", "", ""
+	if sc.nginxCache {
+		cacheZone = fmt.Sprintf("proxy_cache_path %s/cache levels=1:2 keys_zone=c:10m max_size=256m inactive=10m use_temp_path=off;", dir)
+		cacheUse = "proxy_cache c; proxy_cache_valid 200 60s; proxy_cache_lock on; add_header X-Cache-Status $upstream_cache_status;"
+		// The workers write the cache under the (private) work directory,
+		// so they run as the harness's user (a non-root master ignores
+		// this with a warning; a root one would drop them to nobody).
+		if u, uerr := user.Current(); uerr == nil {
+			userLine = "user " + u.Username + ";"
+		}
+	}
 	ngxConf := fmt.Sprintf(`worker_processes auto;
+%[6]s
 daemon off;
 master_process on;
 pid %[1]s/nginx.pid;
@@ -304,6 +325,7 @@ http {
   uwsgi_temp_path %[1]s/uwsgi;
   scgi_temp_path %[1]s/scgi;
   upstream stub { server %[2]s; keepalive 128; }
+  %[4]s
   server {
     %[3]s
     location / {
@@ -317,11 +339,11 @@ http {
       proxy_set_header X-Forwarded-Host $host;
       proxy_set_header X-Request-Id $request_id;
       add_header X-Request-Id $request_id;
-      %[4]s
+      %[5]s
     }
   }
 }
-`, dir, stubAddr, nginxListen, sc.nginx)
+`, dir, stubAddr, nginxListen, cacheZone, sc.nginx+" "+cacheUse, userLine)
 	ngxPath := filepath.Join(dir, "nginx.conf")
 	if err = os.WriteFile(ngxPath, []byte(ngxConf), 0o600); err != nil {
 		return f, err
@@ -349,6 +371,24 @@ http {
 		for _, name := range []string{"nginx", "sluice"} {
 			if err = checkGzip(ctx, f.urls[name], stub.APIJSON(sc.bodySize)); err != nil {
 				return f, fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	if sc.nginxCache {
+		// Both caches must really be answering, or the table compares
+		// something else.
+		for name, hit := range map[string]func(http.Header) bool{
+			"nginx":  func(h http.Header) bool { return h.Get("X-Cache-Status") == "HIT" },
+			"sluice": func(h http.Header) bool { return strings.HasPrefix(h.Get("Cache-Status"), "sluice; hit") },
+		} {
+			resp, gerr := http.Get(f.urls[name])
+			if gerr != nil {
+				return f, gerr
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if !hit(resp.Header) {
+				return f, fmt.Errorf("%s: not a cache hit after warm-up: %v", name, resp.Header)
 			}
 		}
 	}

@@ -84,3 +84,51 @@ func TestJWTExampleServes(t *testing.T) {
 		t.Errorf("POST with reader and writer: %d %s", code, body)
 	}
 }
+
+// examples/cache.yaml works as its comment and README "Response cache"
+// say, on the real binary with a real redis-server: a second GET is a
+// hit (the upstream saw one request), a purge through the admin API
+// empties it, and the next GET is a miss again.
+func TestCacheExampleServes(t *testing.T) {
+	root := testutil.ModuleRoot(t)
+	src, err := os.ReadFile(filepath.Join(root, "examples", "cache.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := testutil.StartRedis(t)
+	up := testutil.StartUpstream(t, stub.Options{Name: "catalogue"})
+	s := testutil.StartSluice(t, string(src), "SLUICE_ADMIN_PASSWORD=example",
+		"SLUICE_LISTEN=127.0.0.1:0", "SLUICE_ADMIN_LISTEN=127.0.0.1:0", "CATALOGUE_UPSTREAM="+up.Addr, "REDIS_ADDR="+rd.Addr)
+	get := func() string {
+		resp, err := http.Get("http://" + s.Addr + "/api/products/7?utm_source=mail")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET: %d", resp.StatusCode)
+		}
+		return resp.Header.Get("Cache-Status")
+	}
+	if cs := get(); cs != "sluice; fwd=miss; stored" {
+		t.Fatalf("first GET: Cache-Status %q", cs)
+	}
+	if cs := get(); !strings.HasPrefix(cs, "sluice; hit; ttl=") {
+		t.Fatalf("second GET: Cache-Status %q, want a hit", cs)
+	}
+	req, _ := http.NewRequest("POST", "http://"+s.AdminAddr+"/admin/cache/purge", strings.NewReader(`{"prefix": "GET "}`))
+	req.SetBasicAuth("admin", "example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(b.String(), `"purged": 1`) {
+		t.Fatalf("purge: %d %s", resp.StatusCode, b.String())
+	}
+	if cs := get(); cs != "sluice; fwd=miss; stored" {
+		t.Fatalf("GET after the purge: Cache-Status %q, want a miss", cs)
+	}
+}

@@ -265,6 +265,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 				ResetBreakers: gw.ResetCircuitBreakers,
 				Keys:          gw.KeyStore(),
 				Quotas:        gw.Quotas(),
+				PurgeCache:    gw.PurgeCache,
 				Metrics:       gw.Metrics().Handler,
 				PrometheusURL: func() string { return gw.Snapshot().Config.Admin.PrometheusURL },
 			})),

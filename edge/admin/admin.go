@@ -10,6 +10,7 @@ import (
 
 	"github.com/fasthttp/router"
 	"github.com/sluicegw/sluice/edge/auth"
+	"github.com/sluicegw/sluice/edge/cache"
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/sluicegw/sluice/limiter"
 	"github.com/valyala/fasthttp"
@@ -43,6 +44,9 @@ type Hooks struct {
 	Keys auth.KeyStore
 	// Quotas is the quota store (nil: the quota endpoints answer 404).
 	Quotas limiter.Quotas
+	// PurgeCache purges the response cache (nil: the purge endpoint
+	// answers 404).
+	PurgeCache func(cache.Purge) (int, error)
 	// Metrics serves GET /metrics (nil: 404).
 	Metrics fasthttp.RequestHandler
 	// PrometheusURL returns admin.prometheus_url now serving: the
@@ -129,6 +133,9 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 		quotaRoutes(r, h.Quotas)
 	}
 	consoleRoutes(r, h)
+	if h.PurgeCache != nil {
+		cacheRoutes(r, h.PurgeCache)
+	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		// The console's address without its slash; a /ui route of its own
 		// would stop the router matching /ui/ to the console's catch-all.

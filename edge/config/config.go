@@ -61,6 +61,9 @@ type Config struct {
 	// Compression compresses answers for clients that accept it
 	// (compression.go). nil: none.
 	Compression *Compression `yaml:"compression" json:"compression,omitempty"`
+	// Cache is the response cache's store and defaults (cache.go). Routes
+	// cache only with a cache block of their own.
+	Cache *Cache `yaml:"cache" json:"cache,omitempty"`
 
 	// Source is where this config came from (a file path), used in errors
 	// and /info. Not part of the YAML.
@@ -779,6 +782,9 @@ type Route struct {
 	// for text/event-stream. Default false: other streamed answers are
 	// written through the server's 16 KiB write buffer.
 	Streaming bool `yaml:"streaming" json:"streaming,omitempty"`
+	// Cache stores the route's answers and serves them again, as RFC 9111
+	// allows (cache.go, README "Response cache"). nil: no caching.
+	Cache *RouteCache `yaml:"cache" json:"cache,omitempty"`
 }
 
 // Mirror copies requests to a shadow upstream, fire-and-forget: the
@@ -1118,6 +1124,7 @@ func (c *Config) applyDefaults() {
 	}
 	defaultLimit(c.Limits.Default)
 	c.Compression.defaults()
+	c.cacheDefaults()
 	setInt(&c.Limits.Instances, 1)
 	setStr(&c.Limits.QuotaFile, "quotas.json")
 	for _, r := range c.Routes {

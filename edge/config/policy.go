@@ -534,6 +534,7 @@ func (v *validator) policies(c *Config) {
 	v.securityHeaders("security_headers", c.SecurityHeaders)
 	v.ipFilter("ip_filter", c.IPFilter)
 	v.compression("compression", c.Compression)
+	v.cache(c)
 	for i, r := range c.Routes {
 		if r == nil {
 			continue

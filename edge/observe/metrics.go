@@ -42,6 +42,7 @@ type Metrics struct {
 	routes                 map[string]*Route
 	upstreams              map[string]*Upstream
 	reloadOK, reloadFailed prometheus.Counter
+	cache                  cacheMetrics // cache.go
 }
 
 // State is what the scrape-time collector reads from the gateway.
@@ -282,6 +283,7 @@ func (m *Metrics) Retain(routes, upstreams []string) {
 			// Tunnels still open on a removed route keep running, no
 			// longer reported (their handle's series is gone).
 			m.tunnelsOpen.DeletePartialMatch(prometheus.Labels{"route": name})
+			m.cache.forget(name)
 		}
 	}
 	keepU := toSet(upstreams)

@@ -1,0 +1,232 @@
+package cache
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Query modes of a key: which query parameters are part of it.
+const (
+	QueryAll   = iota // every parameter (sorted)
+	QueryNone         // none: /p?a=1 and /p are one entry
+	QueryAllow        // only the listed parameters
+	QueryDeny         // all but the listed (tracking parameters: utm_source...)
+)
+
+// KeyRules say what a key is made of beyond method, host and path.
+// Built at snapshot build, read-only after.
+type KeyRules struct {
+	Query     int
+	QueryList [][]byte // parameter names (raw, as they appear in the query)
+	Headers   [][]byte // lower-case request field names whose values are part of the key
+}
+
+// MaxQueryParams bounds the parameters a key sorts; a request with more
+// is not cached (sorting stays cheap and bounded).
+const MaxQueryParams = 64
+
+// The key text is readable, so purges can name keys and prefixes:
+//
+//	GET example.com/path?a=1&b=2
+//
+// followed, when the route asks, by "\x00h:" name=value for each keyed
+// header and "\x00id:" identity, and for a variant by "\x00v:"
+// name=value for each field the answer varies on. Parts after the URL
+// start with NUL, which no host, path or query can hold, so one key is
+// never a prefix-collision of another's URL part.
+
+// AppendKey appends the primary key of a request to dst. method is GET
+// for a HEAD request (a HEAD is answered from the GET's entry). host is
+// normalised here (lower case, no default port, no trailing dot); path
+// is the gateway's normalised path; query is the raw query without '?'.
+// ok is false when the request can't be keyed (too many parameters).
+func (k *KeyRules) AppendKey(dst, method, host, path, query []byte, tls bool, h *fasthttp.RequestHeader) (_ []byte, ok bool) {
+	dst = append(dst, method...)
+	dst = append(dst, ' ')
+	dst = appendHost(dst, host, tls)
+	for _, c := range path {
+		if c == 0 {
+			c = ' ' // NUL separates key parts; no path may hold one
+		}
+		dst = append(dst, c)
+	}
+	if k.Query != QueryNone && len(query) > 0 {
+		var ok bool
+		if dst, ok = k.appendQuery(dst, query); !ok {
+			return dst, false
+		}
+	}
+	for _, name := range k.Headers {
+		dst = append(dst, "\x00h:"...)
+		dst = append(dst, name...)
+		dst = append(dst, '=')
+		dst = appendFieldValues(dst, h, name)
+	}
+	return dst, true
+}
+
+// AppendVary appends the secondary key of a variant (RFC 9111 4.1):
+// each field named by vary, its values normalised (whitespace around
+// commas removed, case folded where the field's values are
+// case-insensitive tokens) so that equivalent requests meet one entry.
+func AppendVary(dst []byte, vary []string, h *fasthttp.RequestHeader) []byte {
+	for _, name := range vary {
+		dst = append(dst, "\x00v:"...)
+		dst = append(dst, name...)
+		dst = append(dst, '=')
+		dst = appendFieldValues(dst, h, s2b(name))
+	}
+	return dst
+}
+
+// caseless are fields whose values compare case-insensitively; other
+// values are kept as sent (Cookie, Authorization: case matters there, and
+// folding would hand one caller's variant to another).
+func caseless(name []byte) bool {
+	return eqFold(name, "accept-encoding") || eqFold(name, "accept-language") || eqFold(name, "accept") || eqFold(name, "accept-charset")
+}
+
+// appendFieldValues appends every line of field name (case-insensitive),
+// combined with commas, whitespace around items removed; for a caseless
+// field, lower-cased. An absent field appends nothing (distinct from an
+// empty one only in that neither adds bytes: both mean "not sent").
+func appendFieldValues(dst []byte, h *fasthttp.RequestHeader, name []byte) []byte {
+	lower := caseless(name)
+	first := true
+	for k, v := range h.All() {
+		if !eqFoldBytes(k, name) {
+			continue
+		}
+		for len(v) > 0 {
+			var item []byte
+			item, v = nextItem(v)
+			item = trimOWS(item)
+			if len(item) == 0 {
+				continue
+			}
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			for _, c := range item {
+				if lower && 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				if c == 0 {
+					c = ' ' // NUL separates key parts
+				}
+				dst = append(dst, c)
+			}
+		}
+	}
+	return dst
+}
+
+// appendHost appends a normalised host: lower case, the scheme's default
+// port and a trailing dot removed (RFC 3986 6.2.2.1, 6.2.3), so
+// "Example.COM:80" and "example.com." share entries. Bytes that can't be
+// in a host are replaced, so no Host value can forge a key's structure.
+func appendHost(dst, host []byte, tls bool) []byte {
+	if len(host) == 0 {
+		return append(dst, '-')
+	}
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
+		port := host[i+1:]
+		if (!tls && string(port) == "80") || (tls && string(port) == "443") || len(port) == 0 {
+			host = host[:i]
+		}
+	}
+	if len(host) > 1 && host[len(host)-1] == '.' {
+		host = host[:len(host)-1]
+	}
+	for _, c := range host {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c <= ' ', c == '/', c == '?', c == '#', c >= 0x7f:
+			c = '_'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// appendQuery appends "?" and the kept parameters sorted bytewise (so
+// ?b=2&a=1 and ?a=1&b=2 share an entry). Empty items are dropped.
+func (k *KeyRules) appendQuery(dst, q []byte) ([]byte, bool) {
+	var items [MaxQueryParams][]byte
+	n := 0
+	for len(q) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(q, '&'); i >= 0 {
+			item, q = q[:i], q[i+1:]
+		} else {
+			item, q = q, nil
+		}
+		if len(item) == 0 || !k.keepParam(item) {
+			continue
+		}
+		if n == MaxQueryParams {
+			return dst, false
+		}
+		items[n] = item
+		n++
+	}
+	// Insertion sort: n is small and bounded, and it allocates nothing.
+	for i := 1; i < n; i++ {
+		for j := i; j > 0 && bytes.Compare(items[j], items[j-1]) < 0; j-- {
+			items[j], items[j-1] = items[j-1], items[j]
+		}
+	}
+	for i := range n {
+		if i == 0 {
+			dst = append(dst, '?')
+		} else {
+			dst = append(dst, '&')
+		}
+		for _, c := range items[i] {
+			if c == 0 {
+				c = ' '
+			}
+			dst = append(dst, c)
+		}
+	}
+	return dst, true
+}
+
+func (k *KeyRules) keepParam(item []byte) bool {
+	if k.Query == QueryAll {
+		return true
+	}
+	name := item
+	if i := bytes.IndexByte(item, '='); i >= 0 {
+		name = item[:i]
+	}
+	listed := false
+	for _, l := range k.QueryList {
+		if bytes.Equal(l, name) {
+			listed = true
+			break
+		}
+	}
+	return listed == (k.Query == QueryAllow)
+}
+
+// eqFoldBytes compares two field names ASCII-case-insensitively; b is
+// lower case.
+func eqFoldBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		c := a[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != b[i] {
+			return false
+		}
+	}
+	return true
+}

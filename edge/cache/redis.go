@@ -1,0 +1,231 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Redis stores entries in Redis, shared by every instance using the
+// same server. Every call is bounded by Timeout; after a failure the
+// store answers misses without calling Redis for a second (so a dead
+// Redis costs one timeout a second, not one per request), then tries
+// again. Purges are published on a channel; OnPurge (a Tiered store's
+// memory tier) hears every instance's, its own included.
+type Redis struct {
+	Client  rueidis.Client
+	Timeout time.Duration
+	Log     *slog.Logger
+	// OnPurge is called for every purge any instance publishes.
+	OnPurge func(Purge)
+
+	downUntil atomic.Int64 // unix nanos: skip Redis until then
+	stop      context.CancelFunc
+	failures  atomic.Int64
+}
+
+var _ Store = (*Redis)(nil)
+
+const (
+	redisPrefix  = "sluice:cache:"
+	redisTagPre  = "sluice:cache-tag:"
+	purgeChannel = "sluice:cache:purge"
+	downFor      = time.Second
+)
+
+// Start subscribes to the purge channel (when OnPurge is set), resubscribing
+// after a broken connection until Close.
+func (r *Redis) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	if r.OnPurge == nil {
+		return
+	}
+	go func() {
+		for ctx.Err() == nil {
+			err := r.Client.Receive(ctx, r.Client.B().Subscribe().Channel(purgeChannel).Build(), func(m rueidis.PubSubMessage) {
+				kind, arg, ok := strings.Cut(m.Message, "\x00")
+				if p := (Purge{Kind: kind, Arg: arg}); ok && p.Valid() {
+					r.OnPurge(p)
+				}
+			})
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				r.Log.Warn("cache: purge subscription broken, resubscribing", "error", err.Error())
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+}
+
+// Close ends the subscription (the client is the gateway's, not closed here).
+func (r *Redis) Close() {
+	if r.stop != nil {
+		r.stop()
+	}
+}
+
+// Down reports whether the store is skipping Redis after a failure.
+func (r *Redis) Down() bool { return time.Now().UnixNano() < r.downUntil.Load() }
+
+// Failures counts failed Redis calls.
+func (r *Redis) Failures() int64 { return r.failures.Load() }
+
+func (r *Redis) failed(op string, err error) {
+	r.failures.Add(1)
+	now := time.Now()
+	if prev := r.downUntil.Swap(now.Add(downFor).UnixNano()); prev < now.UnixNano() {
+		r.Log.Warn("cache: redis call failed: serving from memory or the upstream for now", "op", op, "error", err.Error())
+	}
+}
+
+// Get reads key. A missing key, a corrupt value, a timeout or a Redis
+// outage are all misses.
+func (r *Redis) Get(ctx context.Context, key []byte) (*Entry, bool) {
+	if r.Down() {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	b, err := r.Client.Do(ctx, r.Client.B().Get().Key(redisPrefix+string(key)).Build()).AsBytes()
+	if err != nil {
+		if !rueidis.IsRedisNil(err) {
+			r.failed("get", err)
+		}
+		return nil, false
+	}
+	e, err := Unmarshal(b)
+	if err != nil || e.Key != string(key) {
+		return nil, false
+	}
+	return e, true
+}
+
+// Set writes e with an expiry of e.Retain, and adds its key to each of
+// its tags' sets (kept as long as the longest member).
+func (r *Redis) Set(ctx context.Context, e *Entry, now int64) {
+	if r.Down() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	ttl := e.Retain(now)
+	k := redisPrefix + e.Key
+	cmds := rueidis.Commands{r.Client.B().Set().Key(k).Value(rueidis.BinaryString(e.Marshal())).Px(ttl).Build()}
+	for _, t := range e.Tags {
+		tk := redisTagPre + t
+		cmds = append(cmds, r.Client.B().Sadd().Key(tk).Member(e.Key).Build(),
+			r.Client.B().Pexpire().Key(tk).Milliseconds(ttl.Milliseconds()).Gt().Build(),
+			r.Client.B().Pexpire().Key(tk).Milliseconds(ttl.Milliseconds()).Nx().Build())
+	}
+	for _, res := range r.Client.DoMulti(ctx, cmds...) {
+		if err := res.Error(); err != nil {
+			r.failed("set", err)
+			return
+		}
+	}
+}
+
+// Purge deletes the shared copies p selects and publishes p, so every
+// instance drops its memory copies. Unlike Get and Set it reports
+// errors: an admin asking for a purge must know it did not happen.
+func (r *Redis) Purge(ctx context.Context, p Purge) (int, error) {
+	if p.Kind == PurgeExact {
+		// On the request path (an unsafe request's invalidation): one
+		// timeout at most, and none while Redis is known down.
+		if r.Down() {
+			return 0, nil
+		}
+		n, err := r.purge(ctx, p, r.Timeout)
+		if err != nil {
+			r.failed("invalidate", err)
+		}
+		return n, err
+	}
+	return r.purge(ctx, p, 10*r.Timeout)
+}
+
+func (r *Redis) purge(ctx context.Context, p Purge, timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var keys []string
+	var err error
+	switch p.Kind {
+	case PurgeKey:
+		keys, err = r.scan(ctx, globEscape(p.Arg)+"\x00*")
+		keys = append(keys, redisPrefix+p.Arg)
+	case PurgePrefix:
+		keys, err = r.scan(ctx, globEscape(p.Arg)+"*")
+	case PurgeExact:
+		keys = []string{redisPrefix + p.Arg}
+	case PurgeTag:
+		var members []string
+		members, err = r.Client.Do(ctx, r.Client.B().Smembers().Key(redisTagPre+p.Arg).Build()).AsStrSlice()
+		for _, m := range members {
+			keys = append(keys, redisPrefix+m)
+		}
+		keys = append(keys, redisTagPre+p.Arg)
+	default:
+		return 0, errors.New("cache: unknown purge kind")
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), 500)]
+		keys = keys[len(batch):]
+		d, err := r.Client.Do(ctx, r.Client.B().Unlink().Key(batch...).Build()).AsInt64()
+		if err != nil {
+			return n, err
+		}
+		n += int(d)
+	}
+	if p.Kind == PurgeTag && n > 0 {
+		n-- // the tag's own set
+	}
+	if err := r.Client.Do(ctx, r.Client.B().Publish().Channel(purgeChannel).Message(p.Kind+"\x00"+p.Arg).Build()).Error(); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// scan lists the cache keys matching pattern (after the prefix).
+func (r *Redis) scan(ctx context.Context, pattern string) ([]string, error) {
+	var out []string
+	var cursor uint64
+	for {
+		e, err := r.Client.Do(ctx, r.Client.B().Scan().Cursor(cursor).Match(globEscape(redisPrefix)+pattern).Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e.Elements...)
+		if cursor = e.Cursor; cursor == 0 {
+			return out, nil
+		}
+	}
+}
+
+// globEscape escapes Redis glob characters, so a purged prefix matches
+// itself literally.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		switch c {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

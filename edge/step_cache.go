@@ -1,0 +1,679 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/sluicegw/sluice/edge/cache"
+	"github.com/sluicegw/sluice/edge/config"
+	"github.com/sluicegw/sluice/edge/observe"
+	"github.com/sluicegw/sluice/pool"
+	"github.com/valyala/fasthttp"
+)
+
+// cacheStep serves a route's answers from the response cache (edge/cache,
+// RFC 9111) and stores what the upstream answers when it may.
+//
+// Where it runs: last before the proxy step, after compression. So the
+// cache stores the upstream's answer as it came (identity-encoded unless
+// the upstream encoded it itself) and every answer it gives passes out
+// through the compression step (and CORS, security headers, the limit
+// headers) on the way to the client: one stored entry serves clients
+// that accept gzip, br, zstd or nothing, and per-client headers are never
+// stored. It runs after auth and the limits, so a hit is still
+// authenticated, rate limited and counted against quotas.
+type cacheStep struct{ c *routeCache }
+
+var _ step = cacheStep{}
+
+// routeCache is a route's cache block compiled.
+type routeCache struct {
+	store       cache.Store
+	flights     *cache.Flights
+	seed        maphash.Seed // flights are keyed by a hash of the key
+	rules       cache.Rules
+	key         cache.KeyRules
+	maxObject   int
+	authorized  bool
+	apiKeyName  string // the API key header, lower case ("" without one)
+	lockTimeout time.Duration
+	name        string
+	metrics     *observe.CacheRoute
+}
+
+// compileCache compiles a route's validated, defaulted cache block.
+func (s *Snapshot) compileCache(rt *route, rc *config.RouteCache) *routeCache {
+	kc := s.Config.Cache
+	c := &routeCache{
+		store:   s.res.cache,
+		flights: &cache.Flights{},
+		seed:    maphash.MakeSeed(),
+		rules: cache.Rules{DefaultTTL: rc.TTL.D(), StaleWhileRevalidate: rc.StaleWhileRevalidate.D(),
+			StaleIfError: rc.StaleIfError.D(), MaxVary: rc.MaxVary},
+		maxObject:   int(rc.MaxObjectBytes),
+		authorized:  rc.Authorized,
+		lockTimeout: kc.LockTimeout.D(),
+		name:        rt.name,
+		metrics:     s.res.metrics.CacheRoute(rt.name),
+	}
+	c.apiKeyName = lowerASCII(s.Config.Auth.APIKeys.Header)
+	switch rc.Key.Query {
+	case "none":
+		c.key.Query = cache.QueryNone
+	case "allow":
+		c.key.Query = cache.QueryAllow
+	case "deny":
+		c.key.Query = cache.QueryDeny
+	}
+	for _, q := range append(rc.Key.QueryAllow, rc.Key.QueryDeny...) {
+		c.key.QueryList = append(c.key.QueryList, []byte(q))
+	}
+	for _, h := range rc.Key.Headers {
+		c.key.Headers = append(c.key.Headers, []byte(lowerASCII(h)))
+	}
+	return c
+}
+
+var (
+	headerAge              = []byte("Age")
+	headerCacheStatus      = []byte("Cache-Status")
+	headerIfNoneMatch      = []byte("If-None-Match")
+	headerIfModifiedSince  = []byte("If-Modified-Since")
+	methodGet              = []byte("GET")
+	cacheStatusBypass      = []byte("sluice; fwd=bypass")
+	cacheStatusStreamed    = []byte("sluice; fwd=miss; detail=streamed")
+	cacheStatusStoring     = []byte("sluice; fwd=miss; detail=stored-when-complete")
+	cacheStatusTooLarge    = []byte("sluice; fwd=miss; detail=too-large")
+	cacheStatusNoStoreReq  = []byte("sluice; fwd=miss; detail=request-no-store")
+	cacheStatusHitPrefix   = "sluice; hit"
+	cacheStatusStalePrefix = "sluice; fwd=stale"
+)
+
+func (c cacheStep) serve(x *exchange) {
+	ctx := x.ctx
+	h := &ctx.Request.Header
+	get, head := h.IsGet(), h.IsHead()
+	if (!get && !head) || (x.hopByHop && wantsWebSocket(h)) || reqHeader(h, "range") != nil {
+		c.bypass(x)
+		return
+	}
+	credentials := reqHeader(h, "authorization") != nil || x.identity != nil || x.apiKey != nil ||
+		(c.c.apiKeyName != "" && reqHeader(h, c.c.apiKeyName) != nil)
+	if credentials && !c.c.authorized {
+		c.bypass(x) // RFC 9111 3.5: not shared unless the route opts in
+		return
+	}
+	key, ok := c.c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, ctx.IsTLS(), h)
+	x.cacheKey = key
+	if !ok {
+		c.bypass(x)
+		return
+	}
+	if credentials {
+		x.cacheKey = c.c.appendIdentity(x.cacheKey, x)
+	}
+	rq := cache.ParseRequest(h)
+	e := c.c.lookup(x)
+	now := x.start.UnixNano()
+	if e != nil {
+		fresh := e.Fresh(now) && !rq.NoCache && (rq.MaxAge < 0 || e.Age(now) <= rq.MaxAge*int64(time.Second))
+		if fresh {
+			c.c.metrics.Result(observe.CacheHit)
+			c.c.serveEntry(x, e, now, cacheStatusHitPrefix, "")
+			return
+		}
+		if !rq.NoCache && !e.MustRevalidate && !e.NoCache && e.Staleness(now) <= e.SWR {
+			// RFC 5861 3: answer now, refresh in the background.
+			c.c.metrics.Result(observe.CacheStale)
+			c.c.serveEntry(x, e, now, cacheStatusHitPrefix, "stale-while-revalidate")
+			c.c.refreshInBackground(x, e)
+			return
+		}
+	}
+	if rq.OnlyIfCached {
+		// RFC 9111 5.2.1.7: no usable entry, and the client forbids
+		// going upstream.
+		c.c.metrics.Result(observe.CacheMiss)
+		x.fail(faultNotCached)
+		return
+	}
+	if head {
+		// A HEAD the entry can't answer goes upstream as it is; its
+		// answer (no body) is never stored under the GET's key, and it
+		// does not revalidate the entry. A later GET's entry answers HEADs.
+		c.c.metrics.Result(observe.CacheMiss)
+		x.next()
+		return
+	}
+	c.c.fetch(x, e, rq)
+}
+
+// bypass passes a request the cache can't take (a method other than GET
+// and HEAD, credentials on a route that does not cache them, a Range)
+// straight on, and says so.
+func (c cacheStep) bypass(x *exchange) {
+	c.c.metrics.Result(observe.CacheBypass)
+	unsafe := !x.ctx.IsGet() && !x.ctx.IsHead() && !x.ctx.IsOptions() && !x.ctx.IsTrace()
+	if unsafe {
+		// The key is built before the proxy step rewrites the request.
+		var ok bool
+		h := &x.ctx.Request.Header
+		x.cacheKey, ok = c.c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, x.ctx.IsTLS(), h)
+		unsafe = ok
+	}
+	x.next()
+	x.ctx.Response.Header.SetCanonical(headerCacheStatus, cacheStatusBypass)
+	if s := x.ctx.Response.StatusCode(); unsafe && s >= 200 && s < 400 {
+		// RFC 9111 4.4: a successful unsafe request invalidates what is
+		// stored for its URI (the entry, or the variant index, so no
+		// variant is found either), on every instance with Redis.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, _ = c.c.store.Purge(ctx, cache.Purge{Kind: cache.PurgeExact, Arg: string(x.cacheKey)})
+		cancel()
+	}
+}
+
+// appendIdentity adds the caller to the key of a route that caches
+// requests with credentials: the verified JWT subject or API key id,
+// else a hash of the credentials sent (never the credential itself: keys
+// are stored in Redis and shown by purges).
+func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
+	dst = append(dst, "\x00id:"...)
+	switch {
+	case x.identity != nil:
+		dst = append(dst, "sub="...)
+		return appendNoNUL(dst, x.identity.Subject)
+	case x.apiKey != nil:
+		dst = append(dst, "key="...)
+		return appendNoNUL(dst, x.apiKey.ID)
+	}
+	hs := sha256.New()
+	h := &x.ctx.Request.Header
+	for k, v := range h.All() {
+		if equalFoldASCII(k, "authorization") || (c.apiKeyName != "" && equalFoldASCII(k, c.apiKeyName)) {
+			hs.Write(v)
+			hs.Write([]byte{0})
+		}
+	}
+	var sum [sha256.Size]byte
+	dst = append(dst, "h="...)
+	return hex.AppendEncode(dst, hs.Sum(sum[:0])[:16])
+}
+
+func appendNoNUL(dst []byte, s string) []byte {
+	for i := range len(s) {
+		c := s[i]
+		if c == 0 {
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// lookup finds the request's entry: the primary key's, or through a
+// variant index the variant matching the request's Vary fields (its key
+// in x.varyKey). nil: a miss.
+func (c *routeCache) lookup(x *exchange) *cache.Entry {
+	bg := context.Background()
+	e, ok := c.store.Get(bg, x.cacheKey)
+	if !ok {
+		return nil
+	}
+	if !e.Index {
+		return e
+	}
+	x.varyKey = cache.AppendVary(append(x.varyKey[:0], x.cacheKey...), e.Vary, &x.ctx.Request.Header)
+	if e, ok = c.store.Get(bg, x.varyKey); !ok {
+		return nil
+	}
+	return e
+}
+
+// serveEntry writes e as the answer: status, stored fields, body, Age
+// and Cache-Status (RFC 9211), or a 304 when the client's own
+// conditional request matches (RFC 9110 13.1). It allocates nothing: the
+// body is the entry's, shared (entries are never changed).
+func (c *routeCache) serveEntry(x *exchange, e *cache.Entry, now int64, status string, detail string) {
+	resp := &x.ctx.Response
+	if resp.StatusCode() != fasthttp.StatusOK || resp.Header.Len() > 0 || len(resp.Body()) > 0 {
+		// An upstream's answer (a 304, an error) is replaced whole. Reset
+		// also clears what the server set per request: set it again.
+		resp.Reset()
+		resp.Header.DisableNormalizing()
+		resp.Header.SetNoDefaultContentType(true)
+	}
+	notModified := clientConditionMatches(&x.ctx.Request.Header, e)
+	if notModified {
+		resp.SetStatusCode(fasthttp.StatusNotModified)
+		for _, f := range e.Header {
+			if validatorField(f.Name) {
+				resp.Header.AddBytesKV(f.Name, f.Value)
+			}
+		}
+		resp.SkipBody = true
+	} else {
+		resp.SetStatusCode(e.Status)
+		for _, f := range e.Header {
+			resp.Header.AddBytesKV(f.Name, f.Value)
+		}
+		resp.SetBodyRaw(e.Body)
+		resp.SkipBody = x.ctx.IsHead()
+	}
+	var b [96]byte
+	age := e.Age(now) / int64(time.Second)
+	resp.Header.SetCanonical(headerAge, strconv.AppendInt(b[:0], age, 10))
+	s := append(b[:0], status...)
+	ttl := (e.Lifetime - e.Age(now)) / int64(time.Second)
+	s = append(s, "; ttl="...)
+	s = strconv.AppendInt(s, ttl, 10)
+	if detail != "" {
+		s = append(s, "; detail="...)
+		s = append(s, detail...)
+	}
+	resp.Header.SetCanonical(headerCacheStatus, s)
+	resp.Header.SetCanonical(headerRequestID, x.id)
+}
+
+// validatorField: the fields a 304 carries (RFC 9110 15.4.5).
+func validatorField(name []byte) bool {
+	return equalFoldASCII(name, "etag") || equalFoldASCII(name, "cache-control") || equalFoldASCII(name, "expires") ||
+		equalFoldASCII(name, "vary") || equalFoldASCII(name, "date") || equalFoldASCII(name, "content-location") ||
+		equalFoldASCII(name, "last-modified")
+}
+
+// clientConditionMatches evaluates the client's If-None-Match (weak
+// comparison, RFC 9110 13.1.2), or without one If-Modified-Since
+// (13.1.3), against e.
+func clientConditionMatches(h *fasthttp.RequestHeader, e *cache.Entry) bool {
+	if inm := reqHeader(h, "if-none-match"); inm != nil {
+		return len(e.ETag) > 0 && etagListMatches(inm, e.ETag)
+	}
+	ims := reqHeader(h, "if-modified-since")
+	if len(ims) == 0 || len(e.LastModified) == 0 {
+		return false
+	}
+	since, err := fasthttp.ParseHTTPDate(ims)
+	if err != nil {
+		return false
+	}
+	lm, err := fasthttp.ParseHTTPDate(e.LastModified)
+	return err == nil && !lm.After(since)
+}
+
+// etagListMatches: "*", or any listed entity tag weakly equal to etag.
+func etagListMatches(list, etag []byte) bool {
+	if string(bytes.TrimSpace(list)) == "*" {
+		return true
+	}
+	etag = bytes.TrimPrefix(etag, []byte("W/"))
+	for len(list) > 0 {
+		var t []byte
+		t, list = cutByte(list, ',')
+		t = bytes.TrimPrefix(trimOWS(t), []byte("W/"))
+		if len(t) > 0 && bytes.Equal(t, etag) {
+			return true
+		}
+	}
+	return false
+}
+
+// fetch goes upstream for a miss or a stale entry, coalesced with the
+// other requests for the key: one leads, the rest wait for its entry
+// (bounded by cache.lock_timeout) and go upstream themselves when there
+// is none. A stale entry with validators is revalidated (RFC 9111 4.3.1).
+func (c *routeCache) fetch(x *exchange, stale *cache.Entry, rq cache.Request) {
+	hk := maphash.Bytes(c.seed, x.cacheKey)
+	fl, leader := c.flights.Join(hk)
+	if !leader {
+		c.metrics.Result(observe.CacheCoalesced)
+		if e := fl.Wait(c.lockTimeout); e != nil && c.matches(x, e) {
+			c.serveEntry(x, e, time.Now().UnixNano(), cacheStatusHitPrefix+"; collapsed", "")
+			return
+		}
+		c.forward(x, stale, rq)
+		return
+	}
+	var stored *cache.Entry
+	defer func() { c.flights.Done(hk, fl, stored) }()
+	stored = c.forward(x, stale, rq)
+}
+
+// matches reports whether a leader's entry answers x: the same key, or
+// for a variant, the variant x's Vary fields select.
+func (c *routeCache) matches(x *exchange, e *cache.Entry) bool {
+	if len(e.Vary) == 0 {
+		return e.Key == string(x.cacheKey)
+	}
+	x.varyKey = cache.AppendVary(append(x.varyKey[:0], x.cacheKey...), e.Vary, &x.ctx.Request.Header)
+	return e.Key == string(x.varyKey)
+}
+
+// forward sends the request upstream (the rest of the route's steps) and
+// stores what may be stored. It returns the entry stored, if any.
+func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) *cache.Entry {
+	h := &x.ctx.Request.Header
+	// The client's own validators would get a 304 the cache can't store:
+	// they are answered from the entry instead (kept aside for that).
+	var condBuf [256]byte
+	cond := condBuf[:0]
+	inm, ims := reqHeader(h, "if-none-match"), reqHeader(h, "if-modified-since")
+	var inmLen int
+	if len(inm)+len(ims) <= len(condBuf) {
+		cond = append(append(cond, inm...), ims...)
+		inmLen = len(inm)
+		delReqHeader(h, "if-none-match")
+		delReqHeader(h, "if-modified-since")
+	}
+	revalidating := stale != nil && stale.Validators()
+	if revalidating {
+		if len(stale.ETag) > 0 {
+			h.SetCanonical(headerIfNoneMatch, stale.ETag)
+		}
+		if len(stale.LastModified) > 0 {
+			h.SetCanonical(headerIfModifiedSince, stale.LastModified)
+		}
+	}
+	x.next()
+	restore := func() {
+		delReqHeader(h, "if-none-match")
+		delReqHeader(h, "if-modified-since")
+		if inmLen > 0 {
+			h.SetCanonical(headerIfNoneMatch, cond[:inmLen])
+		}
+		if len(cond) > inmLen {
+			h.SetCanonical(headerIfModifiedSince, cond[inmLen:])
+		}
+	}
+	restore()
+	resp := &x.ctx.Response
+	status := resp.StatusCode()
+	now := time.Now()
+	if revalidating && status == fasthttp.StatusNotModified && !resp.IsBodyStream() {
+		if e := c.refreshed(stale, &resp.Header, now); e != nil {
+			c.store.Set(context.Background(), e, now.UnixNano())
+			c.metrics.Result(observe.CacheRevalidated)
+			c.serveEntry(x, e, now.UnixNano(), cacheStatusStalePrefix+"; fwd-status=304", "")
+			return e
+		}
+	}
+	if stale != nil && serverError(status) && !stale.MustRevalidate && stale.Staleness(now.UnixNano()) <= stale.SIE && !x.streaming {
+		// RFC 5861 4: the upstream failed (or its circuit is open:
+		// sluice's own 503); the stale entry is better than an error.
+		if resp.IsBodyStream() {
+			_ = resp.CloseBodyStream()
+		}
+		c.metrics.Result(observe.CacheStale)
+		var b [48]byte
+		c.serveEntry(x, stale, now.UnixNano(), string(append(append(b[:0], cacheStatusStalePrefix+"; fwd-status="...), smallStatus(status)...)), "stale-if-error")
+		return nil
+	}
+	c.metrics.Result(observe.CacheMiss)
+	fwd := "sluice; fwd=miss"
+	if stale != nil {
+		fwd = "sluice; fwd=stale"
+	}
+	switch {
+	case rq.NoStore:
+		resp.Header.SetCanonical(headerCacheStatus, cacheStatusNoStoreReq)
+		return nil
+	case resp.IsBodyStream():
+		// Larger than the buffer: never held whole before it is relayed;
+		// copied as it passes instead, when its declared length fits
+		// (cacheTee). An answer of unknown length (chunked or
+		// close-delimited) is not stored: the stream gives no sure sign
+		// that it ended where its framing said (fasthttp reports an
+		// upstream hanging up between two chunks as a clean end).
+		if cl := resp.Header.ContentLength(); cl < 0 || cl > c.maxObject || !x.streaming || x.route.streaming || isEventStream(resp.Header.ContentType()) {
+			resp.Header.SetCanonical(headerCacheStatus, cacheStatusStreamed)
+			return nil
+		}
+	case len(resp.Body()) > c.maxObject:
+		resp.Header.SetCanonical(headerCacheStatus, cacheStatusTooLarge)
+		return nil
+	}
+	e := &cache.Entry{Route: c.name}
+	if reason := cache.Evaluate(status, &resp.Header, now, &c.rules, e); reason != "" {
+		resp.Header.Set("Cache-Status", fwd+"; detail="+reason)
+		return nil
+	}
+	copyFields(e, resp)
+	e.Key = string(x.cacheKey)
+	var idx *cache.Entry
+	if len(e.Vary) > 0 {
+		idx = &cache.Entry{Key: e.Key, Route: c.name, Index: true, Vary: e.Vary, ResponseTime: e.ResponseTime,
+			Lifetime: e.Lifetime, SWR: e.SWR, SIE: e.SIE, MustRevalidate: e.MustRevalidate}
+		x.varyKey = cache.AppendVary(append(x.varyKey[:0], x.cacheKey...), e.Vary, h)
+		e.Key = string(x.varyKey)
+	}
+	if resp.IsBodyStream() {
+		t := &cacheTee{c: c, e: e, idx: idx, want: resp.Header.ContentLength()}
+		if pool.FilterStream(resp, t) {
+			resp.Header.SetCanonical(headerCacheStatus, cacheStatusStoring)
+		}
+		return nil
+	}
+	e.Body = append([]byte(nil), resp.Body()...)
+	if idx != nil {
+		c.store.Set(context.Background(), idx, now.UnixNano())
+	}
+	c.store.Set(context.Background(), e, now.UnixNano())
+	if (inmLen > 0 || len(cond) > inmLen) && clientConditionMatches(h, e) {
+		c.serveEntry(x, e, now.UnixNano(), fwd+"; stored", "")
+		return e
+	}
+	resp.Header.Set("Cache-Status", fwd+"; stored")
+	return e
+}
+
+// cacheTee copies a streamed answer's body as it is relayed (a
+// pool.StreamFilter) and stores the entry when the body ended at its
+// declared length (only answers whose Content-Length is within
+// max_object_bytes get one). Memory: at most max_object_bytes per such
+// answer in flight.
+type cacheTee struct {
+	src      io.Reader
+	c        *routeCache
+	e, idx   *cache.Entry // evaluated at the head; idx: the variant index, or nil
+	buf      []byte
+	want     int // the declared length
+	over     bool
+	complete bool
+}
+
+var _ pool.StreamFilter = (*cacheTee)(nil)
+
+func (t *cacheTee) Start(src io.Reader) { t.src = src }
+
+func (t *cacheTee) Read(p []byte) (int, error) {
+	n, err := t.src.Read(p)
+	if !t.over && n > 0 {
+		if len(t.buf)+n > t.c.maxObject {
+			t.over, t.buf = true, nil
+		} else {
+			t.buf = append(t.buf, p[:n]...)
+		}
+	}
+	if err == io.EOF && !t.over && len(t.buf) == t.want {
+		t.complete = true
+	}
+	return n, err
+}
+
+// Done stores the entry if the whole body went by. Called when the
+// stream closes, after the answer has been written.
+func (t *cacheTee) Done() {
+	if !t.complete {
+		return
+	}
+	now := time.Now().UnixNano()
+	t.e.Body = t.buf
+	if t.idx != nil {
+		t.c.store.Set(context.Background(), t.idx, now)
+	}
+	t.c.store.Set(context.Background(), t.e, now)
+}
+
+func serverError(s int) bool { return s == 500 || s == 502 || s == 503 || s == 504 }
+
+func smallStatus(s int) string { return strconv.Itoa(s) }
+
+// notStored are response fields never stored: per-request (the request
+// id, retry count), recomputed (Age, Content-Length), or hop-by-hop.
+func notStored(name []byte) bool {
+	return equalFoldASCII(name, "content-length") || equalFoldASCII(name, "age") ||
+		equalFoldASCII(name, "x-request-id") || equalFoldASCII(name, "x-retry-count") ||
+		equalFoldASCII(name, "connection") || equalFoldASCII(name, "transfer-encoding") ||
+		equalFoldASCII(name, "keep-alive") || equalFoldASCII(name, "set-cookie") ||
+		equalFoldASCII(name, "cache-status")
+}
+
+// copyFields copies the answer's stored fields into e.
+func copyFields(e *cache.Entry, resp *fasthttp.Response) {
+	for k, v := range resp.Header.All() {
+		if notStored(k) {
+			continue
+		}
+		e.Header = append(e.Header, cache.Field{Name: append([]byte(nil), k...), Value: append([]byte(nil), v...)})
+	}
+}
+
+// refreshed is stale updated by a 304 (RFC 9111 4.3.4): the 304's fields
+// replace the stored ones of the same name, and freshness is computed
+// again. nil when the merged answer may no longer be stored.
+func (c *routeCache) refreshed(stale *cache.Entry, h304 *fasthttp.ResponseHeader, now time.Time) *cache.Entry {
+	var merged fasthttp.ResponseHeader
+	merged.DisableNormalizing()
+	for _, f := range stale.Header {
+		replaced := false
+		for k := range h304.All() {
+			if bytes.EqualFold(k, f.Name) && !notStored(k) && !equalFoldASCII(k, "content-type") {
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			merged.AddBytesKV(f.Name, f.Value)
+		}
+	}
+	for k, v := range h304.All() {
+		if !notStored(k) && !equalFoldASCII(k, "content-type") && !equalFoldASCII(k, "content-encoding") {
+			merged.AddBytesKV(k, v)
+		}
+	}
+	e := &cache.Entry{Route: c.name, Key: stale.Key}
+	if cache.Evaluate(stale.Status, &merged, now, &c.rules, e) != "" {
+		return nil
+	}
+	var resp fasthttp.Response
+	merged.CopyTo(&resp.Header)
+	copyFields(e, &resp)
+	e.Body, e.Vary = stale.Body, stale.Vary
+	return e
+}
+
+// refreshInBackground revalidates e off the request path
+// (stale-while-revalidate), through the route's proxy step on a copy of
+// the request. At most one refresh per key runs at a time (the flight).
+func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
+	hk := maphash.Bytes(c.seed, x.cacheKey)
+	fl, leader := c.flights.Join(hk)
+	if !leader {
+		return
+	}
+	dctx := new(fasthttp.RequestCtx)
+	dctx.Init2(detachedConn{remote: x.ctx.RemoteAddr(), local: x.ctx.LocalAddr()}, nil, false)
+	x.ctx.Request.CopyTo(&dctx.Request)
+	dx := acquireExchange(dctx, x.snap)
+	dx.route, dx.step = x.route, len(x.route.steps)-1
+	dx.path = append(dx.pathBuf[:0], x.path...)
+	dx.query = dctx.Request.URI().QueryString()
+	dx.id = append(dx.idBuf[:0], x.id...)
+	dx.hopByHop, dx.claimsAddr = x.hopByHop, x.claimsAddr
+	dx.identity, dx.apiKey = x.identity, x.apiKey
+	dx.cacheKey = append(dx.cacheKey[:0], x.cacheKey...)
+	log := x.snap.log
+	go func() {
+		var stored *cache.Entry
+		defer func() {
+			c.flights.Done(hk, fl, stored)
+			if p := recover(); p != nil {
+				// Off the request path, nobody else would catch it: a
+				// refresh that breaks must not take the gateway down.
+				log.Error("cache: background refresh panicked", "route", c.name, "panic", fmt.Sprint(p))
+			}
+		}()
+		dctx.Request.Header.Del("Cache-Control") // the refresh itself is not a no-cache request
+		stored = c.forward(dx, e, cache.Request{MaxAge: -1})
+		if dx.streaming {
+			// Nobody writes this answer. One the cache copies as it passes
+			// (its Content-Length within max_object_bytes) is read through,
+			// so it is stored; any other is just closed. StreamDone (on
+			// close) records and releases dx.
+			if bytes.Equal(dctx.Response.Header.PeekBytes(headerCacheStatus), cacheStatusStoring) {
+				_, _ = io.Copy(io.Discard, dctx.Response.BodyStream())
+			}
+			_ = dctx.Response.CloseBodyStream()
+			return
+		}
+		releaseExchange(dx)
+	}()
+}
+
+// reqHeader is the first line of a request field by its lower-case name,
+// whatever case the client wrote it in (names are kept as sent,
+// DisableHeaderNamesNormalizing, so Peek would miss "authorization").
+// nil: absent. Aliases the header.
+func reqHeader(h *fasthttp.RequestHeader, lower string) []byte {
+	for k, v := range h.All() {
+		if equalFoldASCII(k, lower) {
+			if v == nil {
+				v = []byte{}
+			}
+			return v
+		}
+	}
+	return nil
+}
+
+// delReqHeader removes every line of a request field, any case.
+func delReqHeader(h *fasthttp.RequestHeader, lower string) {
+	for {
+		var kb [64]byte
+		var k []byte
+		for name := range h.All() {
+			if equalFoldASCII(name, lower) {
+				k = append(kb[:0], name...)
+				break
+			}
+		}
+		if k == nil {
+			return
+		}
+		h.DelBytes(k)
+	}
+}
+
+// detachedConn is the connection of a background refresh's request: it
+// has the client's addresses (for X-Forwarded-For) and nothing to read
+// or write; deadlines are accepted and ignored.
+type detachedConn struct{ remote, local net.Addr }
+
+var _ net.Conn = detachedConn{}
+
+func (detachedConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (detachedConn) Write(b []byte) (int, error)      { return len(b), nil }
+func (detachedConn) Close() error                     { return nil }
+func (c detachedConn) LocalAddr() net.Addr            { return c.local }
+func (c detachedConn) RemoteAddr() net.Addr           { return c.remote }
+func (detachedConn) SetDeadline(time.Time) error      { return nil }
+func (detachedConn) SetReadDeadline(time.Time) error  { return nil }
+func (detachedConn) SetWriteDeadline(time.Time) error { return nil }
