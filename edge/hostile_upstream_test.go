@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -170,8 +171,9 @@ func TestUpstreamSwitchingProtocolsIsBadGateway(t *testing.T) {
 }
 
 // RFC 9112 7.1: a chunked answer whose first chunk size is malformed is a
-// 502; one that breaks midway (or a body cut short of its Content-Length,
-// RFC 9112 8) closes the client's connection before the body's end, so
+// 502; one that breaks midway, or ends without its last (zero-size) chunk
+// because the upstream hung up right after a chunk, or a body cut short
+// of its Content-Length (RFC 9112 8), closes the client's connection before the body's end, so
 // the client sees a truncated answer rather than a complete-looking one,
 // and the target counts a broken stream.
 func TestBrokenUpstreamBody(t *testing.T) {
@@ -179,7 +181,7 @@ func TestBrokenUpstreamBody(t *testing.T) {
 	g := startGateway(t, oneUpstream(h.URL, catchAll))
 	wantFault(t, g.get(t, "/c"), http.StatusBadGateway, "bad response from upstream")
 
-	for _, script := range []testutil.HostileScript{testutil.BadChunkMidway, testutil.TruncatedBody} {
+	for _, script := range []testutil.HostileScript{testutil.BadChunkMidway, testutil.ChunkBoundaryClose, testutil.TruncatedBody} {
 		h := testutil.StartHostile(t, script)
 		logPath := filepath.Join(t.TempDir(), "access.log")
 		g := startGateway(t, oneUpstream(h.URL, catchAll)+"access_log: { enabled: true, output: "+logPath+", sample: 0.000001 }\nmetrics: { data_plane_path: /metrics }\n")
@@ -222,5 +224,46 @@ func TestBrokenUpstreamBody(t *testing.T) {
 			sample(fams, "sluice_upstream_errors_total", map[string]string{"upstream": "up", "kind": "reset"}); got != 1 {
 			t.Errorf("script %d: sluice_upstream_errors_total (protocol + reset) %v, want 1", script, got)
 		}
+	}
+}
+
+// The other side of TestBrokenUpstreamBody's chunk-boundary case: a
+// chunked answer that ends with its last chunk and then the upstream's
+// close (Connection: close) is whole, however soon the close follows.
+func TestChunkedAnswerThenCloseIsWhole(t *testing.T) {
+	const size = 256 << 10
+	ln := testutil.Listen(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				req.Body.Close()
+				var b bytes.Buffer
+				b.WriteString("HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
+				for n := 0; n < size; n += 16 << 10 {
+					b.WriteString("4000\r\n" + strings.Repeat("w", 16<<10) + "\r\n")
+				}
+				b.WriteString("0\r\n\r\n")
+				_, _ = c.Write(b.Bytes())
+			}()
+		}
+	}()
+	g := startGateway(t, oneUpstream("http://"+ln.Addr().String(), catchAll))
+	for i := 0; i < 5; i++ {
+		status, body, whole := rawGet(t, g.addr, "/whole")
+		if status != 200 || len(body) != size || !whole {
+			t.Fatalf("request %d: %d, %d bytes, whole %v; want 200, %d bytes, whole", i, status, len(body), whole, size)
+		}
+	}
+	if got := g.Snapshot().upstreams["up"].pool.Targets[0].StreamFailures(); got != 0 {
+		t.Errorf("StreamFailures = %d, want 0", got)
 	}
 }

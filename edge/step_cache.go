@@ -429,9 +429,10 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) 
 		// Larger than the buffer: never held whole before it is relayed;
 		// copied as it passes instead, when its declared length fits
 		// (cacheTee). An answer of unknown length (chunked or
-		// close-delimited) is not stored: the stream gives no sure sign
-		// that it ended where its framing said (fasthttp reports an
-		// upstream hanging up between two chunks as a clean end).
+		// close-delimited) is not stored: the copy is sized and bounded
+		// by the declared length, and a close-delimited body's end can't
+		// be told from a hang-up. (A chunked one's can: pool reports a
+		// hang-up between two chunks as a broken stream.)
 		if cl := resp.Header.ContentLength(); cl < 0 || cl > c.maxObject || !x.streaming || x.route.streaming || isEventStream(resp.Header.ContentType()) {
 			resp.Header.SetCanonical(headerCacheStatus, cacheStatusStreamed)
 			return nil

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"io"
 	"net"
 	"syscall"
 )
@@ -54,6 +55,32 @@ type upstreamConn struct {
 	peekFn func(fd uintptr) bool // c.peek, bound once
 	state  idleState             // what the last peek found
 	buf    [1]byte               // one byte is enough to know there is data
+	// eof: a read of the socket found the upstream's side closed. A
+	// chunked body's reader can't tell a hang-up right after a chunk
+	// from its clean end (fasthttp's chunk-size parser returns a bare
+	// io.EOF for both); the socket can, since a clean end is read from
+	// bytes that arrived, never from the close (see hungUp).
+	eof bool
+}
+
+// Read reads the socket, noting when it finds the upstream's side closed.
+func (c *upstreamConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	if err == io.EOF {
+		c.eof = true
+	}
+	return n, err
+}
+
+// hungUp reports whether a read of c (or of the socket under a TLS c)
+// has found the upstream's side closed. A connection sluice didn't dial
+// reports false.
+func hungUp(c net.Conn) bool {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn()
+	}
+	uc, ok := c.(*upstreamConn)
+	return ok && uc.eof
 }
 
 // wrapConn prepares a freshly dialed connection for idle checks. A

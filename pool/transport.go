@@ -351,6 +351,7 @@ type bodyStream[C any] struct {
 	broken    error         // what broke the body off, for the watcher
 	read      int64         // body bytes relayed so far, for the error
 	closeConn bool
+	chunked   bool // the upstream framed the body chunked (RFC 9112 7.1)
 	eof       bool
 	failed    bool
 	release   func(*fasthttp.HostClient, C)
@@ -371,6 +372,7 @@ func startStream[C interface{ Conn() net.Conn }](hc *fasthttp.HostClient, cc C, 
 	s.hc, s.cc, s.conn, s.br, s.timeout, s.failures = hc, cc, cc.Conn(), br, timeout, failures
 	s.closeConn, s.release, s.closeFn = closeConn, release, closeFn
 	cl := resp.Header.ContentLength()
+	s.chunked = cl == -1 // fasthttp: -1 chunked, -2 read until close
 	s.up.Header.SetContentLength(cl)
 	s.up.StreamBody = true
 	if err := s.up.ReadBody(br, 0); err != nil {
@@ -430,6 +432,12 @@ func (s *bodyStream[C]) readRaw(p []byte) (int, error) {
 		// closing chunk), not an upstream failure. The connection is
 		// closed, since the body was not read to its end.
 		return n, io.EOF
+	}
+	if err == io.EOF && s.chunked && hungUp(s.conn) {
+		// The chunked body ended on the upstream hanging up, not on its
+		// last (zero-size) chunk: fasthttp reports a close between two
+		// chunks as a clean end. RFC 9112 7.1: the message is incomplete.
+		err = io.ErrUnexpectedEOF
 	}
 	switch {
 	case err == nil:
@@ -575,7 +583,7 @@ func (s *bodyStream[C]) Close() error {
 	var zero C
 	s.hc, s.cc, s.br, s.body, s.failures = nil, zero, nil, nil, nil
 	s.watcher, s.broken = nil, nil
-	s.read, s.eof, s.failed, s.limit = 0, false, false, 0
+	s.read, s.eof, s.failed, s.limit, s.chunked = 0, false, false, 0, false
 	// The watcher hears first: until StreamDone returns, s is not reused,
 	// so a Stop through it reaches this stream or none.
 	if w != nil {

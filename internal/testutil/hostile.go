@@ -59,6 +59,10 @@ const (
 	// TruncatedBody declares Content-Length: 4*MidwayBytes, sends
 	// MidwayBytes of it, then closes.
 	TruncatedBody
+	// ChunkBoundaryClose answers chunked with MidwayBytes of valid chunks
+	// and closes right after a chunk, without the last (zero-size) chunk:
+	// the cut falls where a clean end could have been.
+	ChunkBoundaryClose
 )
 
 // Spill is how many bytes a script writes past the end of an answer: more
@@ -215,7 +219,7 @@ func (h *Hostile) serve(hc *hostileConn) {
 			return
 		}
 		switch h.script {
-		case CloseAfter, BadChunkMidway, TruncatedBody:
+		case CloseAfter, BadChunkMidway, TruncatedBody, ChunkBoundaryClose:
 			return
 		case ResetAfter:
 			_ = hc.c.SetLinger(0) // close sends RST
@@ -292,7 +296,7 @@ func (h *Hostile) respond(method, tag string) []byte {
 		return []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Tag: " + tag + "\r\n\r\n\x81\x05hello")
 	case BadChunkStart:
 		return []byte("HTTP/1.1 200 OK\r\nX-Tag: " + tag + "\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + tag + "\r\n0\r\n\r\n")
-	case BadChunkMidway:
+	case BadChunkMidway, ChunkBoundaryClose:
 		var b bytes.Buffer
 		b.WriteString("HTTP/1.1 200 OK\r\nX-Tag: " + tag + "\r\nTransfer-Encoding: chunked\r\n\r\n")
 		chunk := bytes.Repeat([]byte{'c'}, 16<<10)
@@ -301,7 +305,9 @@ func (h *Hostile) respond(method, tag string) []byte {
 			b.Write(chunk)
 			b.WriteString("\r\n")
 		}
-		b.WriteString("not-a-size\r\n")
+		if h.script == BadChunkMidway {
+			b.WriteString("not-a-size\r\n")
+		}
 		return b.Bytes()
 	case TruncatedBody:
 		return append([]byte("HTTP/1.1 200 OK\r\nX-Tag: "+tag+"\r\nContent-Length: "+strconv.Itoa(4*MidwayBytes)+"\r\n\r\n"),
