@@ -5,6 +5,11 @@
 // for what the library alone costs), drives
 // each in turn with wrk (maximum throughput) and vegeta (a constant rate),
 // interleaved and repeated, and prints one Markdown table per scenario.
+// Besides rps and latency it reports, per target and round, what holds on
+// a shared machine: CPU per request (user+system time of the target's
+// process tree, from /proc/PID/stat) and read/write syscalls per request
+// (/proc/PID/io), and gives the comparisons as the median of per-round
+// paired ratios (sluice/nginx within one round), not ratios of medians.
 //
 // With -profile DIR it instead captures CPU and allocation profiles of
 // sluice under wrk load, plus `go tool pprof -top` text of each; with

@@ -312,8 +312,14 @@ type constantRate struct {
 }
 
 // result is one target's figures in a scenario, over all its rounds.
+// The per-round slices are index-aligned across targets: round i of
+// sluice ran right after round i of nginx, which is what the paired
+// ratios compare.
 type result struct {
 	rps              []float64
+	cpuPerReq        []float64       // us of user+system CPU per request, per round
+	readsPerReq      []float64       // read(2)-family syscalls per request, per round
+	writesPerReq     []float64       // write(2)-family syscalls per request, per round
 	p50, p99, p999   []time.Duration // wrk, at full load
 	constant         []constantRate  // vegeta runs, one per rate
 	peakRSS          int64           // bytes, VmHWM summed over the target's processes
@@ -350,15 +356,22 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 	}
 	for round := 0; round < *rounds; round++ {
 		for _, name := range targets {
-			cpu0 := cpuSeconds(procs[name].pids())
+			pids := procs[name].pids()
+			cpu0, io0 := cpuSeconds(pids), syscalls(pids)
 			w, err := runWrk(ctx, dir, urls[name], sc.headerFor(name), *duration)
 			if err != nil {
 				return fmt.Errorf("wrk %s: %w", name, err)
 			}
+			cpu, io1 := cpuSeconds(pids)-cpu0, syscalls(pids)
 			r := res[name]
-			r.cpuSeconds += cpuSeconds(procs[name].pids()) - cpu0
+			r.cpuSeconds += cpu
 			r.reqs += w.requests
 			r.rps = append(r.rps, w.rps)
+			if n := w.requests; n > 0 {
+				r.cpuPerReq = append(r.cpuPerReq, cpu/n*1e6)
+				r.readsPerReq = append(r.readsPerReq, float64(io1.reads-io0.reads)/n)
+				r.writesPerReq = append(r.writesPerReq, float64(io1.writes-io0.writes)/n)
+			}
 			r.p50, r.p99, r.p999 = append(r.p50, w.p50), append(r.p99, w.p99), append(r.p999, w.p999)
 			r.errors += w.errors
 		}
@@ -554,6 +567,53 @@ func cpuSeconds(pids []int) float64 {
 	return total
 }
 
+// ioCounts are a process tree's syscall counters.
+type ioCounts struct{ reads, writes int64 }
+
+// syscalls sums syscr and syscw of /proc/PID/io over the processes (each
+// file covers all of a process's threads). syscr counts read(2), readv(2)
+// and pread(2), not recv(2)/recvmsg(2); syscw likewise counts write(2)
+// and writev(2), not send(2)/sendmsg(2). Go's net package and fasthttp use
+// read and write, so sluice, the floor and the stub are counted in full;
+// nginx receives with recv(2) on Linux, so its reads show as near 0.
+func syscalls(pids []int) ioCounts {
+	var c ioCounts
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			k, v, ok := strings.Cut(line, ": ")
+			if !ok {
+				continue
+			}
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			switch k {
+			case "syscr":
+				c.reads += n
+			case "syscw":
+				c.writes += n
+			}
+		}
+	}
+	return c
+}
+
+// pairedRatio is the median over rounds of a[i]/b[i]: each round's two
+// runs were back to back, so a neighbour's load that slows one round
+// slows both sides of its ratio. The ratio of the two medians would mix
+// rounds run under different loads.
+func pairedRatio(a, b []float64) float64 {
+	var r []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			r = append(r, a[i]/b[i])
+		}
+	}
+	return median(r)
+}
+
 // soakRSS answers "is memory flat under sustained load": sluice with 1000
 // idle keep-alive connections and wrk for the whole -soak duration, its
 // resident set sampled every 5 s.
@@ -654,20 +714,30 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
 
 func printTable(sc scenario, res map[string]*result, targets []string) {
 	fmt.Printf("## %s\n\n", sc.name)
-	fmt.Println("| target | rps (median) | rps per round | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | CPU s / 100k req |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| target | rps (median) | rps per round | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | CPU us / req (median) | reads / req | writes / req |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, name := range targets {
 		r := res[name]
 		per := make([]string, len(r.rps))
 		for i, v := range r.rps {
 			per[i] = strconv.Itoa(int(v))
 		}
-		fmt.Printf("| %s | %d | %s | %s | %s | %s | %d | %.1f | %.2f |\n",
+		fmt.Printf("| %s | %d | %s | %s | %s | %s | %d | %.1f | %.1f | %.2f | %.2f |\n",
 			name, int(median(r.rps)), strings.Join(per, " "), ms(medianD(r.p50)), ms(medianD(r.p99)), ms(medianD(r.p999)),
-			r.errors, float64(r.peakRSS)/(1<<20), r.cpuPer100k)
+			r.errors, float64(r.peakRSS)/(1<<20), median(r.cpuPerReq), median(r.readsPerReq), median(r.writesPerReq))
 	}
-	s, n, d, f := median(res["sluice"].rps), median(res["nginx"].rps), median(res["direct"].rps), median(res["fasthttp"].rps)
-	fmt.Printf("\nsluice/nginx rps: **%.2fx**; sluice/direct: %.2fx; sluice/fasthttp floor: %.2fx; fasthttp floor/nginx: %.2fx.\n\n", s/n, s/d, s/f, f/n)
+	sl, ng, fl := res["sluice"], res["nginx"], res["fasthttp"]
+	fmt.Println("\nPaired ratios (median over rounds of the ratio within a round; CPU: lower is better):")
+	fmt.Println()
+	fmt.Println("| pair | rps | CPU per request |")
+	fmt.Println("|---|---|---|")
+	for _, p := range []struct {
+		name string
+		a, b *result
+	}{{"sluice / nginx", sl, ng}, {"sluice / fasthttp floor", sl, fl}, {"fasthttp floor / nginx", fl, ng}} {
+		fmt.Printf("| %s | **%.2fx** | **%.2fx** |\n", p.name, pairedRatio(p.a.rps, p.b.rps), pairedRatio(p.a.cpuPerReq, p.b.cpuPerReq))
+	}
+	fmt.Println()
 	if len(res["direct"].constant) == 0 {
 		return
 	}
