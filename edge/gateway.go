@@ -133,6 +133,7 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // serve runs the steps every request takes, in order, then the route's.
 // Each step either lets the request go on or answers it.
 func (g *Gateway) serve(x *exchange) {
+	x.scanHead()                     // checks.go: the header names, once
 	x.assignRequestID()              // requestid.go
 	if !x.admitIP(x.snap.ipFilter) { // step_ipfilter.go: the top-level ip_filter, before anything else
 		return
@@ -150,9 +151,11 @@ func (g *Gateway) serve(x *exchange) {
 	if !x.findRoute() || !x.applySlashAction() { // router.go: 404, or 405 with Allow; paths.go
 		return
 	}
-	x.stripIdentityHeaders() // step_auth.go: only sluice sets them
-	g.startSpan(x)           // spans.go
-	x.next()                 // the route's steps
+	if x.mayHave(x.head.identity) {
+		x.stripIdentityHeaders() // step_auth.go: only sluice sets them
+	}
+	g.startSpan(x) // spans.go
+	x.next()       // the route's steps
 }
 
 // Snapshot returns the snapshot now serving.

@@ -23,9 +23,15 @@ var (
 
 const traceparentLen = 55
 
-func propagateTrace(h *fasthttp.RequestHeader) {
+// propagateTrace sets the outgoing traceparent as described above.
+// hasParent and hasState: the request may carry traceparent, tracestate
+// (exchange.mayHave); a header known to be absent is not looked up.
+func propagateTrace(h *fasthttp.RequestHeader, hasParent, hasState bool) {
 	var tp [traceparentLen]byte
-	in := h.PeekBytes(headerTraceparent)
+	var in []byte
+	if hasParent {
+		in = h.PeekCanonical(headerTraceparent)
+	}
 	if validTraceparent(in) {
 		copy(tp[:], in[:traceparentLen])
 	} else {
@@ -34,7 +40,9 @@ func propagateTrace(h *fasthttp.RequestHeader) {
 		putHex(tp[19:35], rand.Uint64())
 		tp[35] = '-'
 		tp[52], tp[53], tp[54] = '-', '0', '0'
-		h.DelBytes(headerTracestate)
+		if hasState {
+			h.DelBytes(headerTracestate)
+		}
 	}
 	putHex(tp[36:52], nonZero())
 	h.SetCanonical(headerTraceparent, tp[:])
