@@ -1,7 +1,8 @@
 #!/bin/sh
 # instructions.sh: instructions per proxied request under callgrind, for
 # the sub-benchmarks of edge's BenchmarkFloor (floor: a bare fasthttp
-# Server + HostClient; bare: sluice, a route without policies; full: a
+# Server + HostClient; floor+headers: the same, setting the headers sluice
+# adds; bare: sluice, a route without policies; full: a
 # cached JWT, a local rate limit, metrics, access log 1%) or the
 # benchmarks named as arguments. Client, proxy and stub share the
 # process, so the count covers all three (the client and the stub parse
@@ -13,7 +14,7 @@
 # by 10% between runs, from idle-loop and timer work that scales with the
 # wall time valgrind's slowdown makes.)
 #
-#   bench/instructions.sh                      # Floor/floor Floor/bare Floor/full
+#   bench/instructions.sh                      # Floor/floor, floor+headers, bare, full
 #   bench/instructions.sh 'ServeHTTP/body=64$'
 #   KEEP=dir bench/instructions.sh             # keep the callgrind files there
 #
@@ -22,7 +23,7 @@ set -eu
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 go test -c -o "$out/edge.test" ./edge
-[ $# -gt 0 ] || set -- 'Floor/floor$' 'Floor/bare$' 'Floor/full$'
+[ $# -gt 0 ] || set -- 'Floor/floor$' 'Floor/floor\+headers$' 'Floor/bare$' 'Floor/full$'
 cd edge
 printf '| benchmark | I(1000) | I(3000) | instructions per request |\n|---|---|---|---|\n'
 for bench in "$@"; do

@@ -19,6 +19,11 @@ import (
 //
 //   - floor: a fasthttp.Server handing each request to one
 //     fasthttp.HostClient (bench/floor's code)
+//   - floor+headers: the same, also setting the headers sluice (and the
+//     harness's nginx) add: X-Forwarded-For/-Proto/-Host, X-Request-Id
+//     and traceparent on the request, X-Request-Id on the answer, Via
+//     both ways; the client and the stub then parse what they parse
+//     behind sluice, so the difference to bare is sluice's own work
 //   - bare: sluice, one route without policies
 //   - full: sluice with a cached JWT, a local rate limit, metrics and an
 //     access log sampling 1% (the harness's full route)
@@ -34,6 +39,30 @@ func BenchmarkFloor(b *testing.B) {
 			if err := client.Do(&ctx.Request, &ctx.Response); err != nil {
 				ctx.Error("bad gateway", fasthttp.StatusBadGateway)
 			}
+		}}
+		ln := testutil.Listen(b)
+		go func() { _ = srv.Serve(ln) }()
+		b.Cleanup(func() { _ = srv.Shutdown() })
+		sequentialClient(b, ln.Addr().String(), "")
+	})
+	b.Run("floor+headers", func(b *testing.B) {
+		client := &fasthttp.HostClient{Addr: up.Addr, MaxConns: 1024}
+		ip, proto, host := []byte("127.0.0.1"), []byte("http"), []byte("127.0.0.1")
+		id, via := []byte("0123456789abcdef0123456789abcdef"), []byte("1.1 sluice")
+		tp := []byte("00-0123456789abcdef0123456789abcdef-0123456789abcdef-00")
+		srv := &fasthttp.Server{NoDefaultServerHeader: true, Handler: func(ctx *fasthttp.RequestCtx) {
+			h := &ctx.Request.Header
+			h.SetCanonical(headerXFF, ip)
+			h.SetCanonical(headerXFP, proto)
+			h.SetCanonical(headerXFH, host)
+			h.SetCanonical(headerVia, via)
+			h.SetCanonical(headerRequestID, id)
+			h.SetCanonical(headerTraceparent, tp)
+			if err := client.Do(&ctx.Request, &ctx.Response); err != nil {
+				ctx.Error("bad gateway", fasthttp.StatusBadGateway)
+			}
+			ctx.Response.Header.SetCanonical(headerVia, via)
+			ctx.Response.Header.SetCanonical(headerRequestID, id)
 		}}
 		ln := testutil.Listen(b)
 		go func() { _ = srv.Serve(ln) }()
