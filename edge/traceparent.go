@@ -58,12 +58,23 @@ func nonZero() uint64 {
 
 const hexDigits = "0123456789abcdef"
 
+// putHex writes v as 16 lower-case hex digits into dst[:16], two digits
+// per step (three ids per request).
 func putHex(dst []byte, v uint64) {
-	for i := len(dst) - 1; i >= 0; i-- {
-		dst[i] = hexDigits[v&0xf]
-		v >>= 4
+	_ = dst[15]
+	for i := 14; i >= 0; i -= 2 {
+		dst[i], dst[i+1] = hexPairs[2*(v&0xff)], hexPairs[2*(v&0xff)+1]
+		v >>= 8
 	}
 }
+
+// hexPairs holds the two hex digits of every byte value, in order.
+var hexPairs = func() (out [512]byte) {
+	for i := range 256 {
+		out[2*i], out[2*i+1] = hexDigits[i>>4], hexDigits[i&0xf]
+	}
+	return out
+}()
 
 // validTraceparent accepts version 00 exactly, or a later version (not ff)
 // whose first 55 bytes have the 00 layout (the spec's forward
