@@ -96,11 +96,11 @@ func sequentialClient(b *testing.B, addr, authz string) {
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	url := []byte("http://" + addr + "/users/42")
+	if authz != "" {
+		req.Header.Set("Authorization", authz) // kept: Do leaves req as it was
+	}
 	do := func() {
 		req.SetRequestURIBytes(url)
-		if authz != "" {
-			req.Header.Set("Authorization", authz)
-		}
 		if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 			b.Fatalf("%v %d: %s", err, resp.StatusCode(), resp.Body())
 		}
