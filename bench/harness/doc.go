@@ -13,7 +13,9 @@
 //
 // With -profile DIR it instead captures CPU and allocation profiles of
 // sluice under wrk load, plus `go tool pprof -top` text of each; with
-// -soak D it samples sluice's RSS under load with many idle connections.
+// -soak D it samples sluice's RSS under load with many idle connections;
+// with -idle-mem N it opens N idle keep-alive connections to each proxy
+// and prints what one holds (RSS, and for sluice Go stack and heap).
 //
 // Invariants: everything it starts listens on loopback, is bounded in
 // time, and is killed when it exits. It measures and reports; it asserts

@@ -36,6 +36,8 @@ var (
 	keep      = flag.Bool("keep", false, "keep the work directory (configs, logs)")
 	soak      = flag.Duration("soak", 0, "instead: hold 1000 idle connections to sluice, load it with wrk this long, and print its RSS every 5 s")
 	sluiceEnv = flag.String("sluice-env", "", "extra environment for sluice, space-separated (e.g. \"GOMAXPROCS=1 GOGC=200\")")
+	sluiceCfg = flag.String("sluice-config", "", "extra top-level config for sluice in every scenario (e.g. \"server: { max_header_bytes: 8192 }\")")
+	idleMem   = flag.Int("idle-mem", 0, "instead: open this many idle keep-alive connections to each target and print what each holds (RSS; for sluice also Go stack and heap)")
 )
 
 const jwtSecret = "bench-secret-0123456789abcdef0123"
@@ -116,6 +118,9 @@ func run(ctx context.Context) error {
 	}
 	if *soak > 0 {
 		return soakRSS(ctx, work)
+	}
+	if *idleMem > 0 {
+		return idleMemory(ctx, work, *idleMem)
 	}
 	fmt.Printf("# sluice vs nginx vs direct\n\n%s\n\n", machine())
 	fmt.Printf("wrk -t%d -c%d -d%s, %d interleaved rounds per target; vegeta for %s at half of nginx's best rps and at %d rps.\n\n",
@@ -243,7 +248,7 @@ upstreams:
   stub: { targets: [ { url: "http://%s" } ] }
 routes:
   - { name: bench, match: { prefix: / }, upstream: stub %s }
-`, sluiceAddr, adminAddr, sc.sluice, stubAddr, sc.route)
+`, sluiceAddr, adminAddr, sc.sluice+"\n"+*sluiceCfg, stubAddr, sc.route)
 	cfgPath := filepath.Join(dir, "sluice.yaml")
 	if err = os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return f, err
@@ -660,16 +665,117 @@ func soakRSS(ctx context.Context, work string) error {
 	}
 }
 
+// idleMemory answers "what does an idle keep-alive connection cost": the
+// resident set of each target before and after n connections that sent
+// one request each and then stay open, quiet. For sluice, the Go
+// runtime's stack and heap in use too (the admin listener's pprof), which
+// say where the bytes are.
+func idleMemory(ctx context.Context, work string, n int) error {
+	f, err := servers(ctx, work, scenario{name: "idle"})
+	defer f.stop()
+	if err != nil {
+		return err
+	}
+	admin := adminAddr(work)
+	procs := map[string]*proc{"nginx": f.nginx, "fasthttp": f.floor, "sluice": f.sluice}
+	fmt.Printf("# memory held by %d idle keep-alive connections\n\n%s\n\n", n, machine())
+	fmt.Println("| target | RSS before MiB (anon) | RSS with idle MiB (anon) | RSS per connection KiB | anon per connection KiB | Go stack per connection KiB | Go heap per connection KiB |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, name := range []string{"nginx", "fasthttp", "sluice"} {
+		// RSS counts the binary's pages too (file-backed, shared with
+		// the page cache): anon is the process's own memory.
+		rss := func() (t, anon int64) {
+			for _, pid := range procs[name].pids() {
+				t += currentRSS(pid)
+				anon += statusKB(pid, "RssAnon:") << 10
+			}
+			return t, anon
+		}
+		var s0, s1 memStats
+		if name == "sluice" {
+			if s0, err = sluiceMem(ctx, admin); err != nil {
+				return err
+			}
+		}
+		r0, a0 := rss()
+		closeIdle, err := holdIdle(f.urls[name], n)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		time.Sleep(time.Second) // let the servers park their connections
+		r1, a1 := rss()
+		stack, heap := "-", "-"
+		if name == "sluice" {
+			if s1, err = sluiceMem(ctx, admin); err != nil {
+				closeIdle()
+				return err
+			}
+			stack = fmt.Sprintf("%.1f", float64(s1.stack-s0.stack)/float64(n)/1024)
+			heap = fmt.Sprintf("%.1f", float64(s1.heap-s0.heap)/float64(n)/1024)
+		}
+		closeIdle()
+		fmt.Printf("| %s | %.1f (%.1f) | %.1f (%.1f) | %.1f | %.1f | %s | %s |\n", name, float64(r0)/(1<<20), float64(a0)/(1<<20),
+			float64(r1)/(1<<20), float64(a1)/(1<<20), float64(r1-r0)/float64(n)/1024, float64(a1-a0)/float64(n)/1024, stack, heap)
+	}
+	return nil
+}
+
+type memStats struct{ stack, heap int64 }
+
+// sluiceMem reads StackInuse and HeapInuse from the admin listener's
+// /debug/pprof/heap?debug=1 (the runtime.MemStats lines at its end:
+// "# Stack = inuse / sys", "# HeapInuse = n").
+func sluiceMem(ctx context.Context, admin string) (memStats, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+admin+"/debug/pprof/heap?debug=1", nil)
+	req.SetBasicAuth("admin", "bench")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return memStats{}, err
+	}
+	defer resp.Body.Close()
+	var m memStats
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " = ")
+		if !ok {
+			continue
+		}
+		v, _, _ = strings.Cut(v, " ") // "# Stack = inuse / sys"
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "# Stack":
+			m.stack = n
+		case "# HeapInuse":
+			m.heap = n
+		}
+	}
+	return m, sc.Err()
+}
+
+// adminAddr is sluice's admin listener, from the config servers wrote.
+func adminAddr(work string) string {
+	cfg, _ := os.ReadFile(filepath.Join(work, "sluice.yaml"))
+	for _, line := range strings.Split(string(cfg), "\n") {
+		if strings.HasPrefix(line, "admin:") {
+			return strings.TrimSuffix(strings.Fields(line)[3], ",")
+		}
+	}
+	return ""
+}
+
 // currentRSS is VmRSS of one process.
-func currentRSS(pid int) int64 {
+func currentRSS(pid int) int64 { return statusKB(pid, "VmRSS:") << 10 }
+
+// statusKB is one "Name: N kB" line of /proc/PID/status.
+func statusKB(pid int, field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
+		if strings.HasPrefix(line, field) {
 			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10
+			return kb
 		}
 	}
 	return 0
@@ -766,13 +872,7 @@ func captureProfiles(ctx context.Context, work string) error {
 		return err
 	}
 	urls := f.urls
-	cfg, _ := os.ReadFile(filepath.Join(work, "sluice.yaml"))
-	var admin string
-	for _, line := range strings.Split(string(cfg), "\n") {
-		if strings.HasPrefix(line, "admin:") {
-			admin = strings.TrimSuffix(strings.Fields(line)[3], ",")
-		}
-	}
+	admin := adminAddr(work)
 	load := *duration + 10*time.Second
 	wrkDone := make(chan error, 1)
 	go func() {
