@@ -6,50 +6,74 @@ import (
 )
 
 // Re-arming a connection's deadline costs a runtime timer update under a
-// lock (internal/poll.setDeadlineImpl: about 900 instructions, a sixth of
-// what sluice adds per request over a bare fasthttp proxy; bench/README.md,
-// "Round two"). On a busy keep-alive upstream connection the deadline
-// moves by a few microseconds per request. So the transport arms it a
-// little later than asked, deadlineSlack of the timeout, and a following
-// request whose deadline falls at or before the armed one, within that
-// slack, keeps it. A timeout then fires up to 1/deadlineSlack later than
-// configured, never earlier.
-const deadlineSlack = 64
+// lock (internal/poll.setDeadlineImpl: about 900 instructions, the largest
+// single piece of what sluice adds per request over a bare fasthttp proxy;
+// bench/README.md, "Round two"). On a busy keep-alive connection the
+// deadline moves by a few microseconds per request. So a CoarseDeadline
+// arms it a little later than asked, 1/DeadlineSlack of the timeout, and a
+// following deadline that falls at or before the armed one, within that
+// slack, keeps it. A timeout then fires up to 1/DeadlineSlack later than
+// asked, never earlier.
+const DeadlineSlack = 64
 
-// setDeadlineCoarse sets conn's read and write deadline to d, or keeps the
-// one armed by the last call when that is at most timeout/deadlineSlack
-// after d. Connections not dialed by sluice get d exactly.
+// CoarseDeadline is the deadline last armed on one connection (and one
+// direction, or both). The zero value has none armed. Not safe for
+// concurrent use: one per connection and direction, as deadlines are set.
+type CoarseDeadline struct{ armed time.Time }
+
+// Next returns the deadline to arm for d, timeout away, and true; or
+// false when the armed one already covers d. A zero d (no deadline) is
+// always armed. Call Forget when arming fails.
+func (c *CoarseDeadline) Next(d time.Time, timeout time.Duration) (time.Time, bool) {
+	if d.IsZero() || timeout <= 0 {
+		c.armed = time.Time{}
+		return d, true
+	}
+	slack := timeout / DeadlineSlack
+	if a := c.armed; !a.IsZero() && !a.Before(d) && a.Sub(d) <= slack {
+		return time.Time{}, false
+	}
+	c.armed = d.Add(slack)
+	return c.armed, true
+}
+
+// Forget drops the armed deadline: the connection's deadline was changed
+// some other way, or arming it failed.
+func (c *CoarseDeadline) Forget() { c.armed = time.Time{} }
+
+// setDeadlineCoarse sets conn's read and write deadline to d (timeout
+// from now), or keeps the one armed by the last call when that covers d.
+// Connections not dialed by sluice get d exactly.
 func setDeadlineCoarse(conn net.Conn, d time.Time, timeout time.Duration) error {
 	uc, ok := conn.(*upstreamConn)
-	if !ok || d.IsZero() || timeout <= 0 {
+	if !ok {
 		return conn.SetDeadline(d)
 	}
-	slack := timeout / deadlineSlack
-	if a := uc.armed; !a.IsZero() && !a.Before(d) && a.Sub(d) <= slack {
+	t, arm := uc.deadline.Next(d, timeout)
+	if !arm {
 		return nil
 	}
-	uc.armed = d.Add(slack)
-	if err := uc.TCPConn.SetDeadline(uc.armed); err != nil {
-		uc.armed = time.Time{}
-		return err
+	err := uc.TCPConn.SetDeadline(t)
+	if err != nil {
+		uc.deadline.Forget()
 	}
-	return nil
+	return err
 }
 
 // Any other deadline change forgets the armed one: the next coarse set
 // arms its own.
 
 func (c *upstreamConn) SetDeadline(t time.Time) error {
-	c.armed = time.Time{}
+	c.deadline.Forget()
 	return c.TCPConn.SetDeadline(t)
 }
 
 func (c *upstreamConn) SetReadDeadline(t time.Time) error {
-	c.armed = time.Time{}
+	c.deadline.Forget()
 	return c.TCPConn.SetReadDeadline(t)
 }
 
 func (c *upstreamConn) SetWriteDeadline(t time.Time) error {
-	c.armed = time.Time{}
+	c.deadline.Forget()
 	return c.TCPConn.SetWriteDeadline(t)
 }

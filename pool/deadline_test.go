@@ -32,15 +32,15 @@ func TestSetDeadlineCoarse(t *testing.T) {
 	for _, s := range steps {
 		if s.other != nil {
 			s.other()
-			if !uc.armed.IsZero() {
-				t.Fatalf("%s: a deadline set elsewhere left armed at %v", s.name, uc.armed)
+			if !uc.deadline.armed.IsZero() {
+				t.Fatalf("%s: a deadline set elsewhere left armed at %v", s.name, uc.deadline.armed)
 			}
 		}
 		if err := setDeadlineCoarse(c, s.d, timeout); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if !uc.armed.Equal(s.wantArmed) {
-			t.Errorf("%s: armed %v, want %v", s.name, uc.armed.Sub(base), s.wantArmed.Sub(base))
+		if !uc.deadline.armed.Equal(s.wantArmed) {
+			t.Errorf("%s: armed %v, want %v", s.name, uc.deadline.armed.Sub(base), s.wantArmed.Sub(base))
 		}
 	}
 }

@@ -3,7 +3,6 @@ package pool
 import (
 	"net"
 	"syscall"
-	"time"
 )
 
 // A pooled keep-alive connection is only as clean as its last response.
@@ -55,9 +54,9 @@ type upstreamConn struct {
 	peekFn func(fd uintptr) bool // c.peek, bound once
 	state  idleState             // what the last peek found
 	buf    [1]byte               // one byte is enough to know there is data
-	// armed is the read and write deadline setDeadlineCoarse last set
-	// (deadline.go); zero after any other deadline change.
-	armed time.Time
+	// deadline is the read and write deadline setDeadlineCoarse last
+	// armed (deadline.go); forgotten on any other deadline change.
+	deadline CoarseDeadline
 }
 
 // wrapConn prepares a freshly dialed connection for idle checks. A
