@@ -2,6 +2,7 @@ package pool
 
 import (
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,29 +18,34 @@ import (
 const DeadlineSlack = 64
 
 // CoarseDeadline is the deadline last armed on one connection (and one
-// direction, or both). The zero value has none armed. Not safe for
-// concurrent use: one per connection and direction, as deadlines are set.
-type CoarseDeadline struct{ armed time.Time }
+// direction, or both). The zero value has none armed. Forget may be
+// called from any goroutine (a stream stopped for a shutdown sets its
+// connection's deadline from outside); Next is called by the one that
+// owns the connection's requests.
+type CoarseDeadline struct {
+	armed atomic.Int64 // wall-clock UnixNano of the armed deadline; 0: none
+}
 
 // Next returns the deadline to arm for d, timeout away, and true; or
 // false when the armed one already covers d. A zero d (no deadline) is
 // always armed. Call Forget when arming fails.
 func (c *CoarseDeadline) Next(d time.Time, timeout time.Duration) (time.Time, bool) {
 	if d.IsZero() || timeout <= 0 {
-		c.armed = time.Time{}
+		c.armed.Store(0)
 		return d, true
 	}
 	slack := timeout / DeadlineSlack
-	if a := c.armed; !a.IsZero() && !a.Before(d) && a.Sub(d) <= slack {
+	if a, dn := c.armed.Load(), d.UnixNano(); a != 0 && a >= dn && a-dn <= int64(slack) {
 		return time.Time{}, false
 	}
-	c.armed = d.Add(slack)
-	return c.armed, true
+	arm := d.Add(slack)
+	c.armed.Store(arm.UnixNano())
+	return arm, true
 }
 
 // Forget drops the armed deadline: the connection's deadline was changed
 // some other way, or arming it failed.
-func (c *CoarseDeadline) Forget() { c.armed = time.Time{} }
+func (c *CoarseDeadline) Forget() { c.armed.Store(0) }
 
 // setDeadlineCoarse sets conn's read and write deadline to d (timeout
 // from now), or keeps the one armed by the last call when that covers d.

@@ -32,15 +32,15 @@ func TestSetDeadlineCoarse(t *testing.T) {
 	for _, s := range steps {
 		if s.other != nil {
 			s.other()
-			if !uc.deadline.armed.IsZero() {
-				t.Fatalf("%s: a deadline set elsewhere left armed at %v", s.name, uc.deadline.armed)
+			if a := uc.deadline.armed.Load(); a != 0 {
+				t.Fatalf("%s: a deadline set elsewhere left armed at %v", s.name, time.Unix(0, a))
 			}
 		}
 		if err := setDeadlineCoarse(c, s.d, timeout); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if !uc.deadline.armed.Equal(s.wantArmed) {
-			t.Errorf("%s: armed %v, want %v", s.name, uc.deadline.armed.Sub(base), s.wantArmed.Sub(base))
+		if a := uc.deadline.armed.Load(); a != s.wantArmed.UnixNano() {
+			t.Errorf("%s: armed %v, want %v", s.name, time.Unix(0, a).Sub(base), s.wantArmed.Sub(base))
 		}
 	}
 }
