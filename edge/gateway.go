@@ -151,7 +151,9 @@ func (g *Gateway) serve(x *exchange) {
 	if !x.findRoute() || !x.applySlashAction() { // router.go: 404, or 405 with Allow; paths.go
 		return
 	}
-	if x.mayHave(x.head.identity) {
+	// The raw block holds the head only: a chunked body may end in
+	// trailers, so its request is cleaned whatever the head showed.
+	if x.mayHave(x.head.identity) || x.ctx.Request.Header.ContentLength() == -1 {
 		x.stripIdentityHeaders() // step_auth.go: only sluice sets them
 	}
 	g.startSpan(x) // spans.go
