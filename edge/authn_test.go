@@ -16,7 +16,7 @@ import (
 
 const testSecret = "0123456789abcdef0123456789abcdef"
 
-func hsToken(t *testing.T, sub string, roles []string, ttl time.Duration) string {
+func hsToken(t testing.TB, sub string, roles []string, ttl time.Duration) string {
 	return signHS(t, map[string]any{"sub": sub, "roles": roles, "exp": time.Now().Add(ttl).Unix()})
 }
 
@@ -144,7 +144,7 @@ func TestAuthOnRoutes(t *testing.T) {
 	}
 }
 
-func signHS(t *testing.T, extra map[string]any) string {
+func signHS(t testing.TB, extra map[string]any) string {
 	c := jwt.MapClaims{"sub": "alice", "iss": "https://idp.test", "aud": "api", "exp": time.Now().Add(time.Hour).Unix()}
 	for k, v := range extra {
 		c[k] = v

@@ -53,7 +53,7 @@ func (x *exchange) checkHead() bool {
 		return false
 	}
 	raw := h.RawHeaders()
-	hs := scanHead(raw)
+	hs := &x.head // scanned by serve, first thing (x.scanHead)
 	// A request built in memory has no raw block: then every hop-by-hop
 	// name is deleted.
 	x.hopByHop = hs.hopByHop || len(raw) == 0
@@ -100,6 +100,17 @@ func (x *exchange) checkHead() bool {
 	return true
 }
 
+// scanHead reads the request's raw header block once, before anything
+// looks at or changes a header.
+func (x *exchange) scanHead() {
+	raw := x.ctx.Request.Header.RawHeaders()
+	x.head, x.rawHead = scanHead(raw, x.snap.identityHeaders), len(raw) > 0
+}
+
+// mayHave: the request may carry a header the scan flagged seen. A
+// request built in memory (tests, no raw block) may carry anything.
+func (x *exchange) mayHave(seen bool) bool { return seen || !x.rawHead }
+
 // headScan is what one pass over the raw header block finds.
 type headScan struct {
 	folded                  bool // a line starts with a blank: obs-fold
@@ -108,12 +119,19 @@ type headScan struct {
 	claimsAddr              bool // Forwarded or X-Real-IP
 	hosts, lengths, codings int
 	xff, xfp, xfh           int // lines of each X-Forwarded-* name: more than one each is refused from untrusted peers
+	// Names sluice peeks at, replaces or deletes on every request. Each
+	// look-up by name costs a key normalisation and a scan of all the
+	// headers; when the raw block shows the name is not there, the
+	// look-up is skipped (exchange.mayHave).
+	requestID, traceparent, tracestate, via bool
+	identity                                bool // one of the snapshot's identity headers (step_auth.go)
 }
 
 // scanHead reads the names of a raw header block once, as received (one
 // pass over bytes, no normalisation, no allocation). Names are told apart
-// by length first: most lines match none.
-func scanHead(raw []byte) (hs headScan) {
+// by length first: most lines match none. identity are the snapshot's
+// identity header names.
+func scanHead(raw []byte, identity [][]byte) (hs headScan) {
 	for len(raw) > 0 {
 		var line []byte
 		line, raw = cutLine(raw)
@@ -127,10 +145,16 @@ func scanHead(raw []byte) (hs headScan) {
 		}
 		name := bytes.TrimRight(line[:i], " \t")
 		switch len(name) {
+		case 3:
+			hs.via = hs.via || bytes.EqualFold(name, headerVia)
 		case 4:
 			if bytes.EqualFold(name, []byte("host")) {
 				hs.hosts++
 			}
+		case 10:
+			hs.tracestate = hs.tracestate || bytes.EqualFold(name, headerTracestate)
+		case 12:
+			hs.requestID = hs.requestID || bytes.EqualFold(name, headerRequestID)
 		case 9:
 			if bytes.EqualFold(name, headerFwd) || bytes.EqualFold(name, headerXRIP) {
 				hs.claimsAddr = true
@@ -144,6 +168,8 @@ func scanHead(raw []byte) (hs headScan) {
 		case 11, 13, 18:
 			if bytes.EqualFold(name, headerXClientIP) || bytes.EqualFold(name, headerXRewriteURL) || bytes.EqualFold(name, headerXFPrefix) {
 				hs.claimsAddr = true
+			} else if bytes.EqualFold(name, headerTraceparent) {
+				hs.traceparent = true
 			}
 		case 15:
 			if bytes.EqualFold(name, headerXFF) {
@@ -165,6 +191,13 @@ func scanHead(raw []byte) (hs headScan) {
 		if !hs.hopByHop && isHopByHopName(name) {
 			hs.hopByHop = true
 		}
+		if !hs.identity {
+			for _, n := range identity {
+				if len(n) == len(name) && bytes.EqualFold(n, name) {
+					hs.identity = true
+				}
+			}
+		}
 		if bytes.IndexByte(name, '_') >= 0 {
 			hs.underscore = true
 		}
@@ -178,16 +211,28 @@ func scanHead(raw []byte) (hs headScan) {
 // it. Empty is allowed (HTTP/1.0).
 func validHost(host []byte) bool {
 	for _, c := range host {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.', c == '-', c == '_', c == '~', c == ':', c == '[', c == ']', c == '%':
-		case c == '!', c == '$', c == '&', c == '\'', c == '(', c == ')', c == '*', c == '+', c == ',', c == ';', c == '=':
-		default:
+		if !hostByte[c] {
 			return false
 		}
 	}
 	return true
 }
+
+// hostByte: the bytes validHost accepts, looked up rather than compared
+// (it runs on every request).
+var hostByte = func() (t [256]bool) {
+	for c := range 256 {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '-', c == '_', c == '~', c == ':', c == '[', c == ']', c == '%':
+		case c == '!', c == '$', c == '&', c == '\'', c == '(', c == ')', c == '*', c == '+', c == ',', c == ';', c == '=':
+		default:
+			continue
+		}
+		t[c] = true
+	}
+	return t
+}()
 
 // dropUnderscoreHeaders removes every header whose name has an underscore
 // (server.headers_with_underscores: drop).

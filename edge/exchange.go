@@ -42,8 +42,10 @@ type exchange struct {
 
 	ip         []byte // the client address (clientip.go); nil until first asked for
 	ipDone     bool
-	claimsAddr bool // the request has Forwarded, X-Real-IP or repeated X-Forwarded-* lines (checkHead)
-	hopByHop   bool // the request has a hop-by-hop header (checkHead)
+	claimsAddr bool     // the request has Forwarded, X-Real-IP or repeated X-Forwarded-* lines (checkHead)
+	hopByHop   bool     // the request has a hop-by-hop header (checkHead)
+	head       headScan // the raw header block's names, scanned once (checks.go)
+	rawHead    bool     // the request came with a raw header block: head is exact
 
 	identity *auth.Identity  // the verified JWT's caller, set by the JWT auth step
 	apiKey   *auth.KeyRecord // the API key's record, set by the API key auth step

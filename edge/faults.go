@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -147,9 +148,43 @@ func (l lingerListener) Accept() (net.Conn, error) {
 // sluice's side (FIN), then reads and drops what the client still sends
 // for a bounded time and amount, then closes: the client reads the whole
 // answer instead of a reset (nginx's lingering close).
+//
+// Its write deadline is armed coarsely (pool.CoarseDeadline): fasthttp
+// sets it before every answer, WriteTimeout from then, and re-arming the
+// runtime's timer each time is a good part of what a request costs
+// sluice over a bare fasthttp proxy. A write timeout fires up to
+// 1/pool.DeadlineSlack late, never early.
 type lingerConn struct {
 	*net.TCPConn
 	linger atomic.Bool
+	wdMu   sync.Mutex // a hijacked connection (a tunnel) may set deadlines from two goroutines
+	wd     pool.CoarseDeadline
+}
+
+func (c *lingerConn) SetWriteDeadline(t time.Time) error {
+	c.wdMu.Lock()
+	defer c.wdMu.Unlock()
+	var timeout time.Duration
+	if !t.IsZero() {
+		timeout = time.Until(t)
+	}
+	d, arm := c.wd.Next(t, timeout)
+	if !arm {
+		return nil
+	}
+	err := c.TCPConn.SetWriteDeadline(d)
+	if err != nil {
+		c.wd.Forget()
+	}
+	return err
+}
+
+// SetDeadline sets the write deadline too: the armed one is forgotten.
+func (c *lingerConn) SetDeadline(t time.Time) error {
+	c.wdMu.Lock()
+	defer c.wdMu.Unlock()
+	c.wd.Forget()
+	return c.TCPConn.SetDeadline(t)
 }
 
 func (c *lingerConn) Close() error {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluicegw/sluice/lb"
 	"github.com/sluicegw/sluice/pool"
 )
 
@@ -27,8 +28,12 @@ func forward(x *exchange, rt *route, lim *bodyLimiter, key uint64) *fault {
 	req, resp := &x.ctx.Request, &x.ctx.Response
 	// From here, not from the request's arrival: the route timeout bounds
 	// the upstream exchange (config: routes[].timeout), not auth or limits.
-	deadline := time.Now().Add(rt.timeout)
-	up.pool.Budget.Request()
+	// Two clock reads per try, shared by everything that needs the time:
+	// t0 (the deadline, the budget, the first try's start) and t1 (the
+	// try's latency, its report). time.Now costs up to 60 ns on a VM.
+	t0 := time.Now()
+	deadline := t0.Add(rt.timeout)
+	up.pool.Budget.RequestAt(lb.MonoAt(t0))
 	// Decided before the first try: sending a streamed body consumes it,
 	// and fasthttp then drops it from the request.
 	replayable := !req.IsBodyStream()
@@ -63,7 +68,9 @@ func forward(x *exchange, rt *route, lim *bodyLimiter, key uint64) *fault {
 		// and an http one over TLS. The URI is parsed once per request
 		// either way (HostClient.Do does it); this only overwrites bytes.
 		req.URI().SetSchemeBytes(target.Scheme)
-		t0 := time.Now()
+		if attempt > 1 {
+			t0 = time.Now() // after the backoff
+		}
 		tryTimeout := deadline.Sub(t0)
 		if up.retry.perTry > 0 && up.retry.perTry < tryTimeout {
 			tryTimeout = up.retry.perTry
@@ -77,7 +84,8 @@ func forward(x *exchange, rt *route, lim *bodyLimiter, key uint64) *fault {
 		target.Begin()
 		err = target.Client.Do(req, resp)
 		target.Done()
-		rtt := time.Since(t0)
+		t1 := time.Now()
+		rtt, at := t1.Sub(t0), lb.MonoAt(t1)
 		up.metrics.Try(rtt)
 		x.upstream, x.target = up.name, target.URL
 		x.upstreamTime += rtt
@@ -86,7 +94,7 @@ func forward(x *exchange, rt *route, lim *bodyLimiter, key uint64) *fault {
 		switch {
 		case err != nil && lim != nil && (lim.tooLarge || lim.clientErr != nil):
 			// The client's fault: tell nobody about the target.
-			up.pool.Report(target, pool.Neutral, rtt)
+			up.pool.ReportAt(target, pool.Neutral, rtt, at)
 			if lim.tooLarge {
 				return faultBodyTooLarge
 			}
@@ -99,7 +107,7 @@ func forward(x *exchange, rt *route, lim *bodyLimiter, key uint64) *fault {
 			if kind == pool.KindBusy {
 				outcome = pool.Neutral // our connection cap, not the target's failure
 			}
-			up.pool.Report(target, outcome, rtt)
+			up.pool.ReportAt(target, outcome, rtt, at)
 			retryable, neverSent = up.retry.onKind[kind], kind.NeverSent()
 			x.snap.log.Warn("upstream request failed", "route", rt.name, "target", target.URL,
 				"kind", kind.String(), "error", err.Error(), "attempt", attempt, "request_id", string(x.id))
@@ -108,10 +116,10 @@ func forward(x *exchange, rt *route, lim *bodyLimiter, key uint64) *fault {
 			code := resp.StatusCode()
 			if code >= 500 {
 				up.metrics.Status5xx()
-				up.pool.Report(target, pool.Failure, rtt)
+				up.pool.ReportAt(target, pool.Failure, rtt, at)
 				retryable = code <= 599 && up.retry.onStatus[code-500]
 			} else {
-				up.pool.Report(target, pool.Success, rtt)
+				up.pool.ReportAt(target, pool.Success, rtt, at)
 			}
 		}
 

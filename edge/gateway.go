@@ -138,6 +138,7 @@ func (g *Gateway) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // serve runs the steps every request takes, in order, then the route's.
 // Each step either lets the request go on or answers it.
 func (g *Gateway) serve(x *exchange) {
+	x.scanHead()                     // checks.go: the header names, once
 	x.assignRequestID()              // requestid.go
 	if !x.admitIP(x.snap.ipFilter) { // step_ipfilter.go: the top-level ip_filter, before anything else
 		return
@@ -155,9 +156,13 @@ func (g *Gateway) serve(x *exchange) {
 	if !x.findRoute() || !x.applySlashAction() { // router.go: 404, or 405 with Allow; paths.go
 		return
 	}
-	x.stripIdentityHeaders() // step_auth.go: only sluice sets them
-	g.startSpan(x)           // spans.go
-	x.next()                 // the route's steps
+	// The raw block holds the head only: a chunked body may end in
+	// trailers, so its request is cleaned whatever the head showed.
+	if x.mayHave(x.head.identity) || x.ctx.Request.Header.ContentLength() == -1 {
+		x.stripIdentityHeaders() // step_auth.go: only sluice sets them
+	}
+	g.startSpan(x) // spans.go
+	x.next()       // the route's steps
 }
 
 // Snapshot returns the snapshot now serving.

@@ -42,8 +42,13 @@ var (
 // identity headers sluice set: a client can't get them removed either).
 // Most messages carry none, so the deletes (each one a key normalisation
 // and a scan of every header) run only when a look at the header names
-// finds one.
+// finds one: present says whether the caller's look found one, Connection
+// included (fasthttp keeps a Connection line that names more than "close"
+// among the headers; a bare "close" names no other header).
 func stripHopByHop(h header, present bool, keep [][]byte) {
+	if !present {
+		return
+	}
 	if lines := h.PeekAll("Connection"); len(lines) > 0 {
 		// The lines alias the header being edited: copy them before deleting.
 		var buf [256]byte
@@ -63,10 +68,6 @@ func stripHopByHop(h header, present bool, keep [][]byte) {
 				h.DelBytes(tok)
 			}
 		}
-		present = true
-	}
-	if !present {
-		return
 	}
 	for _, k := range hopByHopHeaders {
 		h.DelBytes(k)
@@ -202,15 +203,19 @@ func (s *Snapshot) setForwarded(x *exchange) {
 		h.SetCanonical(headerXFH, h.Host())
 	}
 
-	appendVia(h)
+	if x.mayHave(x.head.via) {
+		appendVia(h)
+	} else {
+		h.SetCanonical(headerVia, viaSelf)
+	}
 }
 
 // appendVia adds this hop to Via (RFC 9110 7.6.3), keeping earlier hops.
 func appendVia(h interface {
-	PeekBytes([]byte) []byte
+	PeekCanonical([]byte) []byte
 	SetCanonical(k, v []byte)
 }) {
-	if prev := h.PeekBytes(headerVia); len(prev) > 0 {
+	if prev := h.PeekCanonical(headerVia); len(prev) > 0 {
 		setJoined(h, headerVia, prev, viaSelf)
 		return
 	}

@@ -62,9 +62,12 @@ func validRequestID(id []byte) bool {
 // the same id. The exchange keeps its own copy.
 func (x *exchange) assignRequestID() {
 	h := &x.ctx.Request.Header
-	if rid := h.PeekBytes(headerRequestID); validRequestID(rid) {
-		x.id = append(x.idBuf[:0], rid...)
-		return
+	// Looked up only when the request has an X-Request-Id line.
+	if x.mayHave(x.head.requestID) {
+		if rid := h.PeekCanonical(headerRequestID); validRequestID(rid) {
+			x.id = append(x.idBuf[:0], rid...)
+			return
+		}
 	}
 	x.id = newRequestID(x.idBuf[:0])
 	h.SetCanonical(headerRequestID, x.id)

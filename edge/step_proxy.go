@@ -91,7 +91,7 @@ func (p *proxyStep) serve(x *exchange) {
 	req.Header.SetNoDefaultContentType(true)
 	s.setForwarded(x)
 	if !x.traceparentSet {
-		propagateTrace(&req.Header)
+		propagateTrace(&req.Header, x.mayHave(x.head.traceparent), x.mayHave(x.head.tracestate))
 	}
 	for _, k := range rt.reqRemove {
 		req.Header.DelBytes(k)

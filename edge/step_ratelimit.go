@@ -68,12 +68,15 @@ func (s *Snapshot) rateLimitStep(rt *route, rl *config.RateLimit) *rateLimit {
 	return l
 }
 
+// The answer's rate-limit headers, in fasthttp's canonical form (as
+// written on the wire): set with SetCanonical, which skips the key
+// normalisation five times per rate-limited request.
 var (
-	headerXRLLimit     = []byte("X-RateLimit-Limit")
-	headerXRLRemaining = []byte("X-RateLimit-Remaining")
-	headerXRLReset     = []byte("X-RateLimit-Reset")
-	headerRLPolicy     = []byte("RateLimit-Policy")
-	headerRL           = []byte("RateLimit")
+	headerXRLLimit     = []byte("X-Ratelimit-Limit")
+	headerXRLRemaining = []byte("X-Ratelimit-Remaining")
+	headerXRLReset     = []byte("X-Ratelimit-Reset")
+	headerRLPolicy     = []byte("Ratelimit-Policy")
+	headerRL           = []byte("Ratelimit")
 	headerRetryAfter   = []byte("Retry-After")
 	faultRateLimited   = &fault{fasthttp.StatusTooManyRequests, "rate limit exceeded"}
 )
@@ -111,20 +114,20 @@ func (rl *rateLimit) noteShadowed() {
 func (rl *rateLimit) setHeaders(h *fasthttp.ResponseHeader, lim limiter.Limit, res limiter.Result) {
 	var n [64]byte
 	if lim.Burst == rl.limit.Burst {
-		h.SetBytesKV(headerXRLLimit, rl.limitValue)
+		h.SetCanonical(headerXRLLimit, rl.limitValue)
 	} else {
-		h.SetBytesKV(headerXRLLimit, strconv.AppendInt(n[:0], int64(lim.Burst), 10))
+		h.SetCanonical(headerXRLLimit, strconv.AppendInt(n[:0], int64(lim.Burst), 10))
 	}
-	h.SetBytesKV(headerXRLRemaining, strconv.AppendInt(n[:0], int64(res.Remaining), 10))
+	h.SetCanonical(headerXRLRemaining, strconv.AppendInt(n[:0], int64(res.Remaining), 10))
 	reset := time.Now().Unix() + limiter.Seconds(res.ResetAfter)
-	h.SetBytesKV(headerXRLReset, strconv.AppendInt(n[:0], reset, 10))
-	h.SetBytesKV(headerRLPolicy, rl.policyValue)
+	h.SetCanonical(headerXRLReset, strconv.AppendInt(n[:0], reset, 10))
+	h.SetCanonical(headerRLPolicy, rl.policyValue)
 	// RateLimit: "route";r=REMAINING;t=SECONDS (draft-ietf-httpapi-ratelimit-headers)
 	b := append(n[:0], rl.namePrefix...)
 	b = strconv.AppendInt(b, int64(res.Remaining), 10)
 	b = append(b, ";t="...)
 	b = strconv.AppendInt(b, limiter.Seconds(res.ResetAfter), 10)
-	h.SetBytesKV(headerRL, b)
+	h.SetCanonical(headerRL, b)
 }
 
 // setRetryAfter sets Retry-After in whole seconds, at least 1.

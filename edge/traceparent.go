@@ -23,9 +23,15 @@ var (
 
 const traceparentLen = 55
 
-func propagateTrace(h *fasthttp.RequestHeader) {
+// propagateTrace sets the outgoing traceparent as described above.
+// hasParent and hasState: the request may carry traceparent, tracestate
+// (exchange.mayHave); a header known to be absent is not looked up.
+func propagateTrace(h *fasthttp.RequestHeader, hasParent, hasState bool) {
 	var tp [traceparentLen]byte
-	in := h.PeekBytes(headerTraceparent)
+	var in []byte
+	if hasParent {
+		in = h.PeekCanonical(headerTraceparent)
+	}
 	if validTraceparent(in) {
 		copy(tp[:], in[:traceparentLen])
 	} else {
@@ -34,7 +40,9 @@ func propagateTrace(h *fasthttp.RequestHeader) {
 		putHex(tp[19:35], rand.Uint64())
 		tp[35] = '-'
 		tp[52], tp[53], tp[54] = '-', '0', '0'
-		h.DelBytes(headerTracestate)
+		if hasState {
+			h.DelBytes(headerTracestate)
+		}
 	}
 	putHex(tp[36:52], nonZero())
 	h.SetCanonical(headerTraceparent, tp[:])
@@ -50,12 +58,23 @@ func nonZero() uint64 {
 
 const hexDigits = "0123456789abcdef"
 
+// putHex writes v as 16 lower-case hex digits into dst[:16], two digits
+// per step (three ids per request).
 func putHex(dst []byte, v uint64) {
-	for i := len(dst) - 1; i >= 0; i-- {
-		dst[i] = hexDigits[v&0xf]
-		v >>= 4
+	_ = dst[15]
+	for i := 14; i >= 0; i -= 2 {
+		dst[i], dst[i+1] = hexPairs[2*(v&0xff)], hexPairs[2*(v&0xff)+1]
+		v >>= 8
 	}
 }
+
+// hexPairs holds the two hex digits of every byte value, in order.
+var hexPairs = func() (out [512]byte) {
+	for i := range 256 {
+		out[2*i], out[2*i+1] = hexDigits[i>>4], hexDigits[i&0xf]
+	}
+	return out
+}()
 
 // validTraceparent accepts version 00 exactly, or a later version (not ff)
 // whose first 55 bytes have the 00 layout (the spec's forward

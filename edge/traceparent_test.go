@@ -70,7 +70,8 @@ func TestTraceContextPropagation(t *testing.T) {
 // a constant not in canonical form would be stored beside the client's
 // copy instead of replacing it.
 func TestHeaderConstantsAreCanonical(t *testing.T) {
-	for _, k := range [][]byte{headerRequestID, headerTraceparent, headerTracestate, headerXFF, headerXFP, headerXFH, headerVia, headerRetryCount} {
+	for _, k := range [][]byte{headerRequestID, headerTraceparent, headerTracestate, headerXFF, headerXFP, headerXFH, headerVia, headerRetryCount,
+		headerXRLLimit, headerXRLRemaining, headerXRLReset, headerRLPolicy, headerRL} {
 		var h fasthttp.RequestHeader
 		h.SetBytesKV(k, []byte("v")) // normalises the key
 		found := false

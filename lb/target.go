@@ -96,11 +96,18 @@ var epoch = time.Now()
 // immune to wall-clock steps. Readings compare only with each other.
 func MonoNow() int64 { return int64(time.Since(epoch)) }
 
+// MonoAt is MonoNow for a time already read with time.Now (its monotonic
+// reading): a caller that has the time at hand spares a clock read.
+func MonoAt(t time.Time) int64 { return int64(t.Sub(epoch)) }
+
 // Observe records one request's latency. A slower sample than the average
 // replaces it at once (peak), so a target that turns slow is avoided
 // immediately; faster samples pull the average down with exponential decay.
-func (t *Target) Observe(rtt time.Duration) {
-	now := MonoNow()
+func (t *Target) Observe(rtt time.Duration) { t.ObserveAt(rtt, MonoNow()) }
+
+// ObserveAt is Observe for a sample taken at now (a MonoNow or MonoAt
+// reading).
+func (t *Target) ObserveAt(rtt time.Duration, now int64) {
 	sample := float64(rtt)
 	for {
 		oldBits := t.ewma.Load()

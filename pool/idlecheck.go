@@ -61,6 +61,9 @@ type upstreamConn struct {
 	// io.EOF for both); the socket can, since a clean end is read from
 	// bytes that arrived, never from the close (see hungUp).
 	eof bool
+	// deadline is the read and write deadline setDeadlineCoarse last
+	// armed (deadline.go); forgotten on any other deadline change.
+	deadline CoarseDeadline
 }
 
 // Read reads the socket, noting when it finds the upstream's side closed.

@@ -25,7 +25,10 @@ func newRetryBudget(ratio float64, minPerSecond int) *retryBudget {
 }
 
 // Request counts one client request (not its retries).
-func (b *retryBudget) Request() { b.w.add(lb.MonoNow(), 1, 0) }
+func (b *retryBudget) Request() { b.RequestAt(lb.MonoNow()) }
+
+// RequestAt is Request at now (lb.MonoAt of a time the caller has read).
+func (b *retryBudget) RequestAt(now int64) { b.w.add(now, 1, 0) }
 
 // TryRetry takes one retry from the budget, or reports that there is none.
 func (b *retryBudget) TryRetry() bool {

@@ -173,7 +173,8 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		err = t.writeStreaming(conn, req)
 	} else {
 		if oneDeadline {
-			err = conn.SetDeadline(earliest(now, deadline, t.writeTimeout))
+			d := earliest(now, deadline, t.writeTimeout)
+			err = setDeadlineCoarse(conn, d, d.Sub(now))
 		} else {
 			err = conn.SetWriteDeadline(earliest(now, deadline, t.writeTimeout))
 		}

@@ -5,10 +5,17 @@
 // for what the library alone costs), drives
 // each in turn with wrk (maximum throughput) and vegeta (a constant rate),
 // interleaved and repeated, and prints one Markdown table per scenario.
+// Besides rps and latency it reports, per target and round, what holds on
+// a shared machine: CPU per request (user+system time of the target's
+// process tree, from /proc/PID/stat) and read/write syscalls per request
+// (/proc/PID/io), and gives the comparisons as the median of per-round
+// paired ratios (sluice/nginx within one round), not ratios of medians.
 //
 // With -profile DIR it instead captures CPU and allocation profiles of
 // sluice under wrk load, plus `go tool pprof -top` text of each; with
-// -soak D it samples sluice's RSS under load with many idle connections.
+// -soak D it samples sluice's RSS under load with many idle connections;
+// with -idle-mem N it opens N idle keep-alive connections to each proxy
+// and prints what one holds (RSS, and for sluice Go stack and heap).
 //
 // Invariants: everything it starts listens on loopback, is bounded in
 // time, and is killed when it exits. It measures and reports; it asserts

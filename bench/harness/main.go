@@ -40,6 +40,8 @@ var (
 	keep      = flag.Bool("keep", false, "keep the work directory (configs, logs)")
 	soak      = flag.Duration("soak", 0, "instead: hold 1000 idle connections to sluice, load it with wrk this long, and print its RSS every 5 s")
 	sluiceEnv = flag.String("sluice-env", "", "extra environment for sluice, space-separated (e.g. \"GOMAXPROCS=1 GOGC=200\")")
+	sluiceCfg = flag.String("sluice-config", "", "extra top-level config for sluice in every scenario (e.g. \"server: { max_header_bytes: 8192 }\")")
+	idleMem   = flag.Int("idle-mem", 0, "instead: open this many idle keep-alive connections to each target and print what each holds (RSS; for sluice also Go stack and heap)")
 )
 
 const jwtSecret = "bench-secret-0123456789abcdef0123"
@@ -154,6 +156,9 @@ func run(ctx context.Context) error {
 	}
 	if *soak > 0 {
 		return soakRSS(ctx, work)
+	}
+	if *idleMem > 0 {
+		return idleMemory(ctx, work, *idleMem)
 	}
 	fmt.Printf("# sluice vs nginx vs direct\n\n%s\n\n", machine())
 	fmt.Printf("wrk -t%d -c%d -d%s, %d interleaved rounds per target; vegeta for %s at half of nginx's best rps and at %d rps.\n\n",
@@ -290,7 +295,7 @@ upstreams:
   stub: { targets: [ { url: "http://%s" } ] }
 routes:
   - { name: bench, match: { prefix: / }, upstream: stub %s }
-`, sluiceAddr, adminAddr, sluiceExtra, stubAddr, sc.route)
+`, sluiceAddr, adminAddr, sluiceExtra+"\n"+*sluiceCfg, stubAddr, sc.route)
 	cfgPath := filepath.Join(dir, "sluice.yaml")
 	if err = os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return f, err
@@ -429,12 +434,17 @@ type constantRate struct {
 }
 
 // result is one target's figures in a scenario, over all its rounds.
+// The per-round slices are index-aligned across targets: round i of
+// sluice ran right after round i of nginx, which is what the paired
+// ratios compare.
 type result struct {
 	rps              []float64
+	cpuPerReq        []float64       // us of user+system CPU per request, per round
+	readsPerReq      []float64       // read(2)-family syscalls per request, per round
+	writesPerReq     []float64       // write(2)-family syscalls per request, per round
 	p50, p99, p999   []time.Duration // wrk, at full load
 	constant         []constantRate  // vegeta runs, one per rate
 	peakRSS          int64           // bytes, VmHWM summed over the target's processes
-	cpuPer100k       float64
 	cpuSeconds, reqs float64
 	bytes            float64 // read by wrk, headers included
 	errors           int
@@ -468,16 +478,23 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 	}
 	for round := 0; round < *rounds; round++ {
 		for _, name := range targets {
-			cpu0 := cpuSeconds(procs[name].pids())
+			pids := procs[name].pids()
+			cpu0, io0 := cpuSeconds(pids), syscalls(pids)
 			w, err := runWrk(ctx, dir, urls[name], sc.headerFor(name), *duration)
 			if err != nil {
 				return fmt.Errorf("wrk %s: %w", name, err)
 			}
+			cpu, io1 := cpuSeconds(pids)-cpu0, syscalls(pids)
 			r := res[name]
-			r.cpuSeconds += cpuSeconds(procs[name].pids()) - cpu0
+			r.cpuSeconds += cpu
 			r.reqs += w.requests
 			r.bytes += w.bytes
 			r.rps = append(r.rps, w.rps)
+			if n := w.requests; n > 0 {
+				r.cpuPerReq = append(r.cpuPerReq, cpu/n*1e6)
+				r.readsPerReq = append(r.readsPerReq, float64(io1.reads-io0.reads)/n)
+				r.writesPerReq = append(r.writesPerReq, float64(io1.writes-io0.writes)/n)
+			}
 			r.p50, r.p99, r.p999 = append(r.p50, w.p50), append(r.p99, w.p99), append(r.p999, w.p999)
 			r.errors += w.errors
 		}
@@ -500,9 +517,6 @@ func runScenario(ctx context.Context, base string, sc scenario) error {
 	for _, name := range targets {
 		r := res[name]
 		r.peakRSS = peakRSS(procs[name].pids())
-		if r.reqs > 0 {
-			r.cpuPer100k = r.cpuSeconds / r.reqs * 100000
-		}
 	}
 	printTable(sc, res, targets)
 	if sc.tls {
@@ -678,6 +692,53 @@ func cpuSeconds(pids []int) float64 {
 	return total
 }
 
+// ioCounts are a process tree's syscall counters.
+type ioCounts struct{ reads, writes int64 }
+
+// syscalls sums syscr and syscw of /proc/PID/io over the processes (each
+// file covers all of a process's threads). syscr counts read(2), readv(2)
+// and pread(2), not recv(2)/recvmsg(2); syscw likewise counts write(2)
+// and writev(2), not send(2)/sendmsg(2). Go's net package and fasthttp use
+// read and write, so sluice, the floor and the stub are counted in full;
+// nginx receives with recv(2) on Linux, so its reads show as near 0.
+func syscalls(pids []int) ioCounts {
+	var c ioCounts
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			k, v, ok := strings.Cut(line, ": ")
+			if !ok {
+				continue
+			}
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			switch k {
+			case "syscr":
+				c.reads += n
+			case "syscw":
+				c.writes += n
+			}
+		}
+	}
+	return c
+}
+
+// pairedRatio is the median over rounds of a[i]/b[i]: each round's two
+// runs were back to back, so a neighbour's load that slows one round
+// slows both sides of its ratio. The ratio of the two medians would mix
+// rounds run under different loads.
+func pairedRatio(a, b []float64) float64 {
+	var r []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			r = append(r, a[i]/b[i])
+		}
+	}
+	return median(r)
+}
+
 // soakRSS answers "is memory flat under sustained load": sluice with 1000
 // idle keep-alive connections and wrk for the whole -soak duration, its
 // resident set sampled every 5 s.
@@ -724,16 +785,117 @@ func soakRSS(ctx context.Context, work string) error {
 	}
 }
 
+// idleMemory answers "what does an idle keep-alive connection cost": the
+// resident set of each target before and after n connections that sent
+// one request each and then stay open, quiet. For sluice, the Go
+// runtime's stack and heap in use too (the admin listener's pprof), which
+// say where the bytes are.
+func idleMemory(ctx context.Context, work string, n int) error {
+	f, err := servers(ctx, work, scenario{name: "idle"})
+	defer f.stop()
+	if err != nil {
+		return err
+	}
+	admin := adminAddr(work)
+	procs := map[string]*proc{"nginx": f.nginx, "fasthttp": f.floor, "sluice": f.sluice}
+	fmt.Printf("# memory held by %d idle keep-alive connections\n\n%s\n\n", n, machine())
+	fmt.Println("| target | RSS before MiB (anon) | RSS with idle MiB (anon) | RSS per connection KiB | anon per connection KiB | Go stack per connection KiB | Go heap per connection KiB |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, name := range []string{"nginx", "fasthttp", "sluice"} {
+		// RSS counts the binary's pages too (file-backed, shared with
+		// the page cache): anon is the process's own memory.
+		rss := func() (t, anon int64) {
+			for _, pid := range procs[name].pids() {
+				t += currentRSS(pid)
+				anon += statusKB(pid, "RssAnon:") << 10
+			}
+			return t, anon
+		}
+		var s0, s1 memStats
+		if name == "sluice" {
+			if s0, err = sluiceMem(ctx, admin); err != nil {
+				return err
+			}
+		}
+		r0, a0 := rss()
+		closeIdle, err := holdIdle(f.urls[name], n)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		time.Sleep(time.Second) // let the servers park their connections
+		r1, a1 := rss()
+		stack, heap := "-", "-"
+		if name == "sluice" {
+			if s1, err = sluiceMem(ctx, admin); err != nil {
+				closeIdle()
+				return err
+			}
+			stack = fmt.Sprintf("%.1f", float64(s1.stack-s0.stack)/float64(n)/1024)
+			heap = fmt.Sprintf("%.1f", float64(s1.heap-s0.heap)/float64(n)/1024)
+		}
+		closeIdle()
+		fmt.Printf("| %s | %.1f (%.1f) | %.1f (%.1f) | %.1f | %.1f | %s | %s |\n", name, float64(r0)/(1<<20), float64(a0)/(1<<20),
+			float64(r1)/(1<<20), float64(a1)/(1<<20), float64(r1-r0)/float64(n)/1024, float64(a1-a0)/float64(n)/1024, stack, heap)
+	}
+	return nil
+}
+
+type memStats struct{ stack, heap int64 }
+
+// sluiceMem reads StackInuse and HeapInuse from the admin listener's
+// /debug/pprof/heap?debug=1 (the runtime.MemStats lines at its end:
+// "# Stack = inuse / sys", "# HeapInuse = n").
+func sluiceMem(ctx context.Context, admin string) (memStats, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+admin+"/debug/pprof/heap?debug=1", nil)
+	req.SetBasicAuth("admin", "bench")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return memStats{}, err
+	}
+	defer resp.Body.Close()
+	var m memStats
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " = ")
+		if !ok {
+			continue
+		}
+		v, _, _ = strings.Cut(v, " ") // "# Stack = inuse / sys"
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "# Stack":
+			m.stack = n
+		case "# HeapInuse":
+			m.heap = n
+		}
+	}
+	return m, sc.Err()
+}
+
+// adminAddr is sluice's admin listener, from the config servers wrote.
+func adminAddr(work string) string {
+	cfg, _ := os.ReadFile(filepath.Join(work, "sluice.yaml"))
+	for _, line := range strings.Split(string(cfg), "\n") {
+		if strings.HasPrefix(line, "admin:") {
+			return strings.TrimSuffix(strings.Fields(line)[3], ",")
+		}
+	}
+	return ""
+}
+
 // currentRSS is VmRSS of one process.
-func currentRSS(pid int) int64 {
+func currentRSS(pid int) int64 { return statusKB(pid, "VmRSS:") << 10 }
+
+// statusKB is one "Name: N kB" line of /proc/PID/status.
+func statusKB(pid int, field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
+		if strings.HasPrefix(line, field) {
 			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10
+			return kb
 		}
 	}
 	return 0
@@ -778,8 +940,8 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
 
 func printTable(sc scenario, res map[string]*result, targets []string) {
 	fmt.Printf("## %s\n\n", sc.name)
-	fmt.Println("| target | rps (median) | rps per round | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | CPU s / 100k req | bytes / response |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| target | rps (median) | rps per round | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB | CPU us / req (median) | reads / req | writes / req | bytes / response |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, name := range targets {
 		r := res[name]
 		per := make([]string, len(r.rps))
@@ -790,18 +952,27 @@ func printTable(sc scenario, res map[string]*result, targets []string) {
 		if r.reqs > 0 {
 			perResp = r.bytes / r.reqs
 		}
-		fmt.Printf("| %s | %d | %s | %s | %s | %s | %d | %.1f | %.2f | %.0f |\n",
+		fmt.Printf("| %s | %d | %s | %s | %s | %s | %d | %.1f | %.1f | %.2f | %.2f | %.0f |\n",
 			name, int(median(r.rps)), strings.Join(per, " "), ms(medianD(r.p50)), ms(medianD(r.p99)), ms(medianD(r.p999)),
-			r.errors, float64(r.peakRSS)/(1<<20), r.cpuPer100k, perResp)
+			r.errors, float64(r.peakRSS)/(1<<20), median(r.cpuPerReq), median(r.readsPerReq), median(r.writesPerReq), perResp)
 	}
-	s, n, d := median(res["sluice"].rps), median(res["nginx"].rps), median(res["direct"].rps)
-	if fl, ok := res["fasthttp"]; ok {
-		f := median(fl.rps)
-		fmt.Printf("\nsluice/nginx rps: **%.2fx**; sluice/direct: %.2fx; sluice/fasthttp floor: %.2fx; fasthttp floor/nginx: %.2fx.\n\n", s/n, s/d, s/f, f/n)
-	} else {
-		sr, nr := res["sluice"], res["nginx"]
-		fmt.Printf("\nsluice/nginx: rps **%.2fx**, CPU per request **%.2fx**, bytes per response **%.3fx**; sluice/direct rps: %.2fx.\n\n",
-			s/n, sr.cpuPer100k/nr.cpuPer100k, (sr.bytes/sr.reqs)/(nr.bytes/nr.reqs), s/d)
+	sl, ng, fl := res["sluice"], res["nginx"], res["fasthttp"]
+	fmt.Println("\nPaired ratios (median over rounds of the ratio within a round; CPU: lower is better):")
+	fmt.Println()
+	fmt.Println("| pair | rps | CPU per request |")
+	fmt.Println("|---|---|---|")
+	for _, p := range []struct {
+		name string
+		a, b *result
+	}{{"sluice / nginx", sl, ng}, {"sluice / fasthttp floor", sl, fl}, {"fasthttp floor / nginx", fl, ng}} {
+		if p.a == nil || p.b == nil {
+			continue // a scenario without the floor (gzip)
+		}
+		fmt.Printf("| %s | **%.2fx** | **%.2fx** |\n", p.name, pairedRatio(p.a.rps, p.b.rps), pairedRatio(p.a.cpuPerReq, p.b.cpuPerReq))
+	}
+	fmt.Println()
+	if sl != nil && ng != nil && sl.reqs > 0 && ng.reqs > 0 && ng.bytes > 0 && sc.gzipped {
+		fmt.Printf("sluice/nginx bytes per response: **%.3fx**.\n\n", (sl.bytes/sl.reqs)/(ng.bytes/ng.reqs))
 	}
 	if len(res["direct"].constant) == 0 {
 		return
@@ -831,13 +1002,7 @@ func captureProfiles(ctx context.Context, work string) error {
 		return err
 	}
 	urls := f.urls
-	cfg, _ := os.ReadFile(filepath.Join(work, "sluice.yaml"))
-	var admin string
-	for _, line := range strings.Split(string(cfg), "\n") {
-		if strings.HasPrefix(line, "admin:") {
-			admin = strings.TrimSuffix(strings.Fields(line)[3], ",")
-		}
-	}
+	admin := adminAddr(work)
 	load := *duration + 10*time.Second
 	wrkDone := make(chan error, 1)
 	go func() {
