@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -97,20 +98,37 @@ func newUpgrader(pidFile string, timeout time.Duration, log *slog.Logger) (*upgr
 			return nil, fmt.Errorf("upgrades: handover socket: %w", err)
 		}
 	}
+	if err := u.newPair(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// newPair makes the socket pair the next new process inherits: our end
+// in u.child, theirs registered with tableflip (replacing the previous
+// one). Each upgrade gets a fresh pair, so nothing a failed new process
+// wrote can be read by the next upgrade as its successor's PID.
+func (u *upgrader) newPair() error {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("upgrades: socketpair: %w", err)
+		return fmt.Errorf("upgrades: socketpair: %w", err)
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "handover"), os.NewFile(uintptr(fds[1]), "handover")
 	defer ours.Close()
 	defer theirs.Close()
-	if u.child, err = net.FileConn(ours); err != nil {
-		return nil, fmt.Errorf("upgrades: handover socket: %w", err)
+	conn, err := net.FileConn(ours)
+	if err != nil {
+		return fmt.Errorf("upgrades: handover socket: %w", err)
 	}
-	if err := flip.AddFile(handoverFile, theirs); err != nil {
-		return nil, fmt.Errorf("upgrades: %w", err)
+	if err := u.flip.AddFile(handoverFile, theirs); err != nil {
+		_ = conn.Close()
+		return fmt.Errorf("upgrades: %w", err)
 	}
-	return u, nil
+	if u.child != nil {
+		_ = u.child.Close()
+	}
+	u.child = conn
+	return nil
 }
 
 // listen returns the listener the parent passed for key (role and
@@ -174,7 +192,9 @@ func (u *upgrader) upgrade(notify *notifier) (int, error) {
 			return 0, fmt.Errorf("%w: the previous process (pid %d) is still draining; upgrade again once it has exited", admin.ErrConflict, os.Getppid())
 		}
 	}
-	u.discardStale()
+	if err := u.newPair(); err != nil {
+		return 0, err
+	}
 	// The watchdog is the new process's once it is the main PID: without
 	// WATCHDOG_PID naming this process, it takes WATCHDOG_USEC as its own.
 	if os.Getenv("WATCHDOG_PID") == strconv.Itoa(os.Getpid()) {
@@ -198,19 +218,9 @@ func (u *upgrader) upgrade(notify *notifier) (int, error) {
 	return pid, nil
 }
 
-// discardStale drops what an earlier new process wrote before it failed.
-func (u *upgrader) discardStale() {
-	_ = u.child.SetReadDeadline(time.Now())
-	buf := make([]byte, 512)
-	for {
-		if _, err := u.child.Read(buf); err != nil {
-			break
-		}
-	}
-	_ = u.child.SetReadDeadline(time.Time{})
-}
-
-// readPID reads the "pid N" line a ready new process wrote.
+// readPID reads the "pid N" line a ready new process wrote, and checks
+// that N is a live child of this process: a PID that isn't would be
+// reported to the operator and to systemd as the one that serves.
 func (u *upgrader) readPID() (int, error) {
 	_ = u.child.SetReadDeadline(time.Now().Add(5 * time.Second))
 	defer func() { _ = u.child.SetReadDeadline(time.Time{}) }()
@@ -222,7 +232,26 @@ func (u *upgrader) readPID() (int, error) {
 	if err != nil || pid <= 0 {
 		return 0, fmt.Errorf("handover: %q is not a PID", line)
 	}
+	if ppid, ok := liveParent(pid); !ok || ppid != os.Getpid() {
+		return 0, fmt.Errorf("handover: pid %d is not a live child of this process", pid)
+	}
 	return pid, nil
+}
+
+// liveParent returns pid's parent PID, with ok false if pid is not a live
+// process (gone, or a zombie).
+func liveParent(pid int) (ppid int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// pid (comm) STATE PPID ...: comm may hold spaces, so after the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 2 || f[0] == "Z" || f[0] == "X" {
+		return 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, err == nil
 }
 
 // stop ends upgrades (one in progress kills its new process).

@@ -800,3 +800,51 @@ routes: [ { name: k, match: { prefix: /k/ }, upstream: up, auth: api_key } ]
 		t.Errorf("a key created after the upgrade, redis A stopped: %d, want 200", code)
 	}
 }
+
+// A new process that fails after it said who it is (its PID file could
+// not be written) leaves nothing behind for the next upgrade: that one
+// reports the PID of the process that serves, to `sluice upgrade` and
+// to systemd as MAINPID= (systemd refuses a dead one, and then every
+// notification of the real new process, watchdog pings included).
+func TestUpgradeAfterFailedOneReportsLivePID(t *testing.T) {
+	dir := t.TempDir()
+	sd := testutil.ListenNotify(t, filepath.Join(dir, "notify.sock"))
+	runDir := filepath.Join(dir, "run")
+	if err := os.Mkdir(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(runDir, "sluice.pid")
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"),
+		"NOTIFY_SOCKET="+sd.Name, "SLUICE_PID_FILE="+pidFile)
+	first := s.WaitStart(t, 1)
+	m := &testutil.Manager{Main: first.PID}
+	sd.Follow(t, m, "READY=1")
+
+	if err := os.RemoveAll(runDir); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 1 {
+		t.Fatalf("upgrade with the PID file's directory gone: exit %d %s %s", code, out, errOut)
+	}
+	if err := os.Mkdir(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr)
+	if code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	b, _ := os.ReadFile(pidFile)
+	serving, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if want := fmt.Sprintf("ok: pid %d serves now", serving); serving == 0 || !strings.Contains(out, want) {
+		t.Errorf("sluice upgrade said %q; the PID file names %d", out, serving)
+	}
+	sd.Follow(t, m, "MAINPID=")
+	if m.Main != serving || len(m.DeadMainID) != 0 {
+		t.Errorf("systemd's main PID is %d (refused dead ones: %v), want %d", m.Main, m.DeadMainID, serving)
+	}
+	sd.Follow(t, m, "READY=1") // from the new main PID: accepted
+	if code, _ := testutil.Get(t, "http://"+s.Addr+"/x"); code != 200 {
+		t.Errorf("after the upgrade: %d", code)
+	}
+}

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -96,11 +97,23 @@ func (n *NotifySocket) NextFrom(t testing.TB, want string) Notification {
 
 // Manager follows the notifications the way systemd does for a unit with
 // NotifyAccess=main: only the main PID's are accepted, and MAINPID= from
-// it names a new main PID.
+// it names a new main PID, unless that PID is not a live process (systemd
+// refuses those: "New main PID N does not exist or is a zombie").
 type Manager struct {
-	Main     int
-	Accepted []Notification
-	Refused  []Notification // sent by another PID than the main one
+	Main       int
+	Accepted   []Notification
+	Refused    []Notification // sent by another PID than the main one
+	DeadMainID []int          // MAINPID= values refused: no such live process
+}
+
+// alive is true while pid is a process that has not exited (a zombie has).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 }
 
 // Follow reads notifications until one accepted from the main PID
@@ -121,8 +134,10 @@ func (n *NotifySocket) Follow(t testing.TB, m *Manager, want string) Notificatio
 			m.Accepted = append(m.Accepted, msg)
 			for _, l := range strings.Split(msg.Text, "\n") {
 				if v, ok := strings.CutPrefix(l, "MAINPID="); ok {
-					if pid, err := strconv.Atoi(v); err == nil {
+					if pid, err := strconv.Atoi(v); err == nil && alive(pid) {
 						m.Main = pid
+					} else {
+						m.DeadMainID = append(m.DeadMainID, pid)
 					}
 				}
 			}
