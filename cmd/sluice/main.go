@@ -185,6 +185,18 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		log.Error("startup failed", "error", err.Error())
 		return 1
 	}
+	if up.parent != nil {
+		// Quota counts in a file: the parent counts and saves until it
+		// exits; this process saves nothing until then, and then adds
+		// what the parent counted since this one loaded the file.
+		gw.HoldQuotaSaves()
+		go func() {
+			<-up.parentExited
+			if err := gw.MergeSavedQuotas(); err != nil {
+				log.Error("upgrade: could not take over the previous process's quota counts", "error", err.Error())
+			}
+		}()
+	}
 	var ln net.Listener // nil with listen: off (TLS listeners only)
 	listenAddr := "off"
 	if cfg.Listen != "off" {
@@ -265,6 +277,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 				Keys:          gw.KeyStore(),
 				Quotas:        gw.Quotas(),
 				Metrics:       gw.Metrics().Handler,
+				Writes:        up.writes,
 			})),
 		}
 		go func() {

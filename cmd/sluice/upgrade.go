@@ -67,6 +67,10 @@ type upgrader struct {
 	// parentExited is closed when the parent has exited (at once on a
 	// first start).
 	parentExited chan struct{}
+	// writes is shut while another process may write the key and quota
+	// files: in a new process until it is the main one, in the old one
+	// from the start of an upgrade (admin.WriteGate).
+	writes *admin.WriteGate
 
 	mu     sync.Mutex // held through an upgrade: one at a time
 	done   chan struct{}
@@ -80,7 +84,7 @@ func newUpgrader(pidFile string, timeout time.Duration, log *slog.Logger) (*upgr
 	if err != nil {
 		return nil, fmt.Errorf("upgrades: %w", err)
 	}
-	u := &upgrader{flip: flip, log: log, done: make(chan struct{}), parentExited: make(chan struct{})}
+	u := &upgrader{flip: flip, log: log, done: make(chan struct{}), parentExited: make(chan struct{}), writes: &admin.WriteGate{}}
 	go func() {
 		_ = flip.WaitForParent(context.Background())
 		close(u.parentExited)
@@ -97,6 +101,7 @@ func newUpgrader(pidFile string, timeout time.Duration, log *slog.Logger) (*upgr
 		if err != nil {
 			return nil, fmt.Errorf("upgrades: handover socket: %w", err)
 		}
+		u.writes.Shut("this process is taking over from another one (an upgrade); key and quota changes are refused until it has; retry")
 	}
 	if err := u.newPair(); err != nil {
 		return nil, err
@@ -160,7 +165,11 @@ func (u *upgrader) ready() (handedOver <-chan struct{}, err error) {
 	go func() {
 		// "main", or EOF if the parent went away first: either way the
 		// parent no longer serves, and the PID file names this process.
+		// Admin writes open before the parent hears back ("ok"), so its
+		// caller's next write finds them open.
 		_, _ = bufio.NewReader(u.parent).ReadString('\n')
+		u.writes.Open()
+		_, _ = u.parent.Write([]byte("ok\n"))
 		_ = u.parent.Close()
 		close(ch)
 	}()
@@ -195,12 +204,14 @@ func (u *upgrader) upgrade(notify *notifier) (int, error) {
 	if err := u.newPair(); err != nil {
 		return 0, err
 	}
+	u.writes.Shut("an upgrade is under way; key and quota changes are refused until it is done; retry")
 	// The watchdog is the new process's once it is the main PID: without
 	// WATCHDOG_PID naming this process, it takes WATCHDOG_USEC as its own.
 	if os.Getenv("WATCHDOG_PID") == strconv.Itoa(os.Getpid()) {
 		_ = os.Unsetenv("WATCHDOG_PID")
 	}
 	if err := u.flip.Upgrade(); err != nil {
+		u.writes.Open()
 		return 0, fmt.Errorf("the new process did not get ready (%v); this one keeps serving", err)
 	}
 	pid, err := u.readPID()
@@ -212,7 +223,12 @@ func (u *upgrader) upgrade(notify *notifier) (int, error) {
 	if pid > 0 {
 		notify.send("MAINPID="+strconv.Itoa(pid), fmt.Sprintf("STATUS=handed over to pid %d; draining", pid))
 	}
+	u.writes.Shut(fmt.Sprintf("this process has handed over to pid %d; retry", pid))
 	_, _ = u.child.Write([]byte("main\n"))
+	// Wait (briefly) for the new process to take over, so that whoever
+	// asked for the upgrade finds it open for writes.
+	_ = u.child.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = bufio.NewReader(u.child).ReadString('\n')
 	u.newPID = pid
 	close(u.done)
 	return pid, nil

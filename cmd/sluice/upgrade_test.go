@@ -848,3 +848,166 @@ func TestUpgradeAfterFailedOneReportsLivePID(t *testing.T) {
 		t.Errorf("after the upgrade: %d", code)
 	}
 }
+
+// Quotas counted in memory and saved to limits.quota_file survive an
+// upgrade: the old process saves its counts as it exits, the new one
+// (which saves nothing meanwhile) then adds what the old one counted
+// since it started to its own counts. No count is lost or counted twice.
+func TestUpgradeKeepsFileQuotaCounts(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, sluiceConfig(up.URL,
+		"  - { name: q, match: { prefix: / }, upstream: up, quota: { limit: 1000, per: 24h, key: ip } }\n")+
+		"limits: { quota_file: quotas.json }\n")
+	first := s.WaitStart(t, 1)
+	remaining := func() string {
+		t.Helper()
+		resp, err := http.Get("http://" + s.Addr + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.Header.Get("X-Quota-Remaining")
+	}
+	for range 20 {
+		remaining()
+	}
+	if got := remaining(); got != "979" {
+		t.Fatalf("21st request: %s remaining, want 979", got)
+	}
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	testutil.WaitFor(t, "the old process to exit", func() bool { return processGone(first.PID) })
+	// The new process takes the counts over once the old one has exited.
+	testutil.WaitFor(t, "the new process to hold the old one's 21 counts", func() bool {
+		code, body := testutil.Get(t, "http://"+s.AdminAddr+"/admin/quotas/127.0.0.1")
+		var u struct {
+			Current int `json:"current_window"`
+		}
+		return code == 200 && json.Unmarshal([]byte(body), &u) == nil && u.Current == 21
+	})
+	if got := remaining(); got != "978" {
+		t.Errorf("first request after the upgrade: %s remaining, want 978", got)
+	}
+	s2 := s.WaitStart(t, 2)
+	if err := syscall.Kill(s2.PID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the new process to exit", func() bool { return processGone(s2.PID) })
+	b, _ := os.ReadFile(filepath.Join(filepath.Dir(s.ConfigPath), "quotas.json"))
+	if !strings.Contains(string(b), `"c":22`) {
+		t.Errorf("quotas.json after the new process stopped: %s, want 22 counts", b)
+	}
+}
+
+// gatedBinary copies the sluice binary to a directory of its own, for
+// StartSluiceWith, and returns hold: after it, the next process an
+// upgrade starts from that path waits until release is called (a
+// wrapper script reading a FIFO, then exec'ing sluice). hold returns
+// once that process is waiting, so the upgrade is under way.
+func gatedBinary(t *testing.T) (prepare func(*exec.Cmd), hold func() (release func())) {
+	t.Helper()
+	dir := t.TempDir()
+	real := testutil.Binary(t, "sluice")
+	binPath, fifo := filepath.Join(dir, "sluice"), filepath.Join(dir, "gate")
+	data, err := os.ReadFile(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(binPath, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prepare = func(cmd *exec.Cmd) { cmd.Path, cmd.Args[0] = binPath, binPath }
+	hold = func() func() {
+		t.Helper()
+		script := fmt.Sprintf("#!/bin/sh\nread _ < %q\nexec %q \"$@\"\n", fifo, real)
+		if err := os.WriteFile(binPath+".new", []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(binPath+".new", binPath); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			// Opening blocks until the wrapper has the FIFO open.
+			f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = f.WriteString("go\n")
+			_ = f.Close()
+		}
+	}
+	return prepare, hold
+}
+
+// An API key revoked while an upgrade runs is never lost: both processes
+// keep the key file in memory and write it whole, so from the start of
+// the upgrade until the new process has taken over, key writes are
+// refused with 503 (the caller retries) rather than taken by one process
+// and overwritten by the other. Once the upgrade is done, the revoke
+// goes through and holds.
+func TestUpgradeRefusesKeyWritesDuringTheWindow(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	prepare, hold := gatedBinary(t)
+	s := testutil.StartSluiceWith(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0, auth: false }
+auth: { api_keys: { store: file, file: apikeys.json } }
+upstreams: { up: { targets: [ { url: %q } ] } }
+routes: [ { name: k, match: { prefix: /k/ }, upstream: up, auth: api_key } ]
+`, up.URL), prepare)
+	var out, errb strings.Builder
+	if code := run([]string{"keys", "create", "-admin=http://" + s.AdminAddr, "-name", "k"}, &out, &errb); code != 0 {
+		t.Fatalf("create: %s", errb.String())
+	}
+	var created struct {
+		APIKey struct{ ID string } `json:"api_key"`
+		RawKey string              `json:"raw_key"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &created); err != nil || created.RawKey == "" {
+		t.Fatalf("create: %q %v", out.String(), err)
+	}
+	url := "http://" + s.Addr + "/k/x"
+	if code := authedGet(t, url, "X-API-Key", created.RawKey); code != 200 {
+		t.Fatalf("a new key: %d", code)
+	}
+	revoke := func() (int, string) {
+		return post(t, "http://"+s.AdminAddr+"/admin/apikeys/"+created.APIKey.ID+"/revoke")
+	}
+
+	release := hold()
+	upgraded := make(chan string, 1)
+	go func() {
+		code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr)
+		upgraded <- fmt.Sprintf("%d %s %s", code, out, errOut)
+	}()
+	waiting := make(chan struct{})
+	go func() { release(); close(waiting) }()
+	// The new process is started (the wrapper waits on the FIFO, so
+	// release's open returns only once it runs): the upgrade is under way.
+	// A write now is refused, plainly.
+	testutil.WaitFor(t, "the upgrade to start", func() bool { return strings.Contains(s.Log(), "upgrade: starting a new process") })
+	<-waiting
+	if code, body := revoke(); code != 503 || !strings.Contains(body, `"error"`) || !strings.Contains(body, "retry") {
+		t.Errorf("revoke during the upgrade: %d %s, want 503 with an error", code, body)
+	}
+	if got := <-upgraded; !strings.HasPrefix(got, "0 ") {
+		t.Fatalf("upgrade: %s", got)
+	}
+	if code, body := revoke(); code != 200 {
+		t.Fatalf("revoke after the upgrade: %d %s", code, body)
+	}
+	if code := authedGet(t, url, "X-API-Key", created.RawKey); code != 401 {
+		t.Errorf("the revoked key after the upgrade: %d, want 401", code)
+	}
+	if _, err := s.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if code := authedGet(t, url, "X-API-Key", created.RawKey); code != 401 {
+		t.Errorf("the revoked key once the old process has exited: %d, want 401", code)
+	}
+}

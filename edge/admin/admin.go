@@ -45,6 +45,8 @@ type Hooks struct {
 	Quotas limiter.Quotas
 	// Metrics serves GET /metrics (nil: 404).
 	Metrics fasthttp.RequestHandler
+	// Writes gates the key and quota writes during upgrades (nil: open).
+	Writes *WriteGate
 }
 
 // ErrConflict marks an upgrade refused because of the process's state
@@ -120,10 +122,10 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 	// Profiling, behind the same admin auth as everything else here.
 	r.ANY("/debug/pprof/{path:*}", pprofHandler)
 	if h.Keys != nil {
-		keyRoutes(r, h.Keys)
+		keyRoutes(r, h.Keys, h.Writes)
 	}
 	if h.Quotas != nil {
-		quotaRoutes(r, h.Quotas)
+		quotaRoutes(r, h.Quotas, h.Writes)
 	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "not found"})
