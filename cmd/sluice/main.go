@@ -215,6 +215,12 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		}
 		tlsAddrs[i] = tlsLns[i].Addr().String()
 	}
+	// What can fail is done before a connection (data or admin) is accepted: a failure
+	// after that would drop what this process had accepted.
+	if err := up.prepare(); err != nil {
+		log.Error("startup failed: could not report readiness (PID file, or the handover from the previous process)", "error", err.Error())
+		return 1
+	}
 	certs := &certWatcher{ctx: ctx, gw: gw, log: log}
 	reload := func() error {
 		notify.reloading()
@@ -302,17 +308,20 @@ func serve(path, pidFile string, stderr io.Writer) int {
 	for i, l := range tlsLns {
 		go func() { serveErr <- gw.ServeTLS(l, i) }()
 	}
-	log.Info("sluice started", "version", version, "pid", os.Getpid(), "upgraded_from", parentPID, "config", src.String(),
-		"listen", listenAddr, "listen_tls", strings.Join(tlsAddrs, ","), "admin", adminAddr, "routes", len(gw.Snapshot().Config.Routes))
 	// The listeners are open (connections queue until accepted) and the
 	// first snapshot serves. After an upgrade, the parent hands over now;
 	// until it has, it is systemd's main PID and its pings count.
 	status := fmt.Sprintf("serving %d routes on %s", len(gw.Snapshot().Config.Routes), strings.Join(append([]string{listenAddr}, tlsAddrs...), ", "))
 	mainNow, err := up.ready()
 	if err != nil {
+		// Serving already: drain what was accepted; the previous process
+		// (if any) serves on.
 		log.Error("startup failed: could not report readiness (PID file, or the handover from the previous process)", "error", err.Error())
+		shutdown(gw, adminSrv, true, cfg.Server.ShutdownTimeout.D(), "startup failed", log)
 		return 1
 	}
+	log.Info("sluice started", "version", version, "pid", os.Getpid(), "upgraded_from", parentPID, "config", src.String(),
+		"listen", listenAddr, "listen_tls", strings.Join(tlsAddrs, ","), "admin", adminAddr, "routes", len(gw.Snapshot().Config.Routes))
 	var pings <-chan time.Time
 	stopPings := func() {}
 	defer func() { stopPings() }()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,8 +56,9 @@ const handoverFile = "sluice-handover"
 // upgrader is this process's side of the handover, to its parent (when it
 // was started by an upgrade) and to its child.
 type upgrader struct {
-	flip *tableflip.Upgrader
-	log  *slog.Logger
+	flip    *tableflip.Upgrader
+	log     *slog.Logger
+	pidFile string
 	// parent is the connection to the process that started this one (nil
 	// on a first start): the new process writes its PID on it, and reads
 	// "main" once the parent has made it the main PID.
@@ -84,7 +86,7 @@ func newUpgrader(pidFile string, timeout time.Duration, log *slog.Logger) (*upgr
 	if err != nil {
 		return nil, fmt.Errorf("upgrades: %w", err)
 	}
-	u := &upgrader{flip: flip, log: log, done: make(chan struct{}), parentExited: make(chan struct{}), writes: &admin.WriteGate{}}
+	u := &upgrader{flip: flip, log: log, pidFile: pidFile, done: make(chan struct{}), parentExited: make(chan struct{}), writes: &admin.WriteGate{}}
 	go func() {
 		_ = flip.WaitForParent(context.Background())
 		close(u.parentExited)
@@ -145,16 +147,45 @@ func (u *upgrader) listen(key, addr string) (net.Listener, error) {
 	})
 }
 
-// ready says this process serves: it writes the PID file and, after an
-// upgrade, tells the parent (its PID first, on the handover socket, then
-// tableflip's readiness). handedOver is closed once the parent has made
-// this process the main PID (or has gone); nil on a first start.
-func (u *upgrader) ready() (handedOver <-chan struct{}, err error) {
-	if u.parent != nil {
-		if _, err := fmt.Fprintf(u.parent, "pid %d\n", os.Getpid()); err != nil {
-			return nil, fmt.Errorf("upgrades: telling the parent process our PID: %w", err)
+// prepare does, before this process serves, what ready could otherwise
+// fail at once connections are accepted (which would drop them): it
+// writes the PID file (tableflip writes it again in Ready, in the same
+// way) and, after an upgrade, tells the parent its PID.
+func (u *upgrader) prepare() error {
+	if u.pidFile != "" {
+		if err := writePIDFile(u.pidFile); err != nil {
+			return fmt.Errorf("upgrades: PID file: %w", err)
 		}
 	}
+	if u.parent != nil {
+		if _, err := fmt.Fprintf(u.parent, "pid %d\n", os.Getpid()); err != nil {
+			return fmt.Errorf("upgrades: telling the parent process our PID: %w", err)
+		}
+	}
+	return nil
+}
+
+// writePIDFile replaces path with this process's PID in one step.
+func writePIDFile(path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = fmt.Fprint(tmp, os.Getpid())
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// ready says this process serves (tableflip's readiness to the parent,
+// after prepare). handedOver is closed once the parent has made this
+// process the main PID (or has gone); nil on a first start.
+func (u *upgrader) ready() (handedOver <-chan struct{}, err error) {
 	if err := u.flip.Ready(); err != nil {
 		return nil, err
 	}
@@ -212,6 +243,12 @@ func (u *upgrader) upgrade(notify *notifier) (int, error) {
 	}
 	if err := u.flip.Upgrade(); err != nil {
 		u.writes.Open()
+		// The new process may have written the PID file before it failed.
+		if u.pidFile != "" {
+			if werr := writePIDFile(u.pidFile); werr != nil {
+				u.log.Error("upgrade failed, and the PID file could not be given back this process's PID", "error", werr.Error())
+			}
+		}
 		return 0, fmt.Errorf("the new process did not get ready (%v); this one keeps serving", err)
 	}
 	pid, err := u.readPID()

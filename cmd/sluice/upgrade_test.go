@@ -1011,3 +1011,41 @@ routes: [ { name: k, match: { prefix: /k/ }, upstream: up, auth: api_key } ]
 		t.Errorf("the revoked key once the old process has exited: %d, want 401", code)
 	}
 }
+
+// A new process that can't write the PID file fails before it serves:
+// five such upgrades under load drop no request (it would otherwise have
+// accepted connections on the shared sockets and exited without
+// answering them), it logs no "sluice started", and the old process
+// serves on, named by the PID file.
+func TestUpgradeFailingBeforeServingDropsNothing(t *testing.T) {
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "run")
+	if err := os.Mkdir(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(runDir, "sluice.pid")
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"), "SLUICE_PID_FILE="+pidFile)
+	first := s.WaitStart(t, 1)
+	l := startLoad(t, "http://"+s.Addr+"/x", nil)
+	if err := os.RemoveAll(runDir); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 5; n++ {
+		l.progress(t)
+		if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 1 {
+			t.Fatalf("upgrade %d with the PID file's directory gone: exit %d %s %s", n, code, out, errOut)
+		}
+	}
+	l.progress(t)
+	l.end()
+	if f := l.failed.Load(); f != 0 {
+		t.Errorf("%d requests failed: %q", f, l.errs)
+	}
+	if n := s.Starts(); n != 1 {
+		t.Errorf("%d processes logged \"sluice started\"; only the first serves", n)
+	}
+	if got := infoPID(t, s.AdminAddr, ""); got != first.PID {
+		t.Errorf("/info answered by pid %d, want the first %d", got, first.PID)
+	}
+}
