@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -139,11 +140,30 @@ func serve(path, pidFile string, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	slog.SetDefault(log)
 
-	// Signals are caught from the start: one that arrives while the
-	// config loads (a SIGUSR2 sent to every process of the unit during an
-	// upgrade, say) waits for the main loop instead of killing sluice.
+	// Signals are caught from the start: a reload, upgrade or log reopen
+	// signal that arrives while sluice starts (a SIGUSR2 sent to every
+	// process of the unit during an upgrade, say) waits for the main loop
+	// instead of killing sluice. SIGTERM and SIGINT don't wait: until
+	// sluice serves they end it at once (nothing to drain; a new process
+	// of an upgrade that exits leaves the old one serving); after that
+	// they reach the main loop, which drains.
 	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	stopSig := make(chan os.Signal, 2)
+	signal.Notify(stopSig, syscall.SIGTERM, syscall.SIGINT)
+	var startMu sync.Mutex
+	starting := true
+	go func() {
+		for s := range stopSig {
+			startMu.Lock()
+			if starting {
+				log.Error("stopped while starting", "signal", s.String())
+				os.Exit(1)
+			}
+			startMu.Unlock()
+			sig <- s
+		}
+	}()
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -215,6 +235,9 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		}
 		tlsAddrs[i] = tlsLns[i].Addr().String()
 	}
+	startMu.Lock()
+	starting = false // from here on a stop signal drains
+	startMu.Unlock()
 	// What can fail is done before a connection (data or admin) is accepted: a failure
 	// after that would drop what this process had accepted.
 	if err := up.prepare(); err != nil {

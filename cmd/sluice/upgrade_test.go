@@ -1049,3 +1049,63 @@ func TestUpgradeFailingBeforeServingDropsNothing(t *testing.T) {
 		t.Errorf("/info answered by pid %d, want the first %d", got, first.PID)
 	}
 }
+
+// SIGTERM and SIGINT stop sluice while it starts, too: here its config
+// comes from a Consul that accepts connections and never answers (the
+// first load alone would wait 10 s, and it tries five times). The
+// reload and upgrade signals, held while it starts, are not affected.
+func TestServeStopsOnSignalDuringStartup(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ln := testutil.Listen(t)
+			connected := make(chan struct{})
+			var once sync.Once
+			go func() {
+				var held []net.Conn // never answered
+				defer func() {
+					for _, c := range held {
+						c.Close()
+					}
+				}()
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					held = append(held, c)
+					once.Do(func() { close(connected) })
+				}
+			}()
+			t.Cleanup(func() { ln.Close() })
+			dir := t.TempDir()
+			cfg := writeFile(t, dir, "bootstrap.yaml", fmt.Sprintf("consul: { address: %q, config_key: sluice/config }\n", ln.Addr().String()))
+			cmd := exec.Command(testutil.Binary(t, "sluice"), "serve", "-c", cfg)
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			t.Cleanup(func() { _ = cmd.Process.Kill() })
+			select {
+			case <-connected:
+			case err := <-exited:
+				t.Fatalf("sluice exited before asking Consul: %v\n%s", err, out.String())
+			case <-time.After(20 * time.Second):
+				t.Fatal("sluice never asked Consul")
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), "stopped while starting") {
+					t.Errorf("after %v during startup: %v\n%s", sig, err, out.String())
+				}
+			case <-time.After(5 * time.Second): // the config load alone waits 10 s
+				t.Fatalf("sluice did not stop within 5s of %v during startup", sig)
+			}
+		})
+	}
+}
