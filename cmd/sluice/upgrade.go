@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,6 +136,13 @@ func (u *upgrader) newPair() error {
 		_ = u.child.Close()
 	}
 	u.child = conn
+	// AddFile replaced tableflip's previous entry under handoverFile (the
+	// end a failed new process had, or the one inherited from our parent)
+	// without closing it; tableflip offers no way to, and nothing refers
+	// to it now, so its os.File finalizer closes it. Collecting now makes
+	// that happen at once rather than at some later collection: otherwise
+	// each failed upgrade and each generation would hold a socket more.
+	runtime.GC()
 	return nil
 }
 

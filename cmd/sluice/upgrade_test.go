@@ -1109,3 +1109,68 @@ func TestServeStopsOnSignalDuringStartup(t *testing.T) {
 		})
 	}
 }
+
+// unixSockets counts pid's open sockets that are not TCP ones (the
+// handover socket pairs, here).
+func unixSockets(t *testing.T, pid int) int {
+	t.Helper()
+	tcp, _ := tcpInodes(t, pid)
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if inode, ok := strings.CutPrefix(target, "socket:["); err == nil && ok && !tcp[strings.TrimSuffix(inode, "]")] {
+			n++
+		}
+	}
+	return n
+}
+
+// Each process holds its end of the handover socket pair and the other
+// end, kept for its next new process: two sockets, whatever number of
+// upgrades (failed ones included) came before. The end it inherited from
+// its parent is closed once the parent has handed over, and a failed
+// upgrade's pair once the next one starts.
+func TestUpgradeHandoverSocketsDoNotLeak(t *testing.T) {
+	dir := t.TempDir()
+	binPath := filepath.Join(dir, "sluice")
+	data, err := os.ReadFile(testutil.Binary(t, "sluice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := func(content []byte) {
+		t.Helper()
+		if err := os.WriteFile(binPath+".new", content, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(binPath+".new", binPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install(data)
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluiceWith(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"),
+		func(cmd *exec.Cmd) { cmd.Path, cmd.Args[0] = binPath, binPath })
+	prev := s.WaitStart(t, 1)
+	for n := 2; n <= 3; n++ {
+		install([]byte("#!/bin/sh\nexit 3\n"))
+		for range 3 {
+			if code, _, _ := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 1 {
+				t.Fatalf("upgrade to a broken binary: exit %d", code)
+			}
+		}
+		testutil.WaitFor(t, "the old process to hold 2 handover sockets after failed upgrades", func() bool { return unixSockets(t, prev.PID) == 2 })
+		install(data)
+		if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+			t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+		}
+		st := s.WaitStart(t, n)
+		testutil.WaitFor(t, "the old process to exit", func() bool { return processGone(prev.PID) })
+		testutil.WaitFor(t, fmt.Sprintf("process %d to hold 2 handover sockets", n), func() bool { return unixSockets(t, st.PID) == 2 })
+		prev = st
+	}
+}
