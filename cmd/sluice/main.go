@@ -359,7 +359,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 			notify.send("WATCHDOG=1")
 		case <-mainNow:
 			mainNow = nil
-			notify.send("MAINPID="+strconv.Itoa(os.Getpid()), "READY=1", fmt.Sprintf("STATUS=%s (upgraded from pid %d)", status, parentPID))
+			notify.send(notify.withPing("MAINPID="+strconv.Itoa(os.Getpid()), "READY=1", fmt.Sprintf("STATUS=%s (upgraded from pid %d)", status, parentPID))...)
 			pings, stopPings = notify.pings()
 			log.Info("upgrade: this process took over from the previous one", "previous_pid", parentPID)
 		case <-up.handedOver():

@@ -266,7 +266,7 @@ func (u *upgrader) upgrade(notify *notifier) (int, error) {
 		u.log.Warn("upgrade: the new process did not send its PID", "error", err.Error())
 	}
 	if pid > 0 {
-		notify.send("MAINPID="+strconv.Itoa(pid), fmt.Sprintf("STATUS=handed over to pid %d; draining", pid))
+		notify.send(notify.withPing("MAINPID="+strconv.Itoa(pid), fmt.Sprintf("STATUS=handed over to pid %d; draining", pid))...)
 	}
 	u.writes.Shut(fmt.Sprintf("this process has handed over to pid %d; retry", pid))
 	_, _ = u.child.Write([]byte("main\n"))

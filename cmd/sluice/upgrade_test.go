@@ -1174,3 +1174,37 @@ func TestUpgradeHandoverSocketsDoNotLeak(t *testing.T) {
 		prev = st
 	}
 }
+
+// The watchdog sees no gap at an upgrade: the old process pings with its
+// MAINPID= (its last word as the main PID) and the new one with its
+// READY=1 (its first), then every half period as before; accepted pings
+// are never further apart than WatchdogSec.
+func TestUpgradeWatchdogPingsAtHandover(t *testing.T) {
+	dir := t.TempDir()
+	sd := testutil.ListenNotify(t, filepath.Join(dir, "notify.sock"))
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	wrap := func(cmd *exec.Cmd) {
+		cmd.Args = append([]string{"sh", "-c", `WATCHDOG_PID=$$ exec "$0" "$@"`}, cmd.Args...)
+		cmd.Path = "/bin/sh"
+	}
+	s := testutil.StartSluiceWith(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"), wrap,
+		"NOTIFY_SOCKET="+sd.Name, "WATCHDOG_USEC=2000000")
+	first := s.WaitStart(t, 1)
+	m := &testutil.Manager{Main: first.PID, Watchdog: 2 * time.Second}
+	sd.Follow(t, m, "READY=1")
+	sd.Follow(t, m, "WATCHDOG=1")
+	if err := s.Cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	if handover := sd.Follow(t, m, "MAINPID="); !strings.Contains(handover.Text, "WATCHDOG=1") {
+		t.Errorf("the old process's handover carries no watchdog ping: %q", handover.Text)
+	}
+	if ready := sd.Follow(t, m, "READY=1"); !strings.Contains(ready.Text, "WATCHDOG=1") {
+		t.Errorf("the new process's takeover carries no watchdog ping: %q", ready.Text)
+	}
+	sd.Follow(t, m, "WATCHDOG=1")
+	sd.Follow(t, m, "WATCHDOG=1")
+	if len(m.Late) != 0 {
+		t.Errorf("watchdog pings %v apart (WatchdogSec 2s): systemd would have killed sluice", m.Late)
+	}
+}
