@@ -44,9 +44,43 @@ func open(path []byte) bool {
 	return string(path) == "/health" || string(path) == "/ready"
 }
 
+// crossSite is true for a state-changing request (any method but GET,
+// HEAD, OPTIONS) a browser sent on behalf of another site: a page
+// elsewhere can make a browser POST to the admin listener (a form, or a
+// fetch without CORS), with Basic credentials the browser cached, or
+// with none needed under auth: false. Such a request carries
+// Sec-Fetch-Site (cross-site, or same-site for another port or
+// subdomain) or an Origin other than the listener's own (scheme and the
+// Host it was reached at), "null" included. Command-line clients send
+// neither header and pass.
+func crossSite(ctx *fasthttp.RequestCtx) bool {
+	if ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() {
+		return false
+	}
+	h := &ctx.Request.Header
+	if site := string(h.Peek("Sec-Fetch-Site")); site == "cross-site" || site == "same-site" {
+		return true
+	}
+	origin := h.Peek("Origin")
+	if len(origin) == 0 {
+		return false
+	}
+	scheme := "http://"
+	if ctx.IsTLS() {
+		scheme = "https://"
+	}
+	return string(origin) != scheme+string(ctx.Host())
+}
+
 // Wrap puts the guard in front of h.
 func (a *Auth) Wrap(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		if crossSite(ctx) {
+			a.warn("admin request from another site refused", "client_ip", ctx.RemoteIP().String(),
+				"method", string(ctx.Method()), "path", string(ctx.Path()), "origin", string(ctx.Request.Header.Peek("Origin")))
+			writeJSON(ctx, fasthttp.StatusForbidden, map[string]string{"error": "cross-site admin request refused"})
+			return
+		}
 		if !a.enabled || open(ctx.Path()) || a.allowed(ctx.Request.Header.Peek("Authorization")) {
 			h(ctx)
 			return
@@ -56,6 +90,12 @@ func (a *Auth) Wrap(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 			"method", string(ctx.Method()), "path", string(ctx.Path()))
 		ctx.Response.Header.Set("WWW-Authenticate", `Basic realm="sluice admin", charset="UTF-8"`)
 		writeJSON(ctx, fasthttp.StatusUnauthorized, map[string]string{"error": "unauthorized"})
+	}
+}
+
+func (a *Auth) warn(msg string, args ...any) {
+	if a.log != nil {
+		a.log.Warn(msg, args...)
 	}
 }
 
