@@ -179,6 +179,9 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		return 1
 	}
 	defer up.stop()
+	// At the final exit the PID file goes (unless it names another
+	// process by then: the new one of an upgrade).
+	defer up.removePIDFile()
 	parentPID := 0
 	if up.parent != nil {
 		parentPID = os.Getppid()
@@ -340,7 +343,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		// Serving already: drain what was accepted; the previous process
 		// (if any) serves on.
 		log.Error("startup failed: could not report readiness (PID file, or the handover from the previous process)", "error", err.Error())
-		shutdown(gw, adminSrv, true, cfg.Server.ShutdownTimeout.D(), "startup failed", log)
+		shutdown(gw, adminSrv, true, cfg.Server.ShutdownTimeout.D(), "startup failed", sig, log)
 		return 1
 	}
 	log.Info("sluice started", "version", version, "pid", os.Getpid(), "upgraded_from", parentPID, "config", src.String(),
@@ -365,7 +368,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		case <-up.handedOver():
 			// No STOPPING=1: the service goes on, in the new process.
 			stopPings()
-			return shutdown(gw, adminSrv, true, cfg.Server.ShutdownTimeout.D(), fmt.Sprintf("upgraded (pid %d serves now)", up.newPID), log)
+			return shutdown(gw, adminSrv, true, cfg.Server.ShutdownTimeout.D(), fmt.Sprintf("upgraded (pid %d serves now)", up.newPID), sig, log)
 		case err := <-serveErr:
 			log.Error("server stopped", "error", fmt.Sprint(err))
 			return 1
@@ -390,7 +393,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 			}
 			notify.stopping()
 			up.stop() // an upgrade under way kills its new process
-			return shutdown(gw, adminSrv, false, cfg.Server.ShutdownTimeout.D(), s.String(), log)
+			return shutdown(gw, adminSrv, false, cfg.Server.ShutdownTimeout.D(), s.String(), sig, log)
 		}
 	}
 }
@@ -398,11 +401,28 @@ func serve(path, pidFile string, stderr io.Writer) int {
 // shutdown drains. The admin listener stays open while the data plane
 // drains (probes see /ready answer "draining"), unless a new process has
 // taken over: then it closes at once, so admin calls reach the new one.
-func shutdown(gw *edge.Gateway, adminSrv *fasthttp.Server, handedOver bool, timeout time.Duration, why string, log *slog.Logger) int {
+// SIGTERM or SIGINT on sig while draining (a stop during an upgrade's
+// drain, or a second stop signal) cuts the drain short.
+func shutdown(gw *edge.Gateway, adminSrv *fasthttp.Server, handedOver bool, timeout time.Duration, why string, sig <-chan os.Signal, log *slog.Logger) int {
 	log.Info("shutting down: draining in-flight requests", "reason", why, "timeout", timeout.String(),
 		"open_connections", gw.OpenConnections())
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	go func() {
+		for {
+			select {
+			case s := <-sig:
+				if s == syscall.SIGTERM || s == syscall.SIGINT {
+					log.Info("signal while draining: closing the remaining connections now", "signal", s.String(),
+						"open_connections", gw.OpenConnections())
+					cancel()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	adminDone := make(chan struct{})
 	go func() {
 		defer close(adminDone)

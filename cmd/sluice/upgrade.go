@@ -173,6 +173,16 @@ func (u *upgrader) prepare() error {
 	return nil
 }
 
+// removePIDFile removes the PID file if it names this process.
+func (u *upgrader) removePIDFile() {
+	if u.pidFile == "" {
+		return
+	}
+	if b, err := os.ReadFile(u.pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		_ = os.Remove(u.pidFile)
+	}
+}
+
 // writePIDFile replaces path with this process's PID in one step.
 func writePIDFile(path string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")

@@ -1208,3 +1208,60 @@ func TestUpgradeWatchdogPingsAtHandover(t *testing.T) {
 		t.Errorf("watchdog pings %v apart (WatchdogSec 2s): systemd would have killed sluice", m.Late)
 	}
 }
+
+// The PID file goes with the last process: an upgrade leaves it naming
+// the new one (the old one doesn't remove it as it exits), and the new
+// one removes it when it stops.
+func TestServePIDFileRemovedAtFinalExit(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "sluice.pid")
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"), "SLUICE_PID_FILE="+pidFile)
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	st := s.WaitStart(t, 2)
+	if _, err := s.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(pidFile); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(st.PID) {
+		t.Fatalf("PID file after the old process exited: %q %v, want %d", b, err, st.PID)
+	}
+	if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the new process to exit", func() bool { return processGone(st.PID) })
+	if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("PID file after the last process stopped: %v, want it removed", err)
+	}
+}
+
+// A process draining after an upgrade still obeys SIGTERM: it closes what
+// is left at once rather than at the end of server.shutdown_timeout (a
+// stop during the drain, systemd's KillMode=control-group sends it to
+// both processes).
+func TestUpgradeDrainingProcessStopsOnSIGTERM(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n")+
+		"server: { shutdown_timeout: 120s }\n")
+	upload := startSlowUpload(t, "http://"+s.Addr+"/__stub/echo")
+	if _, err := upload.pw.Write(make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the upload to reach the upstream", func() bool { return up.Requests() >= 1 })
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	testutil.WaitFor(t, "the old process to drain", func() bool { return strings.Contains(s.Log(), `"reason":"upgraded (pid `) })
+	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Wait(15 * time.Second); err != nil { // the drain would last 120 s
+		t.Fatalf("the draining process ignored SIGTERM: %v", err)
+	}
+	if !strings.Contains(s.Log(), "signal while draining: closing the remaining connections now") {
+		t.Errorf("the log does not say why the drain was cut short")
+	}
+	if code, _ := testutil.Get(t, "http://"+s.Addr+"/x"); code != 200 {
+		t.Errorf("the new process after the old one stopped: %d", code)
+	}
+}
