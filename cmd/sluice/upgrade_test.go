@@ -44,17 +44,8 @@ func sluiceUpgrade(t *testing.T, env []string, args ...string) (code int, stdout
 	return 0, out.String(), errb.String()
 }
 
-// processGone is true once pid has exited (a zombie not yet reaped by
-// whoever inherited it counts as exited).
-func processGone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	// pid (comm) STATE ...: comm may hold spaces, so after the last ')'.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && (f[0] == "Z" || f[0] == "X")
-}
+// processGone is true once pid has exited (testutil.ProcessGone).
+func processGone(pid int) bool { return testutil.ProcessGone(pid) }
 
 // infoPID asks /info which process answers.
 func infoPID(t *testing.T, adminAddr, password string) int {

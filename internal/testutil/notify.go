@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -112,16 +111,6 @@ type Manager struct {
 	lastPing time.Time
 }
 
-// alive is true while pid is a process that has not exited (a zombie has).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
-}
-
 // Follow reads notifications until one accepted from the main PID
 // contains want, applying MAINPID= as it goes. It fails the test after 10 s.
 func (n *NotifySocket) Follow(t testing.TB, m *Manager, want string) Notification {
@@ -146,7 +135,7 @@ func (n *NotifySocket) Follow(t testing.TB, m *Manager, want string) Notificatio
 			}
 			for _, l := range strings.Split(msg.Text, "\n") {
 				if v, ok := strings.CutPrefix(l, "MAINPID="); ok {
-					if pid, err := strconv.Atoi(v); err == nil && alive(pid) {
+					if pid, err := strconv.Atoi(v); err == nil && !ProcessGone(pid) {
 						m.Main = pid
 					} else {
 						m.DeadMainID = append(m.DeadMainID, pid)
