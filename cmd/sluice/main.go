@@ -191,7 +191,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 	// the others (two ":0" addresses of one role are told apart by count).
 	seen := map[string]int{}
 	listen := func(role, addr string) (net.Listener, error) {
-		key := role + " " + addr
+		key := role + " " + listenKey(addr)
 		if seen[key]++; seen[key] > 1 {
 			key += "#" + strconv.Itoa(seen[key])
 		}
@@ -396,6 +396,29 @@ func serve(path, pidFile string, stderr io.Writer) int {
 			return shutdown(gw, adminSrv, false, cfg.Server.ShutdownTimeout.D(), s.String(), sig, log)
 		}
 	}
+}
+
+// listenKey is addr as a socket is told apart by: the wildcard however
+// written (":80", "0.0.0.0:80", "[::]:80": Go listens on all of them the
+// same way, dual-stack), an IP in its canonical form, a named port as its
+// number. So a config that writes the same address another way inherits
+// the socket rather than failing to open a second one next to it.
+func listenKey(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if p, err := net.LookupPort("tcp", port); err == nil {
+		port = strconv.Itoa(p)
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsUnspecified() {
+			host = ""
+		} else {
+			host = ip.String()
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // shutdown drains. The admin listener stays open while the data plane

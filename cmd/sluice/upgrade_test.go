@@ -1256,3 +1256,49 @@ func TestUpgradeDrainingProcessStopsOnSIGTERM(t *testing.T) {
 		t.Errorf("the new process after the old one stopped: %d", code)
 	}
 }
+
+// A listen address written another way for the same socket (":PORT",
+// "0.0.0.0:PORT": both the wildcard, as Go listens on it) is inherited,
+// not opened again next to the old process's socket (which fails:
+// address in use).
+func TestUpgradeListenSpelledDifferently(t *testing.T) {
+	_, port, _ := net.SplitHostPort(testutil.DeadAddr(t))
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	config := func(listen string) string {
+		return strings.Replace(sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"),
+			"listen: 127.0.0.1:0\n", "listen: "+listen+"\n", 1)
+	}
+	s := testutil.StartSluice(t, config(":"+port))
+	writeConfig(t, s.ConfigPath, config("0.0.0.0:"+port))
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade with the listen address spelled differently: exit %d %s %s", code, out, errOut)
+	}
+	st := s.WaitStart(t, 2)
+	if code, _ := testutil.Get(t, "http://127.0.0.1:"+port+"/x"); code != 200 {
+		t.Errorf("after the upgrade: %d", code)
+	}
+	if _, err := s.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := infoPID(t, s.AdminAddr, ""); got != st.PID {
+		t.Errorf("/info answered by %d, want the new %d", got, st.PID)
+	}
+}
+
+func TestListenKey(t *testing.T) {
+	for in, want := range map[string]string{
+		":8080":           ":8080",
+		"0.0.0.0:8080":    ":8080",
+		"[::]:8080":       ":8080",
+		"127.0.0.1:0":     "127.0.0.1:0",
+		"[::1]:443":       "[::1]:443",
+		"[0:0::1]:443":    "[::1]:443",
+		"localhost:8080":  "localhost:8080",
+		"not an address":  "not an address",
+		"127.0.0.1:https": "127.0.0.1:443",
+	} {
+		if got := listenKey(in); got != want {
+			t.Errorf("listenKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
