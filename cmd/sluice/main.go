@@ -384,17 +384,21 @@ func serve(path, pidFile string, stderr io.Writer) int {
 				continue
 			}
 			if s == syscall.SIGUSR1 {
-				if err := gw.ReopenAccessLog(); err != nil {
-					log.Error("SIGUSR1: reopening the access log failed; writing it to stderr", "error", err.Error())
-				} else {
-					log.Info("SIGUSR1: access log reopened")
-				}
+				reopenAccessLog(gw, log)
 				continue
 			}
 			notify.stopping()
 			up.stop() // an upgrade under way kills its new process
 			return shutdown(gw, adminSrv, false, cfg.Server.ShutdownTimeout.D(), s.String(), sig, log)
 		}
+	}
+}
+
+func reopenAccessLog(gw *edge.Gateway, log *slog.Logger) {
+	if err := gw.ReopenAccessLog(); err != nil {
+		log.Error("SIGUSR1: reopening the access log failed; writing it to stderr", "error", err.Error())
+	} else {
+		log.Info("SIGUSR1: access log reopened")
 	}
 }
 
@@ -425,7 +429,8 @@ func listenKey(addr string) string {
 // drains (probes see /ready answer "draining"), unless a new process has
 // taken over: then it closes at once, so admin calls reach the new one.
 // SIGTERM or SIGINT on sig while draining (a stop during an upgrade's
-// drain, or a second stop signal) cuts the drain short.
+// drain, or a second stop signal) cuts the drain short; SIGUSR1 still
+// reopens the access log (logrotate signals every process of the unit).
 func shutdown(gw *edge.Gateway, adminSrv *fasthttp.Server, handedOver bool, timeout time.Duration, why string, sig <-chan os.Signal, log *slog.Logger) int {
 	log.Info("shutting down: draining in-flight requests", "reason", why, "timeout", timeout.String(),
 		"open_connections", gw.OpenConnections())
@@ -435,6 +440,10 @@ func shutdown(gw *edge.Gateway, adminSrv *fasthttp.Server, handedOver bool, time
 		for {
 			select {
 			case s := <-sig:
+				if s == syscall.SIGUSR1 { // logrotate during a drain
+					reopenAccessLog(gw, log)
+					continue
+				}
 				if s == syscall.SIGTERM || s == syscall.SIGINT {
 					log.Info("signal while draining: closing the remaining connections now", "signal", s.String(),
 						"open_connections", gw.OpenConnections())

@@ -1302,3 +1302,40 @@ func TestListenKey(t *testing.T) {
 		}
 	}
 }
+
+// logrotate during an upgrade's drain: the draining process still obeys
+// SIGUSR1, so the line of the request it finishes lands in the new file.
+func TestUpgradeDrainingProcessReopensAccessLog(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	s := testutil.StartSluice(t, "access_log: { enabled: true, output: "+logPath+" }\n"+
+		sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"))
+	first := s.WaitStart(t, 1)
+	upload := startSlowUpload(t, "http://"+s.Addr+"/__stub/echo")
+	if _, err := upload.pw.Write(make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the upload to reach the upstream", func() bool { return up.Requests() >= 1 })
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	testutil.WaitFor(t, "the old process to drain", func() bool { return strings.Contains(s.Log(), `"reason":"upgraded (pid `) })
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(first.PID, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the draining process to reopen its access log", func() bool { return strings.Contains(s.Log(), "access log reopened") })
+	_ = upload.pw.Close()
+	if got := <-upload.result; !strings.HasPrefix(got, "200 ") {
+		t.Fatalf("the upload through the draining process: %.200s", got)
+	}
+	if _, err := s.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(b), `"path":"/__stub/echo"`) {
+		t.Errorf("the finished upload is not in the new access log:\n%s", b)
+	}
+}
