@@ -238,6 +238,15 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		}
 		tlsAddrs[i] = tlsLns[i].Addr().String()
 	}
+	var aln net.Listener // nil with admin.listen: off
+	adminAddr := "off"
+	if cfg.Admin.Listen != "off" {
+		if aln, err = listen("admin", cfg.Admin.Listen); err != nil {
+			log.Error("admin listen failed", "listen", cfg.Admin.Listen, "error", err.Error())
+			return 1
+		}
+		adminAddr = aln.Addr().String()
+	}
 	startMu.Lock()
 	starting = false // from here on a stop signal drains
 	startMu.Unlock()
@@ -279,14 +288,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 	}
 
 	var adminSrv *fasthttp.Server
-	adminAddr := "off"
-	if cfg.Admin.Listen != "off" {
-		aln, err := listen("admin", cfg.Admin.Listen)
-		if err != nil {
-			log.Error("admin listen failed", "listen", cfg.Admin.Listen, "error", err.Error())
-			return 1
-		}
-		adminAddr = aln.Addr().String()
+	if aln != nil {
 		adminSrv = &fasthttp.Server{
 			Name:         "sluice-admin",
 			ReadTimeout:  10 * time.Second,
