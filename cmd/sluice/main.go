@@ -287,6 +287,13 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		return pid, nil
 	}
 
+	// Key and quota writes are gated during upgrades only when they go
+	// to files (keys in a file store, or quotas without Redis): Redis is
+	// shared by both processes and needs no gate.
+	var fileWrites *admin.WriteGate
+	if cfg.Auth.APIKeys.Store != "redis" || cfg.Redis == nil {
+		fileWrites = up.writes
+	}
 	var adminSrv *fasthttp.Server
 	if aln != nil {
 		adminSrv = &fasthttp.Server{
@@ -311,7 +318,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 				Keys:          gw.KeyStore(),
 				Quotas:        gw.Quotas(),
 				Metrics:       gw.Metrics().Handler,
-				Writes:        up.writes,
+				Writes:        fileWrites,
 			})),
 		}
 		go func() {
