@@ -436,3 +436,30 @@ func TestAdminRefusesCrossSiteWrites(t *testing.T) {
 		}
 	}
 }
+
+// While the write gate is shut (an upgrade), quota resets are refused
+// with 503, a reason and Retry-After; reads still answer; once open,
+// writes go through again.
+func TestWriteGate(t *testing.T) {
+	q, _ := limiter.OpenLocalQuotas("", time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer q.Close()
+	q.Take("key1", 10, time.Hour)
+	gate := &WriteGate{}
+	h := Handler(Hooks{Quotas: q, Writes: gate})
+	gate.Shut("an upgrade is under way; retry")
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("/admin/quotas/key1/reset")
+	h(&ctx)
+	if ctx.Response.StatusCode() != 503 || !strings.Contains(string(ctx.Response.Body()), "an upgrade is under way") ||
+		string(ctx.Response.Header.Peek("Retry-After")) == "" {
+		t.Errorf("reset through a shut gate: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	if code, _, _ := call(h, "GET", "/admin/quotas/key1"); code != 200 {
+		t.Errorf("a read through a shut gate: %d", code)
+	}
+	gate.Open()
+	if code, _, _ := call(h, "POST", "/admin/quotas/key1/reset"); code != 200 {
+		t.Errorf("reset through an open gate: %d", code)
+	}
+}
