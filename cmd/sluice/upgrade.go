@@ -49,7 +49,18 @@ import (
 // main PID, sends READY=1 and takes over the watchdog pings. The PID file
 // (serve -pid-file, the unit's PIDFile=) is written by the new process
 // when it is ready, so systemd also finds the new main PID there should
-// the old one exit before its MAINPID= is read.
+// the old one exit before its MAINPID= is read. Both messages carry a
+// watchdog ping, so the watchdog sees no gap at the handover.
+//
+// Each upgrade gets a fresh handover socket pair (newPair): nothing a
+// failed new process wrote can be read by the next upgrade. The new
+// process does what can fail (the PID file, its PID to the parent)
+// before it accepts a connection. API keys in a file and quota counts in
+// limits.quota_file are held in memory by each process and written whole:
+// admin writes to them are refused (admin.WriteGate) while two processes
+// could write, and the new process saves no quota counts until the old
+// one has exited, then adds what the old one counted meanwhile (main.go,
+// limiter.LocalQuotas.MergeSaved).
 
 // handoverFile names the socket pair end passed to the new process.
 const handoverFile = "sluice-handover"
