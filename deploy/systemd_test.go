@@ -260,19 +260,8 @@ routes: [ { name: all, match: { prefix: / }, upstream: app } ]
 	}
 	sd.Next(t, "STOPPING=1")
 	stop, _ := time.ParseDuration(svc["TimeoutStopSec"][0])
-	// Not our child (the old process started it): gone from /proc, or a
-	// zombie its new parent has not reaped yet, once it has exited.
-	deadline := time.Now().Add(stop)
-	for {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil || strings.Contains(string(b), ") Z ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sluice did not exit within TimeoutStopSec (%v)", stop)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Not our child (the old process started it).
+	testutil.WaitForWithin(t, stop, "sluice to exit within TimeoutStopSec", func() bool { return testutil.ProcessGone(pid) })
 	testutil.WaitFor(t, "both processes to log their drain", func() bool {
 		return strings.Count(p.Log(), `"msg":"shutdown complete"`) == 2
 	})

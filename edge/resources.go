@@ -238,6 +238,15 @@ func (r *resources) redisFallback() map[string]bool {
 // KeyStore is the API key store (for the admin API).
 func (g *Gateway) KeyStore() auth.KeyStore { return g.res.keys }
 
+// HoldQuotaSaves stops saving file-backed quota counts until
+// MergeSavedQuotas (see limiter.LocalQuotas.Hold): for a process started
+// by an upgrade, while its parent still counts and saves.
+func (g *Gateway) HoldQuotaSaves() { g.res.localQ.Hold() }
+
+// MergeSavedQuotas adds what the parent counted (saved as it exited) to
+// this process's quota counts and resumes saving.
+func (g *Gateway) MergeSavedQuotas() error { return g.res.localQ.MergeSaved() }
+
 // Quotas is the quota store (for the admin API).
 func (g *Gateway) Quotas() limiter.Quotas { return g.res.quotas }
 

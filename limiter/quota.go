@@ -80,9 +80,13 @@ type LocalQuotas struct {
 	mu    sync.Mutex
 	m     map[string]*quotaState
 	dirty atomic.Bool
-	stop  chan struct{}
-	done  chan struct{}
-	log   *slog.Logger
+	// held stops saving (Hold) until MergeSaved; base is the file as
+	// loaded, to tell what another process counted since.
+	held atomic.Bool
+	base map[string]quotaState
+	stop chan struct{}
+	done chan struct{}
+	log  *slog.Logger
 }
 
 type quotaState struct {
@@ -112,6 +116,75 @@ func OpenLocalQuotas(path string, interval time.Duration, log *slog.Logger) (*Lo
 	return q, nil
 }
 
+// Hold stops saving until MergeSaved, Close included: a process started
+// by an upgrade counts alongside its parent, which still saves to the
+// same file; the parent's counts must not be overwritten. Called before
+// the first Take: what is held now is the state as loaded.
+func (q *LocalQuotas) Hold() {
+	if q.path == "" {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.base = make(map[string]quotaState, len(q.m))
+	for k, st := range q.m {
+		q.base[k] = *st
+	}
+	q.held.Store(true)
+}
+
+// MergeSaved re-reads the file (saved by the parent as it exited) and
+// adds to this store's counts what was counted there since this store
+// loaded it, per key and window; then saving resumes. Counts are added,
+// not maxed: both processes counted distinct requests on top of the same
+// loaded state.
+func (q *LocalQuotas) MergeSaved() error {
+	if q.path == "" || !q.held.Load() {
+		return nil
+	}
+	defer q.held.Store(false)
+	data, err := os.ReadFile(q.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("quota store %s: %w", q.path, err)
+	}
+	var saved map[string]quotaState
+	if err := json.Unmarshal(data, &saved); err != nil {
+		return fmt.Errorf("quota store %s: %w", q.path, err)
+	}
+	now := time.Now().UnixNano()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for key, o := range saved {
+		if o.Per <= 0 {
+			continue
+		}
+		w := now / o.Per
+		oc, op := slide(o.W, o.C, o.P, w)
+		var bc, bp int64
+		if b, ok := q.base[key]; ok && b.Per == o.Per {
+			bc, bp = slide(b.W, b.C, b.P, w)
+		}
+		n := q.m[key]
+		switch {
+		case n == nil:
+			n = &quotaState{W: w, Per: o.Per}
+			q.m[key] = n
+		case n.Per != o.Per:
+			continue // the route's period changed: this process's count stands
+		default:
+			n.C, n.P = slide(n.W, n.C, n.P, w)
+			n.W = w
+		}
+		n.C += max(oc-bc, 0)
+		n.P += max(op-bp, 0)
+	}
+	q.base = nil
+	q.dirty.Store(true)
+	return nil
+}
+
 func (q *LocalQuotas) saveLoop(interval time.Duration) {
 	defer close(q.done)
 	if q.path == "" {
@@ -132,7 +205,7 @@ func (q *LocalQuotas) saveLoop(interval time.Duration) {
 }
 
 func (q *LocalQuotas) save() {
-	if !q.dirty.Swap(false) {
+	if q.held.Load() || !q.dirty.Swap(false) {
 		return
 	}
 	q.mu.Lock()

@@ -105,3 +105,49 @@ func TestRedisQuotasSharedAndFallback(t *testing.T) {
 		t.Fatalf("with Redis down quotas must count locally: %+v %v", res, err)
 	}
 }
+
+// Two processes on one quota file, as during an upgrade: the new one
+// (held) saves nothing while the old one counts; once the old one has
+// saved at exit, the new one adds what the old one counted since it
+// loaded the file. Counts from both are kept, none twice.
+func TestLocalQuotasMergeSaved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "quotas.json")
+	old, err := OpenLocalQuotas(path, time.Hour, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	take := func(q *LocalQuotas, key string, n int) {
+		for range n {
+			if _, err := q.Take(key, 100, 24*time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	take(old, "a", 4)
+	old.Close()
+	old, _ = OpenLocalQuotas(path, time.Hour, quietLog()) // a first process, 4 counts saved
+	next, _ := OpenLocalQuotas(path, time.Hour, quietLog())
+	next.Hold()
+	take(old, "a", 3)
+	take(old, "b", 1)
+	take(next, "a", 2)
+	next.Close() // held: must not overwrite the old process's file
+	next, _ = OpenLocalQuotas(path, time.Hour, quietLog())
+	next.Hold()
+	take(next, "a", 2)
+	old.Close()
+	if err := next.MergeSaved(); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]int{"a": 4 + 3 + 2, "b": 1} {
+		if u, err := next.Usage(key); err != nil || u.Current != want {
+			t.Errorf("%s: %+v %v, want %d counts", key, u, err, want)
+		}
+	}
+	next.Close()
+	again, _ := OpenLocalQuotas(path, time.Hour, quietLog())
+	defer again.Close()
+	if u, _ := again.Usage("a"); u.Current != 9 {
+		t.Errorf("saved after the merge: %+v, want 9", u)
+	}
+}

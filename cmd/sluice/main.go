@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -139,11 +140,30 @@ func serve(path, pidFile string, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	slog.SetDefault(log)
 
-	// Signals are caught from the start: one that arrives while the
-	// config loads (a SIGUSR2 sent to every process of the unit during an
-	// upgrade, say) waits for the main loop instead of killing sluice.
+	// Signals are caught from the start: a reload, upgrade or log reopen
+	// signal that arrives while sluice starts (a SIGUSR2 sent to every
+	// process of the unit during an upgrade, say) waits for the main loop
+	// instead of killing sluice. SIGTERM and SIGINT don't wait: until
+	// sluice serves they end it at once (nothing to drain; a new process
+	// of an upgrade that exits leaves the old one serving); after that
+	// they reach the main loop, which drains.
 	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	stopSig := make(chan os.Signal, 2)
+	signal.Notify(stopSig, syscall.SIGTERM, syscall.SIGINT)
+	var startMu sync.Mutex
+	starting := true
+	go func() {
+		for s := range stopSig {
+			startMu.Lock()
+			if starting {
+				log.Error("stopped while starting", "signal", s.String())
+				os.Exit(1)
+			}
+			startMu.Unlock()
+			sig <- s
+		}
+	}()
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -159,6 +179,9 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		return 1
 	}
 	defer up.stop()
+	// At the final exit the PID file goes (unless it names another
+	// process by then: the new one of an upgrade).
+	defer up.removePIDFile()
 	parentPID := 0
 	if up.parent != nil {
 		parentPID = os.Getppid()
@@ -168,7 +191,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 	// the others (two ":0" addresses of one role are told apart by count).
 	seen := map[string]int{}
 	listen := func(role, addr string) (net.Listener, error) {
-		key := role + " " + addr
+		key := role + " " + listenKey(addr)
 		if seen[key]++; seen[key] > 1 {
 			key += "#" + strconv.Itoa(seen[key])
 		}
@@ -184,6 +207,18 @@ func serve(path, pidFile string, stderr io.Writer) int {
 	if err != nil {
 		log.Error("startup failed", "error", err.Error())
 		return 1
+	}
+	if up.parent != nil {
+		// Quota counts in a file: the parent counts and saves until it
+		// exits; this process saves nothing until then, and then adds
+		// what the parent counted since this one loaded the file.
+		gw.HoldQuotaSaves()
+		go func() {
+			<-up.parentExited
+			if err := gw.MergeSavedQuotas(); err != nil {
+				log.Error("upgrade: could not take over the previous process's quota counts", "error", err.Error())
+			}
+		}()
 	}
 	var ln net.Listener // nil with listen: off (TLS listeners only)
 	listenAddr := "off"
@@ -202,6 +237,24 @@ func serve(path, pidFile string, stderr io.Writer) int {
 			return 1
 		}
 		tlsAddrs[i] = tlsLns[i].Addr().String()
+	}
+	var aln net.Listener // nil with admin.listen: off
+	adminAddr := "off"
+	if cfg.Admin.Listen != "off" {
+		if aln, err = listen("admin", cfg.Admin.Listen); err != nil {
+			log.Error("admin listen failed", "listen", cfg.Admin.Listen, "error", err.Error())
+			return 1
+		}
+		adminAddr = aln.Addr().String()
+	}
+	startMu.Lock()
+	starting = false // from here on a stop signal drains
+	startMu.Unlock()
+	// What can fail is done before a connection (data or admin) is accepted: a failure
+	// after that would drop what this process had accepted.
+	if err := up.prepare(); err != nil {
+		log.Error("startup failed: could not report readiness (PID file, or the handover from the previous process)", "error", err.Error())
+		return 1
 	}
 	certs := &certWatcher{ctx: ctx, gw: gw, log: log}
 	reload := func() error {
@@ -234,15 +287,15 @@ func serve(path, pidFile string, stderr io.Writer) int {
 		return pid, nil
 	}
 
+	// Key and quota writes are gated during upgrades only when they go
+	// to files (keys in a file store, or quotas without Redis): Redis is
+	// shared by both processes and needs no gate.
+	var fileWrites *admin.WriteGate
+	if cfg.Auth.APIKeys.Store != "redis" || cfg.Redis == nil {
+		fileWrites = up.writes
+	}
 	var adminSrv *fasthttp.Server
-	adminAddr := "off"
-	if cfg.Admin.Listen != "off" {
-		aln, err := listen("admin", cfg.Admin.Listen)
-		if err != nil {
-			log.Error("admin listen failed", "listen", cfg.Admin.Listen, "error", err.Error())
-			return 1
-		}
-		adminAddr = aln.Addr().String()
+	if aln != nil {
 		adminSrv = &fasthttp.Server{
 			Name:         "sluice-admin",
 			ReadTimeout:  10 * time.Second,
@@ -268,6 +321,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 				PurgeCache:    gw.PurgeCache,
 				Metrics:       gw.Metrics().Handler,
 				PrometheusURL: func() string { return gw.Snapshot().Config.Admin.PrometheusURL },
+				Writes:        fileWrites,
 			})),
 		}
 		go func() {
@@ -292,17 +346,20 @@ func serve(path, pidFile string, stderr io.Writer) int {
 	for i, l := range tlsLns {
 		go func() { serveErr <- gw.ServeTLS(l, i) }()
 	}
-	log.Info("sluice started", "version", version, "pid", os.Getpid(), "upgraded_from", parentPID, "config", src.String(),
-		"listen", listenAddr, "listen_tls", strings.Join(tlsAddrs, ","), "admin", adminAddr, "routes", len(gw.Snapshot().Config.Routes))
 	// The listeners are open (connections queue until accepted) and the
 	// first snapshot serves. After an upgrade, the parent hands over now;
 	// until it has, it is systemd's main PID and its pings count.
 	status := fmt.Sprintf("serving %d routes on %s", len(gw.Snapshot().Config.Routes), strings.Join(append([]string{listenAddr}, tlsAddrs...), ", "))
 	mainNow, err := up.ready()
 	if err != nil {
+		// Serving already: drain what was accepted; the previous process
+		// (if any) serves on.
 		log.Error("startup failed: could not report readiness (PID file, or the handover from the previous process)", "error", err.Error())
+		shutdown(gw, adminSrv, true, cfg.Server.ShutdownTimeout.D(), "startup failed", sig, log)
 		return 1
 	}
+	log.Info("sluice started", "version", version, "pid", os.Getpid(), "upgraded_from", parentPID, "config", src.String(),
+		"listen", listenAddr, "listen_tls", strings.Join(tlsAddrs, ","), "admin", adminAddr, "routes", len(gw.Snapshot().Config.Routes))
 	var pings <-chan time.Time
 	stopPings := func() {}
 	defer func() { stopPings() }()
@@ -317,13 +374,13 @@ func serve(path, pidFile string, stderr io.Writer) int {
 			notify.send("WATCHDOG=1")
 		case <-mainNow:
 			mainNow = nil
-			notify.send("MAINPID="+strconv.Itoa(os.Getpid()), "READY=1", fmt.Sprintf("STATUS=%s (upgraded from pid %d)", status, parentPID))
+			notify.send(notify.withPing("MAINPID="+strconv.Itoa(os.Getpid()), "READY=1", fmt.Sprintf("STATUS=%s (upgraded from pid %d)", status, parentPID))...)
 			pings, stopPings = notify.pings()
 			log.Info("upgrade: this process took over from the previous one", "previous_pid", parentPID)
 		case <-up.handedOver():
 			// No STOPPING=1: the service goes on, in the new process.
 			stopPings()
-			return shutdown(gw, adminSrv, true, cfg.Server.ShutdownTimeout.D(), fmt.Sprintf("upgraded (pid %d serves now)", up.newPID), log)
+			return shutdown(gw, adminSrv, true, cfg.Server.ShutdownTimeout.D(), fmt.Sprintf("upgraded (pid %d serves now)", up.newPID), sig, log)
 		case err := <-serveErr:
 			log.Error("server stopped", "error", fmt.Sprint(err))
 			return 1
@@ -339,28 +396,77 @@ func serve(path, pidFile string, stderr io.Writer) int {
 				continue
 			}
 			if s == syscall.SIGUSR1 {
-				if err := gw.ReopenAccessLog(); err != nil {
-					log.Error("SIGUSR1: reopening the access log failed; writing it to stderr", "error", err.Error())
-				} else {
-					log.Info("SIGUSR1: access log reopened")
-				}
+				reopenAccessLog(gw, log)
 				continue
 			}
 			notify.stopping()
 			up.stop() // an upgrade under way kills its new process
-			return shutdown(gw, adminSrv, false, cfg.Server.ShutdownTimeout.D(), s.String(), log)
+			return shutdown(gw, adminSrv, false, cfg.Server.ShutdownTimeout.D(), s.String(), sig, log)
 		}
 	}
+}
+
+func reopenAccessLog(gw *edge.Gateway, log *slog.Logger) {
+	if err := gw.ReopenAccessLog(); err != nil {
+		log.Error("SIGUSR1: reopening the access log failed; writing it to stderr", "error", err.Error())
+	} else {
+		log.Info("SIGUSR1: access log reopened")
+	}
+}
+
+// listenKey is addr as a socket is told apart by: the wildcard however
+// written (":80", "0.0.0.0:80", "[::]:80": Go listens on all of them the
+// same way, dual-stack), an IP in its canonical form, a named port as its
+// number. So a config that writes the same address another way inherits
+// the socket rather than failing to open a second one next to it.
+func listenKey(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if p, err := net.LookupPort("tcp", port); err == nil {
+		port = strconv.Itoa(p)
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsUnspecified() {
+			host = ""
+		} else {
+			host = ip.String()
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // shutdown drains. The admin listener stays open while the data plane
 // drains (probes see /ready answer "draining"), unless a new process has
 // taken over: then it closes at once, so admin calls reach the new one.
-func shutdown(gw *edge.Gateway, adminSrv *fasthttp.Server, handedOver bool, timeout time.Duration, why string, log *slog.Logger) int {
+// SIGTERM or SIGINT on sig while draining (a stop during an upgrade's
+// drain, or a second stop signal) cuts the drain short; SIGUSR1 still
+// reopens the access log (logrotate signals every process of the unit).
+func shutdown(gw *edge.Gateway, adminSrv *fasthttp.Server, handedOver bool, timeout time.Duration, why string, sig <-chan os.Signal, log *slog.Logger) int {
 	log.Info("shutting down: draining in-flight requests", "reason", why, "timeout", timeout.String(),
 		"open_connections", gw.OpenConnections())
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	go func() {
+		for {
+			select {
+			case s := <-sig:
+				if s == syscall.SIGUSR1 { // logrotate during a drain
+					reopenAccessLog(gw, log)
+					continue
+				}
+				if s == syscall.SIGTERM || s == syscall.SIGINT {
+					log.Info("signal while draining: closing the remaining connections now", "signal", s.String(),
+						"open_connections", gw.OpenConnections())
+					cancel()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	adminDone := make(chan struct{})
 	go func() {
 		defer close(adminDone)

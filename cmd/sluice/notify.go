@@ -57,6 +57,18 @@ func (n *notifier) send(lines ...string) {
 	}
 }
 
+// withPing adds WATCHDOG=1 to lines when this process pings the
+// watchdog: the handover message of the old process and the takeover
+// message of the new one carry one, so the gap between the old one's
+// last periodic ping and the new one's first stays under half a period
+// (each would otherwise be up to half a period away from the handover).
+func (n *notifier) withPing(lines ...string) []string {
+	if n == nil || n.watchdog == 0 {
+		return lines
+	}
+	return append(lines, "WATCHDOG=1")
+}
+
 func (n *notifier) ready(status string) { n.send("READY=1", "STATUS="+status) }
 
 // reloading carries MONOTONIC_USEC, which Type=notify-reload (systemd

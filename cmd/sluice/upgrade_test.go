@@ -44,17 +44,8 @@ func sluiceUpgrade(t *testing.T, env []string, args ...string) (code int, stdout
 	return 0, out.String(), errb.String()
 }
 
-// processGone is true once pid has exited (a zombie not yet reaped by
-// whoever inherited it counts as exited).
-func processGone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	// pid (comm) STATE ...: comm may hold spaces, so after the last ')'.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && (f[0] == "Z" || f[0] == "X")
-}
+// processGone is true once pid has exited (testutil.ProcessGone).
+func processGone(pid int) bool { return testutil.ProcessGone(pid) }
 
 // infoPID asks /info which process answers.
 func infoPID(t *testing.T, adminAddr, password string) int {
@@ -798,5 +789,553 @@ routes: [ { name: k, match: { prefix: /k/ }, upstream: up, auth: api_key } ]
 	ra.Stop()
 	if code := authedGet(t, url, "X-API-Key", inB); code != 200 {
 		t.Errorf("a key created after the upgrade, redis A stopped: %d, want 200", code)
+	}
+}
+
+// A new process that fails after it said who it is (its PID file could
+// not be written) leaves nothing behind for the next upgrade: that one
+// reports the PID of the process that serves, to `sluice upgrade` and
+// to systemd as MAINPID= (systemd refuses a dead one, and then every
+// notification of the real new process, watchdog pings included).
+func TestUpgradeAfterFailedOneReportsLivePID(t *testing.T) {
+	dir := t.TempDir()
+	sd := testutil.ListenNotify(t, filepath.Join(dir, "notify.sock"))
+	runDir := filepath.Join(dir, "run")
+	if err := os.Mkdir(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(runDir, "sluice.pid")
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"),
+		"NOTIFY_SOCKET="+sd.Name, "SLUICE_PID_FILE="+pidFile)
+	first := s.WaitStart(t, 1)
+	m := &testutil.Manager{Main: first.PID}
+	sd.Follow(t, m, "READY=1")
+
+	if err := os.RemoveAll(runDir); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 1 {
+		t.Fatalf("upgrade with the PID file's directory gone: exit %d %s %s", code, out, errOut)
+	}
+	if err := os.Mkdir(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr)
+	if code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	b, _ := os.ReadFile(pidFile)
+	serving, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if want := fmt.Sprintf("ok: pid %d serves now", serving); serving == 0 || !strings.Contains(out, want) {
+		t.Errorf("sluice upgrade said %q; the PID file names %d", out, serving)
+	}
+	sd.Follow(t, m, "MAINPID=")
+	if m.Main != serving || len(m.DeadMainID) != 0 {
+		t.Errorf("systemd's main PID is %d (refused dead ones: %v), want %d", m.Main, m.DeadMainID, serving)
+	}
+	sd.Follow(t, m, "READY=1") // from the new main PID: accepted
+	if code, _ := testutil.Get(t, "http://"+s.Addr+"/x"); code != 200 {
+		t.Errorf("after the upgrade: %d", code)
+	}
+}
+
+// Quotas counted in memory and saved to limits.quota_file survive an
+// upgrade: the old process saves its counts as it exits, the new one
+// (which saves nothing meanwhile) then adds what the old one counted
+// since it started to its own counts. No count is lost or counted twice.
+func TestUpgradeKeepsFileQuotaCounts(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, sluiceConfig(up.URL,
+		"  - { name: q, match: { prefix: / }, upstream: up, quota: { limit: 1000, per: 24h, key: ip } }\n")+
+		"limits: { quota_file: quotas.json }\n")
+	first := s.WaitStart(t, 1)
+	remaining := func() string {
+		t.Helper()
+		resp, err := http.Get("http://" + s.Addr + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.Header.Get("X-Quota-Remaining")
+	}
+	for range 20 {
+		remaining()
+	}
+	if got := remaining(); got != "979" {
+		t.Fatalf("21st request: %s remaining, want 979", got)
+	}
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	testutil.WaitFor(t, "the old process to exit", func() bool { return processGone(first.PID) })
+	// The new process takes the counts over once the old one has exited.
+	testutil.WaitFor(t, "the new process to hold the old one's 21 counts", func() bool {
+		code, body := testutil.Get(t, "http://"+s.AdminAddr+"/admin/quotas/127.0.0.1")
+		var u struct {
+			Current int `json:"current_window"`
+		}
+		return code == 200 && json.Unmarshal([]byte(body), &u) == nil && u.Current == 21
+	})
+	if got := remaining(); got != "978" {
+		t.Errorf("first request after the upgrade: %s remaining, want 978", got)
+	}
+	s2 := s.WaitStart(t, 2)
+	if err := syscall.Kill(s2.PID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the new process to exit", func() bool { return processGone(s2.PID) })
+	b, _ := os.ReadFile(filepath.Join(filepath.Dir(s.ConfigPath), "quotas.json"))
+	if !strings.Contains(string(b), `"c":22`) {
+		t.Errorf("quotas.json after the new process stopped: %s, want 22 counts", b)
+	}
+}
+
+// gatedBinary copies the sluice binary to a directory of its own, for
+// StartSluiceWith, and returns hold: after it, the next process an
+// upgrade starts from that path waits until release is called (a
+// wrapper script reading a FIFO, then exec'ing sluice). hold returns
+// once that process is waiting, so the upgrade is under way.
+func gatedBinary(t *testing.T) (prepare func(*exec.Cmd), hold func() (release func())) {
+	t.Helper()
+	dir := t.TempDir()
+	real := testutil.Binary(t, "sluice")
+	binPath, fifo := filepath.Join(dir, "sluice"), filepath.Join(dir, "gate")
+	data, err := os.ReadFile(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(binPath, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prepare = func(cmd *exec.Cmd) { cmd.Path, cmd.Args[0] = binPath, binPath }
+	hold = func() func() {
+		t.Helper()
+		script := fmt.Sprintf("#!/bin/sh\nread _ < %q\nexec %q \"$@\"\n", fifo, real)
+		if err := os.WriteFile(binPath+".new", []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(binPath+".new", binPath); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			// Opening blocks until the wrapper has the FIFO open.
+			f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = f.WriteString("go\n")
+			_ = f.Close()
+		}
+	}
+	return prepare, hold
+}
+
+// An API key revoked while an upgrade runs is never lost: both processes
+// keep the key file in memory and write it whole, so from the start of
+// the upgrade until the new process has taken over, key writes are
+// refused with 503 (the caller retries) rather than taken by one process
+// and overwritten by the other. Once the upgrade is done, the revoke
+// goes through and holds.
+func TestUpgradeRefusesKeyWritesDuringTheWindow(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	prepare, hold := gatedBinary(t)
+	s := testutil.StartSluiceWith(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0, auth: false }
+auth: { api_keys: { store: file, file: apikeys.json } }
+upstreams: { up: { targets: [ { url: %q } ] } }
+routes: [ { name: k, match: { prefix: /k/ }, upstream: up, auth: api_key } ]
+`, up.URL), prepare)
+	var out, errb strings.Builder
+	if code := run([]string{"keys", "create", "-admin=http://" + s.AdminAddr, "-name", "k"}, &out, &errb); code != 0 {
+		t.Fatalf("create: %s", errb.String())
+	}
+	var created struct {
+		APIKey struct{ ID string } `json:"api_key"`
+		RawKey string              `json:"raw_key"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &created); err != nil || created.RawKey == "" {
+		t.Fatalf("create: %q %v", out.String(), err)
+	}
+	url := "http://" + s.Addr + "/k/x"
+	if code := authedGet(t, url, "X-API-Key", created.RawKey); code != 200 {
+		t.Fatalf("a new key: %d", code)
+	}
+	revoke := func() (int, string) {
+		return post(t, "http://"+s.AdminAddr+"/admin/apikeys/"+created.APIKey.ID+"/revoke")
+	}
+
+	release := hold()
+	upgraded := make(chan string, 1)
+	go func() {
+		code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr)
+		upgraded <- fmt.Sprintf("%d %s %s", code, out, errOut)
+	}()
+	waiting := make(chan struct{})
+	go func() { release(); close(waiting) }()
+	// The new process is started (the wrapper waits on the FIFO, so
+	// release's open returns only once it runs): the upgrade is under way.
+	// A write now is refused, plainly.
+	testutil.WaitFor(t, "the upgrade to start", func() bool { return strings.Contains(s.Log(), "upgrade: starting a new process") })
+	<-waiting
+	if code, body := revoke(); code != 503 || !strings.Contains(body, `"error"`) || !strings.Contains(body, "retry") {
+		t.Errorf("revoke during the upgrade: %d %s, want 503 with an error", code, body)
+	}
+	if got := <-upgraded; !strings.HasPrefix(got, "0 ") {
+		t.Fatalf("upgrade: %s", got)
+	}
+	if code, body := revoke(); code != 200 {
+		t.Fatalf("revoke after the upgrade: %d %s", code, body)
+	}
+	if code := authedGet(t, url, "X-API-Key", created.RawKey); code != 401 {
+		t.Errorf("the revoked key after the upgrade: %d, want 401", code)
+	}
+	if _, err := s.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if code := authedGet(t, url, "X-API-Key", created.RawKey); code != 401 {
+		t.Errorf("the revoked key once the old process has exited: %d, want 401", code)
+	}
+}
+
+// A new process that can't write the PID file fails before it serves:
+// five such upgrades under load drop no request (it would otherwise have
+// accepted connections on the shared sockets and exited without
+// answering them), it logs no "sluice started", and the old process
+// serves on, named by the PID file.
+func TestUpgradeFailingBeforeServingDropsNothing(t *testing.T) {
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "run")
+	if err := os.Mkdir(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(runDir, "sluice.pid")
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"), "SLUICE_PID_FILE="+pidFile)
+	first := s.WaitStart(t, 1)
+	l := startLoad(t, "http://"+s.Addr+"/x", nil)
+	if err := os.RemoveAll(runDir); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 5; n++ {
+		l.progress(t)
+		if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 1 {
+			t.Fatalf("upgrade %d with the PID file's directory gone: exit %d %s %s", n, code, out, errOut)
+		}
+	}
+	l.progress(t)
+	l.end()
+	if f := l.failed.Load(); f != 0 {
+		t.Errorf("%d requests failed: %q", f, l.errs)
+	}
+	if n := s.Starts(); n != 1 {
+		t.Errorf("%d processes logged \"sluice started\"; only the first serves", n)
+	}
+	if got := infoPID(t, s.AdminAddr, ""); got != first.PID {
+		t.Errorf("/info answered by pid %d, want the first %d", got, first.PID)
+	}
+}
+
+// SIGTERM and SIGINT stop sluice while it starts, too: here its config
+// comes from a Consul that accepts connections and never answers (the
+// first load alone would wait 10 s, and it tries five times). The
+// reload and upgrade signals, held while it starts, are not affected.
+func TestServeStopsOnSignalDuringStartup(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ln := testutil.Listen(t)
+			connected := make(chan struct{})
+			var once sync.Once
+			go func() {
+				var held []net.Conn // never answered
+				defer func() {
+					for _, c := range held {
+						c.Close()
+					}
+				}()
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					held = append(held, c)
+					once.Do(func() { close(connected) })
+				}
+			}()
+			t.Cleanup(func() { ln.Close() })
+			dir := t.TempDir()
+			cfg := writeFile(t, dir, "bootstrap.yaml", fmt.Sprintf("consul: { address: %q, config_key: sluice/config }\n", ln.Addr().String()))
+			cmd := exec.Command(testutil.Binary(t, "sluice"), "serve", "-c", cfg)
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			t.Cleanup(func() { _ = cmd.Process.Kill() })
+			select {
+			case <-connected:
+			case err := <-exited:
+				t.Fatalf("sluice exited before asking Consul: %v\n%s", err, out.String())
+			case <-time.After(20 * time.Second):
+				t.Fatal("sluice never asked Consul")
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), "stopped while starting") {
+					t.Errorf("after %v during startup: %v\n%s", sig, err, out.String())
+				}
+			case <-time.After(5 * time.Second): // the config load alone waits 10 s
+				t.Fatalf("sluice did not stop within 5s of %v during startup", sig)
+			}
+		})
+	}
+}
+
+// unixSockets counts pid's open sockets that are not TCP ones (the
+// handover socket pairs, here).
+func unixSockets(t *testing.T, pid int) int {
+	t.Helper()
+	tcp, _ := tcpInodes(t, pid)
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if inode, ok := strings.CutPrefix(target, "socket:["); err == nil && ok && !tcp[strings.TrimSuffix(inode, "]")] {
+			n++
+		}
+	}
+	return n
+}
+
+// Each process holds its end of the handover socket pair and the other
+// end, kept for its next new process: two sockets, whatever number of
+// upgrades (failed ones included) came before. The end it inherited from
+// its parent is closed once the parent has handed over, and a failed
+// upgrade's pair once the next one starts.
+func TestUpgradeHandoverSocketsDoNotLeak(t *testing.T) {
+	dir := t.TempDir()
+	binPath := filepath.Join(dir, "sluice")
+	data, err := os.ReadFile(testutil.Binary(t, "sluice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := func(content []byte) {
+		t.Helper()
+		if err := os.WriteFile(binPath+".new", content, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(binPath+".new", binPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install(data)
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluiceWith(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"),
+		func(cmd *exec.Cmd) { cmd.Path, cmd.Args[0] = binPath, binPath })
+	prev := s.WaitStart(t, 1)
+	for n := 2; n <= 3; n++ {
+		install([]byte("#!/bin/sh\nexit 3\n"))
+		for range 3 {
+			if code, _, _ := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 1 {
+				t.Fatalf("upgrade to a broken binary: exit %d", code)
+			}
+		}
+		testutil.WaitFor(t, "the old process to hold 2 handover sockets after failed upgrades", func() bool { return unixSockets(t, prev.PID) == 2 })
+		install(data)
+		if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+			t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+		}
+		st := s.WaitStart(t, n)
+		testutil.WaitFor(t, "the old process to exit", func() bool { return processGone(prev.PID) })
+		testutil.WaitFor(t, fmt.Sprintf("process %d to hold 2 handover sockets", n), func() bool { return unixSockets(t, st.PID) == 2 })
+		prev = st
+	}
+}
+
+// The watchdog sees no gap at an upgrade: the old process pings with its
+// MAINPID= (its last word as the main PID) and the new one with its
+// READY=1 (its first), then every half period as before; accepted pings
+// are never further apart than WatchdogSec.
+func TestUpgradeWatchdogPingsAtHandover(t *testing.T) {
+	dir := t.TempDir()
+	sd := testutil.ListenNotify(t, filepath.Join(dir, "notify.sock"))
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	wrap := func(cmd *exec.Cmd) {
+		cmd.Args = append([]string{"sh", "-c", `WATCHDOG_PID=$$ exec "$0" "$@"`}, cmd.Args...)
+		cmd.Path = "/bin/sh"
+	}
+	s := testutil.StartSluiceWith(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"), wrap,
+		"NOTIFY_SOCKET="+sd.Name, "WATCHDOG_USEC=2000000")
+	first := s.WaitStart(t, 1)
+	m := &testutil.Manager{Main: first.PID, Watchdog: 2 * time.Second}
+	sd.Follow(t, m, "READY=1")
+	sd.Follow(t, m, "WATCHDOG=1")
+	if err := s.Cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	if handover := sd.Follow(t, m, "MAINPID="); !strings.Contains(handover.Text, "WATCHDOG=1") {
+		t.Errorf("the old process's handover carries no watchdog ping: %q", handover.Text)
+	}
+	if ready := sd.Follow(t, m, "READY=1"); !strings.Contains(ready.Text, "WATCHDOG=1") {
+		t.Errorf("the new process's takeover carries no watchdog ping: %q", ready.Text)
+	}
+	sd.Follow(t, m, "WATCHDOG=1")
+	sd.Follow(t, m, "WATCHDOG=1")
+	if len(m.Late) != 0 {
+		t.Errorf("watchdog pings %v apart (WatchdogSec 2s): systemd would have killed sluice", m.Late)
+	}
+}
+
+// The PID file goes with the last process: an upgrade leaves it naming
+// the new one (the old one doesn't remove it as it exits), and the new
+// one removes it when it stops.
+func TestServePIDFileRemovedAtFinalExit(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "sluice.pid")
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"), "SLUICE_PID_FILE="+pidFile)
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	st := s.WaitStart(t, 2)
+	if _, err := s.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(pidFile); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(st.PID) {
+		t.Fatalf("PID file after the old process exited: %q %v, want %d", b, err, st.PID)
+	}
+	if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the new process to exit", func() bool { return processGone(st.PID) })
+	if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("PID file after the last process stopped: %v, want it removed", err)
+	}
+}
+
+// A process draining after an upgrade still obeys SIGTERM: it closes what
+// is left at once rather than at the end of server.shutdown_timeout (a
+// stop during the drain, systemd's KillMode=control-group sends it to
+// both processes).
+func TestUpgradeDrainingProcessStopsOnSIGTERM(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	s := testutil.StartSluice(t, sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n")+
+		"server: { shutdown_timeout: 120s }\n")
+	upload := startSlowUpload(t, "http://"+s.Addr+"/__stub/echo")
+	if _, err := upload.pw.Write(make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the upload to reach the upstream", func() bool { return up.Requests() >= 1 })
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	testutil.WaitFor(t, "the old process to drain", func() bool { return strings.Contains(s.Log(), `"reason":"upgraded (pid `) })
+	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Wait(15 * time.Second); err != nil { // the drain would last 120 s
+		t.Fatalf("the draining process ignored SIGTERM: %v", err)
+	}
+	if !strings.Contains(s.Log(), "signal while draining: closing the remaining connections now") {
+		t.Errorf("the log does not say why the drain was cut short")
+	}
+	if code, _ := testutil.Get(t, "http://"+s.Addr+"/x"); code != 200 {
+		t.Errorf("the new process after the old one stopped: %d", code)
+	}
+}
+
+// A listen address written another way for the same socket (":PORT",
+// "0.0.0.0:PORT": both the wildcard, as Go listens on it) is inherited,
+// not opened again next to the old process's socket (which fails:
+// address in use).
+func TestUpgradeListenSpelledDifferently(t *testing.T) {
+	_, port, _ := net.SplitHostPort(testutil.DeadAddr(t))
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	config := func(listen string) string {
+		return strings.Replace(sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"),
+			"listen: 127.0.0.1:0\n", "listen: "+listen+"\n", 1)
+	}
+	s := testutil.StartSluice(t, config(":"+port))
+	writeConfig(t, s.ConfigPath, config("0.0.0.0:"+port))
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade with the listen address spelled differently: exit %d %s %s", code, out, errOut)
+	}
+	st := s.WaitStart(t, 2)
+	if code, _ := testutil.Get(t, "http://127.0.0.1:"+port+"/x"); code != 200 {
+		t.Errorf("after the upgrade: %d", code)
+	}
+	if _, err := s.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := infoPID(t, s.AdminAddr, ""); got != st.PID {
+		t.Errorf("/info answered by %d, want the new %d", got, st.PID)
+	}
+}
+
+func TestListenKey(t *testing.T) {
+	for in, want := range map[string]string{
+		":8080":           ":8080",
+		"0.0.0.0:8080":    ":8080",
+		"[::]:8080":       ":8080",
+		"127.0.0.1:0":     "127.0.0.1:0",
+		"[::1]:443":       "[::1]:443",
+		"[0:0::1]:443":    "[::1]:443",
+		"localhost:8080":  "localhost:8080",
+		"not an address":  "not an address",
+		"127.0.0.1:https": "127.0.0.1:443",
+	} {
+		if got := listenKey(in); got != want {
+			t.Errorf("listenKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// logrotate during an upgrade's drain: the draining process still obeys
+// SIGUSR1, so the line of the request it finishes lands in the new file.
+func TestUpgradeDrainingProcessReopensAccessLog(t *testing.T) {
+	up := testutil.StartUpstream(t, stub.Options{Name: "a"})
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	s := testutil.StartSluice(t, "access_log: { enabled: true, output: "+logPath+" }\n"+
+		sluiceConfig(up.URL, "  - { name: all, match: { prefix: / }, upstream: up }\n"))
+	first := s.WaitStart(t, 1)
+	upload := startSlowUpload(t, "http://"+s.Addr+"/__stub/echo")
+	if _, err := upload.pw.Write(make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the upload to reach the upstream", func() bool { return up.Requests() >= 1 })
+	if code, out, errOut := sluiceUpgrade(t, nil, "-admin", s.AdminAddr); code != 0 {
+		t.Fatalf("upgrade: exit %d %s %s", code, out, errOut)
+	}
+	testutil.WaitFor(t, "the old process to drain", func() bool { return strings.Contains(s.Log(), `"reason":"upgraded (pid `) })
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(first.PID, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the draining process to reopen its access log", func() bool { return strings.Contains(s.Log(), "access log reopened") })
+	_ = upload.pw.Close()
+	if got := <-upload.result; !strings.HasPrefix(got, "200 ") {
+		t.Fatalf("the upload through the draining process: %.200s", got)
+	}
+	if _, err := s.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(b), `"path":"/__stub/echo"`) {
+		t.Errorf("the finished upload is not in the new access log:\n%s", b)
 	}
 }

@@ -52,6 +52,8 @@ type Hooks struct {
 	// PrometheusURL returns admin.prometheus_url now serving: the
 	// console's Query page proxies to it ("" or nil: no Query page).
 	PrometheusURL func() string
+	// Writes gates the key and quota writes during upgrades (nil: open).
+	Writes *WriteGate
 }
 
 // ErrConflict marks an upgrade refused because of the process's state
@@ -127,10 +129,10 @@ func Handler(h Hooks) fasthttp.RequestHandler {
 	// Profiling, behind the same admin auth as everything else here.
 	r.ANY("/debug/pprof/{path:*}", pprofHandler)
 	if h.Keys != nil {
-		keyRoutes(r, h.Keys)
+		keyRoutes(r, h.Keys, h.Writes)
 	}
 	if h.Quotas != nil {
-		quotaRoutes(r, h.Quotas)
+		quotaRoutes(r, h.Quotas, h.Writes)
 	}
 	consoleRoutes(r, h)
 	if h.PurgeCache != nil {

@@ -385,3 +385,81 @@ func TestAdminUpgrade(t *testing.T) {
 		t.Errorf("GET /admin/upgrade: %d, want 405", code)
 	}
 }
+
+// A state-changing admin request a browser sends for another site is
+// refused with 403 before credentials are even looked at (a browser
+// replays cached Basic credentials; auth: false needs none): by
+// Sec-Fetch-Site (Fetch Metadata, W3C) or by an Origin that is not the
+// listener's own (RFC 6454 section 7). Reads, and clients that send
+// neither header (curl, sluice itself), pass.
+func TestAdminRefusesCrossSiteWrites(t *testing.T) {
+	for _, enabled := range []bool{true, false} {
+		h := NewAuth(enabled, "admin", "s3cret", "", nil).Wrap(func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(200) })
+		authz := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:s3cret"))
+		cases := []struct {
+			method, site, origin string
+			want                 int
+		}{
+			{"POST", "", "", 200},
+			{"POST", "same-origin", "http://127.0.0.1:9901", 200},
+			{"POST", "none", "", 200}, // typed in the address bar, a bookmark
+			{"POST", "cross-site", "", 403},
+			{"POST", "same-site", "", 403},
+			{"POST", "", "http://evil.example", 403},
+			{"POST", "", "http://127.0.0.1:9902", 403},
+			{"POST", "", "https://127.0.0.1:9901", 403},
+			{"POST", "", "null", 403},
+			{"DELETE", "cross-site", "", 403},
+			{"PUT", "", "http://evil.example", 403},
+			{"GET", "cross-site", "http://evil.example", 200},
+			{"HEAD", "cross-site", "", 200},
+		}
+		for _, c := range cases {
+			var ctx fasthttp.RequestCtx
+			ctx.Request.Header.SetMethod(c.method)
+			ctx.Request.SetRequestURI("/admin/upgrade")
+			ctx.Request.Header.SetHost("127.0.0.1:9901")
+			ctx.Request.Header.Set("Authorization", authz)
+			if c.site != "" {
+				ctx.Request.Header.Set("Sec-Fetch-Site", c.site)
+			}
+			if c.origin != "" {
+				ctx.Request.Header.Set("Origin", c.origin)
+			}
+			h(&ctx)
+			if got := ctx.Response.StatusCode(); got != c.want {
+				t.Errorf("auth %v, %s site %q origin %q: %d, want %d", enabled, c.method, c.site, c.origin, got, c.want)
+			}
+			if c.want == 403 && !strings.Contains(string(ctx.Response.Body()), `"error"`) {
+				t.Errorf("403 without a JSON error: %s", ctx.Response.Body())
+			}
+		}
+	}
+}
+
+// While the write gate is shut (an upgrade), quota resets are refused
+// with 503, a reason and Retry-After; reads still answer; once open,
+// writes go through again.
+func TestWriteGate(t *testing.T) {
+	q, _ := limiter.OpenLocalQuotas("", time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer q.Close()
+	q.Take("key1", 10, time.Hour)
+	gate := &WriteGate{}
+	h := Handler(Hooks{Quotas: q, Writes: gate})
+	gate.Shut("an upgrade is under way; retry")
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("/admin/quotas/key1/reset")
+	h(&ctx)
+	if ctx.Response.StatusCode() != 503 || !strings.Contains(string(ctx.Response.Body()), "an upgrade is under way") ||
+		string(ctx.Response.Header.Peek("Retry-After")) == "" {
+		t.Errorf("reset through a shut gate: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	if code, _, _ := call(h, "GET", "/admin/quotas/key1"); code != 200 {
+		t.Errorf("a read through a shut gate: %d", code)
+	}
+	gate.Open()
+	if code, _, _ := call(h, "POST", "/admin/quotas/key1/reset"); code != 200 {
+		t.Errorf("reset through an open gate: %d", code)
+	}
+}

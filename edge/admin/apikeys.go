@@ -14,8 +14,8 @@ import (
 
 // keyRoutes serves the API key admin API (seed 001's shapes). The raw key
 // is returned once, by create; hashes are never returned.
-func keyRoutes(r *router.Router, keys auth.KeyStore) {
-	r.POST("/admin/apikeys", func(ctx *fasthttp.RequestCtx) {
+func keyRoutes(r *router.Router, keys auth.KeyStore, gate *WriteGate) {
+	r.POST("/admin/apikeys", gate.wrap(func(ctx *fasthttp.RequestCtx) {
 		var spec auth.KeySpec
 		dec := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
 		dec.DisallowUnknownFields()
@@ -36,7 +36,7 @@ func keyRoutes(r *router.Router, keys auth.KeyStore) {
 			"api_key": rec, "raw_key": raw,
 			"message": "store raw_key now: it is not shown again",
 		})
-	})
+	}))
 	r.GET("/admin/apikeys", func(ctx *fasthttp.RequestCtx) {
 		list, err := keys.List(ctx)
 		if err != nil {
@@ -49,18 +49,18 @@ func keyRoutes(r *router.Router, keys auth.KeyStore) {
 		rec, err := keys.Get(ctx, ctx.UserValue("id").(string))
 		keyAnswer(ctx, rec, err)
 	})
-	r.POST("/admin/apikeys/{id}/revoke", func(ctx *fasthttp.RequestCtx) {
+	r.POST("/admin/apikeys/{id}/revoke", gate.wrap(func(ctx *fasthttp.RequestCtx) {
 		rec, err := keys.Revoke(ctx, ctx.UserValue("id").(string))
 		keyAnswer(ctx, rec, err)
-	})
-	r.DELETE("/admin/apikeys/{id}", func(ctx *fasthttp.RequestCtx) {
+	}))
+	r.DELETE("/admin/apikeys/{id}", gate.wrap(func(ctx *fasthttp.RequestCtx) {
 		id := ctx.UserValue("id").(string)
 		if err := keys.Delete(ctx, id); err != nil {
 			keyAnswer(ctx, auth.KeyRecord{}, err)
 			return
 		}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"deleted": id})
-	})
+	}))
 }
 
 func keyAnswer(ctx *fasthttp.RequestCtx, rec auth.KeyRecord, err error) {
@@ -77,15 +77,15 @@ func keyAnswer(ctx *fasthttp.RequestCtx, rec auth.KeyRecord, err error) {
 // quotaRoutes serves GET /admin/quotas/{key} and POST
 // /admin/quotas/{key}/reset. {key} is the quota key: for key: api_key, the
 // API key's id; for combined keys, the values joined by '|'.
-func quotaRoutes(r *router.Router, q limiter.Quotas) {
+func quotaRoutes(r *router.Router, q limiter.Quotas, gate *WriteGate) {
 	r.GET("/admin/quotas/{key}", func(ctx *fasthttp.RequestCtx) {
 		u, err := q.Usage(ctx.UserValue("key").(string))
 		quotaAnswer(ctx, err, u)
 	})
-	r.POST("/admin/quotas/{key}/reset", func(ctx *fasthttp.RequestCtx) {
+	r.POST("/admin/quotas/{key}/reset", gate.wrap(func(ctx *fasthttp.RequestCtx) {
 		key := ctx.UserValue("key").(string)
 		quotaAnswer(ctx, q.Reset(key), map[string]string{"reset": key})
-	})
+	}))
 }
 
 func quotaAnswer(ctx *fasthttp.RequestCtx, err error, ok any) {

@@ -69,12 +69,47 @@ func openRequest(ctx *fasthttp.RequestCtx) bool {
 	return open(ctx.Path()) && open(ctx.Request.URI().PathOriginal())
 }
 
-// Wrap puts the guard in front of h. A request passes with Basic
+// crossSite is true for a state-changing request (any method but GET,
+// HEAD, OPTIONS) a browser sent on behalf of another site: a page
+// elsewhere can make a browser POST to the admin listener (a form, or a
+// fetch without CORS), with Basic credentials the browser cached, or
+// with none needed under auth: false. Such a request carries
+// Sec-Fetch-Site (cross-site, or same-site for another port or
+// subdomain) or an Origin other than the listener's own (scheme and the
+// Host it was reached at), "null" included. Command-line clients send
+// neither header and pass.
+func crossSite(ctx *fasthttp.RequestCtx) bool {
+	if ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() {
+		return false
+	}
+	h := &ctx.Request.Header
+	if site := string(h.Peek("Sec-Fetch-Site")); site == "cross-site" || site == "same-site" {
+		return true
+	}
+	origin := h.Peek("Origin")
+	if len(origin) == 0 {
+		return false
+	}
+	scheme := "http://"
+	if ctx.IsTLS() {
+		scheme = "https://"
+	}
+	return string(origin) != scheme+string(ctx.Host())
+}
+
+// Wrap puts the guard in front of h. A state-changing request a browser
+// sent for another site is refused first (crossSite). A request passes with Basic
 // credentials or the bearer token (the JSON API, as always), or with a
 // console session cookie: for reads alone, or with the session's CSRF
 // token for anything that changes state.
 func (a *Auth) Wrap(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		if crossSite(ctx) {
+			a.warn("admin request from another site refused", "client_ip", ctx.RemoteIP().String(),
+				"method", string(ctx.Method()), "path", string(ctx.Path()), "origin", string(ctx.Request.Header.Peek("Origin")))
+			writeJSON(ctx, fasthttp.StatusForbidden, map[string]string{"error": "cross-site admin request refused"})
+			return
+		}
 		if a.consoleAuth(ctx) {
 			return
 		}
@@ -94,6 +129,12 @@ func (a *Auth) Wrap(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 			ctx.Response.Header.Set("WWW-Authenticate", `Basic realm="sluice admin", charset="UTF-8"`)
 		}
 		writeJSON(ctx, status, map[string]string{"error": msg})
+	}
+}
+
+func (a *Auth) warn(msg string, args ...any) {
+	if a.log != nil {
+		a.log.Warn(msg, args...)
 	}
 }
 

@@ -22,6 +22,7 @@ type NotifySocket struct {
 type Notification struct {
 	Text string
 	PID  int
+	At   time.Time // when it was received
 }
 
 // ListenNotify listens on name (a socket path, or "@name" in Linux's
@@ -53,7 +54,7 @@ func ListenNotify(t testing.TB, name string) *NotifySocket {
 			if err != nil {
 				return
 			}
-			m := Notification{Text: string(buf[:k])}
+			m := Notification{Text: string(buf[:k]), At: time.Now()}
 			if cmsgs, err := syscall.ParseSocketControlMessage(oob[:oobn]); err == nil {
 				for _, c := range cmsgs {
 					if cred, err := syscall.ParseUnixCredentials(&c); err == nil {
@@ -96,11 +97,18 @@ func (n *NotifySocket) NextFrom(t testing.TB, want string) Notification {
 
 // Manager follows the notifications the way systemd does for a unit with
 // NotifyAccess=main: only the main PID's are accepted, and MAINPID= from
-// it names a new main PID.
+// it names a new main PID, unless that PID is not a live process (systemd
+// refuses those: "New main PID N does not exist or is a zombie").
 type Manager struct {
-	Main     int
-	Accepted []Notification
-	Refused  []Notification // sent by another PID than the main one
+	Main       int
+	Accepted   []Notification
+	Refused    []Notification // sent by another PID than the main one
+	DeadMainID []int          // MAINPID= values refused: no such live process
+	// Watchdog, if set, is WatchdogSec: accepted WATCHDOG=1 further apart
+	// than that are listed in Late (systemd would have killed the service).
+	Watchdog time.Duration
+	Late     []time.Duration
+	lastPing time.Time
 }
 
 // Follow reads notifications until one accepted from the main PID
@@ -119,10 +127,18 @@ func (n *NotifySocket) Follow(t testing.TB, m *Manager, want string) Notificatio
 				continue
 			}
 			m.Accepted = append(m.Accepted, msg)
+			if strings.Contains(msg.Text, "WATCHDOG=1") {
+				if gap := msg.At.Sub(m.lastPing); m.Watchdog > 0 && !m.lastPing.IsZero() && gap > m.Watchdog {
+					m.Late = append(m.Late, gap)
+				}
+				m.lastPing = msg.At
+			}
 			for _, l := range strings.Split(msg.Text, "\n") {
 				if v, ok := strings.CutPrefix(l, "MAINPID="); ok {
-					if pid, err := strconv.Atoi(v); err == nil {
+					if pid, err := strconv.Atoi(v); err == nil && !ProcessGone(pid) {
 						m.Main = pid
+					} else {
+						m.DeadMainID = append(m.DeadMainID, pid)
 					}
 				}
 			}

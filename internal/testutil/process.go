@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -86,4 +87,17 @@ func StartCommand(t testing.TB, name, ready string, cmd *exec.Cmd) *Process {
 		t.Fatalf("%s did not log %q:\n%s", name, ready, p.Log())
 	}
 	return p
+}
+
+// ProcessGone is true once pid has exited: no such process, or a zombie
+// its parent has not reaped yet (a process an upgrade started is not the
+// test's child).
+func ProcessGone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	// pid (comm) STATE ...: comm may hold spaces, so after the last ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
 }
