@@ -107,7 +107,7 @@ func (a *Auth) Wrap(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 		if crossSite(ctx) {
 			a.warn("admin request from another site refused", "client_ip", ctx.RemoteIP().String(),
 				"method", string(ctx.Method()), "path", string(ctx.Path()), "origin", string(ctx.Request.Header.Peek("Origin")))
-			writeJSON(ctx, fasthttp.StatusForbidden, map[string]string{"error": "cross-site admin request refused"})
+			writeJSON(ctx, fasthttp.StatusForbidden, map[string]string{"error": "cross-site admin request refused (CSRF protection)"})
 			return
 		}
 		if a.consoleAuth(ctx) {
