@@ -115,6 +115,13 @@ func (r *OCSPResponder) fail(w http.ResponseWriter, resp []byte, format string, 
 }
 
 func (r *OCSPResponder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	p, issuer, key := r.pebble, r.issuer, r.key
+	r.mu.Unlock()
+	if p == nil {
+		r.fail(w, ocsp.UnauthorizedErrorResponse, "asked before Serve")
+		return
+	}
 	var der []byte
 	var err error
 	switch req.Method {
@@ -136,13 +143,8 @@ func (r *OCSPResponder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.mu.Lock()
-	p, issuer, key := r.pebble, r.issuer, r.key
 	revokedAt, revoked := r.revoked[q.SerialNumber.Text(16)]
 	r.mu.Unlock()
-	if p == nil {
-		r.fail(w, ocsp.UnauthorizedErrorResponse, "asked for %x before Serve", q.SerialNumber)
-		return
-	}
 	status, err := p.certStatus(q.SerialNumber)
 	if err != nil {
 		r.fail(w, ocsp.InternalErrorErrorResponse, "%v", err)
