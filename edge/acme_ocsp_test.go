@@ -1,9 +1,14 @@
 package edge
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +97,33 @@ func waitStapled(t *testing.T, s *ocspSetup, name, which string, accept func(*x5
 
 func (s *ocspSetup) tls() string { return s.tln.Addr().String() }
 
+// opensslStatus runs `openssl s_client -status` against the gateway for
+// name, verifying against pebble's root, and returns what it printed.
+func opensslStatus(t *testing.T, s *ocspSetup, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Fatal("openssl is not installed: `make deps` installs it")
+	}
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", s.tls(), &tls.Config{RootCAs: s.pebble.Roots(t), ServerName: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := c.ConnectionState().VerifiedChains[0]
+	c.Close()
+	root := filepath.Join(t.TempDir(), "pebble-root.pem")
+	testutil.WriteFile(t, root, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: chain[len(chain)-1].Raw}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "s_client", "-connect", s.tls(), "-servername", name,
+		"-status", "-CAfile", root, "-verify_return_error").CombinedOutput() // stdin is empty: it quits after the handshake
+	if err != nil {
+		t.Fatalf("openssl s_client: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
 func anyCert(*x509.Certificate) bool { return true }
 
 // checkGood checks that resp is a Good answer for leaf signed by the
@@ -124,6 +156,13 @@ func TestACMEOCSPStapled(t *testing.T) {
 	for _, name := range []string{"site.sluice.test", "www.sluice.test"} {
 		leaf, resp := waitStapled(t, s, name, "a", anyCert)
 		checkGood(t, s, leaf, resp)
+	}
+	// Another TLS implementation asking for the status gets it too.
+	out := opensslStatus(t, s, "site.sluice.test")
+	for _, want := range []string{"OCSP Response Status: successful", "Cert Status: good", "Verify return code: 0 (ok)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("openssl s_client -status: no %q in\n%s", want, out)
+		}
 	}
 	if f := s.responder.Failures(); len(f) > 0 {
 		t.Errorf("OCSP responder failures: %q", f)
