@@ -78,6 +78,7 @@ deps:
 	command -v runc >/dev/null || test -x /usr/sbin/runc || missing="$$missing runc"; \
 	command -v ip >/dev/null || test -x /usr/sbin/ip || missing="$$missing iproute2"; \
 	command -v pebble >/dev/null || missing="$$missing pebble"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (tests start their own servers on 127.0.0.1)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \

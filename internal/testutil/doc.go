@@ -17,6 +17,8 @@
 //   - wait.go: polling for what timers and other processes change (WaitFor)
 //   - browser.go: headless Chromium under chromedp (Chromium, StartBrowser)
 //   - prometheus.go: a real Prometheus scraping a sluice (StartPrometheus)
+//   - ocsp.go: an OCSP responder for pebble's certificates, signing with
+//     its intermediate (StartOCSPResponder)
 //
 // Invariants: everything it starts listens on loopback only; a server
 // that does not come up fails the test after a bounded wait (seconds, not

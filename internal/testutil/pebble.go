@@ -40,6 +40,10 @@ type PebbleOptions struct {
 	HTTPPort, TLSPort int
 	// Validity of issued certificates. Default pebble's (about 5 years).
 	Validity time.Duration
+	// OCSPResponderURL is put in issued certificates' Authority
+	// Information Access (pebble has no responder of its own; see
+	// StartOCSPResponder). Default none.
+	OCSPResponderURL string
 }
 
 // StartPebble runs pebble until the test ends: no artificial sleeps
@@ -62,7 +66,7 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 		"privateKey":              srv.KeyFile,
 		"httpPort":                o.HTTPPort,
 		"tlsPort":                 o.TLSPort,
-		"ocspResponderURL":        "",
+		"ocspResponderURL":        o.OCSPResponderURL,
 	}}
 	if o.Validity > 0 {
 		conf["pebble"].(map[string]any)["certificateValidityPeriod"] = int(o.Validity.Seconds())
