@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -62,6 +64,9 @@ type acmeManager struct {
 	mu     sync.Mutex
 	hosts  []string // every listener's acme_hosts, managed once started
 	active bool     // start ran: new hosts are managed at once
+	// names is hosts for readers off the lock (handshakes, challenge
+	// requests): a copy swapped whole when a reload adds a name.
+	names atomic.Pointer[[]string]
 }
 
 // openACME builds the certmagic config for cfg's acme block (nil when
@@ -116,6 +121,7 @@ func openACME(cfg *config.Config, redis rueidis.Client, log *slog.Logger) (*acme
 	})
 	m.magic.Issuers = []certmagic.Issuer{m.issuer}
 	m.hosts = acmeHostsOf(cfg)
+	m.names.Store(&m.hosts)
 	return m, nil
 }
 
@@ -195,6 +201,8 @@ func (m *acmeManager) reloaded(cfg *config.Config) {
 			added = append(added, h)
 		}
 	}
+	names := slices.Clone(m.hosts)
+	m.names.Store(&names)
 	if m.active {
 		m.manage(added)
 	}
@@ -233,6 +241,23 @@ func (m *acmeManager) notAfter(host string) (time.Time, bool) {
 func isACMETLSHello(hello *tls.ClientHelloInfo) bool {
 	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == "acme-tls/1"
 }
+
+// manages reports whether host (any case, no port) is one of the names
+// this instance orders: the only names whose challenges it answers. A
+// challenge for any other name is nobody's here, and asking certmagic
+// would cost a storage read and an error log line per request or
+// handshake, at the client's will.
+func (m *acmeManager) manages(host string) bool {
+	for _, h := range *m.names.Load() {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// errNotACMEName fails a TLS-ALPN-01 handshake for a name not managed.
+var errNotACMEName = errors.New("acme-tls/1 handshake for a name this gateway does not manage")
 
 // serveACMEChallenge answers GET /.well-known/acme-challenge/TOKEN on the
 // plain listener with the key authorization certmagic (of this instance,

@@ -1,0 +1,112 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicegw/sluice/bench/stub"
+	"github.com/sluicegw/sluice/internal/testutil"
+)
+
+// deadCAGateway is a gateway whose acme block points at a CA that is not
+// there (nothing is ever issued), acme_hosts [a.example.com] beside a PEM
+// certificate for other.example, and a route for everything else. It
+// returns the gateway, its log and its plain and TLS addresses.
+func deadCAGateway(t *testing.T, challenges, storage, extra string) (*Gateway, *testLog, string, string) {
+	t.Helper()
+	ca := testutil.NewCA(t, "pem")
+	leaf := ca.Issue(t, testutil.LeafOptions{Name: "other", DNS: []string{"other.example"}})
+	up := testutil.StartUpstream(t, stub.Options{Name: "up"})
+	pln, tln := testutil.Listen(t), testutil.Listen(t)
+	yaml := fmt.Sprintf(`
+listen: %s
+listen_tls:
+  - listen: %s
+    acme_hosts: [a.example.com]
+    certificates: [ { cert_file: %s, key_file: %s } ]
+acme:
+  ca: https://%s/dir
+  agree_terms: true
+  challenges: [%s]
+  storage: %s
+admin: { listen: "off" }
+%s
+upstreams:
+  up: { targets: [ { url: "%s" } ] }
+routes:
+`+catchAll, pln.Addr(), tln.Addr(), leaf.CertFile, leaf.KeyFile, testutil.DeadAddr(t), challenges, storage, extra, up.URL)
+	log := newTestLog(t)
+	gw, err := New(mustParse(t, yaml), slog.New(slog.NewTextHandler(log, nil)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gw.Serve(pln) }()
+	go func() { _ = gw.ServeTLS(tln, 0) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = gw.Shutdown(ctx)
+	})
+	return gw, log, pln.Addr().String(), tln.Addr().String()
+}
+
+// redisCommandCount is how many times redis at addr ran cmd (INFO
+// commandstats).
+func redisCommandCount(t *testing.T, addr, cmd string) string {
+	t.Helper()
+	rc := testutil.RedisClient(t, addr)
+	s, err := rc.Do(context.Background(), rc.B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(s, "\n") {
+		if rest, ok := strings.CutPrefix(l, "cmdstat_"+cmd+":calls="); ok {
+			n, _, _ := strings.Cut(rest, ",")
+			return n
+		}
+	}
+	return "0"
+}
+
+// waitObtainFailed waits until the gateway's first order against the
+// dead CA failed: certmagic then waits (a minute) before trying again,
+// and reads nothing from the storage meanwhile.
+func waitObtainFailed(t *testing.T, log *testLog) {
+	t.Helper()
+	testutil.WaitFor(t, "the order against the dead CA to fail", func() bool {
+		return strings.Contains(log.String(), `msg="will retry"`)
+	})
+}
+
+// A TLS-ALPN-01 validation handshake (RFC 8737 section 3: ALPN
+// acme-tls/1 alone) for a name the gateway does not manage fails in the
+// gateway, without reaching certmagic: no storage read, no log line per
+// handshake, so a client can't make the gateway read Redis and write an
+// ERROR line at will.
+func TestACMEALPNHandshakeForUnlistedName(t *testing.T) {
+	redis := testutil.StartRedis(t)
+	_, log, _, tlsAddr := deadCAGateway(t, "http-01, tls-alpn-01", "{ type: redis }", `redis: { addrs: ["`+redis.Addr+`"] }`)
+	waitObtainFailed(t, log)
+	hgets := redisCommandCount(t, redis.Addr, "hget")
+	logged := log.String()
+	for i := range 20 {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", tlsAddr, &tls.Config{
+			InsecureSkipVerify: true, ServerName: fmt.Sprintf("x%d.attacker.example", i), NextProtos: []string{"acme-tls/1"}})
+		if err == nil {
+			c.Close()
+			t.Errorf("an acme-tls/1 handshake for an unlisted name succeeded")
+		}
+	}
+	if n := redisCommandCount(t, redis.Addr, "hget"); n != hgets {
+		t.Errorf("the handshakes read the storage: HGET calls %s -> %s", hgets, n)
+	}
+	if after := log.String()[len(logged):]; strings.Contains(after, "attacker.example") {
+		t.Errorf("the handshakes were logged:\n%s", after)
+	}
+}
