@@ -3,8 +3,8 @@ package edge
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
