@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +21,6 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"go.uber.org/zap"
 )
 
@@ -262,20 +262,68 @@ var errNotACMEName = errors.New("acme-tls/1 handshake for a name this gateway do
 // serveACMEChallenge answers GET /.well-known/acme-challenge/TOKEN on the
 // plain listener with the key authorization certmagic (of this instance,
 // or of another sharing the storage) prepared for it. It reports whether
-// the path was a challenge path; an unknown token is a 404. Called before
-// the HTTPS redirect: the CA fetches over plain HTTP (RFC 8555 section
-// 8.3).
+// it answered: an unknown token for a name this gateway manages is a 404;
+// the path for any other name is routed like any other request (an
+// upstream may answer its own challenges), and costs no storage read.
+// Called before the HTTPS redirect: the CA fetches over plain HTTP (RFC
+// 8555 section 8.3).
 func (g *Gateway) serveACMEChallenge(x *exchange) bool {
 	m := g.acme
 	if m == nil || !m.http01 || x.ctx.IsTLS() || !x.ctx.IsGet() || !strings.HasPrefix(string(x.path), acmeChallengePath) {
 		return false
 	}
-	answered := false
-	fasthttpadaptor.NewFastHTTPHandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		answered = m.issuer.HandleHTTPChallenge(w, r)
-	})(x.ctx)
-	if !answered {
+	host := string(x.ctx.Host())
+	if !m.manages(hostOnly(host)) {
+		return false
+	}
+	w := &challengeResponse{ctx: x.ctx, header: http.Header{}}
+	r := (&http.Request{
+		Method:     http.MethodGet,
+		Host:       host,
+		URL:        &url.URL{Path: string(x.path)},
+		RequestURI: string(x.ctx.RequestURI()),
+		RemoteAddr: x.ctx.RemoteAddr().String(),
+		Header:     http.Header{"User-Agent": {string(x.ctx.UserAgent())}},
+	}).WithContext(x.ctx)
+	if !m.issuer.HandleHTTPChallenge(w, r) {
 		x.fail(faultUnknownChallenge)
 	}
 	return true
+}
+
+// hostOnly is a Host header without its port.
+func hostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
+}
+
+// challengeResponse is the http.ResponseWriter certmagic writes a key
+// authorization to. It writes to the fasthttp response directly
+// (fasthttpadaptor would run certmagic in a goroutine of its own).
+type challengeResponse struct {
+	ctx    *fasthttp.RequestCtx
+	header http.Header
+	wrote  bool
+}
+
+func (w *challengeResponse) Header() http.Header { return w.header }
+
+func (w *challengeResponse) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	for k, vs := range w.header {
+		for _, v := range vs {
+			w.ctx.Response.Header.Add(k, v)
+		}
+	}
+	w.ctx.SetStatusCode(code)
+}
+
+func (w *challengeResponse) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.ctx.Write(b)
 }

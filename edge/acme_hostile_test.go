@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +110,40 @@ func TestACMEALPNHandshakeForUnlistedName(t *testing.T) {
 	}
 	if after := log.String()[len(logged):]; strings.Contains(after, "attacker.example") {
 		t.Errorf("the handshakes were logged:\n%s", after)
+	}
+}
+
+// HTTP-01 (RFC 8555 section 8.3) takes over the challenge path only for
+// the names the gateway manages: for any other Host the path is routed
+// (an upstream may answer its own challenges) and reads no storage; for
+// a managed name an unknown token is the JSON 404.
+func TestACMEHTTP01OnlyForManagedNames(t *testing.T) {
+	redis := testutil.StartRedis(t)
+	_, log, plain, _ := deadCAGateway(t, "http-01", "{ type: redis }", `redis: { addrs: ["`+redis.Addr+`"] }`)
+	waitObtainFailed(t, log)
+	get := func(host string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+plain+"/.well-known/acme-challenge/sometoken", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	hgets := redisCommandCount(t, redis.Addr, "hget")
+	for _, host := range []string{"legacy.example.org", "legacy.example.org:80", "a.example.com.evil"} {
+		if code, body := get(host); code != 200 || !strings.Contains(body, `"upstream":"up"`) {
+			t.Errorf("Host %s: the challenge path did not reach the route: %d %s", host, code, body)
+		}
+	}
+	if n := redisCommandCount(t, redis.Addr, "hget"); n != hgets {
+		t.Errorf("challenge requests for unmanaged names read the storage: HGET calls %s -> %s", hgets, n)
+	}
+	for _, host := range []string{"a.example.com", "A.Example.COM:80"} {
+		if code, body := get(host); code != 404 || !strings.Contains(body, `"error":"unknown ACME challenge"`) {
+			t.Errorf("Host %s, unknown token: %d %s", host, code, body)
+		}
 	}
 }

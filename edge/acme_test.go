@@ -200,17 +200,21 @@ func TestACMEMixedWithPEMCertificates(t *testing.T) {
 	}
 }
 
-// Hostile clients: a challenge path with a token nobody ordered is a 404
-// with the JSON error body, not a key authorization or a route; a client
-// naming a host the listener does not list (with or without acme-tls/1)
-// gets no certificate and makes no order (no on-demand issuance).
+// Hostile clients: a challenge path with a token nobody ordered, for a
+// managed name, is a 404 with the JSON error body, not a key
+// authorization or a route; a client naming a host the listener does not
+// list (with or without acme-tls/1) gets no certificate, makes no order
+// (no on-demand issuance) and no log line. (acme_hostile_test.go checks
+// the storage reads.)
 func TestACMEHostileClients(t *testing.T) {
 	s := newACMESetup(t, testutil.PebbleOptions{}, fileStorage(t, "http-01, tls-alpn-01"), "")
 	waitIssued(t, s.pebble, s.tls, "site.sluice.test")
 	waitIssued(t, s.pebble, s.tls, "www.sluice.test")
 	before := s.pebble.Orders()
 
-	resp, err := http.Get("http://" + s.plain + "/.well-known/acme-challenge/bogus-token_123")
+	req, _ := http.NewRequest("GET", "http://"+s.plain+"/.well-known/acme-challenge/bogus-token_123", nil)
+	req.Host = "site.sluice.test"
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,11 +224,16 @@ func TestACMEHostileClients(t *testing.T) {
 		t.Errorf("unknown token: %d %s", resp.StatusCode, body)
 	}
 
+	logged := len(s.log.String())
 	for _, protos := range [][]string{nil, {"acme-tls/1"}} {
 		_, err := tls.Dial("tcp", s.tls, &tls.Config{InsecureSkipVerify: true, ServerName: "evil.sluice.test", NextProtos: protos})
 		if err == nil {
 			t.Errorf("a handshake for an unlisted name (ALPN %v) got a certificate", protos)
 		}
+	}
+	// Neither reached certmagic: nothing about them in the log.
+	if after := s.log.String()[logged:]; strings.Contains(after, "evil.sluice.test") {
+		t.Errorf("handshakes for an unlisted name were logged:\n%s", after)
 	}
 	// Any order would have been placed by now: the handshakes are over.
 	// One more handshake for a listed name shows the gateway is still up.
