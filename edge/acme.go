@@ -58,12 +58,13 @@ type acmeManager struct {
 	http01 bool
 	log    *slog.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	start  sync.Once
-	mu     sync.Mutex
-	hosts  []string // every listener's acme_hosts, managed once started
-	active bool     // start ran: new hosts are managed at once
+	ctx      context.Context
+	cancel   context.CancelFunc
+	start    sync.Once
+	stopOnce sync.Once
+	mu       sync.Mutex
+	hosts    []string // every listener's acme_hosts, managed once started
+	active   bool     // start ran: new hosts are managed at once
 	// names is hosts for readers off the lock (handshakes, challenge
 	// requests): a copy swapped whole when a reload adds a name.
 	names atomic.Pointer[[]string]
@@ -208,12 +209,16 @@ func (m *acmeManager) reloaded(cfg *config.Config) {
 	}
 }
 
+// stop ends ordering and renewing. Safe to call more than once (a second
+// Shutdown): certmagic's Cache.Stop closes a channel.
 func (m *acmeManager) stop() {
 	if m == nil {
 		return
 	}
-	m.cancel()
-	m.cache.Stop()
+	m.stopOnce.Do(func() {
+		m.cancel()
+		m.cache.Stop()
+	})
 }
 
 // certificate serves an ACME certificate: the TLS-ALPN-01 challenge

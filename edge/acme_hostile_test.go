@@ -147,3 +147,21 @@ func TestACMEHTTP01OnlyForManagedNames(t *testing.T) {
 		}
 	}
 }
+
+// Shutdown twice (a signal during a shutdown, say) returns, without a
+// panic from the ACME manager's second stop.
+func TestACMEShutdownTwice(t *testing.T) {
+	gw, _, _, _ := deadCAGateway(t, "http-01", "{ dir: "+t.TempDir()+" }", "")
+	for i := range 2 {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("Shutdown %d panicked: %v", i+1, r)
+				}
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = gw.Shutdown(ctx)
+		}()
+	}
+}
