@@ -58,13 +58,19 @@ type acmeManager struct {
 	http01 bool
 	log    *slog.Logger
 
+	// redis is the storage when it is Redis: stop waits for its locks
+	// to be released before the client closes.
+	redis *redisStorage
+
 	ctx      context.Context
 	cancel   context.CancelFunc
 	start    sync.Once
 	stopOnce sync.Once
+	obtains  sync.WaitGroup // manageOne goroutines, which end with ctx
 	mu       sync.Mutex
 	hosts    []string // every listener's acme_hosts, managed once started
 	active   bool     // start ran: new hosts are managed at once
+	stopped  bool     // stop ran: nothing more is started
 	// names is hosts for readers off the lock (handshakes, challenge
 	// requests): a copy swapped whole when a reload adds a name.
 	names atomic.Pointer[[]string]
@@ -78,9 +84,11 @@ func openACME(cfg *config.Config, redis rueidis.Client, log *slog.Logger) (*acme
 		return nil, nil
 	}
 	var storage certmagic.Storage
+	var rs *redisStorage
 	switch a.Storage.Type {
 	case "redis":
-		storage = newRedisStorage(redis, a.Storage.Prefix)
+		rs = newRedisStorage(redis, a.Storage.Prefix)
+		storage = rs
 	default:
 		storage = &certmagic.FileStorage{Path: cfg.Resolve(a.Storage.Dir)}
 	}
@@ -94,7 +102,7 @@ func openACME(cfg *config.Config, redis rueidis.Client, log *slog.Logger) (*acme
 		roots.AppendCertsFromPEM(pem)
 	}
 	zl := zap.New(slogCore{log: log.With("component", "acme")})
-	m := &acmeManager{log: log, http01: slices.Contains(a.Challenges, "http-01")}
+	m := &acmeManager{log: log, http01: slices.Contains(a.Challenges, "http-01"), redis: rs}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
@@ -173,17 +181,36 @@ func (m *acmeManager) startACME() {
 	})
 }
 
-// manage hands names to certmagic: it loads them from storage or orders
-// them, in the background, and renews them from then on.
+// manage hands names to certmagic: each is loaded from storage or
+// ordered, in the background, and renewed from then on. Called with mu
+// held.
 func (m *acmeManager) manage(hosts []string) {
-	if len(hosts) == 0 {
+	if len(hosts) == 0 || m.stopped {
 		return
 	}
-	if err := m.magic.ManageAsync(m.ctx, hosts); err != nil {
-		m.log.Error("acme: managing certificates failed", "hosts", hosts, "error", err.Error())
-		return
+	for _, h := range hosts {
+		m.obtains.Add(1)
+		go m.manageOne(h)
 	}
 	m.log.Info("acme: managing certificates", "hosts", hosts)
+}
+
+// manageOne gets host a certificate and hands it to certmagic's
+// maintenance. Not certmagic's ManageAsync: its goroutines and jobs can't
+// be waited for, so they would still hold a storage lock (and use the
+// Redis client) after Shutdown returned. ObtainCertAsync is the same
+// order (nothing when the storage has the certificate, else under the
+// storage lock, retried with backoff) in a goroutine stop waits for, and
+// ends when m.ctx does.
+func (m *acmeManager) manageOne(host string) {
+	defer m.obtains.Done()
+	err := m.magic.ObtainCertAsync(m.ctx, host)
+	if err == nil {
+		err = m.magic.ManageSync(m.ctx, []string{host})
+	}
+	if err != nil && m.ctx.Err() == nil {
+		m.log.Error("acme: managing a certificate failed", "host", host, "error", err.Error())
+	}
 }
 
 // reloaded manages the names a new config adds. A name no listener lists
@@ -209,15 +236,36 @@ func (m *acmeManager) reloaded(cfg *config.Config) {
 	}
 }
 
-// stop ends ordering and renewing. Safe to call more than once (a second
-// Shutdown): certmagic's Cache.Stop closes a channel.
-func (m *acmeManager) stop() {
+// stop ends ordering and renewing, and waits (until ctx ends) for what
+// is under way to let go: the orders in progress, certmagic's maintenance
+// loop (whose renewals end with it), and the Redis locks they hold, so
+// that the Redis client is closed after the last unlock and the next
+// process (after sluice upgrade) does not wait for a lock to expire. Safe
+// to call more than once (a second Shutdown): certmagic's Cache.Stop
+// closes a channel.
+func (m *acmeManager) stop(ctx context.Context) {
 	if m == nil {
 		return
 	}
 	m.stopOnce.Do(func() {
+		m.mu.Lock()
+		m.stopped = true
+		m.mu.Unlock()
 		m.cancel()
-		m.cache.Stop()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			m.obtains.Wait()
+			m.cache.Stop() // waits for a renewal check under way
+			if m.redis != nil {
+				m.redis.waitUnlocked(ctx) // renewal jobs ending
+			}
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			m.log.Warn("acme: still stopping at the shutdown timeout; a storage lock it holds expires by itself")
+		}
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -164,4 +165,58 @@ func TestACMEShutdownTwice(t *testing.T) {
 			_ = gw.Shutdown(ctx)
 		}()
 	}
+}
+
+// Shutdown during an order waits for it to end and release its Redis
+// lock before the Redis client closes: the next process (after sluice
+// upgrade, say) takes the lock at once instead of waiting for it to
+// expire, and nothing of certmagic runs on after Shutdown returned.
+func TestACMEShutdownReleasesRedisLock(t *testing.T) {
+	redis := testutil.StartRedis(t)
+	gw, log, _, _ := deadCAGateway(t, "http-01", "{ type: redis }", `redis: { addrs: ["`+redis.Addr+`"] }`)
+	rc := testutil.RedisClient(t, redis.Addr)
+	locks := func() []string {
+		ks, err := rc.Do(context.Background(), rc.B().Keys().Pattern("*:lock:*").Build()).AsStrSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	waitObtainFailed(t, log) // holding the lock while it waits to retry
+	if l := locks(); len(l) != 1 {
+		t.Fatalf("locks while ordering: %q, want one", l)
+	}
+	// The unlock is slow: Redis holds writes back for a while (not a
+	// timing assumption: Shutdown must wait for the unlock however long
+	// it takes, within its context).
+	if err := rc.Do(context.Background(), rc.B().ClientPause().Timeout(700).Write().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l := locks(); len(l) != 0 {
+		t.Errorf("Shutdown returned with the order's lock still in Redis: %q", l)
+	}
+	if g := certmagicGoroutines(); g != "" {
+		t.Errorf("certmagic still at work after Shutdown returned:\n%s", g)
+	}
+}
+
+// certmagicGoroutines are the stacks of the goroutines running certmagic
+// code (other than a test's). The maintenance loop is left out: Cache.Stop
+// returns when it signalled it is done, a few instructions before its
+// goroutine ends.
+func certmagicGoroutines() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "caddyserver/certmagic") && !strings.Contains(g, "_test.go") && !strings.Contains(g, "maintainAssets") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }

@@ -39,6 +39,9 @@ type redisStorage struct {
 
 	mu    sync.Mutex
 	locks map[string]*redisLock // held by this instance
+	// unlocked is closed (and replaced) at every Unlock: waitUnlocked
+	// waits on it.
+	unlocked chan struct{}
 }
 
 type redisLock struct {
@@ -55,7 +58,7 @@ var (
 )
 
 func newRedisStorage(c rueidis.Client, prefix string) *redisStorage {
-	return &redisStorage{client: c, base: "{" + prefix + "}", locks: map[string]*redisLock{}}
+	return &redisStorage{client: c, base: "{" + prefix + "}", locks: map[string]*redisLock{}, unlocked: make(chan struct{})}
 }
 
 var _ certmagic.Storage = (*redisStorage)(nil)
@@ -261,17 +264,41 @@ func (s *redisStorage) keepLock(ctx context.Context, key string, l *redisLock) {
 func (s *redisStorage) Unlock(ctx context.Context, name string) error {
 	s.mu.Lock()
 	l := s.locks[name]
-	delete(s.locks, name)
 	s.mu.Unlock()
 	if l == nil {
 		return errors.New("acme redis storage: unlock " + name + ": not held by this instance")
 	}
 	l.stop()
 	<-l.done
-	if err := unlockScript.Exec(ctx, s.client, []string{s.lockKey(name)}, []string{l.token}).Error(); err != nil {
+	err := unlockScript.Exec(ctx, s.client, []string{s.lockKey(name)}, []string{l.token}).Error()
+	s.mu.Lock()
+	if s.locks[name] == l {
+		delete(s.locks, name)
+	}
+	close(s.unlocked)
+	s.unlocked = make(chan struct{})
+	s.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("acme redis storage: unlock %s: %w", name, err)
 	}
 	return nil
+}
+
+// waitUnlocked waits until this instance holds no lock, or ctx ends.
+func (s *redisStorage) waitUnlocked(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		n, ch := len(s.locks), s.unlocked
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // String names the storage in certmagic's logs.
