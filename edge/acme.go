@@ -87,7 +87,7 @@ func openACME(cfg *config.Config, redis rueidis.Client, log *slog.Logger) (*acme
 	var rs *redisStorage
 	switch a.Storage.Type {
 	case "redis":
-		rs = newRedisStorage(redis, a.Storage.Prefix)
+		rs = newRedisStorage(redis, a.Storage.Prefix, log.With("component", "acme"))
 		storage = rs
 	default:
 		storage = &certmagic.FileStorage{Path: cfg.Resolve(a.Storage.Dir)}
