@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,12 +99,18 @@ func TestRedisStorageLocks(t *testing.T) {
 	if err == nil {
 		t.Fatal("b took a lock a holds")
 	}
+	// b waits: it tried (SET NX) twice since, and is still waiting.
+	sets, _ := strconv.Atoi(redisCommandCount(t, addr, "set"))
 	got := make(chan error, 1)
 	go func() { got <- b.Lock(ctx, "issue") }()
+	testutil.WaitFor(t, "b to try for the lock twice", func() bool {
+		n, _ := strconv.Atoi(redisCommandCount(t, addr, "set"))
+		return n >= sets+2
+	})
 	select {
 	case err := <-got:
 		t.Fatalf("b took the lock while a holds it (%v)", err)
-	case <-time.After(100 * time.Millisecond):
+	default:
 	}
 	if err := a.Unlock(ctx, "issue"); err != nil {
 		t.Fatal(err)
