@@ -222,3 +222,47 @@ func certmagicGoroutines() string {
 	}
 	return strings.Join(out, "\n\n")
 }
+
+// A reload that adds the acme block to a gateway started without one
+// says that ACME starts with the process: refused for a listener with
+// only acme_hosts (it would have no certificate), and a warning when PEM
+// certificates serve meanwhile.
+func TestACMEBlockAddedByReload(t *testing.T) {
+	ca := testutil.NewCA(t, "pem")
+	leaf := ca.Issue(t, testutil.LeafOptions{Name: "a", DNS: []string{"a.example"}})
+	up := testutil.StartUpstream(t, stub.Options{Name: "up"})
+	plain, tlsAddr := testutil.DeadAddr(t), testutil.DeadAddr(t)
+	config := func(listener, acme string) string {
+		return fmt.Sprintf(`
+listen: %s
+listen_tls:
+  - listen: %s
+    name: public
+%s
+admin: { listen: "off" }
+%s
+upstreams:
+  up: { targets: [ { url: "%s" } ] }
+routes:
+`+catchAll, plain, tlsAddr, listener, acme, up.URL)
+	}
+	pem := "    certificates: [ { cert_file: " + leaf.CertFile + ", key_file: " + leaf.KeyFile + " } ]"
+	acme := "acme: { agree_terms: true, ca: \"https://" + testutil.DeadAddr(t) + "/dir\", storage: { dir: " + testutil.ScratchDir(t) + " } }"
+	log := newTestLog(t)
+	gw, err := New(mustParse(t, config(pem, "")), slog.New(slog.NewTextHandler(log, nil)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Shutdown(context.Background()) })
+
+	err = gw.Apply(mustParse(t, config("    acme_hosts: [a.example.com]", acme)))
+	if err == nil || !strings.Contains(err.Error(), "listen_tls[0].acme_hosts: the acme block was added after start") || !strings.Contains(err.Error(), "sluice upgrade") {
+		t.Errorf("reload adding acme, only acme_hosts: %v", err)
+	}
+	if err := gw.Apply(mustParse(t, config(pem+"\n    acme_hosts: [a.example.com]", acme))); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), `level=WARN msg="the acme block was added after start: acme_hosts get no ACME certificate`) {
+		t.Errorf("reload adding acme beside PEM certificates: no warning")
+	}
+}

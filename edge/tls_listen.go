@@ -83,6 +83,9 @@ func loadCertSet(cfg *config.Config, i int, l config.TLSListener, acme *acmeMana
 		set.certs = append(set.certs, &c)
 	}
 	if len(set.certs) == 0 && set.acme == nil {
+		if len(l.ACMEHosts) > 0 { // a reload added the acme block
+			return nil, fmt.Errorf("listen_tls[%d].acme_hosts: the acme block was added after start, and ACME starts with the process: apply this config with sluice upgrade (or a restart)", i)
+		}
 		return nil, fmt.Errorf("listen_tls[%d]: no certificate", i)
 	}
 	set.conf = &tls.Config{
