@@ -89,6 +89,9 @@ func openACME(cfg *config.Config, redis rueidis.Client, log *slog.Logger) (*acme
 	case "redis":
 		rs = newRedisStorage(redis, a.Storage.Prefix, log.With("component", "acme"))
 		storage = rs
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		checkRedisForACME(ctx, redis, rs.log)
+		cancel()
 	default:
 		storage = &certmagic.FileStorage{Path: cfg.Resolve(a.Storage.Dir)}
 	}

@@ -266,3 +266,36 @@ routes:
 		t.Errorf("reload adding acme beside PEM certificates: no warning")
 	}
 }
+
+// A Redis that may lose the ACME storage's keys is named at start: an
+// allkeys-* eviction policy, and no persistence at all. A Redis set up
+// to keep them gets no warning.
+func TestACMERedisStorageWarnsAboutLossyRedis(t *testing.T) {
+	for _, c := range []struct {
+		policy, save string
+		warns        []string
+	}{
+		{"allkeys-lru", "", []string{"Redis may evict certificates", "Redis persists nothing"}},
+		{"noeviction", "3600 1", nil},
+	} {
+		t.Run(c.policy, func(t *testing.T) {
+			redis := testutil.StartRedis(t)
+			rc := testutil.RedisClient(t, redis.Addr)
+			for _, kv := range [][2]string{{"maxmemory-policy", c.policy}, {"save", c.save}} {
+				if err := rc.Do(context.Background(), rc.B().ConfigSet().ParameterValue().ParameterValue(kv[0], kv[1]).Build()).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, log, _, _ := deadCAGateway(t, "http-01", "{ type: redis }", `redis: { addrs: ["`+redis.Addr+`"] }`)
+			got := strings.Count(log.String(), "level=WARN msg=\"acme redis storage: Redis")
+			for _, w := range c.warns {
+				if !strings.Contains(log.String(), w) {
+					t.Errorf("no warning %q", w)
+				}
+			}
+			if got != len(c.warns) {
+				t.Errorf("%d warnings about Redis, want %d", got, len(c.warns))
+			}
+		})
+	}
+}

@@ -343,3 +343,25 @@ func (s *redisStorage) waitUnlocked(ctx context.Context) {
 
 // String names the storage in certmagic's logs.
 func (s *redisStorage) String() string { return "redis " + s.base }
+
+// checkRedisForACME warns at start about a Redis that may lose what the
+// ACME storage keeps: an allkeys-* eviction policy can evict a
+// certificate, its key, the index or a lock; without persistence a Redis
+// restart loses the account and certificates, and every instance orders
+// again (into the CA's rate limits). A Redis that does not answer CONFIG
+// GET (managed services often refuse it) is not checked.
+func checkRedisForACME(ctx context.Context, c rueidis.Client, log *slog.Logger) {
+	conf := func(name string) (string, bool) {
+		m, err := c.Do(ctx, c.B().ConfigGet().Parameter(name).Build()).AsStrMap()
+		v, ok := m[name]
+		return v, err == nil && ok
+	}
+	if p, ok := conf("maxmemory-policy"); ok && strings.HasPrefix(p, "allkeys-") {
+		log.Warn("acme redis storage: Redis may evict certificates, keys and locks (use noeviction or a volatile-* policy)", "maxmemory-policy", p)
+	}
+	save, ok1 := conf("save")
+	aof, ok2 := conf("appendonly")
+	if ok1 && ok2 && save == "" && aof == "no" {
+		log.Warn("acme redis storage: Redis persists nothing (save and appendonly off): a Redis restart loses the certificates, and they are ordered again")
+	}
+}
