@@ -133,7 +133,8 @@ func openACME(cfg *config.Config, redis rueidis.Client, log *slog.Logger) (*acme
 	})
 	m.magic.Issuers = []certmagic.Issuer{m.issuer}
 	m.hosts = acmeHostsOf(cfg)
-	m.names.Store(&m.hosts)
+	names := slices.Clone(m.hosts)
+	m.names.Store(&names)
 	return m, nil
 }
 
