@@ -308,7 +308,9 @@ func TestACMERedisStorageSharedByTwoGateways(t *testing.T) {
 // with a third of the lifetime left the gateway renews, and new
 // handshakes get the new certificate. "Ahead" is read off the
 // certificates (pebble's clock), not the test's: the new one was issued
-// before the first expired.
+// in the first one's renewal window, before it expired. (renew_check
+// matters: certmagic renews at once when less than 5 renew_check
+// intervals are left.)
 func TestACMERenewsBeforeExpiry(t *testing.T) {
 	s := newACMESetup(t, testutil.PebbleOptions{Validity: 20 * time.Second},
 		fileStorage(t, "http-01")+"\n  renew_check: 1s", "")
@@ -324,6 +326,11 @@ func TestACMERenewsBeforeExpiry(t *testing.T) {
 	}
 	if !renewed.NotBefore.Before(first.NotAfter) {
 		t.Errorf("renewed only after the first certificate expired: issued %v, the first expired %v", renewed.NotBefore, first.NotAfter)
+	}
+	// Nor at once: a third of the lifetime left is the window (an order
+	// right after the first would be a renewal loop).
+	if life := first.NotAfter.Sub(first.NotBefore); renewed.NotBefore.Sub(first.NotBefore) < life/2 {
+		t.Errorf("renewed %v after the first was issued, before its renewal window (lifetime %v)", renewed.NotBefore.Sub(first.NotBefore), life)
 	}
 }
 
