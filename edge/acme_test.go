@@ -110,7 +110,7 @@ func waitIssued(t *testing.T, p *testutil.Pebble, addr, name string) *x509.Certi
 
 // fileStorage is an acme block's challenges and file storage.
 func fileStorage(t *testing.T, challenges string) string {
-	return "  challenges: [" + challenges + "]\n  storage: { dir: " + testutil.ScratchDir(t) + " }"
+	return "  challenges: [" + challenges + "]\n  storage: { dir: " + t.TempDir() + " }"
 }
 
 // HTTP-01 (RFC 8555 section 8.3): pebble fetches the key authorization
