@@ -4,21 +4,23 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/redis/rueidis"
 	"github.com/sluicegw/sluice/edge/config"
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"go.uber.org/zap"
 )
 
@@ -56,12 +58,22 @@ type acmeManager struct {
 	http01 bool
 	log    *slog.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	start  sync.Once
-	mu     sync.Mutex
-	hosts  []string // every listener's acme_hosts, managed once started
-	active bool     // start ran: new hosts are managed at once
+	// redis is the storage when it is Redis: stop waits for its locks
+	// to be released before the client closes.
+	redis *redisStorage
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	start    sync.Once
+	stopOnce sync.Once
+	obtains  sync.WaitGroup // manageOne goroutines, which end with ctx
+	mu       sync.Mutex
+	hosts    []string // every listener's acme_hosts, managed once started
+	active   bool     // start ran: new hosts are managed at once
+	stopped  bool     // stop ran: nothing more is started
+	// names is hosts for readers off the lock (handshakes, challenge
+	// requests): a copy swapped whole when a reload adds a name.
+	names atomic.Pointer[[]string]
 }
 
 // openACME builds the certmagic config for cfg's acme block (nil when
@@ -72,9 +84,14 @@ func openACME(cfg *config.Config, redis rueidis.Client, log *slog.Logger) (*acme
 		return nil, nil
 	}
 	var storage certmagic.Storage
+	var rs *redisStorage
 	switch a.Storage.Type {
 	case "redis":
-		storage = newRedisStorage(redis, a.Storage.Prefix)
+		rs = newRedisStorage(redis, a.Storage.Prefix, log.With("component", "acme"))
+		storage = rs
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		checkRedisForACME(ctx, redis, rs.log)
+		cancel()
 	default:
 		storage = &certmagic.FileStorage{Path: cfg.Resolve(a.Storage.Dir)}
 	}
@@ -88,7 +105,7 @@ func openACME(cfg *config.Config, redis rueidis.Client, log *slog.Logger) (*acme
 		roots.AppendCertsFromPEM(pem)
 	}
 	zl := zap.New(slogCore{log: log.With("component", "acme")})
-	m := &acmeManager{log: log, http01: slices.Contains(a.Challenges, "http-01")}
+	m := &acmeManager{log: log, http01: slices.Contains(a.Challenges, "http-01"), redis: rs}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
@@ -116,6 +133,8 @@ func openACME(cfg *config.Config, redis rueidis.Client, log *slog.Logger) (*acme
 	})
 	m.magic.Issuers = []certmagic.Issuer{m.issuer}
 	m.hosts = acmeHostsOf(cfg)
+	names := slices.Clone(m.hosts)
+	m.names.Store(&names)
 	return m, nil
 }
 
@@ -166,17 +185,36 @@ func (m *acmeManager) startACME() {
 	})
 }
 
-// manage hands names to certmagic: it loads them from storage or orders
-// them, in the background, and renews them from then on.
+// manage hands names to certmagic: each is loaded from storage or
+// ordered, in the background, and renewed from then on. Called with mu
+// held.
 func (m *acmeManager) manage(hosts []string) {
-	if len(hosts) == 0 {
+	if len(hosts) == 0 || m.stopped {
 		return
 	}
-	if err := m.magic.ManageAsync(m.ctx, hosts); err != nil {
-		m.log.Error("acme: managing certificates failed", "hosts", hosts, "error", err.Error())
-		return
+	for _, h := range hosts {
+		m.obtains.Add(1)
+		go m.manageOne(h)
 	}
 	m.log.Info("acme: managing certificates", "hosts", hosts)
+}
+
+// manageOne gets host a certificate and hands it to certmagic's
+// maintenance. Not certmagic's ManageAsync: its goroutines and jobs can't
+// be waited for, so they would still hold a storage lock (and use the
+// Redis client) after Shutdown returned. ObtainCertAsync is the same
+// order (nothing when the storage has the certificate, else under the
+// storage lock, retried with backoff) in a goroutine stop waits for, and
+// ends when m.ctx does.
+func (m *acmeManager) manageOne(host string) {
+	defer m.obtains.Done()
+	err := m.magic.ObtainCertAsync(m.ctx, host)
+	if err == nil {
+		err = m.magic.ManageSync(m.ctx, []string{host})
+	}
+	if err != nil && m.ctx.Err() == nil {
+		m.log.Error("acme: managing a certificate failed", "host", host, "error", err.Error())
+	}
 }
 
 // reloaded manages the names a new config adds. A name no listener lists
@@ -195,17 +233,44 @@ func (m *acmeManager) reloaded(cfg *config.Config) {
 			added = append(added, h)
 		}
 	}
+	names := slices.Clone(m.hosts)
+	m.names.Store(&names)
 	if m.active {
 		m.manage(added)
 	}
 }
 
-func (m *acmeManager) stop() {
+// stop ends ordering and renewing, and waits (until ctx ends) for what
+// is under way to let go: the orders in progress, certmagic's maintenance
+// loop (whose renewals end with it), and the Redis locks they hold, so
+// that the Redis client is closed after the last unlock and the next
+// process (after sluice upgrade) does not wait for a lock to expire. Safe
+// to call more than once (a second Shutdown): certmagic's Cache.Stop
+// closes a channel.
+func (m *acmeManager) stop(ctx context.Context) {
 	if m == nil {
 		return
 	}
-	m.cancel()
-	m.cache.Stop()
+	m.stopOnce.Do(func() {
+		m.mu.Lock()
+		m.stopped = true
+		m.mu.Unlock()
+		m.cancel()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			m.obtains.Wait()
+			m.cache.Stop() // waits for a renewal check under way
+			if m.redis != nil {
+				m.redis.waitUnlocked(ctx) // renewal jobs ending
+			}
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			m.log.Warn("acme: still stopping at the shutdown timeout; a storage lock it holds expires by itself")
+		}
+	})
 }
 
 // certificate serves an ACME certificate: the TLS-ALPN-01 challenge
@@ -234,23 +299,88 @@ func isACMETLSHello(hello *tls.ClientHelloInfo) bool {
 	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == "acme-tls/1"
 }
 
+// manages reports whether host (any case, no port) is one of the names
+// this instance orders: the only names whose challenges it answers. A
+// challenge for any other name is nobody's here, and asking certmagic
+// would cost a storage read and an error log line per request or
+// handshake, at the client's will.
+func (m *acmeManager) manages(host string) bool {
+	for _, h := range *m.names.Load() {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// errNotACMEName fails a TLS-ALPN-01 handshake for a name not managed.
+var errNotACMEName = errors.New("acme-tls/1 handshake for a name this gateway does not manage")
+
 // serveACMEChallenge answers GET /.well-known/acme-challenge/TOKEN on the
 // plain listener with the key authorization certmagic (of this instance,
 // or of another sharing the storage) prepared for it. It reports whether
-// the path was a challenge path; an unknown token is a 404. Called before
-// the HTTPS redirect: the CA fetches over plain HTTP (RFC 8555 section
-// 8.3).
+// it answered: an unknown token for a name this gateway manages is a 404;
+// the path for any other name is routed like any other request (an
+// upstream may answer its own challenges), and costs no storage read.
+// Called before the HTTPS redirect: the CA fetches over plain HTTP (RFC
+// 8555 section 8.3).
 func (g *Gateway) serveACMEChallenge(x *exchange) bool {
 	m := g.acme
 	if m == nil || !m.http01 || x.ctx.IsTLS() || !x.ctx.IsGet() || !strings.HasPrefix(string(x.path), acmeChallengePath) {
 		return false
 	}
-	answered := false
-	fasthttpadaptor.NewFastHTTPHandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		answered = m.issuer.HandleHTTPChallenge(w, r)
-	})(x.ctx)
-	if !answered {
+	host := string(x.ctx.Host())
+	if !m.manages(hostOnly(host)) {
+		return false
+	}
+	w := &challengeResponse{ctx: x.ctx, header: http.Header{}}
+	r := (&http.Request{
+		Method:     http.MethodGet,
+		Host:       host,
+		URL:        &url.URL{Path: string(x.path)},
+		RequestURI: string(x.ctx.RequestURI()),
+		RemoteAddr: x.ctx.RemoteAddr().String(),
+		Header:     http.Header{"User-Agent": {string(x.ctx.UserAgent())}},
+	}).WithContext(x.ctx)
+	if !m.issuer.HandleHTTPChallenge(w, r) {
 		x.fail(faultUnknownChallenge)
 	}
 	return true
+}
+
+// hostOnly is a Host header without its port.
+func hostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
+}
+
+// challengeResponse is the http.ResponseWriter certmagic writes a key
+// authorization to. It writes to the fasthttp response directly
+// (fasthttpadaptor would run certmagic in a goroutine of its own).
+type challengeResponse struct {
+	ctx    *fasthttp.RequestCtx
+	header http.Header
+	wrote  bool
+}
+
+func (w *challengeResponse) Header() http.Header { return w.header }
+
+func (w *challengeResponse) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	for k, vs := range w.header {
+		for _, v := range vs {
+			w.ctx.Response.Header.Add(k, v)
+		}
+	}
+	w.ctx.SetStatusCode(code)
+}
+
+func (w *challengeResponse) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.ctx.Write(b)
 }

@@ -3,6 +3,8 @@ package edge
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"go.uber.org/zap/zapcore"
 )
@@ -40,8 +42,8 @@ func (c slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	if e.LoggerName != "" {
 		attrs = append(attrs, slog.String("logger", e.LoggerName))
 	}
-	for k, v := range enc.Fields {
-		attrs = append(attrs, slog.Any(k, v))
+	for _, k := range slices.Sorted(maps.Keys(enc.Fields)) { // the same order on every line
+		attrs = append(attrs, slog.Any(k, enc.Fields[k]))
 	}
 	level := slog.LevelInfo
 	switch {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,9 +37,19 @@ import (
 type redisStorage struct {
 	client rueidis.Client
 	base   string
+	log    *slog.Logger
 
 	mu    sync.Mutex
 	locks map[string]*redisLock // held by this instance
+	// local is a one-slot semaphore per lock name, taken before the
+	// Redis lock and given back after it: two holders in this instance
+	// never share one Redis lock (else, after the lock expired and this
+	// instance took it again, the first holder's Unlock would free the
+	// second's).
+	local map[string]chan struct{}
+	// unlocked is closed (and replaced) at every Unlock: waitUnlocked
+	// waits on it.
+	unlocked chan struct{}
 }
 
 type redisLock struct {
@@ -54,8 +65,9 @@ var (
 	redisLockPoll = 200 * time.Millisecond
 )
 
-func newRedisStorage(c rueidis.Client, prefix string) *redisStorage {
-	return &redisStorage{client: c, base: "{" + prefix + "}", locks: map[string]*redisLock{}}
+func newRedisStorage(c rueidis.Client, prefix string, log *slog.Logger) *redisStorage {
+	return &redisStorage{client: c, base: "{" + prefix + "}", log: log, locks: map[string]*redisLock{},
+		local: map[string]chan struct{}{}, unlocked: make(chan struct{})}
 }
 
 var _ certmagic.Storage = (*redisStorage)(nil)
@@ -212,6 +224,27 @@ return 0`)
 // Lock implements certmagic.Locker: it waits until it holds name (or ctx
 // ends), then keeps the lock alive until Unlock.
 func (s *redisStorage) Lock(ctx context.Context, name string) error {
+	s.mu.Lock()
+	sem := s.local[name]
+	if sem == nil {
+		sem = make(chan struct{}, 1)
+		s.local[name] = sem
+	}
+	s.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("acme redis storage: waiting for lock %s: %w", name, ctx.Err())
+	}
+	if err := s.lockRedis(ctx, name); err != nil {
+		<-sem
+		return err
+	}
+	return nil
+}
+
+// lockRedis takes the Redis lock, once this instance's own is held.
+func (s *redisStorage) lockRedis(ctx context.Context, name string) error {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	token := hex.EncodeToString(b[:])
@@ -232,27 +265,38 @@ func (s *redisStorage) Lock(ctx context.Context, name string) error {
 	}
 	rctx, stop := context.WithCancel(context.Background())
 	l := &redisLock{token: token, stop: stop, done: make(chan struct{})}
-	go s.keepLock(rctx, key, l)
+	go s.keepLock(rctx, name, l)
 	s.mu.Lock()
-	if old := s.locks[name]; old != nil { // expired and retaken by us: stop the old refresher
-		old.stop()
-	}
 	s.locks[name] = l
 	s.mu.Unlock()
 	return nil
 }
 
-// keepLock refreshes a held lock until stopped.
-func (s *redisStorage) keepLock(ctx context.Context, key string, l *redisLock) {
+// keepLock refreshes a held lock until stopped. A refresh that fails is
+// logged (the next one may work: the lock lives a TTL); a lock found
+// expired or held by another token is lost (Redis was unreachable for a
+// TTL, or a holder's clock stalled): logged, and no longer refreshed,
+// since another instance may now be doing the same work.
+func (s *redisStorage) keepLock(ctx context.Context, name string, l *redisLock) {
 	defer close(l.done)
 	t := time.NewTicker(redisLockTTL / 3)
 	defer t.Stop()
+	key := s.lockKey(name)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_ = refreshScript.Exec(ctx, s.client, []string{key}, []string{l.token, strconv.FormatInt(redisLockTTL.Milliseconds(), 10)}).Error()
+			n, err := refreshScript.Exec(ctx, s.client, []string{key}, []string{l.token, strconv.FormatInt(redisLockTTL.Milliseconds(), 10)}).AsInt64()
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				s.log.Warn("acme redis storage: refreshing a lock failed", "lock", name, "error", err.Error())
+			case n == 0:
+				s.log.Error("acme redis storage: lock lost (it expired or another instance holds it); another instance may do the same work", "lock", name)
+				return
+			}
 		}
 	}
 }
@@ -261,18 +305,63 @@ func (s *redisStorage) keepLock(ctx context.Context, key string, l *redisLock) {
 func (s *redisStorage) Unlock(ctx context.Context, name string) error {
 	s.mu.Lock()
 	l := s.locks[name]
-	delete(s.locks, name)
 	s.mu.Unlock()
 	if l == nil {
 		return errors.New("acme redis storage: unlock " + name + ": not held by this instance")
 	}
 	l.stop()
 	<-l.done
-	if err := unlockScript.Exec(ctx, s.client, []string{s.lockKey(name)}, []string{l.token}).Error(); err != nil {
+	err := unlockScript.Exec(ctx, s.client, []string{s.lockKey(name)}, []string{l.token}).Error()
+	s.mu.Lock()
+	delete(s.locks, name)
+	close(s.unlocked)
+	s.unlocked = make(chan struct{})
+	<-s.local[name] // the next holder in this instance may go on
+	s.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("acme redis storage: unlock %s: %w", name, err)
 	}
 	return nil
 }
 
+// waitUnlocked waits until this instance holds no lock, or ctx ends.
+func (s *redisStorage) waitUnlocked(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		n, ch := len(s.locks), s.unlocked
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // String names the storage in certmagic's logs.
 func (s *redisStorage) String() string { return "redis " + s.base }
+
+// checkRedisForACME warns at start about a Redis that may lose what the
+// ACME storage keeps: an allkeys-* eviction policy can evict a
+// certificate, its key, the index or a lock; without persistence a Redis
+// restart loses the account and certificates, and every instance orders
+// again (into the CA's rate limits). A Redis that does not answer CONFIG
+// GET (managed services often refuse it) is not checked.
+func checkRedisForACME(ctx context.Context, c rueidis.Client, log *slog.Logger) {
+	conf := func(name string) (string, bool) {
+		m, err := c.Do(ctx, c.B().ConfigGet().Parameter(name).Build()).AsStrMap()
+		v, ok := m[name]
+		return v, err == nil && ok
+	}
+	if p, ok := conf("maxmemory-policy"); ok && strings.HasPrefix(p, "allkeys-") {
+		log.Warn("acme redis storage: Redis may evict certificates, keys and locks (use noeviction or a volatile-* policy)", "maxmemory-policy", p)
+	}
+	save, ok1 := conf("save")
+	aof, ok2 := conf("appendonly")
+	if ok1 && ok2 && save == "" && aof == "no" {
+		log.Warn("acme redis storage: Redis persists nothing (save and appendonly off): a Redis restart loses the certificates, and they are ordered again")
+	}
+}

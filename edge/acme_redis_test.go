@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +40,7 @@ func TestListUnder(t *testing.T) {
 // for what is not there.
 func TestRedisStorageKeys(t *testing.T) {
 	ctx := context.Background()
-	s := newRedisStorage(testutil.RedisClient(t, testutil.StartRedis(t).Addr), "t")
+	s := newRedisStorage(testutil.RedisClient(t, testutil.StartRedis(t).Addr), "t", slog.Default())
 	if _, err := s.Load(ctx, "a/b"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Load of nothing: %v", err)
 	}
@@ -83,8 +86,8 @@ func TestRedisStorageLocks(t *testing.T) {
 	redisLockTTL = 600 * time.Millisecond
 	t.Cleanup(func() { redisLockTTL = ttl })
 	addr := testutil.StartRedis(t).Addr
-	a := newRedisStorage(testutil.RedisClient(t, addr), "t")
-	b := newRedisStorage(testutil.RedisClient(t, addr), "t")
+	a := newRedisStorage(testutil.RedisClient(t, addr), "t", slog.Default())
+	b := newRedisStorage(testutil.RedisClient(t, addr), "t", slog.Default())
 	ctx := context.Background()
 	if err := a.Lock(ctx, "issue"); err != nil {
 		t.Fatal(err)
@@ -96,12 +99,18 @@ func TestRedisStorageLocks(t *testing.T) {
 	if err == nil {
 		t.Fatal("b took a lock a holds")
 	}
+	// b waits: it tried (SET NX) twice since, and is still waiting.
+	sets, _ := strconv.Atoi(redisCommandCount(t, addr, "set"))
 	got := make(chan error, 1)
 	go func() { got <- b.Lock(ctx, "issue") }()
+	testutil.WaitFor(t, "b to try for the lock twice", func() bool {
+		n, _ := strconv.Atoi(redisCommandCount(t, addr, "set"))
+		return n >= sets+2
+	})
 	select {
 	case err := <-got:
 		t.Fatalf("b took the lock while a holds it (%v)", err)
-	case <-time.After(100 * time.Millisecond):
+	default:
 	}
 	if err := a.Unlock(ctx, "issue"); err != nil {
 		t.Fatal(err)
@@ -122,11 +131,65 @@ func TestRedisStorageLocks(t *testing.T) {
 	}
 	short, cancel = context.WithTimeout(ctx, 2*redisLockTTL)
 	defer cancel()
-	c := newRedisStorage(testutil.RedisClient(t, addr), "t")
+	c := newRedisStorage(testutil.RedisClient(t, addr), "t", slog.Default())
 	if err := c.Lock(short, "issue"); err == nil {
 		t.Error("a stale holder's Unlock freed the current holder's lock")
 	}
 	if err := a.Unlock(ctx, "issue"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// One instance whose lock expired (Redis unreachable for a TTL, say) and
+// that asks for it again: the second holder waits for the first one's
+// Unlock, which then does not free the second's lock.
+func TestRedisStorageLockRetakenBySameInstance(t *testing.T) {
+	addr := testutil.StartRedis(t).Addr
+	rc := testutil.RedisClient(t, addr)
+	s := newRedisStorage(testutil.RedisClient(t, addr), "t", slog.Default())
+	ctx := context.Background()
+	if err := s.Lock(ctx, "n"); err != nil { // holder 1
+		t.Fatal(err)
+	}
+	if err := rc.Do(ctx, rc.B().Del().Key(s.lockKey("n")).Build()).Error(); err != nil { // it expires
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() { second <- s.Lock(ctx, "n") }() // holder 2, same instance
+	if err := s.Unlock(ctx, "n"); err != nil { // holder 1 is done
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	// Holder 2 holds it in Redis, where another instance sees it.
+	if err := rc.Do(ctx, rc.B().Get().Key(s.lockKey("n")).Build()).Error(); err != nil {
+		t.Errorf("holder 2's lock is not in Redis (%v): holder 1's Unlock freed it", err)
+	}
+	if err := s.Unlock(ctx, "n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A held lock found gone at its refresh (it expired, or another instance
+// took it) is logged: two instances may be doing the same work.
+func TestRedisStorageLockLostIsLogged(t *testing.T) {
+	ttl := redisLockTTL
+	redisLockTTL = 300 * time.Millisecond
+	t.Cleanup(func() { redisLockTTL = ttl })
+	addr := testutil.StartRedis(t).Addr
+	rc := testutil.RedisClient(t, addr)
+	log := newTestLog(t)
+	s := newRedisStorage(testutil.RedisClient(t, addr), "t", slog.New(slog.NewTextHandler(log, nil)))
+	ctx := context.Background()
+	if err := s.Lock(ctx, "n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Do(ctx, rc.B().Del().Key(s.lockKey("n")).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the lost lock to be logged", func() bool {
+		return strings.Contains(log.String(), `level=ERROR msg="acme redis storage: lock lost`) && strings.Contains(log.String(), "lock=n")
+	})
+	_ = s.Unlock(ctx, "n")
 }

@@ -260,7 +260,7 @@ func TestRegexRewriteAllocatesNothing(t *testing.T) {
 // is a prefix test.
 func TestACMEGatewayProxyAllocatesNothing(t *testing.T) {
 	h := newHandlerHarnessWith(t, 64, "/api/x",
-		"listen_tls: [ { listen: 127.0.0.1:0, acme_hosts: [a.example.com] } ]\nacme: { agree_terms: true, ca: \"https://127.0.0.1:1/dir\", storage: { dir: "+t.TempDir()+" } }", "")
+		"listen_tls: [ { listen: 127.0.0.1:8443, acme_hosts: [a.example.com] } ]\nacme: { agree_terms: true, challenges: [tls-alpn-01], ca: \"https://127.0.0.1:1/dir\", storage: { dir: "+t.TempDir()+" } }", "")
 	for i := 0; i < 10; i++ {
 		h.once(t, 200)
 	}

@@ -37,9 +37,12 @@
 // x/crypto/acme for background renewal, OCSP stapling and a storage with
 // cluster locks; acme.go says more), acme_redis.go is certmagic's storage
 // in Redis for several instances (one orders, all serve), acme_log.go
-// passes certmagic's log to slog. An ACME challenge is the only thing
-// sluice answers on the plain listener before the HTTPS redirect, and no
-// client-chosen name ever reaches certmagic (no on-demand issuance).
+// passes certmagic's log to slog. An ACME challenge for a managed name is
+// the only thing sluice answers on the plain listener before the HTTPS
+// redirect, and no client-chosen name ever reaches certmagic (no
+// on-demand issuance, no challenge lookup for a name not in acme_hosts).
+// Shutdown returns after certmagic's work has stopped and let go of its
+// storage locks (or at the shutdown deadline).
 //
 // Invariants:
 //   - A request loads the current *Snapshot once, from an atomic pointer,

@@ -55,7 +55,7 @@ func New(cfg *config.Config, log *slog.Logger, version string) (_ *Gateway, err 
 	defer func() {
 		if err != nil {
 			g.stopDiscovery()
-			g.acme.stop()
+			g.acme.stop(context.Background()) // nothing started: returns at once
 			g.res.close()
 		}
 	}()
@@ -184,8 +184,14 @@ func (g *Gateway) Serve(ln net.Listener) error {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Store(true)
 	g.stopDiscovery()
-	g.acme.stop()
-	defer g.res.close()
+	// ACME stops beside the draining, and lets go of its storage locks
+	// before the resources (the Redis client) close.
+	acmeDone := make(chan struct{})
+	go func() { g.acme.stop(ctx); close(acmeDone) }()
+	defer func() {
+		<-acmeDone
+		g.res.close()
+	}()
 	// Tunnels are hijacked connections the server no longer tracks: they
 	// get their 1001 close while the server drains its requests.
 	g.res.streams.stopAll() // event streams end now rather than at the deadline

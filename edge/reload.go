@@ -27,6 +27,9 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	g.installTLSCerts(certs)
 	g.acme.reloaded(cfg)
 	g.res.metrics.Retain(snap.names())
+	if g.acme == nil && cfg.ACME != nil {
+		g.log.Warn("the acme block was added after start: acme_hosts get no ACME certificate (their handshakes get the PEM certificates) until sluice upgrade (or a restart)")
+	}
 	for _, w := range restartOnly(g.startup, cfg) {
 		g.log.Warn("config change takes effect in a new process; apply with sluice upgrade (or a restart)", "field", w)
 	}

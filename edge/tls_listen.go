@@ -83,6 +83,9 @@ func loadCertSet(cfg *config.Config, i int, l config.TLSListener, acme *acmeMana
 		set.certs = append(set.certs, &c)
 	}
 	if len(set.certs) == 0 && set.acme == nil {
+		if len(l.ACMEHosts) > 0 { // a reload added the acme block
+			return nil, fmt.Errorf("listen_tls[%d].acme_hosts: the acme block was added after start, and ACME starts with the process: apply this config with sluice upgrade (or a restart)", i)
+		}
 		return nil, fmt.Errorf("listen_tls[%d]: no certificate", i)
 	}
 	set.conf = &tls.Config{
@@ -144,11 +147,16 @@ func newTLSListener(name, addr string, set *certSet) *tlsListener {
 // With acme_hosts, a name listed there gets its ACME certificate (the
 // PEM default while it is not obtained yet, or a failed handshake when
 // there is none), and a TLS-ALPN-01 validation handshake gets its
-// challenge certificate. No other name reaches certmagic, so no client
-// can make sluice order a certificate.
+// challenge certificate, if it names one of the manager's names (any
+// other acme-tls/1 handshake fails here, with no storage read and no log
+// line). No other name reaches certmagic, so no client can make sluice
+// order a certificate.
 func (set *certSet) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if set.acme != nil {
 		if isACMETLSHello(hello) {
+			if !set.acme.manages(hello.ServerName) {
+				return nil, errNotACMEName
+			}
 			return set.acme.certificate(hello)
 		}
 		if name := strings.ToLower(hello.ServerName); name != "" && slices.Contains(set.acmeHosts, name) {

@@ -11,9 +11,11 @@ import (
 
 // certWatcher watches the TLS listeners' files (certificates, keys,
 // ticket keys) and reloads when one changes. watchNew runs at start and
-// after every reload, so a file a reloaded config names for the first
-// time is watched from then on. A file no config names any more stays
-// watched until exit: its change costs one reload that changes nothing.
+// after every reload: a file a reloaded config names for the first time
+// is watched from then on, and the watch of a file no config names any
+// more is closed (each watch holds an inotify instance, and a user has
+// 128 of them by default, shared by all its processes). A file whose
+// watch failed is tried again at the next reload.
 type certWatcher struct {
 	ctx    context.Context
 	gw     *edge.Gateway
@@ -21,7 +23,7 @@ type certWatcher struct {
 	reload func()
 
 	mu      sync.Mutex
-	watched map[string]bool
+	watched map[string]context.CancelFunc // stops the file's watch
 }
 
 func (w *certWatcher) watchNew() {
@@ -31,15 +33,28 @@ func (w *certWatcher) watchNew() {
 		return
 	}
 	if w.watched == nil {
-		w.watched = map[string]bool{}
+		w.watched = map[string]context.CancelFunc{}
 	}
+	named := map[string]bool{}
 	for _, f := range w.gw.CertificateFiles() {
-		if w.watched[f] {
+		named[f] = true
+	}
+	for f, stop := range w.watched {
+		if !named[f] {
+			stop()
+			delete(w.watched, f)
+		}
+	}
+	for f := range named {
+		if w.watched[f] != nil {
 			continue
 		}
-		w.watched[f] = true
-		if err := config.WatchFile(w.ctx, f, w.log, w.reload); err != nil {
+		ctx, stop := context.WithCancel(w.ctx)
+		if err := config.WatchFile(ctx, f, w.log, w.reload); err != nil {
+			stop()
 			w.log.Warn("certificate file is not watched; reload with SIGHUP or POST /admin/reload", "file", f, "error", err.Error())
+			continue
 		}
+		w.watched[f] = stop
 	}
 }

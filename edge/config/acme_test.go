@@ -65,6 +65,11 @@ routes:
 		{"listen: \"off\"\nlisten_tls: [ { listen: \":8443\", acme_hosts: [a.example.com] } ]\nacme: { agree_terms: true, challenges: [http-01] }\n" + minimal,
 			`b.yaml:3: acme.challenges[0]: http-01 is answered on the plain listener, and listen is off`},
 		{"acme: { agree_terms: true }\n" + minimal, `b.yaml:1: acme: no listen_tls listener has acme_hosts`},
+		// Port 0 with ACME: certmagic would open 80 or 443 itself.
+		{"listen: 127.0.0.1:0\nlisten_tls: [ { listen: \":8443\", acme_hosts: [a.example.com] } ]\nacme: { agree_terms: true, challenges: [http-01] }\n" + minimal,
+			`b.yaml:3: acme.challenges[0]: http-01 is answered on listen (127.0.0.1:0), which needs a fixed port`},
+		{"listen_tls: [ { listen: \":8443\", certificates: [] }, { listen: \"127.0.0.1:0\", acme_hosts: [a.example.com] } ]\nacme: { agree_terms: true, challenges: [http-01, tls-alpn-01] }\n" + minimal,
+			`b.yaml:2: acme.challenges[1]: tls-alpn-01 is answered on listen_tls[1] (127.0.0.1:0), which needs a fixed port`},
 	} {
 		_, err := Parse("b.yaml", []byte(c.src), nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -649,6 +649,12 @@ func (v *validator) acmeHosts(c *Config, p string, hosts []string) {
 	}
 }
 
+// portZero reports a listen address with port 0 (any free port).
+func portZero(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port == "0"
+}
+
 // acme checks the acme block.
 func (v *validator) acme(c *Config) {
 	a := c.ACME
@@ -671,6 +677,22 @@ func (v *validator) acme(c *Config) {
 		}
 		if ch == "http-01" && c.Listen == "off" {
 			v.add(fmt.Sprintf("acme.challenges[%d]", i), "http-01 is answered on the plain listener, and listen is off")
+		}
+		// The CA connects to fixed ports (80, 443), and certmagic finds
+		// its challenge ports in these addresses: with port 0 it would
+		// open 80 or 443 itself.
+		if ch == "http-01" && c.Listen != "off" && portZero(c.Listen) {
+			v.add(fmt.Sprintf("acme.challenges[%d]", i), "http-01 is answered on listen (%s), which needs a fixed port (the CA connects to port 80)", c.Listen)
+		}
+		if ch == "tls-alpn-01" {
+			for k, l := range c.ListenTLS {
+				if len(l.ACMEHosts) > 0 {
+					if portZero(l.Listen) {
+						v.add(fmt.Sprintf("acme.challenges[%d]", i), "tls-alpn-01 is answered on listen_tls[%d] (%s), which needs a fixed port (the CA connects to port 443)", k, l.Listen)
+					}
+					break
+				}
+			}
 		}
 		if seen[ch] {
 			v.add(fmt.Sprintf("acme.challenges[%d]", i), "%q is listed twice", ch)
