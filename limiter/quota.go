@@ -9,7 +9,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,13 @@ type Quotas interface {
 	Usage(key string) (QuotaUsage, error)
 	// Reset forgets key's counters.
 	Reset(key string) error
+	// List returns one page of at most about limit keys with their usage,
+	// starting at cursor ("" for the first page), and the cursor of the
+	// next page ("" when this was the last). Keys whose windows have both
+	// expired (nothing counted in this window or the previous one) are not
+	// listed. A page may be short, even empty, while next is not "": the
+	// caller goes on until next is "".
+	List(cursor string, limit int) (page []QuotaUsage, next string, err error)
 }
 
 // QuotaResult is the outcome of one Take.
@@ -54,6 +63,19 @@ type QuotaUsage struct {
 
 // ErrNoQuota: the key has no counters (never used, or reset).
 var ErrNoQuota = errors.New("limiter: no quota usage for this key")
+
+// ErrBadCursor: a List cursor this store did not hand out.
+var ErrBadCursor = errors.New("limiter: bad quota list cursor")
+
+// usageAt is a key's usage at now (unix ns) from counters last rolled to
+// window sw of period per (ns); ok is false when both windows have
+// expired (nothing left to show).
+func usageAt(key string, sw, c, p, per, now int64) (u QuotaUsage, ok bool) {
+	w, offset := now/per, now%per
+	c, p = slide(sw, c, p, w)
+	return QuotaUsage{Key: key, Per: time.Duration(per).String(), Used: int(math.Ceil(estimate(c, p, offset, per))),
+		Current: int(c), Previous: int(p), WindowStart: time.Unix(0, w*per).UTC()}, c != 0 || p != 0
+}
 
 // window math shared by both stores: roll the counters to window w and
 // return the sliding estimate at offset (ns into w) of a period per.
@@ -284,11 +306,33 @@ func (q *LocalQuotas) Usage(key string) (QuotaUsage, error) {
 	if st == nil {
 		return QuotaUsage{}, ErrNoQuota
 	}
+	u, _ := usageAt(key, st.W, st.C, st.P, st.Per, time.Now().UnixNano())
+	return u, nil
+}
+
+// List pages through the keys in byte order: cursor is the last key of
+// the previous page. Each page scans the whole map under the lock (the
+// admin API caps limit; the map holds the keys counted since the store
+// was opened), and sorts only the keys after the cursor.
+func (q *LocalQuotas) List(cursor string, limit int) ([]QuotaUsage, string, error) {
+	limit = max(limit, 1)
 	now := time.Now().UnixNano()
-	w, offset := now/st.Per, now%st.Per
-	c, p := slide(st.W, st.C, st.P, w)
-	return QuotaUsage{Key: key, Per: time.Duration(st.Per).String(), Used: int(math.Ceil(estimate(c, p, offset, st.Per))),
-		Current: int(c), Previous: int(p), WindowStart: time.Unix(0, w*st.Per).UTC()}, nil
+	q.mu.Lock()
+	var after []QuotaUsage
+	for k, st := range q.m {
+		if k <= cursor || st.Per <= 0 {
+			continue
+		}
+		if u, ok := usageAt(k, st.W, st.C, st.P, st.Per, now); ok {
+			after = append(after, u)
+		}
+	}
+	q.mu.Unlock()
+	slices.SortFunc(after, func(a, b QuotaUsage) int { return strings.Compare(a.Key, b.Key) })
+	if len(after) <= limit {
+		return after, "", nil
+	}
+	return after[:limit:limit], after[limit-1].Key, nil
 }
 
 // Reset forgets a key.
@@ -348,7 +392,9 @@ type RedisQuotas struct {
 	down     outage
 }
 
-func redisQuotaKey(key string) string { return "sluice:quota:{" + key + "}" }
+const redisQuotaPrefix = "sluice:quota:{"
+
+func redisQuotaKey(key string) string { return redisQuotaPrefix + key + "}" }
 
 // Take counts a request if it fits.
 func (q *RedisQuotas) Take(key string, limit int, per time.Duration) (QuotaResult, error) {
@@ -375,12 +421,8 @@ func (q *RedisQuotas) Usage(key string) (QuotaUsage, error) {
 	if len(m) == 0 {
 		return QuotaUsage{}, ErrNoQuota
 	}
-	per := m["per"] * 1000 // us -> ns
-	now := time.Now().UnixNano()
-	w, offset := now/per, now%per
-	c, p := slide(m["w"], m["c"], m["p"], w)
-	return QuotaUsage{Key: key, Per: time.Duration(per).String(), Used: int(math.Ceil(estimate(c, p, offset, per))),
-		Current: int(c), Previous: int(p), WindowStart: time.Unix(0, w*per).UTC()}, nil
+	u, _ := usageAt(key, m["w"], m["c"], m["p"], m["per"]*1000, time.Now().UnixNano()) // per: us -> ns
+	return u, nil
 }
 
 // Reset forgets a key.
