@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -311,28 +312,61 @@ func (q *LocalQuotas) Usage(key string) (QuotaUsage, error) {
 }
 
 // List pages through the keys in byte order: cursor is the last key of
-// the previous page. Each page scans the whole map under the lock (the
-// admin API caps limit; the map holds the keys counted since the store
-// was opened), and sorts only the keys after the cursor.
+// the previous page. It scans the whole map under the lock Take waits on,
+// so the scan keeps only the limit+1 smallest keys after the cursor in a
+// heap (no allocation per key, memory bounded by limit) and builds the
+// page after letting go of the lock.
 func (q *LocalQuotas) List(cursor string, limit int) ([]QuotaUsage, string, error) {
 	limit = max(limit, 1)
 	now := time.Now().UnixNano()
 	q.mu.Lock()
-	var after []QuotaUsage
+	h := make(keyHeap, 0, min(limit+1, len(q.m)))
 	for k, st := range q.m {
-		if k <= cursor || st.Per <= 0 {
+		if k <= cursor || st.Per <= 0 || len(h) > limit && k >= h[0].key {
 			continue
 		}
-		if u, ok := usageAt(k, st.W, st.C, st.P, st.Per, now); ok {
-			after = append(after, u)
+		if c, p := slide(st.W, st.C, st.P, now/st.Per); c == 0 && p == 0 {
+			continue // both windows expired
+		}
+		if len(h) > limit {
+			h[0] = listEntry{k, *st}
+			heap.Fix(&h, 0)
+		} else {
+			heap.Push(&h, listEntry{k, *st})
 		}
 	}
 	q.mu.Unlock()
-	slices.SortFunc(after, func(a, b QuotaUsage) int { return strings.Compare(a.Key, b.Key) })
-	if len(after) <= limit {
-		return after, "", nil
+	slices.SortFunc(h, func(a, b listEntry) int { return strings.Compare(a.key, b.key) })
+	next := ""
+	if len(h) > limit {
+		h, next = h[:limit], h[limit-1].key
 	}
-	return after[:limit:limit], after[limit-1].Key, nil
+	page := make([]QuotaUsage, len(h))
+	for i, e := range h {
+		page[i], _ = usageAt(e.key, e.st.W, e.st.C, e.st.P, e.st.Per, now)
+	}
+	return page, next, nil
+}
+
+// listEntry is a key and a copy of its counters, taken under the lock.
+type listEntry struct {
+	key string
+	st  quotaState
+}
+
+// keyHeap is a max-heap of keys (container/heap): its top is the
+// largest key kept, the first to drop for a smaller one.
+type keyHeap []listEntry
+
+func (h keyHeap) Len() int           { return len(h) }
+func (h keyHeap) Less(i, j int) bool { return h[i].key > h[j].key }
+func (h keyHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *keyHeap) Push(x any)        { *h = append(*h, x.(listEntry)) }
+func (h *keyHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
 
 // Reset forgets a key.
