@@ -311,18 +311,28 @@ func (q *LocalQuotas) Usage(key string) (QuotaUsage, error) {
 	return u, nil
 }
 
-// List pages through the keys in byte order: cursor is the last key of
-// the previous page. It scans the whole map under the lock Take waits on,
+// localCursor starts a LocalQuotas cursor: what follows is the last key
+// of the previous page. (The key alone could not tell "after the empty
+// key", a key a header-keyed quota counts when the header is missing,
+// from "from the start".)
+const localCursor = "after:"
+
+// List pages through the keys in byte order: the cursor is "after:" and
+// the last key of the previous page. It scans the whole map under the lock Take waits on,
 // so the scan keeps only the limit+1 smallest keys after the cursor in a
 // heap (no allocation per key, memory bounded by limit) and builds the
 // page after letting go of the lock.
 func (q *LocalQuotas) List(cursor string, limit int) ([]QuotaUsage, string, error) {
 	limit = max(limit, 1)
+	from, after := strings.CutPrefix(cursor, localCursor)
+	if cursor != "" && !after {
+		return nil, "", ErrBadCursor
+	}
 	now := time.Now().UnixNano()
 	q.mu.Lock()
 	h := make(keyHeap, 0, min(limit+1, len(q.m)))
 	for k, st := range q.m {
-		if k <= cursor || st.Per <= 0 || len(h) > limit && k >= h[0].key {
+		if after && k <= from || st.Per <= 0 || len(h) > limit && k >= h[0].key {
 			continue
 		}
 		if c, p := slide(st.W, st.C, st.P, now/st.Per); c == 0 && p == 0 {
@@ -339,7 +349,7 @@ func (q *LocalQuotas) List(cursor string, limit int) ([]QuotaUsage, string, erro
 	slices.SortFunc(h, func(a, b listEntry) int { return strings.Compare(a.key, b.key) })
 	next := ""
 	if len(h) > limit {
-		h, next = h[:limit], h[limit-1].key
+		h, next = h[:limit], localCursor+h[limit-1].key
 	}
 	page := make([]QuotaUsage, len(h))
 	for i, e := range h {

@@ -246,11 +246,26 @@ func TestLocalQuotasList(t *testing.T) {
 		t.Fatalf("empty store: %v %q %v", page, next, err)
 	}
 	checkList(t, q, "local-", true)
+	// The empty key (a header-keyed quota's, when the header is missing)
+	// is listed, first, and paging goes on after it.
+	if _, err := q.Take("", 100, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	page, next, err := q.List("", 1)
+	if err != nil || len(page) != 1 || page[0].Key != "" || page[0].Used != 1 || next == "" {
+		t.Fatalf("first page of 1 with the empty key counted: %+v next %q %v", page, next, err)
+	}
+	if page, _, _ := q.List(next, 1); len(page) != 1 || page[0].Key != "local-0" {
+		t.Errorf("the page after the empty key: %+v, want local-0", page)
+	}
+	if _, _, err := q.List("local-0", 1); !errors.Is(err, ErrBadCursor) {
+		t.Errorf("a cursor the store did not hand out: %v, want ErrBadCursor", err)
+	}
 	// A reset key is gone from the list.
 	if err := q.Reset("local-3"); err != nil {
 		t.Fatal(err)
 	}
-	page, _, _ := q.List("local-2", 1)
+	page, _, _ = q.List("after:local-2", 1)
 	if len(page) != 1 || page[0].Key != "local-4" {
 		t.Errorf("after resetting local-3 the key after local-2 is %+v, want local-4", page)
 	}

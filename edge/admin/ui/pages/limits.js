@@ -98,6 +98,9 @@ export default async function limits(main) {
     const rows = shown.map((u) => {
       const name = names.get(u.key);
       const label = name ? name + " (" + u.key + ")" : u.key;
+      // The empty key: a header-keyed quota's when the header is missing.
+      // The admin API's path has no way to name it, so no reset here.
+      if (u.key === "") return [["(no value)", "mono muted"], "–", ...usageCells(u), ""];
       return [[u.key, "mono"], name || "–", ...usageCells(u), resetButton(u.key, label, async () => {
         shown = shown.filter((x) => x.key !== u.key);
         render();
