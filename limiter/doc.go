@@ -9,7 +9,8 @@
 // request.
 // Quotas (quota.go) count requests per key over hours or days with a
 // sliding window, in memory saved to a file (LocalQuotas) or in Redis
-// (RedisQuotas).
+// (RedisQuotas); both list their keys with usage a page at a time, the
+// Redis one with SCAN (quota_scan.go).
 //
 // Invariants:
 //   - Limiter.Take never blocks on I/O and, for a key already seen, never

@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +33,13 @@ type Quotas interface {
 	Usage(key string) (QuotaUsage, error)
 	// Reset forgets key's counters.
 	Reset(key string) error
+	// List returns one page of at most about limit keys with their usage,
+	// starting at cursor ("" for the first page), and the cursor of the
+	// next page ("" when this was the last). Keys whose windows have both
+	// expired (nothing counted in this window or the previous one) are not
+	// listed. A page may be short, even empty, while next is not "": the
+	// caller goes on until next is "".
+	List(cursor string, limit int) (page []QuotaUsage, next string, err error)
 }
 
 // QuotaResult is the outcome of one Take.
@@ -54,6 +64,19 @@ type QuotaUsage struct {
 
 // ErrNoQuota: the key has no counters (never used, or reset).
 var ErrNoQuota = errors.New("limiter: no quota usage for this key")
+
+// ErrBadCursor: a List cursor this store did not hand out.
+var ErrBadCursor = errors.New("limiter: bad quota list cursor")
+
+// usageAt is a key's usage at now (unix ns) from counters last rolled to
+// window sw of period per (ns); ok is false when both windows have
+// expired (nothing left to show).
+func usageAt(key string, sw, c, p, per, now int64) (u QuotaUsage, ok bool) {
+	w, offset := now/per, now%per
+	c, p = slide(sw, c, p, w)
+	return QuotaUsage{Key: key, Per: time.Duration(per).String(), Used: int(math.Ceil(estimate(c, p, offset, per))),
+		Current: int(c), Previous: int(p), WindowStart: time.Unix(0, w*per).UTC()}, c != 0 || p != 0
+}
 
 // window math shared by both stores: roll the counters to window w and
 // return the sliding estimate at offset (ns into w) of a period per.
@@ -284,11 +307,76 @@ func (q *LocalQuotas) Usage(key string) (QuotaUsage, error) {
 	if st == nil {
 		return QuotaUsage{}, ErrNoQuota
 	}
+	u, _ := usageAt(key, st.W, st.C, st.P, st.Per, time.Now().UnixNano())
+	return u, nil
+}
+
+// localCursor starts a LocalQuotas cursor: what follows is the last key
+// of the previous page. (The key alone could not tell "after the empty
+// key", a key a header-keyed quota counts when the header is missing,
+// from "from the start".)
+const localCursor = "after:"
+
+// List pages through the keys in byte order: the cursor is "after:" and
+// the last key of the previous page. It scans the whole map under the lock Take waits on,
+// so the scan keeps only the limit+1 smallest keys after the cursor in a
+// heap (no allocation per key, memory bounded by limit) and builds the
+// page after letting go of the lock.
+func (q *LocalQuotas) List(cursor string, limit int) ([]QuotaUsage, string, error) {
+	limit = max(limit, 1)
+	from, after := strings.CutPrefix(cursor, localCursor)
+	if cursor != "" && !after {
+		return nil, "", ErrBadCursor
+	}
 	now := time.Now().UnixNano()
-	w, offset := now/st.Per, now%st.Per
-	c, p := slide(st.W, st.C, st.P, w)
-	return QuotaUsage{Key: key, Per: time.Duration(st.Per).String(), Used: int(math.Ceil(estimate(c, p, offset, st.Per))),
-		Current: int(c), Previous: int(p), WindowStart: time.Unix(0, w*st.Per).UTC()}, nil
+	q.mu.Lock()
+	h := make(keyHeap, 0, min(limit+1, len(q.m)))
+	for k, st := range q.m {
+		if after && k <= from || st.Per <= 0 || len(h) > limit && k >= h[0].key {
+			continue
+		}
+		if c, p := slide(st.W, st.C, st.P, now/st.Per); c == 0 && p == 0 {
+			continue // both windows expired
+		}
+		if len(h) > limit {
+			h[0] = listEntry{k, *st}
+			heap.Fix(&h, 0)
+		} else {
+			heap.Push(&h, listEntry{k, *st})
+		}
+	}
+	q.mu.Unlock()
+	slices.SortFunc(h, func(a, b listEntry) int { return strings.Compare(a.key, b.key) })
+	next := ""
+	if len(h) > limit {
+		h, next = h[:limit], localCursor+h[limit-1].key
+	}
+	page := make([]QuotaUsage, len(h))
+	for i, e := range h {
+		page[i], _ = usageAt(e.key, e.st.W, e.st.C, e.st.P, e.st.Per, now)
+	}
+	return page, next, nil
+}
+
+// listEntry is a key and a copy of its counters, taken under the lock.
+type listEntry struct {
+	key string
+	st  quotaState
+}
+
+// keyHeap is a max-heap of keys (container/heap): its top is the
+// largest key kept, the first to drop for a smaller one.
+type keyHeap []listEntry
+
+func (h keyHeap) Len() int           { return len(h) }
+func (h keyHeap) Less(i, j int) bool { return h[i].key > h[j].key }
+func (h keyHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *keyHeap) Push(x any)        { *h = append(*h, x.(listEntry)) }
+func (h *keyHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
 
 // Reset forgets a key.
@@ -348,7 +436,9 @@ type RedisQuotas struct {
 	down     outage
 }
 
-func redisQuotaKey(key string) string { return "sluice:quota:{" + key + "}" }
+const redisQuotaPrefix = "sluice:quota:{"
+
+func redisQuotaKey(key string) string { return redisQuotaPrefix + key + "}" }
 
 // Take counts a request if it fits.
 func (q *RedisQuotas) Take(key string, limit int, per time.Duration) (QuotaResult, error) {
@@ -375,12 +465,8 @@ func (q *RedisQuotas) Usage(key string) (QuotaUsage, error) {
 	if len(m) == 0 {
 		return QuotaUsage{}, ErrNoQuota
 	}
-	per := m["per"] * 1000 // us -> ns
-	now := time.Now().UnixNano()
-	w, offset := now/per, now%per
-	c, p := slide(m["w"], m["c"], m["p"], w)
-	return QuotaUsage{Key: key, Per: time.Duration(per).String(), Used: int(math.Ceil(estimate(c, p, offset, per))),
-		Current: int(c), Previous: int(p), WindowStart: time.Unix(0, w*per).UTC()}, nil
+	u, _ := usageAt(key, m["w"], m["c"], m["p"], m["per"]*1000, time.Now().UnixNano()) // per: us -> ns
+	return u, nil
 }
 
 // Reset forgets a key.

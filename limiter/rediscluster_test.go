@@ -14,6 +14,7 @@ import (
 // Strict limits, cluster leases and quotas against a real three-master
 // Redis Cluster: every script touches one hash-tagged key, so each runs on
 // the node owning its slot, and the results are as exact as on one server.
+// Listing quotas scans each master in turn.
 func TestOnARealRedisCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node Redis Cluster")
@@ -65,4 +66,7 @@ func TestOnARealRedisCluster(t *testing.T) {
 	q.Fallback, _ = OpenLocalQuotas("", time.Hour, quietLog())
 	defer q.Fallback.Close()
 	checkQuota(t, q, fmt.Sprint("cluster-quota-", time.Now().UnixNano()))
+	// Listing goes through every master: the keys hash to slots on all
+	// three, and each comes back with its usage.
+	checkList(t, q, fmt.Sprint("cluster-list-", time.Now().UnixNano(), "-"), false)
 }

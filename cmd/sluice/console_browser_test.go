@@ -111,6 +111,21 @@ func strconvQuote(s string) string {
 	return string(b)
 }
 
+// meteredGet sends one request as user on the route with a quota keyed by
+// X-User, and returns the status and X-Quota-Remaining.
+func meteredGet(t *testing.T, data, user string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", data+"/metered/x", nil)
+	req.Header.Set("X-User", user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("X-Quota-Remaining")
+}
+
 // adminCall calls the JSON admin API with Basic credentials.
 func adminCall(t *testing.T, method, url string) (int, string) {
 	t.Helper()
@@ -151,6 +166,7 @@ routes:
   - { name: public, match: { prefix: /public/ }, upstream: up }
   - { name: keyed, match: { prefix: /keyed/ }, upstream: up, auth: api_key, quota: { limit: 1000, per: 24h } }
   - { name: down, match: { prefix: /down/ }, upstream: dead }
+  - { name: metered, match: { prefix: /metered/ }, upstream: up, quota: { limit: 5, per: 1h, key: "header:X-User" } }
 `, promAddr, filepath.Join(dir, "apikeys.json"), up.URL, testutil.DeadAddr(t))
 	s := testutil.StartSluice(t, cfg)
 	data, admin := "http://"+s.Addr, "http://"+s.AdminAddr
@@ -250,12 +266,65 @@ routes:
 		t.Error("the raw key is still on the page after Done")
 	}
 
-	// Limits & quotas: the key's usage shows, and resets.
+	// Limits & quotas: every consumer with usage is listed, a page at a
+	// time: the API key (by id, with its name), and the consumers of a
+	// header-keyed quota (5 an hour per X-User): alice (3 used), bob (2),
+	// one whose name is markup, and eleven more, so that at 10 a page
+	// the list takes "More". Resetting alice in the page gives her whole
+	// quota back on the data plane; bob's is untouched.
+	const evilUser = `<img src=x onerror="window.__xss=2">`
+	users := map[string]int{"alice": 3, "bob": 2, evilUser: 1}
+	for i := range 11 {
+		users[fmt.Sprintf("user-%02d", i)] = 1
+	}
+	for user, n := range users {
+		for i := range n {
+			if code, left := meteredGet(t, data, user); code != 200 || left != fmt.Sprint(4-i) {
+				t.Fatalf("%s's request %d: %d with %s remaining, want 200 and %d", user, i+1, code, left, 4-i)
+			}
+		}
+	}
 	c.page("limits", "#quota-table")
-	c.waitJS("the key's quota usage", `[...document.querySelectorAll("#quota-table tr")].some(r => r.cells[0].textContent === "ui-test" && Number(r.cells[2].textContent) >= 1)`)
+	c.do("10 rows a page", chromedp.SetValue(chromedp.ID("quota-page-size"), "10"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("quota-page-size").dispatchEvent(new Event("change"))`))
+	c.waitJS("a first page of 10 and a More button", `document.querySelectorAll("#quota-table tbody tr").length === 10 && !document.getElementById("quota-more").hidden`)
+	for i := 0; c.js(`String(document.getElementById("quota-more").hidden)`) == "false"; i++ {
+		if i == 5 {
+			t.Fatal("More is still offered after 5 more pages of 10, for 15 consumers")
+		}
+		n := c.js(`String(document.querySelectorAll("#quota-table tbody tr").length)`)
+		c.do("the next page", chromedp.Click(chromedp.ID("quota-more")))
+		c.waitJS("more rows, or no More", `document.querySelectorAll("#quota-table tbody tr").length > `+n+` || document.getElementById("quota-more").hidden`)
+	}
+	row := func(key string) string {
+		return `[...document.querySelectorAll("#quota-table tbody tr")].find(r => r.dataset.key === ` + strconvQuote(key) + `)`
+	}
+	if got := c.js(`String(document.querySelectorAll("#quota-table tbody tr").length)`); got != "15" {
+		t.Errorf("%s consumers listed after the last page, want 15 (the API key and 14 users):\n%s", got, c.js(`document.getElementById("quota-table").innerText`))
+	}
+	for user, n := range users {
+		if got := c.js(`(r => r ? r.cells[0].textContent + " " + r.cells[2].textContent + " " + r.cells[3].textContent : "missing")(` + row(user) + `)`); got != fmt.Sprintf("%s %d 1h0m0s", user, n) {
+			t.Errorf("consumer %q: row %q, want its %d used of the hour", user, got, n)
+		}
+	}
+	c.waitJS("the API key's row with its name", `[...document.querySelectorAll("#quota-table tbody tr")].some(r => r.cells[1].textContent === "ui-test" && Number(r.cells[2].textContent) >= 1)`)
+	if got := c.js(`String(document.querySelectorAll("main img").length) + " " + String(window.__xss)`); got != "0 undefined" {
+		t.Errorf("a consumer key became markup: img elements and window.__xss: %s", got)
+	}
 	c.shot("limits")
-	c.do("resetting the key's quota", chromedp.Evaluate[chromedp.Void](`document.querySelector('[aria-label="Reset the quota of ui-test"]').click()`))
-	c.waitJS("the quota reset", `[...document.querySelectorAll("#quota-table tr")].some(r => r.cells[0].textContent === "ui-test" && r.cells[3].textContent === "no usage yet")`)
+	c.do("resetting alice's quota", chromedp.Evaluate[chromedp.Void](`document.querySelector('[aria-label="Reset the quota of alice"]').click()`))
+	c.waitJS("alice's row gone", `!`+row("alice")+` && !!`+row("bob"))
+	if code, left := meteredGet(t, data, "alice"); code != 200 || left != "4" {
+		t.Errorf("alice after the reset in the console: %d with %s remaining, want 200 and 4 (a whole quota)", code, left)
+	}
+	if code, left := meteredGet(t, data, "bob"); code != 200 || left != "2" {
+		t.Errorf("bob after alice's reset: %d with %s remaining, want 200 and 2 (his 2 used stay)", code, left)
+	}
+	// The API key's quota resets the same way.
+	c.do("resetting the key's quota", chromedp.Evaluate[chromedp.Void](`document.querySelector('[aria-label^="Reset the quota of ui-test ("]').click()`))
+	c.waitJS("the key's row gone", `![...document.querySelectorAll("#quota-table tbody tr")].some(r => r.cells[1].textContent === "ui-test")`)
+	c.do("refreshing the list", chromedp.Click(chromedp.ID("quota-refresh")))
+	c.waitJS("alice listed again, with the one request since her reset", `(r => r && r.cells[2].textContent === "1")(`+row("alice")+`)`)
 
 	// Revoke in the page; the data plane refuses the key.
 	c.page("keys", "#keys-table")
@@ -316,7 +385,7 @@ routes:
 		t.Fatalf("second login: %s", st)
 	}
 	c.do("reloading", chromedp.Click(chromedp.ID("reload")))
-	c.waitJS("the reload error", `document.getElementById("reload-error") && document.getElementById("reload-error").innerText.includes("sluice.yaml:12")`)
+	c.waitJS("the reload error", `document.getElementById("reload-error") && document.getElementById("reload-error").innerText.includes("sluice.yaml:13")`)
 	c.waitJS("the last reload error in the status", `!!document.getElementById("last-reload-error")`)
 	if txt := c.js(`document.getElementById("reload-error").innerText`); !strings.Contains(txt, "nowhere") {
 		t.Errorf("the reload error does not name the bad upstream:\n%s", txt)

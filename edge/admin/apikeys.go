@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -74,10 +75,38 @@ func keyAnswer(ctx *fasthttp.RequestCtx, rec auth.KeyRecord, err error) {
 	}
 }
 
-// quotaRoutes serves GET /admin/quotas/{key} and POST
-// /admin/quotas/{key}/reset. {key} is the quota key: for key: api_key, the
-// API key's id; for combined keys, the values joined by '|'.
+// Paging of GET /admin/quotas: limit's default and cap, so one answer
+// stays small however many consumers there are.
+const (
+	quotaPageDefault = 100
+	quotaPageMax     = 500
+)
+
+// quotaRoutes serves GET /admin/quotas (every key with usage, a page at
+// a time), GET /admin/quotas/{key} and POST /admin/quotas/{key}/reset.
+// {key} is the quota key: for key: api_key, the API key's id; for
+// combined keys, the values joined by '|'.
 func quotaRoutes(r *router.Router, q limiter.Quotas, gate *WriteGate) {
+	r.GET("/admin/quotas", func(ctx *fasthttp.RequestCtx) {
+		limit := quotaPageDefault
+		if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
+			n, err := strconv.Atoi(string(v))
+			if err != nil || n < 1 {
+				writeJSON(ctx, fasthttp.StatusBadRequest, map[string]string{"error": "limit must be a whole number from 1 (at most " + strconv.Itoa(quotaPageMax) + " are listed a page)"})
+				return
+			}
+			limit = min(n, quotaPageMax)
+		}
+		page, next, err := q.List(string(ctx.QueryArgs().Peek("cursor")), limit)
+		if errors.Is(err, limiter.ErrBadCursor) {
+			writeJSON(ctx, fasthttp.StatusBadRequest, map[string]string{"error": "bad cursor: pass the next value of the previous page, or none to start"})
+			return
+		}
+		if page == nil {
+			page = []limiter.QuotaUsage{}
+		}
+		quotaAnswer(ctx, err, map[string]any{"quotas": page, "next": next, "limit": limit})
+	})
 	r.GET("/admin/quotas/{key}", func(ctx *fasthttp.RequestCtx) {
 		u, err := q.Usage(ctx.UserValue("key").(string))
 		quotaAnswer(ctx, err, u)
