@@ -24,6 +24,7 @@ func TestOnARealRedisCluster(t *testing.T) {
 	lim := Limit{Rate: 60, Per: time.Hour, Burst: 60}
 	for _, kind := range []string{"strict", "cluster"} {
 		var takers []func(key []byte) bool
+		var fallbacks []func() bool
 		// cluster may leave up to instances x batch leased tokens unspent
 		// when load stops (batch = 60/3/10 = 2); strict is exact.
 		lo := int64(60)
@@ -35,9 +36,11 @@ func TestOnARealRedisCluster(t *testing.T) {
 			if kind == "strict" {
 				s := &Strict{Client: c, Local: New(), Timeout: time.Second, Instances: 3, Log: quietLog()}
 				takers = append(takers, func(k []byte) bool { return s.Take(k, lim, Now()).Allowed })
+				fallbacks = append(fallbacks, s.FallbackActive)
 			} else {
 				cl := &Cluster{Client: c, Local: New(), Timeout: time.Second, Instances: 3, Log: quietLog()}
 				takers = append(takers, func(k []byte) bool { return cl.Take(k, lim, Now()).Allowed })
+				fallbacks = append(fallbacks, cl.FallbackActive)
 			}
 		}
 		// Several keys, so they spread over the three masters' slots.
@@ -57,6 +60,11 @@ func TestOnARealRedisCluster(t *testing.T) {
 				}(take)
 			}
 			wg.Wait()
+			for _, f := range fallbacks {
+				if f() {
+					t.Fatalf("%s on a Redis Cluster, key %s: a limiter fell back to local limits (Redis errors; see the log)", kind, key)
+				}
+			}
 			if allowed.Load() > 60 || allowed.Load() < lo {
 				t.Fatalf("%s on a Redis Cluster, key %s: %d admitted of 150, want %d..60", kind, key, allowed.Load(), lo)
 			}

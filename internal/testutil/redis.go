@@ -112,11 +112,17 @@ func StartRedisCluster(t testing.TB) []string {
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	_, port, _ := net.SplitHostPort(addrs[0])
-	WaitFor(t, "the cluster to be ok", func() bool {
-		out, _ := exec.Command(cli, "-p", port, "cluster", "info").Output()
-		return strings.Contains(string(out), "cluster_state:ok")
-	})
+	// Every node must say ok, not only the first: a node that has not yet
+	// heard of the others' slots answers CLUSTERDOWN, and a limiter
+	// falls back to its local limits (a strict test then admits more
+	// than its limit).
+	for _, a := range addrs {
+		_, port, _ := net.SplitHostPort(a)
+		WaitFor(t, "the cluster to be ok on "+a, func() bool {
+			out, _ := exec.Command(cli, "-p", port, "cluster", "info").Output()
+			return strings.Contains(string(out), "cluster_state:ok")
+		})
+	}
 	return addrs
 }
 
