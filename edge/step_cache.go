@@ -583,7 +583,7 @@ func (c *routeCache) refreshed(stale *cache.Entry, h304 *fasthttp.ResponseHeader
 
 // refreshInBackground revalidates e off the request path
 // (stale-while-revalidate), through the route's proxy step on a copy of
-// the request. At most one refresh per key runs at a time (the flight).
+// the request made a GET (whatever the client's method: a HEAD too). At most one refresh per key runs at a time (the flight).
 func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 	hk := maphash.Bytes(c.seed, x.cacheKey)
 	fl, leader := c.flights.Join(hk)
@@ -593,6 +593,9 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 	dctx := new(fasthttp.RequestCtx)
 	dctx.Init2(detachedConn{remote: x.ctx.RemoteAddr(), local: x.ctx.LocalAddr()}, nil, false)
 	x.ctx.Request.CopyTo(&dctx.Request)
+	// Always a GET: the entry is a GET's. A HEAD's answer has no body
+	// and, stored under the GET's key, would blank the entry for all.
+	dctx.Request.Header.SetMethodBytes(methodGet)
 	dx := acquireExchange(dctx, x.snap)
 	dx.route, dx.step = x.route, len(x.route.steps)-1
 	dx.path = append(dx.pathBuf[:0], x.path...)

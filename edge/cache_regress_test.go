@@ -1,0 +1,66 @@
+package edge
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/sluicegw/sluice/internal/testutil"
+)
+
+// Regression tests for the findings of the response cache's review: each
+// is named for the failure it pins.
+
+// A HEAD inside the stale-while-revalidate window starts a background
+// refresh; that refresh must be a GET, or the upstream's bodiless answer
+// to a HEAD is stored under the GET key (RFC 9110 9.3.2: a HEAD answer
+// has no content).
+func TestCacheHeadBackgroundRefreshDoesNotEmptyEntry(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=0, stale-while-revalidate=600")
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("full body"))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "", "{}"))
+	if r := g.get(t, "/p"); r.body != "full body" {
+		t.Fatalf("first GET got %q", r.body)
+	}
+	g.do(t, request{method: "HEAD", path: "/p"})
+	testutil.WaitFor(t, "the HEAD's background refresh", func() bool { return up.hits.Load() == 2 })
+	// Each GET is answered stale and starts its own refresh: the third
+	// upstream hit means the HEAD's refresh has finished storing.
+	testutil.WaitFor(t, "a GET after the refresh", func() bool {
+		r := g.get(t, "/p")
+		if r.body != "full body" {
+			t.Fatalf("GET after a HEAD-triggered refresh got %q (Cache-Status %q)", r.body, r.header.Get("Cache-Status"))
+		}
+		return up.hits.Load() >= 3
+	})
+	if r := g.get(t, "/p"); r.body != "full body" {
+		t.Fatalf("GET got %q (Cache-Status %q)", r.body, r.header.Get("Cache-Status"))
+	}
+}
+
+// A HEAD with Cache-Control: max-age=0 on a fresh entry must not replace
+// the entry with a bodiless one (RFC 9111 5.2.1.1 sends it upstream; its
+// answer is a HEAD's and is not stored).
+func TestCacheHeadMaxAgeZeroDoesNotEmptyEntry(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Write([]byte("full body"))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "", "{}"))
+	g.get(t, "/p")
+	h := g.do(t, request{method: "HEAD", path: "/p", headers: map[string]string{"Cache-Control": "max-age=0"}})
+	if h.status != 200 {
+		t.Fatalf("HEAD got %d", h.status)
+	}
+	testutil.WaitFor(t, "the HEAD reached upstream", func() bool { return up.hits.Load() == 2 })
+	for range 3 {
+		if r := g.get(t, "/p"); r.body != "full body" {
+			t.Fatalf("GET after HEAD max-age=0 got %q (%s)", r.body, r.header.Get("Cache-Status"))
+		}
+	}
+	if n := up.hits.Load(); n != 2 {
+		t.Fatalf("upstream hits %d, want 2 (the GETs are hits)", n)
+	}
+}
