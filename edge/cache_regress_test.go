@@ -2,6 +2,9 @@ package edge
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sluicegw/sluice/internal/testutil"
@@ -62,5 +65,33 @@ func TestCacheHeadMaxAgeZeroDoesNotEmptyEntry(t *testing.T) {
 	}
 	if n := up.hits.Load(); n != 2 {
 		t.Fatalf("upstream hits %d, want 2 (the GETs are hits)", n)
+	}
+}
+
+// RFC 9111 5.2.1.1: a request's max-age=0 (a browser reload) does not
+// accept a stored answer older than 0 s: the cache goes upstream (and
+// stores the new answer), even within stale-while-revalidate; a larger
+// request max-age the entry's age is within is a hit.
+func TestCacheRequestMaxAgeZeroGoesUpstream(t *testing.T) {
+	for _, cc := range []string{"max-age=60", "max-age=60, stale-while-revalidate=600"} {
+		t.Run(cc, func(t *testing.T) {
+			var n atomic.Int64
+			up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", cc)
+				w.Write([]byte("v" + strconv.FormatInt(n.Add(1), 10)))
+			})
+			g := startGateway(t, cacheConfig(up.URL, "", "{}"))
+			g.get(t, "/p")
+			if r := g.do(t, request{path: "/p", headers: map[string]string{"Cache-Control": "max-age=3600"}}); r.body != "v1" || !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+				t.Fatalf("max-age=3600 request got %q (%s), want the hit v1", r.body, r.header.Get("Cache-Status"))
+			}
+			r := g.do(t, request{path: "/p", headers: map[string]string{"Cache-Control": "max-age=0"}})
+			if r.body != "v2" {
+				t.Fatalf("max-age=0 request got %q (%s), want the upstream's new answer v2", r.body, r.header.Get("Cache-Status"))
+			}
+			if r := g.get(t, "/p"); r.body != "v2" {
+				t.Fatalf("GET after the reload got %q (%s), want the stored v2", r.body, r.header.Get("Cache-Status"))
+			}
+		})
 	}
 }

@@ -124,13 +124,15 @@ func (c cacheStep) serve(x *exchange) {
 	e := c.c.lookup(x)
 	now := x.start.UnixNano()
 	if e != nil {
-		fresh := e.Fresh(now) && !rq.NoCache && (rq.MaxAge < 0 || e.Age(now) <= rq.MaxAge*int64(time.Second))
-		if fresh {
+		// RFC 9111 5.2.1.1: a request's max-age bounds the age it
+		// accepts, fresh or stale; max-age=0 (a reload) accepts none.
+		acceptable := !rq.NoCache && (rq.MaxAge < 0 || (rq.MaxAge > 0 && e.Age(now) <= rq.MaxAge*int64(time.Second)))
+		if acceptable && e.Fresh(now) {
 			c.c.metrics.Result(observe.CacheHit)
 			c.c.serveEntry(x, e, now, cacheStatusHitPrefix, "")
 			return
 		}
-		if !rq.NoCache && !e.MustRevalidate && !e.NoCache && e.Staleness(now) <= e.SWR {
+		if acceptable && !e.MustRevalidate && !e.NoCache && e.Staleness(now) >= 0 && e.Staleness(now) <= e.SWR {
 			// RFC 5861 3: answer now, refresh in the background.
 			c.c.metrics.Result(observe.CacheStale)
 			c.c.serveEntry(x, e, now, cacheStatusHitPrefix, "stale-while-revalidate")
