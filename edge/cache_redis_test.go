@@ -42,7 +42,7 @@ func TestCacheSharedThroughRedis(t *testing.T) {
 		t.Fatalf("upstream saw %d requests, want 1", n)
 	}
 	// B holds it in memory now. Purge by tag on A.
-	key := []byte("GET shop.example/p/7")
+	key := primaryKey("GET shop.example/p/7", "all")
 	if _, ok := b.res.cacheMem.Get(t.Context(), key); !ok {
 		t.Fatalf("B's memory tier has no %q", key)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/sluicegw/sluice/edge/cache"
 	"github.com/sluicegw/sluice/internal/testutil"
 )
 
@@ -93,5 +94,41 @@ func TestCacheRequestMaxAgeZeroGoesUpstream(t *testing.T) {
 				t.Fatalf("GET after the reload got %q (%s), want the stored v2", r.body, r.header.Get("Cache-Status"))
 			}
 		})
+	}
+}
+
+// Two routes answering one URL (chosen by a cookie condition, each with
+// its own upstream) must not share entries: the route is in the key.
+func TestCacheRoutesDoNotShareEntries(t *testing.T) {
+	basic := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("basic"))
+	})
+	premium := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("premium"))
+	})
+	g := startGateway(t, `
+listen: 127.0.0.1:0
+admin: { listen: "off" }
+upstreams:
+  basic: { targets: [ { url: "`+basic.URL+`" } ] }
+  premium: { targets: [ { url: "`+premium.URL+`" } ] }
+routes:
+  - { name: premium, match: { prefix: /, cookies: { tier: gold } }, upstream: premium, cache: {} }
+  - { name: basic, match: { prefix: / }, upstream: basic, cache: {} }
+`)
+	if r := g.do(t, request{path: "/report", headers: map[string]string{"Cookie": "tier=gold"}}); r.body != "premium" {
+		t.Fatalf("gold client got %q", r.body)
+	}
+	if r := g.get(t, "/report"); r.body != "basic" {
+		t.Fatalf("basic client got %q (%s)", r.body, r.header.Get("Cache-Status"))
+	}
+	if r := g.get(t, "/report"); r.body != "basic" || !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+		t.Fatalf("basic client again got %q (%s), want basic's own hit", r.body, r.header.Get("Cache-Status"))
+	}
+	// A key purge names the URL: it takes every route's entry.
+	if n, err := g.PurgeCache(cache.Purge{Kind: cache.PurgeKey, Arg: "GET " + g.addr + "/report"}); err != nil || n != 2 {
+		t.Fatalf("purge: %d %v, want both routes' entries", n, err)
 	}
 }

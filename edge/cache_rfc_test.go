@@ -303,7 +303,7 @@ func TestCacheStaleWhileRevalidateStreamed(t *testing.T) {
 		w.Write([]byte(body))
 	})
 	g := startGateway(t, cacheConfig(up.URL, "server: { buffer_response_bytes: 16KiB }", "{}"))
-	key := []byte("GET " + g.addr + "/big")
+	key := primaryKey("GET "+g.addr+"/big", "all")
 	g.get(t, "/big")
 	testutil.WaitFor(t, "the first answer stored", func() bool { _, ok := g.res.cacheMem.Get(t.Context(), key); return ok })
 	if r := g.get(t, "/big"); r.body[0] != '1' || !strings.Contains(r.header.Get("Cache-Status"), "stale-while-revalidate") {

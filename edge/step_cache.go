@@ -111,9 +111,7 @@ func (c cacheStep) serve(x *exchange) {
 		c.bypass(x) // RFC 9111 3.5: not shared unless the route opts in
 		return
 	}
-	key, ok := c.c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, ctx.IsTLS(), h)
-	x.cacheKey = key
-	if !ok {
+	if !c.c.appendKey(x) {
 		c.bypass(x)
 		return
 	}
@@ -166,10 +164,7 @@ func (c cacheStep) bypass(x *exchange) {
 	unsafe := !x.ctx.IsGet() && !x.ctx.IsHead() && !x.ctx.IsOptions() && !x.ctx.IsTrace()
 	if unsafe {
 		// The key is built before the proxy step rewrites the request.
-		var ok bool
-		h := &x.ctx.Request.Header
-		x.cacheKey, ok = c.c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, x.ctx.IsTLS(), h)
-		unsafe = ok
+		unsafe = c.c.appendKey(x)
 	}
 	x.next()
 	x.ctx.Response.Header.SetCanonical(headerCacheStatus, cacheStatusBypass)
@@ -181,6 +176,18 @@ func (c cacheStep) bypass(x *exchange) {
 		_, _ = c.c.store.Purge(ctx, cache.Purge{Kind: cache.PurgeExact, Arg: string(x.cacheKey)})
 		cancel()
 	}
+}
+
+// appendKey builds x's primary key in x.cacheKey: the URL part (what
+// purges name), then the route, so two routes answering one URL (a
+// header or cookie condition choosing another upstream) never share
+// entries. false: the request can't be keyed.
+func (c *routeCache) appendKey(x *exchange) bool {
+	h := &x.ctx.Request.Header
+	key, ok := c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, x.ctx.IsTLS(), h)
+	key = append(key, "\x00r:"...)
+	x.cacheKey = appendNoNUL(key, c.name)
+	return ok
 }
 
 // appendIdentity adds the caller to the key of a route that caches

@@ -30,7 +30,8 @@ const MaxQueryParams = 64
 //
 //	GET example.com/path?a=1&b=2
 //
-// followed, when the route asks, by "\x00h:" name=value for each keyed
+// followed by "\x00r:" and the route's name (added by the cache step:
+// two routes answering one URL never share entries), when the route asks, by "\x00h:" name=value for each keyed
 // header and "\x00id:" identity, and for a variant by "\x00v:"
 // name=value for each field the answer varies on. Parts after the URL
 // start with NUL, which no host, path or query can hold, so one key is
