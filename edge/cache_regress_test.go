@@ -115,7 +115,7 @@ upstreams:
   basic: { targets: [ { url: "`+basic.URL+`" } ] }
   premium: { targets: [ { url: "`+premium.URL+`" } ] }
 routes:
-  - { name: premium, match: { prefix: /, cookies: { tier: gold } }, upstream: premium, cache: {} }
+  - { name: premium, match: { prefix: /, cookies: { tier: gold } }, upstream: premium, cache: { cookies: true } }
   - { name: basic, match: { prefix: / }, upstream: basic, cache: {} }
 `)
 	if r := g.do(t, request{path: "/report", headers: map[string]string{"Cookie": "tier=gold"}}); r.body != "premium" {
@@ -130,5 +130,33 @@ routes:
 	// A key purge names the URL: it takes every route's entry.
 	if n, err := g.PurgeCache(cache.Purge{Kind: cache.PurgeKey, Arg: "GET " + g.addr + "/report"}); err != nil || n != 2 {
 		t.Fatalf("purge: %d %v, want both routes' entries", n, err)
+	}
+}
+
+// A request carrying a Cookie bypasses the cache unless the route says
+// cookies: true: an upstream personalising from a session cookie without
+// Cache-Control (stored by the route's ttl) must not hand one user's page
+// to everyone.
+func TestCacheCookieRequestBypassesUnlessRouteOptsIn(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if c, _ := r.Cookie("session"); c != nil {
+			w.Write([]byte("hello " + c.Value))
+			return
+		}
+		w.Write([]byte("hello anonymous"))
+	})
+	alice := map[string]string{"Cookie": "session=alice"}
+	g := startGateway(t, cacheConfig(up.URL, "", "{ ttl: 30s }"))
+	if r := g.do(t, request{path: "/home", headers: alice}); r.body != "hello alice" || r.header.Get("Cache-Status") != "sluice; fwd=bypass" {
+		t.Fatalf("alice got %q (%s), want her page, bypassed", r.body, r.header.Get("Cache-Status"))
+	}
+	if r := g.get(t, "/home"); r.body != "hello anonymous" {
+		t.Fatalf("anonymous client got %q (%s)", r.body, r.header.Get("Cache-Status"))
+	}
+	// Opted in: a Cookie request is cached like any other.
+	g = startGateway(t, cacheConfig(up.URL, "", "{ ttl: 30s, cookies: true }"))
+	g.do(t, request{path: "/about", headers: alice})
+	if r := g.get(t, "/about"); r.body != "hello alice" || !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+		t.Fatalf("cookies: true: got %q (%s), want the stored answer", r.body, r.header.Get("Cache-Status"))
 	}
 }

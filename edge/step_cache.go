@@ -43,6 +43,7 @@ type routeCache struct {
 	key         cache.KeyRules
 	maxObject   int
 	authorized  bool
+	cookies     bool // cache requests carrying a Cookie
 	apiKeyName  string // the API key header, lower case ("" without one)
 	lockTimeout time.Duration
 	name        string
@@ -60,6 +61,7 @@ func (s *Snapshot) compileCache(rt *route, rc *config.RouteCache) *routeCache {
 			StaleIfError: rc.StaleIfError.D(), MaxVary: rc.MaxVary},
 		maxObject:   int(rc.MaxObjectBytes),
 		authorized:  rc.Authorized,
+		cookies:     rc.Cookies,
 		lockTimeout: kc.LockTimeout.D(),
 		name:        rt.name,
 		metrics:     s.res.metrics.CacheRoute(rt.name),
@@ -103,6 +105,10 @@ func (c cacheStep) serve(x *exchange) {
 	get, head := h.IsGet(), h.IsHead()
 	if (!get && !head) || (x.hopByHop && wantsWebSocket(h)) || reqHeader(h, "range") != nil {
 		c.bypass(x)
+		return
+	}
+	if !c.c.cookies && reqHeader(h, "cookie") != nil {
+		c.bypass(x) // a session cookie may personalise the answer
 		return
 	}
 	credentials := reqHeader(h, "authorization") != nil || x.identity != nil || x.apiKey != nil ||
@@ -157,7 +163,8 @@ func (c cacheStep) serve(x *exchange) {
 }
 
 // bypass passes a request the cache can't take (a method other than GET
-// and HEAD, credentials on a route that does not cache them, a Range)
+// and HEAD, credentials or a Cookie on a route that does not cache them,
+// a Range)
 // straight on, and says so.
 func (c cacheStep) bypass(x *exchange) {
 	c.c.metrics.Result(observe.CacheBypass)

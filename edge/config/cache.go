@@ -45,6 +45,12 @@ type RouteCache struct {
 	// key, so no caller gets another's answer. Default false: such
 	// requests bypass the cache (RFC 9111 3.5).
 	Authorized bool `yaml:"authorized" json:"authorized,omitempty"`
+	// Cookies lets requests carrying a Cookie be cached (and served to
+	// callers without one). Default false: they bypass the cache, since
+	// an upstream personalising from a session cookie rarely says so in
+	// Cache-Control. Opt in for routes whose answers don't depend on
+	// cookies, or key on them (key.headers: [cookie]).
+	Cookies bool `yaml:"cookies" json:"cookies,omitempty"`
 	// Key says what else the key holds besides method, host and path.
 	Key CacheKey `yaml:"key" json:"key,omitempty"`
 	// MaxVary bounds the fields an answer may Vary on (more: not stored).
