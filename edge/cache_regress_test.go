@@ -160,3 +160,38 @@ func TestCacheCookieRequestBypassesUnlessRouteOptsIn(t *testing.T) {
 		t.Fatalf("cookies: true: got %q (%s), want the stored answer", r.body, r.header.Get("Cache-Status"))
 	}
 }
+
+// authorized: true keys on who the upstream sees, not just the JWT
+// subject: two tokens of one subject forwarding different tenant claims
+// (or carrying different roles) never share an entry.
+func TestCacheAuthorizedKeysForwardedClaims(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("invoices of tenant " + r.Header.Get("X-Tenant")))
+	})
+	g := startGateway(t, `
+listen: 127.0.0.1:0
+admin: { listen: "off" }
+auth:
+  jwt:
+    keys: [ { id: k1, algorithm: HS256, secret: "`+testSecret+`" } ]
+    issuer: https://idp.test
+    audience: [api]
+    forward_claims: { sub: X-User-ID, tenant: X-Tenant }
+upstreams:
+  up: { targets: [ { url: "`+up.URL+`" } ] }
+routes:
+  - { name: r, match: { prefix: / }, upstream: up, auth: jwt, cache: { authorized: true } }
+`)
+	acme := "Bearer " + signHS(t, map[string]any{"tenant": "acme"})
+	globex := "Bearer " + signHS(t, map[string]any{"tenant": "globex"})
+	for i, c := range []struct{ token, want string }{{acme, "acme"}, {globex, "globex"}, {acme, "acme"}, {globex, "globex"}} {
+		r := g.do(t, request{path: "/invoices", headers: map[string]string{"Authorization": c.token}})
+		if r.body != "invoices of tenant "+c.want {
+			t.Fatalf("request %d (tenant %s) got %q (%s)", i, c.want, r.body, r.header.Get("Cache-Status"))
+		}
+		if i >= 2 && !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+			t.Fatalf("request %d: the same token again is not a hit: %s", i, r.header.Get("Cache-Status"))
+		}
+	}
+}

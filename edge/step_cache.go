@@ -43,7 +43,7 @@ type routeCache struct {
 	key         cache.KeyRules
 	maxObject   int
 	authorized  bool
-	cookies     bool // cache requests carrying a Cookie
+	cookies     bool   // cache requests carrying a Cookie
 	apiKeyName  string // the API key header, lower case ("" without one)
 	lockTimeout time.Duration
 	name        string
@@ -198,29 +198,44 @@ func (c *routeCache) appendKey(x *exchange) bool {
 }
 
 // appendIdentity adds the caller to the key of a route that caches
-// requests with credentials: the verified JWT subject or API key id,
-// else a hash of the credentials sent (never the credential itself: keys
-// are stored in Redis and shown by purges).
+// requests with credentials: a hash of everything the upstream may answer
+// by — the credentials still sent on (the JWT itself: the upstream can
+// read any claim from it), the verified subject and roles, and the
+// identity fields sluice forwards (claims, the API key's id). Two tokens
+// of one subject with different tenants or roles never share an entry. A
+// hash, never the credential itself: keys are stored in Redis and shown
+// by purges.
 func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
-	dst = append(dst, "\x00id:"...)
-	switch {
-	case x.identity != nil:
-		dst = append(dst, "sub="...)
-		return appendNoNUL(dst, x.identity.Subject)
-	case x.apiKey != nil:
-		dst = append(dst, "key="...)
-		return appendNoNUL(dst, x.apiKey.ID)
-	}
 	hs := sha256.New()
+	sep := []byte{0}
+	put := func(b []byte) { hs.Write(b); hs.Write(sep) }
+	if id := x.identity; id != nil {
+		put([]byte("sub"))
+		put([]byte(id.Subject))
+		for _, r := range id.Roles {
+			put([]byte(r))
+		}
+		for _, kv := range id.Headers {
+			put(kv[0])
+			put(kv[1])
+		}
+	}
+	if k := x.apiKey; k != nil {
+		put([]byte("key"))
+		put([]byte(k.ID))
+		for _, r := range k.Roles {
+			put([]byte(r))
+		}
+	}
 	h := &x.ctx.Request.Header
+	put([]byte("cred"))
 	for k, v := range h.All() {
 		if equalFoldASCII(k, "authorization") || (c.apiKeyName != "" && equalFoldASCII(k, c.apiKeyName)) {
-			hs.Write(v)
-			hs.Write([]byte{0})
+			put(v)
 		}
 	}
 	var sum [sha256.Size]byte
-	dst = append(dst, "h="...)
+	dst = append(dst, "\x00id:"...)
 	return hex.AppendEncode(dst, hs.Sum(sum[:0])[:16])
 }
 

@@ -41,8 +41,9 @@ type RouteCache struct {
 	// MaxObjectBytes overrides cache.max_object_bytes for the route.
 	MaxObjectBytes ByteSize `yaml:"max_object_bytes" json:"max_object_bytes,omitempty"`
 	// Authorized lets requests with credentials (Authorization, the API
-	// key header) be cached; the caller's identity is then part of the
-	// key, so no caller gets another's answer. Default false: such
+	// key header) be cached; a hash of the caller's identity (the
+	// credentials, subject, roles and forwarded claims) is then part of
+	// the key, so no caller gets another's answer. Default false: such
 	// requests bypass the cache (RFC 9111 3.5).
 	Authorized bool `yaml:"authorized" json:"authorized,omitempty"`
 	// Cookies lets requests carrying a Cookie be cached (and served to
