@@ -195,3 +195,35 @@ routes:
 		}
 	}
 }
+
+// A revalidation whose 304 makes the entry unstorable (private now) must
+// not hand the bare 304 to a client that sent no conditional (RFC 9110
+// 15.4.5: a 304 answers a conditional request): the client gets the
+// stored body under the 304's fields, and the entry is dropped.
+func TestCacheRevalidation304NeverReachesUnconditionalClient(t *testing.T) {
+	var n atomic.Int64
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		if n.Add(1) == 1 {
+			w.Header().Set("Cache-Control", "max-age=0, must-revalidate")
+			w.Write([]byte("body"))
+			return
+		}
+		w.Header().Set("Cache-Control", "private, max-age=0")
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(304)
+			return
+		}
+		w.Write([]byte("fresh body"))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "", "{}"))
+	g.get(t, "/p")
+	r := g.get(t, "/p") // unconditional: the cache revalidates with "v1"
+	if r.status != 200 || r.body != "body" || r.header.Get("Cache-Control") != "private, max-age=0" {
+		t.Fatalf("unconditional GET got %d %q, Cache-Control %q (%s)", r.status, r.body, r.header.Get("Cache-Control"), r.header.Get("Cache-Status"))
+	}
+	// The entry is gone: the next request is a plain miss, answered whole.
+	if r := g.get(t, "/p"); r.status != 200 || r.body != "fresh body" {
+		t.Fatalf("next GET got %d %q (%s)", r.status, r.body, r.header.Get("Cache-Status"))
+	}
+}

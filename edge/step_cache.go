@@ -429,12 +429,21 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) 
 	status := resp.StatusCode()
 	now := time.Now()
 	if revalidating && status == fasthttp.StatusNotModified && !resp.IsBodyStream() {
-		if e := c.refreshed(stale, &resp.Header, now); e != nil {
-			c.store.Set(context.Background(), e, now.UnixNano())
-			c.metrics.Result(observe.CacheRevalidated)
-			c.serveEntry(x, e, now.UnixNano(), cacheStatusStalePrefix+"; fwd-status=304", "")
-			return e
+		// Never relay the upstream's 304 itself: it answers the cache's
+		// validators, not the client's (who may have sent none).
+		e, storable := c.refreshed(stale, &resp.Header, now)
+		c.metrics.Result(observe.CacheRevalidated)
+		if !storable {
+			// The stored entry may not be used again either.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, _ = c.store.Purge(ctx, cache.Purge{Kind: cache.PurgeExact, Arg: stale.Key})
+			cancel()
+			c.serveEntry(x, e, now.UnixNano(), cacheStatusStalePrefix+"; fwd-status=304", "not-stored")
+			return nil
 		}
+		c.store.Set(context.Background(), e, now.UnixNano())
+		c.serveEntry(x, e, now.UnixNano(), cacheStatusStalePrefix+"; fwd-status=304", "")
+		return e
 	}
 	if stale != nil && serverError(status) && !stale.MustRevalidate && stale.Staleness(now.UnixNano()) <= stale.SIE && !x.streaming {
 		// RFC 5861 4: the upstream failed (or its circuit is open:
@@ -580,8 +589,9 @@ func copyFields(e *cache.Entry, resp *fasthttp.Response) {
 
 // refreshed is stale updated by a 304 (RFC 9111 4.3.4): the 304's fields
 // replace the stored ones of the same name, and freshness is computed
-// again. nil when the merged answer may no longer be stored.
-func (c *routeCache) refreshed(stale *cache.Entry, h304 *fasthttp.ResponseHeader, now time.Time) *cache.Entry {
+// again. storable is false when the merged answer may no longer be
+// stored: it answers the request that revalidated, and no other.
+func (c *routeCache) refreshed(stale *cache.Entry, h304 *fasthttp.ResponseHeader, now time.Time) (_ *cache.Entry, storable bool) {
 	var merged fasthttp.ResponseHeader
 	merged.DisableNormalizing()
 	for _, f := range stale.Header {
@@ -602,14 +612,17 @@ func (c *routeCache) refreshed(stale *cache.Entry, h304 *fasthttp.ResponseHeader
 		}
 	}
 	e := &cache.Entry{Route: c.name, Key: stale.Key}
-	if cache.Evaluate(stale.Status, &merged, now, &c.rules, e) != "" {
-		return nil
+	reason := cache.Evaluate(stale.Status, &merged, now, &c.rules, e)
+	if reason != "" {
+		// Not storable any more (private, no-store, Vary: * now): still
+		// the answer to this request (RFC 9111 4.3.3), served once.
+		e = &cache.Entry{Route: c.name, Key: stale.Key, Status: stale.Status, ResponseTime: now.UnixNano()}
 	}
 	var resp fasthttp.Response
 	merged.CopyTo(&resp.Header)
 	copyFields(e, &resp)
 	e.Body, e.Vary = stale.Body, stale.Vary
-	return e
+	return e, reason == ""
 }
 
 // refreshInBackground revalidates e off the request path
