@@ -227,3 +227,35 @@ func TestCacheRevalidation304NeverReachesUnconditionalClient(t *testing.T) {
 		t.Fatalf("next GET got %d %q (%s)", r.status, r.body, r.header.Get("Cache-Status"))
 	}
 }
+
+// Behind a trusted proxy, X-Forwarded-Proto and -Host reach the upstream,
+// which builds redirects and links from them: they are in the key, or an
+// http client's redirect to https is served to https clients (a loop).
+func TestCacheTrustedForwardedProtoAndHostKeyed(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.Header.Get("X-Forwarded-Proto") != "https" {
+			// What a redirect to https would say; a body, as the test
+			// client follows redirects.
+			w.Write([]byte("please use https"))
+			return
+		}
+		w.Write([]byte("page via " + r.Header.Get("X-Forwarded-Host")))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "server: { trusted_proxies: [127.0.0.0/8] }", "{}"))
+	via := func(proto, host string) map[string]string {
+		return map[string]string{"X-Forwarded-Proto": proto, "X-Forwarded-Host": host}
+	}
+	if r := g.do(t, request{path: "/p", host: "shop.example", headers: via("http", "shop.example")}); r.body != "please use https" {
+		t.Fatalf("http client got %q", r.body)
+	}
+	if r := g.do(t, request{path: "/p", host: "shop.example", headers: via("https", "shop.example")}); r.status != 200 || r.body != "page via shop.example" {
+		t.Fatalf("https client got %d %q (%s)", r.status, r.body, r.header.Get("Cache-Status"))
+	}
+	if r := g.do(t, request{path: "/p", host: "shop.example", headers: via("https", "www.shop.example")}); r.body != "page via www.shop.example" {
+		t.Fatalf("https client via another host got %q (%s)", r.body, r.header.Get("Cache-Status"))
+	}
+	if r := g.do(t, request{path: "/p", host: "shop.example", headers: via("HTTPS", "shop.example")}); r.body != "page via shop.example" || !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+		t.Fatalf("same scheme and host again got %q (%s), want a hit", r.body, r.header.Get("Cache-Status"))
+	}
+}

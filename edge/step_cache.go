@@ -9,6 +9,7 @@ import (
 	"hash/maphash"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -188,14 +189,53 @@ func (c cacheStep) bypass(x *exchange) {
 // appendKey builds x's primary key in x.cacheKey: the URL part (what
 // purges name), then the route, so two routes answering one URL (a
 // header or cookie condition choosing another upstream) never share
-// entries. false: the request can't be keyed.
+// entries, then the scheme and what else the upstream will be told of
+// the URL (setForwarded): from a trusted proxy, its X-Forwarded-Proto
+// (the scheme), -Host, -Port, -Prefix, X-Original-URL and X-Rewrite-URL
+// reach the upstream, which builds links and redirects from them. false:
+// the request can't be keyed.
 func (c *routeCache) appendKey(x *exchange) bool {
 	h := &x.ctx.Request.Header
 	key, ok := c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, x.ctx.IsTLS(), h)
 	key = append(key, "\x00r:"...)
-	x.cacheKey = appendNoNUL(key, c.name)
+	key = appendNoNUL(key, c.name)
+	key = append(key, "\x00s:"...)
+	peer, _ := netip.AddrFromSlice(x.ctx.RemoteIP())
+	trusted := len(x.snap.trusted) > 0 && x.snap.isTrusted(peer.Unmap())
+	proto := []byte(nil)
+	if trusted {
+		proto = reqHeader(h, "x-forwarded-proto")
+	}
+	switch {
+	case len(proto) > 0:
+		key = cache.AppendLowerNoNUL(key, proto)
+	case x.ctx.IsTLS():
+		key = append(key, "https"...)
+	default:
+		key = append(key, "http"...)
+	}
+	if trusted {
+		for _, name := range forwardedURLFields {
+			if v := reqHeader(h, name); v != nil {
+				key = append(key, "\x00f:"...)
+				key = append(key, name...)
+				key = append(key, '=')
+				for _, b := range v { // as sent: a prefix or URL is case-sensitive
+					if b == 0 {
+						b = ' '
+					}
+					key = append(key, b)
+				}
+			}
+		}
+	}
+	x.cacheKey = key
 	return ok
 }
+
+// forwardedURLFields are the fields a trusted proxy sends that describe
+// the URL the client used (besides X-Forwarded-Proto, the scheme).
+var forwardedURLFields = []string{"x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "x-original-url", "x-rewrite-url"}
 
 // appendIdentity adds the caller to the key of a route that caches
 // requests with credentials: a hash of everything the upstream may answer

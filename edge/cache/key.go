@@ -31,7 +31,9 @@ const MaxQueryParams = 64
 //	GET example.com/path?a=1&b=2
 //
 // followed by "\x00r:" and the route's name (added by the cache step:
-// two routes answering one URL never share entries), when the route asks, by "\x00h:" name=value for each keyed
+// two routes answering one URL never share entries), "\x00s:" and the
+// scheme, "\x00f:" name=value for each forwarded URL field a trusted
+// proxy sent, when the route asks, by "\x00h:" name=value for each keyed
 // header and "\x00id:" identity, and for a variant by "\x00v:"
 // name=value for each field the answer varies on. Parts after the URL
 // start with NUL, which no host, path or query can hold, so one key is
@@ -230,4 +232,20 @@ func eqFoldBytes(a, b []byte) bool {
 		}
 	}
 	return true
+}
+
+// AppendLowerNoNUL appends v lower-cased, NUL (the key part separator)
+// replaced by a space: for key parts whose case does not matter (a
+// scheme, a host).
+func AppendLowerNoNUL(dst, v []byte) []byte {
+	for _, c := range v {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == 0:
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
