@@ -259,3 +259,23 @@ func TestCacheTrustedForwardedProtoAndHostKeyed(t *testing.T) {
 		t.Fatalf("same scheme and host again got %q (%s), want a hit", r.body, r.header.Get("Cache-Status"))
 	}
 }
+
+// Parameters of one name keep their order in the key (sorted by name
+// alone, stably): ?id=2&id=1 and ?id=1&id=2 are different requests to an
+// upstream taking the first.
+func TestCacheDuplicateParamOrderKept(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("id " + r.URL.Query().Get("id")))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "", "{}"))
+	for _, c := range []struct{ path, want string }{
+		{"/p?id=2&id=1", "id 2"}, {"/p?id=1&id=2", "id 1"},
+		{"/p?id=3&i%64=4", "id 3"}, {"/p?i%64=4&id=3", "id 4"}, // names compare decoded
+		{"/p?x=1&id=1&id=2", "id 1"}, // other names still sort around them
+	} {
+		if r := g.get(t, c.path); r.body != c.want {
+			t.Fatalf("%s got %q (%s), want %q", c.path, r.body, r.header.Get("Cache-Status"), c.want)
+		}
+	}
+}

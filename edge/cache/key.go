@@ -155,7 +155,7 @@ func appendHost(dst, host []byte, tls bool) []byte {
 	return dst
 }
 
-// appendQuery appends "?" and the kept parameters sorted bytewise (so
+// appendQuery appends "?" and the kept parameters sorted by name (so
 // ?b=2&a=1 and ?a=1&b=2 share an entry). Empty items are dropped.
 func (k *KeyRules) appendQuery(dst, q []byte) ([]byte, bool) {
 	var items [MaxQueryParams][]byte
@@ -176,9 +176,12 @@ func (k *KeyRules) appendQuery(dst, q []byte) ([]byte, bool) {
 		items[n] = item
 		n++
 	}
-	// Insertion sort: n is small and bounded, and it allocates nothing.
+	// Insertion sort by name alone, stable: parameters of one name keep
+	// their order (?id=2&id=1 is not ?id=1&id=2 to an upstream taking
+	// the first). Names compare decoded (i%64 is id), as the upstream
+	// will read them. n is small and bounded, and it allocates nothing.
 	for i := 1; i < n; i++ {
-		for j := i; j > 0 && bytes.Compare(items[j], items[j-1]) < 0; j-- {
+		for j := i; j > 0 && compareNames(paramName(items[j]), paramName(items[j-1])) < 0; j-- {
 			items[j], items[j-1] = items[j-1], items[j]
 		}
 	}
@@ -248,4 +251,64 @@ func AppendLowerNoNUL(dst, v []byte) []byte {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// paramName is the name part of a query item (before '=').
+func paramName(item []byte) []byte {
+	if i := bytes.IndexByte(item, '='); i >= 0 {
+		return item[:i]
+	}
+	return item
+}
+
+// nameByte decodes the byte of a query parameter name at s[i] as an
+// upstream's form decoding would: %XX, and '+' for a space. n: the bytes
+// read; ok is false for a malformed escape (read as a plain '%').
+func nameByte(s []byte, i int) (c byte, n int, ok bool) {
+	switch s[i] {
+	case '+':
+		return ' ', 1, true
+	case '%':
+		if i+2 < len(s) {
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if ok1 && ok2 {
+				return hi<<4 | lo, 3, true
+			}
+		}
+		return '%', 1, false
+	}
+	return s[i], 1, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// compareNames compares two raw parameter names by their decoded bytes.
+func compareNames(a, b []byte) int {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		ca, na, _ := nameByte(a, i)
+		cb, nb, _ := nameByte(b, j)
+		if ca != cb {
+			return int(ca) - int(cb)
+		}
+		i, j = i+na, j+nb
+	}
+	switch {
+	case i < len(a):
+		return 1
+	case j < len(b):
+		return -1
+	}
+	return 0
 }

@@ -18,6 +18,8 @@ func TestAppendKey(t *testing.T) {
 		ok            bool
 	}{
 		{"query sorted", KeyRules{}, "a.example", "/p", "b=2&a=1&&c", false, nil, "GET a.example/p?a=1&b=2&c", true},
+		{"same name: order kept", KeyRules{}, "a.example", "/p", "id=2&b=1&id=1", false, nil, "GET a.example/p?b=1&id=2&id=1", true},
+		{"names compare decoded", KeyRules{}, "a.example", "/p", "id=2&i%64=1&a=0", false, nil, "GET a.example/p?a=0&id=2&i%64=1", true},
 		{"query none", KeyRules{Query: QueryNone}, "a.example", "/p", "b=2", false, nil, "GET a.example/p", true},
 		{"query allow", KeyRules{Query: QueryAllow, QueryList: [][]byte{[]byte("id")}}, "a.example", "/p", "utm=x&id=3", false, nil, "GET a.example/p?id=3", true},
 		{"query deny", KeyRules{Query: QueryDeny, QueryList: [][]byte{[]byte("utm")}}, "a.example", "/p", "utm=x&id=3", false, nil, "GET a.example/p?id=3", true},
