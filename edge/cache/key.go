@@ -18,7 +18,7 @@ const (
 // Built at snapshot build, read-only after.
 type KeyRules struct {
 	Query     int
-	QueryList [][]byte // parameter names (raw, as they appear in the query)
+	QueryList [][]byte // parameter names, decoded (as the upstream reads them)
 	Headers   [][]byte // lower-case request field names whose values are part of the key
 }
 
@@ -167,7 +167,14 @@ func (k *KeyRules) appendQuery(dst, q []byte) ([]byte, bool) {
 		} else {
 			item, q = q, nil
 		}
-		if len(item) == 0 || !k.keepParam(item) {
+		if len(item) == 0 {
+			continue
+		}
+		keep, ok := k.keepParam(item)
+		if !ok {
+			return dst, false
+		}
+		if !keep {
 			continue
 		}
 		if n == MaxQueryParams {
@@ -201,22 +208,34 @@ func (k *KeyRules) appendQuery(dst, q []byte) ([]byte, bool) {
 	return dst, true
 }
 
-func (k *KeyRules) keepParam(item []byte) bool {
+// keepParam reports whether item is part of the key. Names are matched
+// decoded (?i%64=x is id to the upstream). ok is false when the request
+// must not be keyed in allow or deny mode: a name with a malformed escape
+// (upstreams differ on what it is), or a ';' (some upstreams split
+// parameters on it too: "utm_source=x;id=2" would hide id=2).
+func (k *KeyRules) keepParam(item []byte) (keep, ok bool) {
 	if k.Query == QueryAll {
-		return true
+		return true, true
 	}
-	name := item
-	if i := bytes.IndexByte(item, '='); i >= 0 {
-		name = item[:i]
+	if bytes.IndexByte(item, ';') >= 0 {
+		return false, false
+	}
+	name := paramName(item)
+	for i := 0; i < len(name); {
+		_, n, ok := nameByte(name, i)
+		if !ok {
+			return false, false
+		}
+		i += n
 	}
 	listed := false
 	for _, l := range k.QueryList {
-		if bytes.Equal(l, name) {
+		if decodedEquals(name, l) {
 			listed = true
 			break
 		}
 	}
-	return listed == (k.Query == QueryAllow)
+	return listed == (k.Query == QueryAllow), true
 }
 
 // eqFoldBytes compares two field names ASCII-case-insensitively; b is
@@ -311,4 +330,17 @@ func compareNames(a, b []byte) int {
 		return -1
 	}
 	return 0
+}
+
+// decodedEquals reports whether raw, decoded, is plain.
+func decodedEquals(raw, plain []byte) bool {
+	i, j := 0, 0
+	for ; i < len(raw) && j < len(plain); j++ {
+		c, n, _ := nameByte(raw, i)
+		if c != plain[j] {
+			return false
+		}
+		i += n
+	}
+	return i == len(raw) && j == len(plain)
 }
