@@ -299,3 +299,33 @@ func TestCacheEncodedParamNameCannotCloak(t *testing.T) {
 		t.Fatalf("';' query: Cache-Status %q, want a bypass", r.header.Get("Cache-Status"))
 	}
 }
+
+// On a caching route the upstream is asked for identity: an upstream that
+// encodes by Accept-Encoding without saying Vary can't get its br body
+// stored and served to a client that accepts only identity. Clients still
+// get compressed answers from the route's compression step.
+func TestCacheUpstreamAskedForIdentityEncoding(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "text/plain")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "br") {
+			w.Header().Set("Content-Encoding", "br")
+			w.Write([]byte("\x0b\x02\x80hello\x03"))
+			return
+		}
+		w.Write([]byte("hello " + r.Header.Get("Accept-Encoding") + strings.Repeat(".", 2000)))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "", "{}"))
+	g.do(t, request{path: "/p", headers: map[string]string{"Accept-Encoding": "br"}})
+	r := g.do(t, request{path: "/p", headers: map[string]string{"Accept-Encoding": "identity"}})
+	if r.header.Get("Content-Encoding") != "" || !strings.HasPrefix(r.body, "hello identity.") {
+		t.Fatalf("identity client got Content-Encoding %q body %.20q (%s)", r.header.Get("Content-Encoding"), r.body, r.header.Get("Cache-Status"))
+	}
+	// With compression on the route, a gzip client gets the stored entry gzipped.
+	g = startGateway(t, cacheConfig(up.URL, "", "{}\n    compression: {}"))
+	g.do(t, request{path: "/q", headers: map[string]string{"Accept-Encoding": "br"}})
+	r = g.do(t, request{path: "/q", headers: map[string]string{"Accept-Encoding": "gzip"}})
+	if r.header.Get("Content-Encoding") != "gzip" || !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+		t.Fatalf("gzip client got Content-Encoding %q (%s), want the entry gzipped", r.header.Get("Content-Encoding"), r.header.Get("Cache-Status"))
+	}
+}

@@ -23,9 +23,9 @@ import (
 // cacheStep serves a route's answers from the response cache (edge/cache,
 // RFC 9111) and stores what the upstream answers when it may.
 //
-// Where it runs: last before the proxy step, after compression. So the
-// cache stores the upstream's answer as it came (identity-encoded unless
-// the upstream encoded it itself) and every answer it gives passes out
+// Where it runs: last before the proxy step, after compression. The
+// upstream is asked for identity (setIdentityEncoding), so the cache
+// stores the answer unencoded (unless the upstream encodes regardless) and every answer it gives passes out
 // through the compression step (and CORS, security headers, the limit
 // headers) on the way to the client: one stored entry serves clients
 // that accept gzip, br, zstd or nothing, and per-client headers are never
@@ -125,6 +125,13 @@ func (c cacheStep) serve(x *exchange) {
 	if credentials {
 		x.cacheKey = c.c.appendIdentity(x.cacheKey, x)
 	}
+	// The upstream is asked for identity: the compression step (outside
+	// this one) has read the client's Accept-Encoding already and encodes
+	// the answer for each client on the way out, so one stored entry
+	// serves every client; an upstream encoding by Accept-Encoding
+	// without Vary would otherwise have its br body stored for all. A
+	// Vary: Accept-Encoding is then keyed on what the upstream saw.
+	setIdentityEncoding(h)
 	rq := cache.ParseRequest(h)
 	e := c.c.lookup(x)
 	now := x.start.UnixNano()
@@ -730,6 +737,15 @@ func reqHeader(h *fasthttp.RequestHeader, lower string) []byte {
 		}
 	}
 	return nil
+}
+
+var codingIdentityValue = []byte("identity")
+
+// setIdentityEncoding makes the request's Accept-Encoding "identity" (one
+// line, whatever case the client's lines were in).
+func setIdentityEncoding(h *fasthttp.RequestHeader) {
+	delReqHeader(h, "accept-encoding")
+	h.SetCanonical(headerAcceptEncoding, codingIdentityValue)
 }
 
 // delReqHeader removes every line of a request field, any case.
