@@ -129,3 +129,54 @@ func TestCacheRedisKilledMidLoad(t *testing.T) {
 		})
 	}
 }
+
+// A key purge reads the URL's set of stored keys instead of scanning the
+// Redis keyspace: with many unrelated keys and a short redis.timeout it
+// still deletes every route's and variant's copy, and every instance's
+// memory tier drops its own.
+func TestCacheKeyPurgeDoesNotScanKeyspace(t *testing.T) {
+	rd := testutil.StartRedis(t)
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Vary", "Accept-Language")
+		w.Write([]byte("v"))
+	})
+	cfg := cacheConfig(up.URL, `redis: { addrs: ["`+rd.Addr+`"], timeout: 20ms }
+cache: { store: both }`, "{}")
+	a := startGateway(t, cfg)
+	b := startGateway(t, cfg)
+	en := map[string]string{"Accept-Language": "en"}
+	fr := map[string]string{"Accept-Language": "fr"}
+	a.do(t, request{path: "/p/7", host: "shop.example", headers: en})
+	a.do(t, request{path: "/p/7", host: "shop.example", headers: fr})
+	if r := b.do(t, request{path: "/p/7", host: "shop.example", headers: en}); !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+		t.Fatalf("B: %s, want the shared hit", r.header.Get("Cache-Status"))
+	}
+	c := testutil.RedisClient(t, rd.Addr)
+	ctx := t.Context()
+	if err := c.Do(ctx, c.B().Eval().Script("for i=1,200000 do redis.call('SET','other:'..i,'x') end return 1").Numkeys(0).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, c.B().ConfigResetstat().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := a.PurgeCache(cache.Purge{Kind: cache.PurgeKey, Arg: "GET shop.example/p/7"})
+	if err != nil || n != 3 {
+		t.Fatalf("key purge: %d, %v; want the index and both variants", n, err)
+	}
+	stats, err := c.Do(ctx, c.B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stats, "cmdstat_scan:") {
+		t.Fatalf("a key purge scanned the keyspace:\n%s", stats)
+	}
+	keys, err := c.Do(ctx, c.B().Keys().Pattern("sluice:cache:GET*").Build()).AsStrSlice()
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("shared copies left: %q %v", keys, err)
+	}
+	testutil.WaitFor(t, "B's memory tier to drop its copy", func() bool {
+		_, ok := b.res.cacheMem.Get(ctx, primaryKey("GET shop.example/p/7", "all"))
+		return !ok
+	})
+}

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -343,4 +344,13 @@ func decodedEquals(raw, plain []byte) bool {
 		i += n
 	}
 	return i == len(raw) && j == len(plain)
+}
+
+// URLPart is a key's URL part, "METHOD host path?query": what a key
+// purge names (the key up to its first NUL-led part).
+func URLPart(key string) string {
+	if i := strings.IndexByte(key, 0); i >= 0 {
+		return key[:i]
+	}
+	return key
 }
