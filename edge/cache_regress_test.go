@@ -329,3 +329,42 @@ func TestCacheUpstreamAskedForIdentityEncoding(t *testing.T) {
 		t.Fatalf("gzip client got Content-Encoding %q (%s), want the entry gzipped", r.header.Get("Content-Encoding"), r.header.Get("Cache-Status"))
 	}
 }
+
+// Coalescing holds for a streamed answer (above the response buffer,
+// within max_object_bytes): the waiters get the entry the leader's copy
+// stores once the body has gone by, and the upstream sees one request.
+func TestCacheStreamedAnswerCoalesced(t *testing.T) {
+	release := make(chan struct{})
+	body := strings.Repeat("x", 300<<10)
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write([]byte(body))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "server: { buffer_response_bytes: 64KiB }\ncache: { lock_timeout: 1m, max_object_bytes: 1MiB }", "{}"))
+	const n = 10
+	type result struct{ status, body string }
+	done := make(chan result, n)
+	for range n {
+		go func() {
+			r := g.get(t, "/big")
+			done <- result{r.header.Get("Cache-Status"), r.body}
+		}()
+	}
+	testutil.WaitFor(t, "the waiters", func() bool { return cacheCount(t, g, "all", "coalesced") == n-1 })
+	close(release)
+	collapsed := 0
+	for range n {
+		r := <-done
+		if r.body != body {
+			t.Fatalf("a client got %d bytes (%s)", len(r.body), r.status)
+		}
+		if strings.Contains(r.status, "collapsed") {
+			collapsed++
+		}
+	}
+	if got := up.hits.Load(); got != 1 || collapsed != n-1 {
+		t.Fatalf("upstream saw %d requests, %d answers collapsed, for %d concurrent misses of a streamed answer; want 1 and %d", got, collapsed, n, n-1)
+	}
+}

@@ -417,12 +417,27 @@ func (c *routeCache) fetch(x *exchange, stale *cache.Entry, rq cache.Request) {
 			c.serveEntry(x, e, time.Now().UnixNano(), cacheStatusHitPrefix+"; collapsed", "")
 			return
 		}
-		c.forward(x, stale, rq)
+		c.forward(x, stale, rq, nil)
 		return
 	}
+	lead := &leadFlight{fs: c.flights, hk: hk, fl: fl}
 	var stored *cache.Entry
-	defer func() { c.flights.Done(hk, fl, stored) }()
-	stored = c.forward(x, stale, rq)
+	defer func() {
+		if !lead.handed {
+			c.flights.Done(hk, fl, stored)
+		}
+	}()
+	stored = c.forward(x, stale, rq, lead)
+}
+
+// leadFlight is a leader's flight, for forward to hand to the cacheTee of
+// a streamed answer: the flight then ends when the tee has stored the
+// entry (or given up), so the waiters get the stored entry too.
+type leadFlight struct {
+	fs     *cache.Flights
+	hk     uint64
+	fl     *cache.Flight
+	handed bool // the tee ends the flight
 }
 
 // matches reports whether a leader's entry answers x: the same key, or
@@ -436,8 +451,10 @@ func (c *routeCache) matches(x *exchange, e *cache.Entry) bool {
 }
 
 // forward sends the request upstream (the rest of the route's steps) and
-// stores what may be stored. It returns the entry stored, if any.
-func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) *cache.Entry {
+// stores what may be stored. It returns the entry stored, if any. lead:
+// the flight x leads (nil: none), handed to the cacheTee of a streamed
+// answer stored when complete.
+func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request, lead *leadFlight) *cache.Entry {
 	h := &x.ctx.Request.Header
 	// The client's own validators would get a 304 the cache can't store:
 	// they are answered from the entry instead (kept aside for that).
@@ -544,8 +561,14 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) 
 	}
 	if resp.IsBodyStream() {
 		t := &cacheTee{c: c, e: e, idx: idx, want: resp.Header.ContentLength()}
+		t.buf = make([]byte, 0, t.want) // the bound: want <= max_object_bytes
+		if lead != nil {
+			t.lead, lead.handed = lead, true
+		}
 		if pool.FilterStream(resp, t) {
 			resp.Header.SetCanonical(headerCacheStatus, cacheStatusStoring)
+		} else if lead != nil {
+			t.lead, lead.handed = nil, false
 		}
 		return nil
 	}
@@ -572,7 +595,8 @@ type cacheTee struct {
 	c        *routeCache
 	e, idx   *cache.Entry // evaluated at the head; idx: the variant index, or nil
 	buf      []byte
-	want     int // the declared length
+	want     int         // the declared length
+	lead     *leadFlight // the flight to end when done; nil: none
 	over     bool
 	complete bool
 }
@@ -598,16 +622,22 @@ func (t *cacheTee) Read(p []byte) (int, error) {
 
 // Done stores the entry if the whole body went by. Called when the
 // stream closes, after the answer has been written.
+// Ends the leader's flight, handing the waiters the entry (nil: they go
+// upstream themselves).
 func (t *cacheTee) Done() {
-	if !t.complete {
-		return
+	var stored *cache.Entry
+	if t.complete {
+		now := time.Now().UnixNano()
+		t.e.Body = t.buf
+		if t.idx != nil {
+			t.c.store.Set(context.Background(), t.idx, now)
+		}
+		t.c.store.Set(context.Background(), t.e, now)
+		stored = t.e
 	}
-	now := time.Now().UnixNano()
-	t.e.Body = t.buf
-	if t.idx != nil {
-		t.c.store.Set(context.Background(), t.idx, now)
+	if l := t.lead; l != nil {
+		l.fs.Done(l.hk, l.fl, stored)
 	}
-	t.c.store.Set(context.Background(), t.e, now)
 }
 
 func serverError(s int) bool { return s == 500 || s == 502 || s == 503 || s == 504 }
@@ -698,8 +728,11 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 	log := x.snap.log
 	go func() {
 		var stored *cache.Entry
+		lead := &leadFlight{fs: c.flights, hk: hk, fl: fl}
 		defer func() {
-			c.flights.Done(hk, fl, stored)
+			if !lead.handed {
+				c.flights.Done(hk, fl, stored)
+			}
 			if p := recover(); p != nil {
 				// Off the request path, nobody else would catch it: a
 				// refresh that breaks must not take the gateway down.
@@ -707,7 +740,7 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 			}
 		}()
 		dctx.Request.Header.Del("Cache-Control") // the refresh itself is not a no-cache request
-		stored = c.forward(dx, e, cache.Request{MaxAge: -1})
+		stored = c.forward(dx, e, cache.Request{MaxAge: -1}, lead)
 		if dx.streaming {
 			// Nobody writes this answer. One the cache copies as it passes
 			// (its Content-Length within max_object_bytes) is read through,
