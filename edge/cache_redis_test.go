@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluicegw/sluice/edge/cache"
 	"github.com/sluicegw/sluice/internal/testutil"
@@ -179,4 +180,39 @@ cache: { store: both }`, "{}")
 		_, ok := b.res.cacheMem.Get(ctx, primaryKey("GET shop.example/p/7", "all"))
 		return !ok
 	})
+}
+
+// Metric series are made only for routes of the instance's config: an
+// entry read from Redis naming another route (another instance's config,
+// or anyone who can write to Redis) adds no series.
+func TestCacheMetricsOnlyForConfiguredRoutes(t *testing.T) {
+	rd := testutil.StartRedis(t)
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Write([]byte("v"))
+	})
+	g := startGateway(t, sharedCacheConfig(up.URL, rd.Addr, "both"))
+	key := primaryKey("GET shop.example/p", "all")
+	e := &cache.Entry{Key: string(key), Route: "made-up-route-1", Status: 200, Lifetime: int64(time.Hour), ResponseTime: time.Now().UnixNano(), Body: []byte("from redis")}
+	c := testutil.RedisClient(t, rd.Addr)
+	if err := c.Do(t.Context(), c.B().Set().Key("sluice:cache:"+string(key)).Value(string(e.Marshal())).Ex(time.Minute).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if r := g.do(t, request{path: "/p", host: "shop.example"}); r.body != "from redis" {
+		t.Fatalf("got %q (%s), want the Redis entry", r.body, r.header.Get("Cache-Status"))
+	}
+	fams, err := g.res.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			if labels(m)["route"] == "made-up-route-1" {
+				t.Fatalf("%s has a series for a route named by a Redis entry", f.GetName())
+			}
+		}
+	}
+	if cacheCount(t, g, "all", "hit") != 1 {
+		t.Fatal("the hit is not counted on the route that served it")
+	}
 }
