@@ -368,3 +368,39 @@ func TestCacheStreamedAnswerCoalesced(t *testing.T) {
 		t.Fatalf("upstream saw %d requests, %d answers collapsed, for %d concurrent misses of a streamed answer; want 1 and %d", got, collapsed, n, n-1)
 	}
 }
+
+// A client's If-None-Match too long to keep aside is still never sent
+// upstream: the cache revalidates with its own validator alone (RFC 9111
+// 4.3.1), so the upstream's 304 is about the stored entry, never about a
+// tag the client holds (which would refresh the entry as if its own tag
+// had matched).
+func TestCacheLongClientIfNoneMatchNotSentUpstream(t *testing.T) {
+	var sent atomic.Value
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		sent.Store(strings.Join(r.Header.Values("If-None-Match"), " | "))
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Cache-Control", "max-age=0, must-revalidate")
+		if r.Header.Get("If-None-Match") != "" {
+			w.WriteHeader(304)
+			return
+		}
+		w.Write([]byte("body"))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "", "{}"))
+	g.get(t, "/p")
+	long := `"v2", ` + strings.Repeat(`"x", `, 60) + `"y"`
+	raw := testutil.RawExchange(t, g.addr, "GET /p HTTP/1.1\r\nHost: "+g.addr+"\r\nif-none-match: "+long+"\r\nConnection: close\r\n\r\n")
+	if got := sent.Load(); got != `"v1"` {
+		t.Fatalf("upstream got If-None-Match %q, want the cache's own \"v1\" alone", got)
+	}
+	// The client's tags don't match the entry's: the whole answer.
+	if !strings.HasPrefix(raw, "HTTP/1.1 200") || !strings.HasSuffix(raw, "body") {
+		t.Fatalf("conditional request got:\n%s", raw)
+	}
+	// Without a stored entry too: the client's long conditional is not
+	// sent (a 304 the cache can't store); the client gets the 200.
+	raw = testutil.RawExchange(t, g.addr, "GET /q HTTP/1.1\r\nHost: x\r\nIf-None-Match: "+long+"\r\nConnection: close\r\n\r\n")
+	if got := sent.Load(); got != "" || !strings.HasPrefix(raw, "HTTP/1.1 200") {
+		t.Fatalf("miss: upstream got If-None-Match %q; client got:\n%s", got, raw)
+	}
+}

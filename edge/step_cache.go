@@ -456,8 +456,10 @@ func (c *routeCache) matches(x *exchange, e *cache.Entry) bool {
 // answer stored when complete.
 func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request, lead *leadFlight) *cache.Entry {
 	h := &x.ctx.Request.Header
-	// The client's own validators would get a 304 the cache can't store:
-	// they are answered from the entry instead (kept aside for that).
+	// The client's own validators would get a 304 the cache can't store,
+	// or one about the client's tag taken for the entry's: they never go
+	// upstream, and are answered from the entry instead (kept aside for
+	// that when they fit; longer ones get the whole answer).
 	var condBuf [256]byte
 	cond := condBuf[:0]
 	inm, ims := reqHeader(h, "if-none-match"), reqHeader(h, "if-modified-since")
@@ -465,9 +467,9 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request, 
 	if len(inm)+len(ims) <= len(condBuf) {
 		cond = append(append(cond, inm...), ims...)
 		inmLen = len(inm)
-		delReqHeader(h, "if-none-match")
-		delReqHeader(h, "if-modified-since")
 	}
+	delReqHeader(h, "if-none-match")
+	delReqHeader(h, "if-modified-since")
 	revalidating := stale != nil && stale.Validators()
 	if revalidating {
 		if len(stale.ETag) > 0 {
