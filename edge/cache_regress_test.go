@@ -404,3 +404,40 @@ func TestCacheLongClientIfNoneMatchNotSentUpstream(t *testing.T) {
 		t.Fatalf("miss: upstream got If-None-Match %q; client got:\n%s", got, raw)
 	}
 }
+
+// A 304 that refreshes a Vary variant renews its index too (and the index
+// is kept as long as a variant with validators): otherwise the index,
+// kept only for the first answer's lifetime, expires and the refreshed
+// variant is never found again: every request a full miss.
+func TestCacheVariantRefreshKeepsIndex(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1")
+		w.Header().Set("Vary", "Accept-Language")
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(304)
+			return
+		}
+		w.Write([]byte("hello"))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "", "{}"))
+	en := request{path: "/p", headers: map[string]string{"Accept-Language": "en"}}
+	g.do(t, en)
+	// Two revalidations, a second apart: by the second, an index kept
+	// for the first answer's lifetime alone is long gone.
+	revalidations := 0
+	testutil.WaitFor(t, "two revalidations (the entry stale each second)", func() bool {
+		r := g.do(t, en)
+		st := r.header.Get("Cache-Status")
+		if r.body != "hello" || strings.Contains(st, "fwd=miss") {
+			t.Fatalf("after %d revalidations got %q (%s): the variant was lost", revalidations, r.body, st)
+		}
+		if strings.Contains(st, "fwd-status=304") {
+			revalidations++
+		}
+		return revalidations == 2
+	})
+	if r := g.do(t, en); r.body != "hello" || !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+		t.Fatalf("after the refresh got %q (%s), want a hit", r.body, r.header.Get("Cache-Status"))
+	}
+}

@@ -507,6 +507,10 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request, 
 			c.serveEntry(x, e, now.UnixNano(), cacheStatusStalePrefix+"; fwd-status=304", "not-stored")
 			return nil
 		}
+		if len(e.Vary) > 0 {
+			// The index is kept as long as the variant it leads to.
+			c.store.Set(context.Background(), variantIndex(e, string(x.cacheKey)), now.UnixNano())
+		}
 		c.store.Set(context.Background(), e, now.UnixNano())
 		c.serveEntry(x, e, now.UnixNano(), cacheStatusStalePrefix+"; fwd-status=304", "")
 		return e
@@ -556,8 +560,7 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request, 
 	e.Key = string(x.cacheKey)
 	var idx *cache.Entry
 	if len(e.Vary) > 0 {
-		idx = &cache.Entry{Key: e.Key, Route: c.name, Index: true, Vary: e.Vary, ResponseTime: e.ResponseTime,
-			Lifetime: e.Lifetime, SWR: e.SWR, SIE: e.SIE, MustRevalidate: e.MustRevalidate}
+		idx = variantIndex(e, e.Key)
 		x.varyKey = cache.AppendVary(append(x.varyKey[:0], x.cacheKey...), e.Vary, h)
 		e.Key = string(x.varyKey)
 	}
@@ -585,6 +588,15 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request, 
 	}
 	resp.Header.Set("Cache-Status", fwd+"; stored")
 	return e
+}
+
+// variantIndex is the index stored under the primary key of variant e:
+// its Vary, and its freshness and validators so that a store keeps the
+// index as long as the variant (Entry.Retain).
+func variantIndex(e *cache.Entry, primary string) *cache.Entry {
+	return &cache.Entry{Key: primary, Route: e.Route, Index: true, Vary: e.Vary, ResponseTime: e.ResponseTime,
+		InitialAge: e.InitialAge, Lifetime: e.Lifetime, SWR: e.SWR, SIE: e.SIE, MustRevalidate: e.MustRevalidate,
+		ETag: e.ETag, LastModified: e.LastModified}
 }
 
 // cacheTee copies a streamed answer's body as it is relayed (a
