@@ -441,3 +441,41 @@ func TestCacheVariantRefreshKeepsIndex(t *testing.T) {
 		t.Fatalf("after the refresh got %q (%s), want a hit", r.body, r.header.Get("Cache-Status"))
 	}
 }
+
+// A client certificate is a credential: on an mtls route, requests
+// bypass the cache unless it says authorized: true, and then each
+// certificate (its fingerprint, forwarded upstream) has its own entries.
+func TestCacheClientCertificateIsACredential(t *testing.T) {
+	serverCA, clientCA := testutil.NewCA(t, "edge"), testutil.NewCA(t, "clients")
+	site := serverCA.Issue(t, testutil.LeafOptions{Name: "site", DNS: []string{"a.example"}})
+	alice := clientCA.Issue(t, testutil.LeafOptions{Name: "alice", Client: true})
+	bob := clientCA.Issue(t, testutil.LeafOptions{Name: "bob", Client: true})
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte(`{"upstream": "` + r.Header.Get("X-Client-Subject") + `"}`))
+	})
+	for _, block := range []string{"{}", "{ authorized: true }"} {
+		_, addr := startTLSGateway(t, `
+listen: 127.0.0.1:0
+listen_tls:
+  - listen: 127.0.0.1:0
+    certificates: [ { cert_file: `+site.CertFile+`, key_file: `+site.KeyFile+` } ]
+    client_auth: { mode: require, ca_file: `+clientCA.CertFile+` }
+admin: { listen: "off" }
+upstreams:
+  up: { targets: [ { url: "`+up.URL+`" } ] }
+routes:
+  - { name: m, match: { prefix: / }, upstream: up, auth: mtls, cache: `+block+` }
+`)
+		for _, who := range []*testutil.Leaf{alice, bob, alice, bob} {
+			code, e, err := mtlsGet(t, addr, "/me", serverCA, who, nil)
+			want := "CN=alice,O=sluice tests"
+			if who == bob {
+				want = "CN=bob,O=sluice tests"
+			}
+			if err != nil || code != 200 || e.Upstream != want {
+				t.Fatalf("cache %s: %s got %d %q %v", block, want, code, e.Upstream, err)
+			}
+		}
+	}
+}

@@ -45,7 +45,8 @@ type routeCache struct {
 	maxObject   int
 	authorized  bool
 	cookies     bool   // cache requests carrying a Cookie
-	apiKeyName  string // the API key header, lower case ("" without one)
+	apiKeyName  string   // the API key header, lower case ("" without one)
+	idHeaders   []string // the identity fields only sluice sets (identityHeaders), lower case
 	lockTimeout time.Duration
 	name        string
 	metrics     *observe.CacheRoute
@@ -68,6 +69,11 @@ func (s *Snapshot) compileCache(rt *route, rc *config.RouteCache) *routeCache {
 		metrics:     s.res.metrics.CacheRoute(rt.name),
 	}
 	c.apiKeyName = lowerASCII(s.Config.Auth.APIKeys.Header)
+	for _, h := range identityHeaders(s.Config) {
+		if len(h) > 0 {
+			c.idHeaders = append(c.idHeaders, lowerASCII(string(h)))
+		}
+	}
 	switch rc.Key.Query {
 	case "none":
 		c.key.Query = cache.QueryNone
@@ -112,7 +118,7 @@ func (c cacheStep) serve(x *exchange) {
 		c.bypass(x) // a session cookie may personalise the answer
 		return
 	}
-	credentials := reqHeader(h, "authorization") != nil || x.identity != nil || x.apiKey != nil ||
+	credentials := reqHeader(h, "authorization") != nil || x.identity != nil || x.apiKey != nil || x.mtls ||
 		(c.c.apiKeyName != "" && reqHeader(h, c.c.apiKeyName) != nil)
 	if credentials && !c.c.authorized {
 		c.bypass(x) // RFC 9111 3.5: not shared unless the route opts in
@@ -279,6 +285,16 @@ func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
 	for k, v := range h.All() {
 		if equalFoldASCII(k, "authorization") || (c.apiKeyName != "" && equalFoldASCII(k, c.apiKeyName)) {
 			put(v)
+		}
+	}
+	// What sluice tells the upstream of the caller: a client
+	// certificate's subject and fingerprint, forwarded claims.
+	for _, name := range c.idHeaders {
+		put([]byte(name))
+		for k, v := range h.All() {
+			if equalFoldASCII(k, name) {
+				put(v)
+			}
 		}
 	}
 	var sum [sha256.Size]byte
