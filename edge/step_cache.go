@@ -44,7 +44,7 @@ type routeCache struct {
 	key         cache.KeyRules
 	maxObject   int
 	authorized  bool
-	cookies     bool   // cache requests carrying a Cookie
+	cookies     bool     // cache requests carrying a Cookie
 	apiKeyName  string   // the API key header, lower case ("" without one)
 	idHeaders   []string // the identity fields only sluice sets (identityHeaders), lower case
 	lockTimeout time.Duration
