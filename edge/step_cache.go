@@ -57,7 +57,7 @@ func (s *Snapshot) compileCache(rt *route, rc *config.RouteCache) *routeCache {
 	kc := s.Config.Cache
 	c := &routeCache{
 		store:   s.res.cache,
-		flights: &cache.Flights{},
+		flights: &cache.Flights{Lead: kc.LockTimeout.D()},
 		seed:    maphash.MakeSeed(),
 		rules: cache.Rules{DefaultTTL: rc.TTL.D(), StaleWhileRevalidate: rc.StaleWhileRevalidate.D(),
 			StaleIfError: rc.StaleIfError.D(), MaxVary: rc.MaxVary},
