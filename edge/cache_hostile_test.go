@@ -229,7 +229,7 @@ func TestCacheStreamedAnswers(t *testing.T) {
 		t.Fatalf("first: %d bytes, %q", len(r.body), r.header.Get("Cache-Status"))
 	}
 	testutil.WaitFor(t, "the streamed answer to be stored", func() bool {
-		_, ok := g.res.cacheMem.Get(t.Context(), []byte("GET "+g.addr+"/whole"))
+		_, ok := g.res.cacheMem.Get(t.Context(), primaryKey("GET "+g.addr+"/whole", "all"))
 		return ok
 	})
 	if r := g.get(t, "/whole"); r.body != body || !strings.HasPrefix(r.header.Get("Cache-Status"), "sluice; hit") {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluicegw/sluice/edge/cache"
 	"github.com/sluicegw/sluice/internal/testutil"
@@ -42,7 +43,7 @@ func TestCacheSharedThroughRedis(t *testing.T) {
 		t.Fatalf("upstream saw %d requests, want 1", n)
 	}
 	// B holds it in memory now. Purge by tag on A.
-	key := []byte("GET shop.example/p/7")
+	key := primaryKey("GET shop.example/p/7", "all")
 	if _, ok := b.res.cacheMem.Get(t.Context(), key); !ok {
 		t.Fatalf("B's memory tier has no %q", key)
 	}
@@ -127,5 +128,91 @@ func TestCacheRedisKilledMidLoad(t *testing.T) {
 				t.Fatal("Redis killed, yet the cache saw no failure: the test did not reach Redis")
 			}
 		})
+	}
+}
+
+// A key purge reads the URL's set of stored keys instead of scanning the
+// Redis keyspace: with many unrelated keys and a short redis.timeout it
+// still deletes every route's and variant's copy, and every instance's
+// memory tier drops its own.
+func TestCacheKeyPurgeDoesNotScanKeyspace(t *testing.T) {
+	rd := testutil.StartRedis(t)
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Vary", "Accept-Language")
+		w.Write([]byte("v"))
+	})
+	cfg := cacheConfig(up.URL, `redis: { addrs: ["`+rd.Addr+`"], timeout: 20ms }
+cache: { store: both }`, "{}")
+	a := startGateway(t, cfg)
+	b := startGateway(t, cfg)
+	en := map[string]string{"Accept-Language": "en"}
+	fr := map[string]string{"Accept-Language": "fr"}
+	a.do(t, request{path: "/p/7", host: "shop.example", headers: en})
+	a.do(t, request{path: "/p/7", host: "shop.example", headers: fr})
+	if r := b.do(t, request{path: "/p/7", host: "shop.example", headers: en}); !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+		t.Fatalf("B: %s, want the shared hit", r.header.Get("Cache-Status"))
+	}
+	c := testutil.RedisClient(t, rd.Addr)
+	ctx := t.Context()
+	if err := c.Do(ctx, c.B().Eval().Script("for i=1,200000 do redis.call('SET','other:'..i,'x') end return 1").Numkeys(0).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, c.B().ConfigResetstat().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := a.PurgeCache(cache.Purge{Kind: cache.PurgeKey, Arg: "GET shop.example/p/7"})
+	if err != nil || n != 3 {
+		t.Fatalf("key purge: %d, %v; want the index and both variants", n, err)
+	}
+	stats, err := c.Do(ctx, c.B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stats, "cmdstat_scan:") {
+		t.Fatalf("a key purge scanned the keyspace:\n%s", stats)
+	}
+	keys, err := c.Do(ctx, c.B().Keys().Pattern("sluice:cache:GET*").Build()).AsStrSlice()
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("shared copies left: %q %v", keys, err)
+	}
+	testutil.WaitFor(t, "B's memory tier to drop its copy", func() bool {
+		_, ok := b.res.cacheMem.Get(ctx, primaryKey("GET shop.example/p/7", "all"))
+		return !ok
+	})
+}
+
+// Metric series are made only for routes of the instance's config: an
+// entry read from Redis naming another route (another instance's config,
+// or anyone who can write to Redis) adds no series.
+func TestCacheMetricsOnlyForConfiguredRoutes(t *testing.T) {
+	rd := testutil.StartRedis(t)
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Write([]byte("v"))
+	})
+	g := startGateway(t, sharedCacheConfig(up.URL, rd.Addr, "both"))
+	key := primaryKey("GET shop.example/p", "all")
+	e := &cache.Entry{Key: string(key), Route: "made-up-route-1", Status: 200, Lifetime: int64(time.Hour), ResponseTime: time.Now().UnixNano(), Body: []byte("from redis")}
+	c := testutil.RedisClient(t, rd.Addr)
+	if err := c.Do(t.Context(), c.B().Set().Key("sluice:cache:"+string(key)).Value(string(e.Marshal())).Ex(time.Minute).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if r := g.do(t, request{path: "/p", host: "shop.example"}); r.body != "from redis" {
+		t.Fatalf("got %q (%s), want the Redis entry", r.body, r.header.Get("Cache-Status"))
+	}
+	fams, err := g.res.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			if labels(m)["route"] == "made-up-route-1" {
+				t.Fatalf("%s has a series for a route named by a Redis entry", f.GetName())
+			}
+		}
+	}
+	if cacheCount(t, g, "all", "hit") != 1 {
+		t.Fatal("the hit is not counted on the route that served it")
 	}
 }

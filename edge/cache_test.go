@@ -95,3 +95,9 @@ func TestCacheHitsCompressedOnTheWayOut(t *testing.T) {
 		t.Fatalf("upstream saw %d requests, want 1", n)
 	}
 }
+
+// primaryKey is the stored key of a plain (plain http, no keyed headers,
+// no identity) request for url ("GET host/path?query") on route.
+func primaryKey(url, route string) []byte {
+	return []byte(url + "\x00r:" + route + "\x00s:http")
+}

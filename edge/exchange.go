@@ -48,6 +48,7 @@ type exchange struct {
 	rawHead    bool     // the request came with a raw header block: head is exact
 
 	identity *auth.Identity  // the verified JWT's caller, set by the JWT auth step
+	mtls     bool            // a verified client certificate admitted the request (mtls auth step)
 	apiKey   *auth.KeyRecord // the API key's record, set by the API key auth step
 
 	// What the proxy step learns, for the metrics, the access log and the span.

@@ -129,7 +129,9 @@ func (r *resources) openCache(cfg *config.Config) error {
 		kc = &config.Cache{Store: "memory", MemoryBytes: 256 << 20}
 	}
 	ev := cache.Events{Stored: func(route string, n int64, evicted bool) {
-		r.metrics.CacheRoute(route).Stored(n, evicted)
+		// route comes from the entry, maybe from Redis: only a route
+		// of this instance's config gets (or has) series.
+		r.metrics.KnownCacheRoute(route).Stored(n, evicted)
 	}}
 	if kc.Store != "redis" {
 		m, err := cache.NewMemory(int64(kc.MemoryBytes), ev)

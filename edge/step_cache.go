@@ -9,6 +9,7 @@ import (
 	"hash/maphash"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -22,9 +23,9 @@ import (
 // cacheStep serves a route's answers from the response cache (edge/cache,
 // RFC 9111) and stores what the upstream answers when it may.
 //
-// Where it runs: last before the proxy step, after compression. So the
-// cache stores the upstream's answer as it came (identity-encoded unless
-// the upstream encoded it itself) and every answer it gives passes out
+// Where it runs: last before the proxy step, after compression. The
+// upstream is asked for identity (setIdentityEncoding), so the cache
+// stores the answer unencoded (unless the upstream encodes regardless) and every answer it gives passes out
 // through the compression step (and CORS, security headers, the limit
 // headers) on the way to the client: one stored entry serves clients
 // that accept gzip, br, zstd or nothing, and per-client headers are never
@@ -43,7 +44,9 @@ type routeCache struct {
 	key         cache.KeyRules
 	maxObject   int
 	authorized  bool
-	apiKeyName  string // the API key header, lower case ("" without one)
+	cookies     bool     // cache requests carrying a Cookie
+	apiKeyName  string   // the API key header, lower case ("" without one)
+	idHeaders   []string // the identity fields only sluice sets (identityHeaders), lower case
 	lockTimeout time.Duration
 	name        string
 	metrics     *observe.CacheRoute
@@ -54,17 +57,23 @@ func (s *Snapshot) compileCache(rt *route, rc *config.RouteCache) *routeCache {
 	kc := s.Config.Cache
 	c := &routeCache{
 		store:   s.res.cache,
-		flights: &cache.Flights{},
+		flights: &cache.Flights{Lead: kc.LockTimeout.D()},
 		seed:    maphash.MakeSeed(),
 		rules: cache.Rules{DefaultTTL: rc.TTL.D(), StaleWhileRevalidate: rc.StaleWhileRevalidate.D(),
 			StaleIfError: rc.StaleIfError.D(), MaxVary: rc.MaxVary},
 		maxObject:   int(rc.MaxObjectBytes),
 		authorized:  rc.Authorized,
+		cookies:     rc.Cookies,
 		lockTimeout: kc.LockTimeout.D(),
 		name:        rt.name,
 		metrics:     s.res.metrics.CacheRoute(rt.name),
 	}
 	c.apiKeyName = lowerASCII(s.Config.Auth.APIKeys.Header)
+	for _, h := range identityHeaders(s.Config) {
+		if len(h) > 0 {
+			c.idHeaders = append(c.idHeaders, lowerASCII(string(h)))
+		}
+	}
 	switch rc.Key.Query {
 	case "none":
 		c.key.Query = cache.QueryNone
@@ -105,32 +114,43 @@ func (c cacheStep) serve(x *exchange) {
 		c.bypass(x)
 		return
 	}
-	credentials := reqHeader(h, "authorization") != nil || x.identity != nil || x.apiKey != nil ||
+	if !c.c.cookies && reqHeader(h, "cookie") != nil {
+		c.bypass(x) // a session cookie may personalise the answer
+		return
+	}
+	credentials := reqHeader(h, "authorization") != nil || x.identity != nil || x.apiKey != nil || x.mtls ||
 		(c.c.apiKeyName != "" && reqHeader(h, c.c.apiKeyName) != nil)
 	if credentials && !c.c.authorized {
 		c.bypass(x) // RFC 9111 3.5: not shared unless the route opts in
 		return
 	}
-	key, ok := c.c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, ctx.IsTLS(), h)
-	x.cacheKey = key
-	if !ok {
+	if !c.c.appendKey(x) {
 		c.bypass(x)
 		return
 	}
 	if credentials {
 		x.cacheKey = c.c.appendIdentity(x.cacheKey, x)
 	}
+	// The upstream is asked for identity: the compression step (outside
+	// this one) has read the client's Accept-Encoding already and encodes
+	// the answer for each client on the way out, so one stored entry
+	// serves every client; an upstream encoding by Accept-Encoding
+	// without Vary would otherwise have its br body stored for all. A
+	// Vary: Accept-Encoding is then keyed on what the upstream saw.
+	setIdentityEncoding(h)
 	rq := cache.ParseRequest(h)
 	e := c.c.lookup(x)
 	now := x.start.UnixNano()
 	if e != nil {
-		fresh := e.Fresh(now) && !rq.NoCache && (rq.MaxAge < 0 || e.Age(now) <= rq.MaxAge*int64(time.Second))
-		if fresh {
+		// RFC 9111 5.2.1.1: a request's max-age bounds the age it
+		// accepts, fresh or stale; max-age=0 (a reload) accepts none.
+		acceptable := !rq.NoCache && (rq.MaxAge < 0 || (rq.MaxAge > 0 && e.Age(now) <= rq.MaxAge*int64(time.Second)))
+		if acceptable && e.Fresh(now) {
 			c.c.metrics.Result(observe.CacheHit)
 			c.c.serveEntry(x, e, now, cacheStatusHitPrefix, "")
 			return
 		}
-		if !rq.NoCache && !e.MustRevalidate && !e.NoCache && e.Staleness(now) <= e.SWR {
+		if acceptable && !e.MustRevalidate && !e.NoCache && e.Staleness(now) >= 0 && e.Staleness(now) <= e.SWR {
 			// RFC 5861 3: answer now, refresh in the background.
 			c.c.metrics.Result(observe.CacheStale)
 			c.c.serveEntry(x, e, now, cacheStatusHitPrefix, "stale-while-revalidate")
@@ -157,17 +177,15 @@ func (c cacheStep) serve(x *exchange) {
 }
 
 // bypass passes a request the cache can't take (a method other than GET
-// and HEAD, credentials on a route that does not cache them, a Range)
+// and HEAD, credentials or a Cookie on a route that does not cache them,
+// a Range)
 // straight on, and says so.
 func (c cacheStep) bypass(x *exchange) {
 	c.c.metrics.Result(observe.CacheBypass)
 	unsafe := !x.ctx.IsGet() && !x.ctx.IsHead() && !x.ctx.IsOptions() && !x.ctx.IsTrace()
 	if unsafe {
 		// The key is built before the proxy step rewrites the request.
-		var ok bool
-		h := &x.ctx.Request.Header
-		x.cacheKey, ok = c.c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, x.ctx.IsTLS(), h)
-		unsafe = ok
+		unsafe = c.c.appendKey(x)
 	}
 	x.next()
 	x.ctx.Response.Header.SetCanonical(headerCacheStatus, cacheStatusBypass)
@@ -181,30 +199,106 @@ func (c cacheStep) bypass(x *exchange) {
 	}
 }
 
-// appendIdentity adds the caller to the key of a route that caches
-// requests with credentials: the verified JWT subject or API key id,
-// else a hash of the credentials sent (never the credential itself: keys
-// are stored in Redis and shown by purges).
-func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
-	dst = append(dst, "\x00id:"...)
-	switch {
-	case x.identity != nil:
-		dst = append(dst, "sub="...)
-		return appendNoNUL(dst, x.identity.Subject)
-	case x.apiKey != nil:
-		dst = append(dst, "key="...)
-		return appendNoNUL(dst, x.apiKey.ID)
-	}
-	hs := sha256.New()
+// appendKey builds x's primary key in x.cacheKey: the URL part (what
+// purges name), then the route, so two routes answering one URL (a
+// header or cookie condition choosing another upstream) never share
+// entries, then the scheme and what else the upstream will be told of
+// the URL (setForwarded): from a trusted proxy, its X-Forwarded-Proto
+// (the scheme), -Host, -Port, -Prefix, X-Original-URL and X-Rewrite-URL
+// reach the upstream, which builds links and redirects from them. false:
+// the request can't be keyed.
+func (c *routeCache) appendKey(x *exchange) bool {
 	h := &x.ctx.Request.Header
+	key, ok := c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, x.ctx.IsTLS(), h)
+	key = append(key, "\x00r:"...)
+	key = appendNoNUL(key, c.name)
+	key = append(key, "\x00s:"...)
+	peer, _ := netip.AddrFromSlice(x.ctx.RemoteIP())
+	trusted := len(x.snap.trusted) > 0 && x.snap.isTrusted(peer.Unmap())
+	proto := []byte(nil)
+	if trusted {
+		proto = reqHeader(h, "x-forwarded-proto")
+	}
+	switch {
+	case len(proto) > 0:
+		key = cache.AppendLowerNoNUL(key, proto)
+	case x.ctx.IsTLS():
+		key = append(key, "https"...)
+	default:
+		key = append(key, "http"...)
+	}
+	if trusted {
+		for _, name := range forwardedURLFields {
+			if v := reqHeader(h, name); v != nil {
+				key = append(key, "\x00f:"...)
+				key = append(key, name...)
+				key = append(key, '=')
+				for _, b := range v { // as sent: a prefix or URL is case-sensitive
+					if b == 0 {
+						b = ' '
+					}
+					key = append(key, b)
+				}
+			}
+		}
+	}
+	x.cacheKey = key
+	return ok
+}
+
+// forwardedURLFields are the fields a trusted proxy sends that describe
+// the URL the client used (besides X-Forwarded-Proto, the scheme).
+var forwardedURLFields = []string{"x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "x-original-url", "x-rewrite-url"}
+
+// appendIdentity adds the caller to the key of a route that caches
+// requests with credentials: a hash of everything the upstream may answer
+// by — the credentials still sent on (the JWT itself: the upstream can
+// read any claim from it), the verified subject and roles, and the
+// identity fields sluice forwards (claims, the API key's id). Two tokens
+// of one subject with different tenants or roles never share an entry. A
+// hash, never the credential itself: keys are stored in Redis and shown
+// by purges.
+func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
+	hs := sha256.New()
+	sep := []byte{0}
+	put := func(b []byte) { hs.Write(b); hs.Write(sep) }
+	if id := x.identity; id != nil {
+		put([]byte("sub"))
+		put([]byte(id.Subject))
+		for _, r := range id.Roles {
+			put([]byte(r))
+		}
+		for _, kv := range id.Headers {
+			put(kv[0])
+			put(kv[1])
+		}
+	}
+	if k := x.apiKey; k != nil {
+		put([]byte("key"))
+		put([]byte(k.ID))
+		for _, r := range k.Roles {
+			put([]byte(r))
+		}
+	}
+	h := &x.ctx.Request.Header
+	put([]byte("cred"))
 	for k, v := range h.All() {
 		if equalFoldASCII(k, "authorization") || (c.apiKeyName != "" && equalFoldASCII(k, c.apiKeyName)) {
-			hs.Write(v)
-			hs.Write([]byte{0})
+			put(v)
+		}
+	}
+	// What sluice tells the upstream of the caller: a client
+	// certificate's subject and fingerprint, forwarded claims.
+	for _, name := range c.idHeaders {
+		put([]byte(name))
+		for k, v := range h.All() {
+			if equalFoldASCII(k, name) {
+				put(v)
+			}
 		}
 	}
 	var sum [sha256.Size]byte
-	dst = append(dst, "h="...)
+	dst = append(dst, "\x00id:"...)
 	return hex.AppendEncode(dst, hs.Sum(sum[:0])[:16])
 }
 
@@ -339,12 +433,27 @@ func (c *routeCache) fetch(x *exchange, stale *cache.Entry, rq cache.Request) {
 			c.serveEntry(x, e, time.Now().UnixNano(), cacheStatusHitPrefix+"; collapsed", "")
 			return
 		}
-		c.forward(x, stale, rq)
+		c.forward(x, stale, rq, nil)
 		return
 	}
+	lead := &leadFlight{fs: c.flights, hk: hk, fl: fl}
 	var stored *cache.Entry
-	defer func() { c.flights.Done(hk, fl, stored) }()
-	stored = c.forward(x, stale, rq)
+	defer func() {
+		if !lead.handed {
+			c.flights.Done(hk, fl, stored)
+		}
+	}()
+	stored = c.forward(x, stale, rq, lead)
+}
+
+// leadFlight is a leader's flight, for forward to hand to the cacheTee of
+// a streamed answer: the flight then ends when the tee has stored the
+// entry (or given up), so the waiters get the stored entry too.
+type leadFlight struct {
+	fs     *cache.Flights
+	hk     uint64
+	fl     *cache.Flight
+	handed bool // the tee ends the flight
 }
 
 // matches reports whether a leader's entry answers x: the same key, or
@@ -358,11 +467,15 @@ func (c *routeCache) matches(x *exchange, e *cache.Entry) bool {
 }
 
 // forward sends the request upstream (the rest of the route's steps) and
-// stores what may be stored. It returns the entry stored, if any.
-func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) *cache.Entry {
+// stores what may be stored. It returns the entry stored, if any. lead:
+// the flight x leads (nil: none), handed to the cacheTee of a streamed
+// answer stored when complete.
+func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request, lead *leadFlight) *cache.Entry {
 	h := &x.ctx.Request.Header
-	// The client's own validators would get a 304 the cache can't store:
-	// they are answered from the entry instead (kept aside for that).
+	// The client's own validators would get a 304 the cache can't store,
+	// or one about the client's tag taken for the entry's: they never go
+	// upstream, and are answered from the entry instead (kept aside for
+	// that when they fit; longer ones get the whole answer).
 	var condBuf [256]byte
 	cond := condBuf[:0]
 	inm, ims := reqHeader(h, "if-none-match"), reqHeader(h, "if-modified-since")
@@ -370,9 +483,9 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) 
 	if len(inm)+len(ims) <= len(condBuf) {
 		cond = append(append(cond, inm...), ims...)
 		inmLen = len(inm)
-		delReqHeader(h, "if-none-match")
-		delReqHeader(h, "if-modified-since")
 	}
+	delReqHeader(h, "if-none-match")
+	delReqHeader(h, "if-modified-since")
 	revalidating := stale != nil && stale.Validators()
 	if revalidating {
 		if len(stale.ETag) > 0 {
@@ -398,12 +511,25 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) 
 	status := resp.StatusCode()
 	now := time.Now()
 	if revalidating && status == fasthttp.StatusNotModified && !resp.IsBodyStream() {
-		if e := c.refreshed(stale, &resp.Header, now); e != nil {
-			c.store.Set(context.Background(), e, now.UnixNano())
-			c.metrics.Result(observe.CacheRevalidated)
-			c.serveEntry(x, e, now.UnixNano(), cacheStatusStalePrefix+"; fwd-status=304", "")
-			return e
+		// Never relay the upstream's 304 itself: it answers the cache's
+		// validators, not the client's (who may have sent none).
+		e, storable := c.refreshed(stale, &resp.Header, now)
+		c.metrics.Result(observe.CacheRevalidated)
+		if !storable {
+			// The stored entry may not be used again either.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, _ = c.store.Purge(ctx, cache.Purge{Kind: cache.PurgeExact, Arg: stale.Key})
+			cancel()
+			c.serveEntry(x, e, now.UnixNano(), cacheStatusStalePrefix+"; fwd-status=304", "not-stored")
+			return nil
 		}
+		if len(e.Vary) > 0 {
+			// The index is kept as long as the variant it leads to.
+			c.store.Set(context.Background(), variantIndex(e, string(x.cacheKey)), now.UnixNano())
+		}
+		c.store.Set(context.Background(), e, now.UnixNano())
+		c.serveEntry(x, e, now.UnixNano(), cacheStatusStalePrefix+"; fwd-status=304", "")
+		return e
 	}
 	if stale != nil && serverError(status) && !stale.MustRevalidate && stale.Staleness(now.UnixNano()) <= stale.SIE && !x.streaming {
 		// RFC 5861 4: the upstream failed (or its circuit is open:
@@ -450,15 +576,20 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) 
 	e.Key = string(x.cacheKey)
 	var idx *cache.Entry
 	if len(e.Vary) > 0 {
-		idx = &cache.Entry{Key: e.Key, Route: c.name, Index: true, Vary: e.Vary, ResponseTime: e.ResponseTime,
-			Lifetime: e.Lifetime, SWR: e.SWR, SIE: e.SIE, MustRevalidate: e.MustRevalidate}
+		idx = variantIndex(e, e.Key)
 		x.varyKey = cache.AppendVary(append(x.varyKey[:0], x.cacheKey...), e.Vary, h)
 		e.Key = string(x.varyKey)
 	}
 	if resp.IsBodyStream() {
 		t := &cacheTee{c: c, e: e, idx: idx, want: resp.Header.ContentLength()}
+		t.buf = make([]byte, 0, t.want) // the bound: want <= max_object_bytes
+		if lead != nil {
+			t.lead, lead.handed = lead, true
+		}
 		if pool.FilterStream(resp, t) {
 			resp.Header.SetCanonical(headerCacheStatus, cacheStatusStoring)
+		} else if lead != nil {
+			t.lead, lead.handed = nil, false
 		}
 		return nil
 	}
@@ -475,6 +606,15 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request) 
 	return e
 }
 
+// variantIndex is the index stored under the primary key of variant e:
+// its Vary, and its freshness and validators so that a store keeps the
+// index as long as the variant (Entry.Retain).
+func variantIndex(e *cache.Entry, primary string) *cache.Entry {
+	return &cache.Entry{Key: primary, Route: e.Route, Index: true, Vary: e.Vary, ResponseTime: e.ResponseTime,
+		InitialAge: e.InitialAge, Lifetime: e.Lifetime, SWR: e.SWR, SIE: e.SIE, MustRevalidate: e.MustRevalidate,
+		ETag: e.ETag, LastModified: e.LastModified}
+}
+
 // cacheTee copies a streamed answer's body as it is relayed (a
 // pool.StreamFilter) and stores the entry when the body ended at its
 // declared length (only answers whose Content-Length is within
@@ -485,7 +625,8 @@ type cacheTee struct {
 	c        *routeCache
 	e, idx   *cache.Entry // evaluated at the head; idx: the variant index, or nil
 	buf      []byte
-	want     int // the declared length
+	want     int         // the declared length
+	lead     *leadFlight // the flight to end when done; nil: none
 	over     bool
 	complete bool
 }
@@ -511,16 +652,22 @@ func (t *cacheTee) Read(p []byte) (int, error) {
 
 // Done stores the entry if the whole body went by. Called when the
 // stream closes, after the answer has been written.
+// Ends the leader's flight, handing the waiters the entry (nil: they go
+// upstream themselves).
 func (t *cacheTee) Done() {
-	if !t.complete {
-		return
+	var stored *cache.Entry
+	if t.complete {
+		now := time.Now().UnixNano()
+		t.e.Body = t.buf
+		if t.idx != nil {
+			t.c.store.Set(context.Background(), t.idx, now)
+		}
+		t.c.store.Set(context.Background(), t.e, now)
+		stored = t.e
 	}
-	now := time.Now().UnixNano()
-	t.e.Body = t.buf
-	if t.idx != nil {
-		t.c.store.Set(context.Background(), t.idx, now)
+	if l := t.lead; l != nil {
+		l.fs.Done(l.hk, l.fl, stored)
 	}
-	t.c.store.Set(context.Background(), t.e, now)
 }
 
 func serverError(s int) bool { return s == 500 || s == 502 || s == 503 || s == 504 }
@@ -549,8 +696,9 @@ func copyFields(e *cache.Entry, resp *fasthttp.Response) {
 
 // refreshed is stale updated by a 304 (RFC 9111 4.3.4): the 304's fields
 // replace the stored ones of the same name, and freshness is computed
-// again. nil when the merged answer may no longer be stored.
-func (c *routeCache) refreshed(stale *cache.Entry, h304 *fasthttp.ResponseHeader, now time.Time) *cache.Entry {
+// again. storable is false when the merged answer may no longer be
+// stored: it answers the request that revalidated, and no other.
+func (c *routeCache) refreshed(stale *cache.Entry, h304 *fasthttp.ResponseHeader, now time.Time) (_ *cache.Entry, storable bool) {
 	var merged fasthttp.ResponseHeader
 	merged.DisableNormalizing()
 	for _, f := range stale.Header {
@@ -571,19 +719,22 @@ func (c *routeCache) refreshed(stale *cache.Entry, h304 *fasthttp.ResponseHeader
 		}
 	}
 	e := &cache.Entry{Route: c.name, Key: stale.Key}
-	if cache.Evaluate(stale.Status, &merged, now, &c.rules, e) != "" {
-		return nil
+	reason := cache.Evaluate(stale.Status, &merged, now, &c.rules, e)
+	if reason != "" {
+		// Not storable any more (private, no-store, Vary: * now): still
+		// the answer to this request (RFC 9111 4.3.3), served once.
+		e = &cache.Entry{Route: c.name, Key: stale.Key, Status: stale.Status, ResponseTime: now.UnixNano()}
 	}
 	var resp fasthttp.Response
 	merged.CopyTo(&resp.Header)
 	copyFields(e, &resp)
 	e.Body, e.Vary = stale.Body, stale.Vary
-	return e
+	return e, reason == ""
 }
 
 // refreshInBackground revalidates e off the request path
 // (stale-while-revalidate), through the route's proxy step on a copy of
-// the request. At most one refresh per key runs at a time (the flight).
+// the request made a GET (whatever the client's method: a HEAD too). At most one refresh per key runs at a time (the flight).
 func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 	hk := maphash.Bytes(c.seed, x.cacheKey)
 	fl, leader := c.flights.Join(hk)
@@ -593,6 +744,9 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 	dctx := new(fasthttp.RequestCtx)
 	dctx.Init2(detachedConn{remote: x.ctx.RemoteAddr(), local: x.ctx.LocalAddr()}, nil, false)
 	x.ctx.Request.CopyTo(&dctx.Request)
+	// Always a GET: the entry is a GET's. A HEAD's answer has no body
+	// and, stored under the GET's key, would blank the entry for all.
+	dctx.Request.Header.SetMethodBytes(methodGet)
 	dx := acquireExchange(dctx, x.snap)
 	dx.route, dx.step = x.route, len(x.route.steps)-1
 	dx.path = append(dx.pathBuf[:0], x.path...)
@@ -604,8 +758,11 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 	log := x.snap.log
 	go func() {
 		var stored *cache.Entry
+		lead := &leadFlight{fs: c.flights, hk: hk, fl: fl}
 		defer func() {
-			c.flights.Done(hk, fl, stored)
+			if !lead.handed {
+				c.flights.Done(hk, fl, stored)
+			}
 			if p := recover(); p != nil {
 				// Off the request path, nobody else would catch it: a
 				// refresh that breaks must not take the gateway down.
@@ -613,7 +770,7 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 			}
 		}()
 		dctx.Request.Header.Del("Cache-Control") // the refresh itself is not a no-cache request
-		stored = c.forward(dx, e, cache.Request{MaxAge: -1})
+		stored = c.forward(dx, e, cache.Request{MaxAge: -1}, lead)
 		if dx.streaming {
 			// Nobody writes this answer. One the cache copies as it passes
 			// (its Content-Length within max_object_bytes) is read through,
@@ -643,6 +800,15 @@ func reqHeader(h *fasthttp.RequestHeader, lower string) []byte {
 		}
 	}
 	return nil
+}
+
+var codingIdentityValue = []byte("identity")
+
+// setIdentityEncoding makes the request's Accept-Encoding "identity" (one
+// line, whatever case the client's lines were in).
+func setIdentityEncoding(h *fasthttp.RequestHeader) {
+	delReqHeader(h, "accept-encoding")
+	h.SetCanonical(headerAcceptEncoding, codingIdentityValue)
 }
 
 // delReqHeader removes every line of a request field, any case.

@@ -32,6 +32,7 @@ func (st *mtlsAuth) serve(x *exchange) {
 	h := &x.ctx.Request.Header
 	h.SetBytesKV(st.mtlsSHA256, hexSum[:])
 	h.SetBytesK(st.mtlsSubject, cert.Subject.String())
+	x.mtls = true // credentials, to the cache step
 	x.next()
 }
 

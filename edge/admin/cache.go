@@ -11,7 +11,7 @@ import (
 
 // purgeRequest is the body of POST /admin/cache/purge: exactly one field.
 type purgeRequest struct {
-	Key    *string `json:"key"`    // "GET example.com/path?a=1": that key and its variants
+	Key    *string `json:"key"`    // "GET example.com/path?a=1": every entry stored for that URL (each route's, scheme's, variant, caller)
 	Prefix *string `json:"prefix"` // every key starting with it
 	Tag    *string `json:"tag"`    // every entry whose Surrogate-Key / Cache-Tag named it
 }

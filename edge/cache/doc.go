@@ -18,7 +18,9 @@
 //     a failure. Only purges report errors (an admin must know).
 //   - Key parts after the URL start with NUL, which no host, path or
 //     query part can hold (they are replaced), so one key's URL can't
-//     forge another's parts.
+//     forge another's parts. The URL part (URLPart) is what a key purge
+//     names; in Redis each URL keeps a set of its stored keys, so that
+//     purge never walks the keyspace.
 //
 // # Why otter for the memory tier
 //

@@ -9,6 +9,12 @@ import (
 // request for a key leads and goes upstream, the others wait for its
 // answer, bounded, then go upstream themselves.
 type Flights struct {
+	// Lead bounds how long a flight takes new waiters (0: no bound): a
+	// leader still relaying a long streamed answer to a slow client
+	// (the flight ends once it is stored) is not waited for by requests
+	// arriving after that; the first of them leads a flight of its own.
+	Lead time.Duration
+
 	mu sync.Mutex
 	m  map[uint64]*Flight
 }
@@ -16,22 +22,24 @@ type Flights struct {
 // Flight is one leader's fetch.
 type Flight struct {
 	done  chan struct{}
+	start time.Time
 	entry *Entry // what the leader stored; nil: nothing usable
 }
 
 // Join returns the key's flight and whether the caller leads it. A
 // leader must call Done.
 func (f *Flights) Join(h uint64) (*Flight, bool) {
+	now := time.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if fl := f.m[h]; fl != nil {
+	if fl := f.m[h]; fl != nil && (f.Lead <= 0 || now.Sub(fl.start) < f.Lead) {
 		return fl, false
 	}
 	if f.m == nil {
 		f.m = map[uint64]*Flight{}
 	}
-	fl := &Flight{done: make(chan struct{})}
-	f.m[h] = fl
+	fl := &Flight{done: make(chan struct{}), start: now}
+	f.m[h] = fl // replaces one past Lead, whose Done then leaves this one be
 	return fl, true
 }
 

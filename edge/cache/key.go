@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -18,7 +19,7 @@ const (
 // Built at snapshot build, read-only after.
 type KeyRules struct {
 	Query     int
-	QueryList [][]byte // parameter names (raw, as they appear in the query)
+	QueryList [][]byte // parameter names, decoded (as the upstream reads them)
 	Headers   [][]byte // lower-case request field names whose values are part of the key
 }
 
@@ -30,7 +31,10 @@ const MaxQueryParams = 64
 //
 //	GET example.com/path?a=1&b=2
 //
-// followed, when the route asks, by "\x00h:" name=value for each keyed
+// followed by "\x00r:" and the route's name (added by the cache step:
+// two routes answering one URL never share entries), "\x00s:" and the
+// scheme, "\x00f:" name=value for each forwarded URL field a trusted
+// proxy sent, when the route asks, by "\x00h:" name=value for each keyed
 // header and "\x00id:" identity, and for a variant by "\x00v:"
 // name=value for each field the answer varies on. Parts after the URL
 // start with NUL, which no host, path or query can hold, so one key is
@@ -152,7 +156,7 @@ func appendHost(dst, host []byte, tls bool) []byte {
 	return dst
 }
 
-// appendQuery appends "?" and the kept parameters sorted bytewise (so
+// appendQuery appends "?" and the kept parameters sorted by name (so
 // ?b=2&a=1 and ?a=1&b=2 share an entry). Empty items are dropped.
 func (k *KeyRules) appendQuery(dst, q []byte) ([]byte, bool) {
 	var items [MaxQueryParams][]byte
@@ -164,7 +168,14 @@ func (k *KeyRules) appendQuery(dst, q []byte) ([]byte, bool) {
 		} else {
 			item, q = q, nil
 		}
-		if len(item) == 0 || !k.keepParam(item) {
+		if len(item) == 0 {
+			continue
+		}
+		keep, ok := k.keepParam(item)
+		if !ok {
+			return dst, false
+		}
+		if !keep {
 			continue
 		}
 		if n == MaxQueryParams {
@@ -173,9 +184,12 @@ func (k *KeyRules) appendQuery(dst, q []byte) ([]byte, bool) {
 		items[n] = item
 		n++
 	}
-	// Insertion sort: n is small and bounded, and it allocates nothing.
+	// Insertion sort by name alone, stable: parameters of one name keep
+	// their order (?id=2&id=1 is not ?id=1&id=2 to an upstream taking
+	// the first). Names compare decoded (i%64 is id), as the upstream
+	// will read them. n is small and bounded, and it allocates nothing.
 	for i := 1; i < n; i++ {
-		for j := i; j > 0 && bytes.Compare(items[j], items[j-1]) < 0; j-- {
+		for j := i; j > 0 && compareNames(paramName(items[j]), paramName(items[j-1])) < 0; j-- {
 			items[j], items[j-1] = items[j-1], items[j]
 		}
 	}
@@ -195,22 +209,34 @@ func (k *KeyRules) appendQuery(dst, q []byte) ([]byte, bool) {
 	return dst, true
 }
 
-func (k *KeyRules) keepParam(item []byte) bool {
+// keepParam reports whether item is part of the key. Names are matched
+// decoded (?i%64=x is id to the upstream). ok is false when the request
+// must not be keyed in allow or deny mode: a name with a malformed escape
+// (upstreams differ on what it is), or a ';' (some upstreams split
+// parameters on it too: "utm_source=x;id=2" would hide id=2).
+func (k *KeyRules) keepParam(item []byte) (keep, ok bool) {
 	if k.Query == QueryAll {
-		return true
+		return true, true
 	}
-	name := item
-	if i := bytes.IndexByte(item, '='); i >= 0 {
-		name = item[:i]
+	if bytes.IndexByte(item, ';') >= 0 {
+		return false, false
+	}
+	name := paramName(item)
+	for i := 0; i < len(name); {
+		_, n, ok := nameByte(name, i)
+		if !ok {
+			return false, false
+		}
+		i += n
 	}
 	listed := false
 	for _, l := range k.QueryList {
-		if bytes.Equal(l, name) {
+		if decodedEquals(name, l) {
 			listed = true
 			break
 		}
 	}
-	return listed == (k.Query == QueryAllow)
+	return listed == (k.Query == QueryAllow), true
 }
 
 // eqFoldBytes compares two field names ASCII-case-insensitively; b is
@@ -229,4 +255,102 @@ func eqFoldBytes(a, b []byte) bool {
 		}
 	}
 	return true
+}
+
+// AppendLowerNoNUL appends v lower-cased, NUL (the key part separator)
+// replaced by a space: for key parts whose case does not matter (a
+// scheme, a host).
+func AppendLowerNoNUL(dst, v []byte) []byte {
+	for _, c := range v {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == 0:
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// paramName is the name part of a query item (before '=').
+func paramName(item []byte) []byte {
+	if i := bytes.IndexByte(item, '='); i >= 0 {
+		return item[:i]
+	}
+	return item
+}
+
+// nameByte decodes the byte of a query parameter name at s[i] as an
+// upstream's form decoding would: %XX, and '+' for a space. n: the bytes
+// read; ok is false for a malformed escape (read as a plain '%').
+func nameByte(s []byte, i int) (c byte, n int, ok bool) {
+	switch s[i] {
+	case '+':
+		return ' ', 1, true
+	case '%':
+		if i+2 < len(s) {
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if ok1 && ok2 {
+				return hi<<4 | lo, 3, true
+			}
+		}
+		return '%', 1, false
+	}
+	return s[i], 1, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// compareNames compares two raw parameter names by their decoded bytes.
+func compareNames(a, b []byte) int {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		ca, na, _ := nameByte(a, i)
+		cb, nb, _ := nameByte(b, j)
+		if ca != cb {
+			return int(ca) - int(cb)
+		}
+		i, j = i+na, j+nb
+	}
+	switch {
+	case i < len(a):
+		return 1
+	case j < len(b):
+		return -1
+	}
+	return 0
+}
+
+// decodedEquals reports whether raw, decoded, is plain.
+func decodedEquals(raw, plain []byte) bool {
+	i, j := 0, 0
+	for ; i < len(raw) && j < len(plain); j++ {
+		c, n, _ := nameByte(raw, i)
+		if c != plain[j] {
+			return false
+		}
+		i += n
+	}
+	return i == len(raw) && j == len(plain)
+}
+
+// URLPart is a key's URL part, "METHOD host path?query": what a key
+// purge names (the key up to its first NUL-led part).
+func URLPart(key string) string {
+	if i := strings.IndexByte(key, 0); i >= 0 {
+		return key[:i]
+	}
+	return key
 }

@@ -18,6 +18,12 @@ func TestAppendKey(t *testing.T) {
 		ok            bool
 	}{
 		{"query sorted", KeyRules{}, "a.example", "/p", "b=2&a=1&&c", false, nil, "GET a.example/p?a=1&b=2&c", true},
+		{"same name: order kept", KeyRules{}, "a.example", "/p", "id=2&b=1&id=1", false, nil, "GET a.example/p?b=1&id=2&id=1", true},
+		{"names compare decoded", KeyRules{}, "a.example", "/p", "id=2&i%64=1&a=0", false, nil, "GET a.example/p?a=0&id=2&i%64=1", true},
+		{"allow matches decoded names", KeyRules{Query: QueryAllow, QueryList: [][]byte{[]byte("id")}}, "a.example", "/p", "i%64=evil&id=1&x=2", false, nil, "GET a.example/p?i%64=evil&id=1", true},
+		{"deny matches decoded names", KeyRules{Query: QueryDeny, QueryList: [][]byte{[]byte("utm source")}}, "a.example", "/p", "utm+source=x&utm%20source=y&id=1", false, nil, "GET a.example/p?id=1", true},
+		{"allow: malformed name not keyed", KeyRules{Query: QueryAllow, QueryList: [][]byte{[]byte("id")}}, "a.example", "/p", "i%6=1&id=1", false, nil, "", false},
+		{"deny: semicolon not keyed", KeyRules{Query: QueryDeny, QueryList: [][]byte{[]byte("utm_source")}}, "a.example", "/p", "utm_source=x;id=2", false, nil, "", false},
 		{"query none", KeyRules{Query: QueryNone}, "a.example", "/p", "b=2", false, nil, "GET a.example/p", true},
 		{"query allow", KeyRules{Query: QueryAllow, QueryList: [][]byte{[]byte("id")}}, "a.example", "/p", "utm=x&id=3", false, nil, "GET a.example/p?id=3", true},
 		{"query deny", KeyRules{Query: QueryDeny, QueryList: [][]byte{[]byte("utm")}}, "a.example", "/p", "utm=x&id=3", false, nil, "GET a.example/p?id=3", true},
@@ -77,12 +83,15 @@ func BenchmarkAppendKey(b *testing.B) {
 func FuzzAppendKey(f *testing.F) {
 	f.Add([]byte("Example.com:80"), []byte("/p"), []byte("b=1&a=2"))
 	f.Add([]byte("[::1]:443"), []byte("/"), []byte("&&="))
+	f.Add([]byte("h"), []byte("/"), []byte("i%64=1&id=2&a+b=%&x;id=1"))
 	f.Fuzz(func(t *testing.T, host, path, q []byte) {
 		var h fasthttp.RequestHeader
-		r := KeyRules{}
-		k, ok := r.AppendKey(nil, []byte("GET"), host, path, q, false, &h)
-		if ok && strings.Contains(string(k), "\x00") {
-			t.Fatalf("key %q holds a NUL", k)
+		list := [][]byte{[]byte("id"), []byte("a b")}
+		for _, r := range []KeyRules{{}, {Query: QueryAllow, QueryList: list}, {Query: QueryDeny, QueryList: list}} {
+			k, ok := r.AppendKey(nil, []byte("GET"), host, path, q, false, &h)
+			if ok && strings.Contains(string(k), "\x00") {
+				t.Fatalf("key %q holds a NUL", k)
+			}
 		}
 	})
 }

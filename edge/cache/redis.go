@@ -34,6 +34,7 @@ var _ Store = (*Redis)(nil)
 const (
 	redisPrefix  = "sluice:cache:"
 	redisTagPre  = "sluice:cache-tag:"
+	redisURLPre  = "sluice:cache-url:" // a URL's set of stored keys (routes, schemes, variants, callers)
 	purgeChannel = "sluice:cache:purge"
 	downFor      = time.Second
 )
@@ -122,11 +123,16 @@ func (r *Redis) Set(ctx context.Context, e *Entry, now int64) {
 	ttl := e.Retain(now)
 	k := redisPrefix + e.Key
 	cmds := rueidis.Commands{r.Client.B().Set().Key(k).Value(rueidis.BinaryString(e.Marshal())).Px(ttl).Build()}
+	// Sets kept as long as their longest-lived member: each tag's, and
+	// the URL's (a key purge reads it instead of scanning the keyspace).
+	sets := append(make([]string, 0, len(e.Tags)+1), redisURLPre+URLPart(e.Key))
 	for _, t := range e.Tags {
-		tk := redisTagPre + t
-		cmds = append(cmds, r.Client.B().Sadd().Key(tk).Member(e.Key).Build(),
-			r.Client.B().Pexpire().Key(tk).Milliseconds(ttl.Milliseconds()).Gt().Build(),
-			r.Client.B().Pexpire().Key(tk).Milliseconds(ttl.Milliseconds()).Nx().Build())
+		sets = append(sets, redisTagPre+t)
+	}
+	for _, sk := range sets {
+		cmds = append(cmds, r.Client.B().Sadd().Key(sk).Member(e.Key).Build(),
+			r.Client.B().Pexpire().Key(sk).Milliseconds(ttl.Milliseconds()).Gt().Build(),
+			r.Client.B().Pexpire().Key(sk).Milliseconds(ttl.Milliseconds()).Nx().Build())
 	}
 	for _, res := range r.Client.DoMulti(ctx, cmds...) {
 		if err := res.Error(); err != nil {
@@ -158,29 +164,77 @@ func (r *Redis) Purge(ctx context.Context, p Purge) (int, error) {
 func (r *Redis) purge(ctx context.Context, p Purge, timeout time.Duration) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var keys []string
-	var err error
+	n, err := r.unlink(ctx, p)
+	// Published whatever came of the deletion: the memory tiers drop
+	// their copies even when the shared ones could not all be deleted
+	// (the error is still reported). Its own short budget: the deletion
+	// may have used all of ctx's.
+	pctx, pcancel := context.WithTimeout(context.Background(), r.Timeout)
+	defer pcancel()
+	if perr := r.Client.Do(pctx, r.Client.B().Publish().Channel(purgeChannel).Message(p.Kind+"\x00"+p.Arg).Build()).Error(); perr != nil && err == nil {
+		err = perr
+	}
+	return n, err
+}
+
+// unlink deletes the shared copies p selects. A key or tag purge reads
+// the URL's or tag's set of keys; a prefix purge walks the keyspace (a
+// rare admin call), deleting each SCAN page as it comes.
+func (r *Redis) unlink(ctx context.Context, p Purge) (int, error) {
 	switch p.Kind {
-	case PurgeKey:
-		keys, err = r.scan(ctx, globEscape(p.Arg)+"\x00*")
-		keys = append(keys, redisPrefix+p.Arg)
-	case PurgePrefix:
-		keys, err = r.scan(ctx, globEscape(p.Arg)+"*")
-	case PurgeExact:
-		keys = []string{redisPrefix + p.Arg}
-	case PurgeTag:
-		var members []string
-		members, err = r.Client.Do(ctx, r.Client.B().Smembers().Key(redisTagPre+p.Arg).Build()).AsStrSlice()
-		for _, m := range members {
-			keys = append(keys, redisPrefix+m)
+	case PurgeKey, PurgeTag:
+		set := redisTagPre + p.Arg
+		if p.Kind == PurgeKey {
+			// The URL's set; a purge naming a whole key (a route's, a
+			// variant's) takes the members it selects.
+			set = redisURLPre + URLPart(p.Arg)
 		}
-		keys = append(keys, redisTagPre+p.Arg)
-	default:
-		return 0, errors.New("cache: unknown purge kind")
+		members, err := r.Client.Do(ctx, r.Client.B().Smembers().Key(set).Build()).AsStrSlice()
+		if err != nil {
+			return 0, err
+		}
+		keys := make([]string, 0, len(members)+2)
+		for _, m := range members {
+			if p.Matches(&Entry{Key: m}) || p.Kind == PurgeTag {
+				keys = append(keys, redisPrefix+m)
+			}
+		}
+		if p.Kind == PurgeKey {
+			keys = append(keys, redisPrefix+p.Arg) // a key stored without a set
+		}
+		n, err := r.unlinkKeys(ctx, keys)
+		if err != nil {
+			return n, err
+		}
+		if p.Kind == PurgeTag || URLPart(p.Arg) == p.Arg {
+			_, err = r.Client.Do(ctx, r.Client.B().Unlink().Key(set).Build()).AsInt64()
+		}
+		return n, err
+	case PurgePrefix:
+		n := 0
+		var cursor uint64
+		for {
+			e, err := r.Client.Do(ctx, r.Client.B().Scan().Cursor(cursor).Match(globEscape(redisPrefix+p.Arg)+"*").Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				return n, err
+			}
+			d, err := r.unlinkKeys(ctx, e.Elements)
+			n += d
+			if err != nil {
+				return n, err
+			}
+			if cursor = e.Cursor; cursor == 0 {
+				return n, nil
+			}
+		}
+	case PurgeExact:
+		return r.unlinkKeys(ctx, []string{redisPrefix + p.Arg})
 	}
-	if err != nil {
-		return 0, err
-	}
+	return 0, errors.New("cache: unknown purge kind")
+}
+
+// unlinkKeys deletes keys in batches and counts those that existed.
+func (r *Redis) unlinkKeys(ctx context.Context, keys []string) (int, error) {
 	n := 0
 	for len(keys) > 0 {
 		batch := keys[:min(len(keys), 500)]
@@ -191,29 +245,7 @@ func (r *Redis) purge(ctx context.Context, p Purge, timeout time.Duration) (int,
 		}
 		n += int(d)
 	}
-	if p.Kind == PurgeTag && n > 0 {
-		n-- // the tag's own set
-	}
-	if err := r.Client.Do(ctx, r.Client.B().Publish().Channel(purgeChannel).Message(p.Kind+"\x00"+p.Arg).Build()).Error(); err != nil {
-		return n, err
-	}
 	return n, nil
-}
-
-// scan lists the cache keys matching pattern (after the prefix).
-func (r *Redis) scan(ctx context.Context, pattern string) ([]string, error) {
-	var out []string
-	var cursor uint64
-	for {
-		e, err := r.Client.Do(ctx, r.Client.B().Scan().Cursor(cursor).Match(globEscape(redisPrefix)+pattern).Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			return out, err
-		}
-		out = append(out, e.Elements...)
-		if cursor = e.Cursor; cursor == 0 {
-			return out, nil
-		}
-	}
 }
 
 // globEscape escapes Redis glob characters, so a purged prefix matches

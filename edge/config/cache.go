@@ -41,10 +41,17 @@ type RouteCache struct {
 	// MaxObjectBytes overrides cache.max_object_bytes for the route.
 	MaxObjectBytes ByteSize `yaml:"max_object_bytes" json:"max_object_bytes,omitempty"`
 	// Authorized lets requests with credentials (Authorization, the API
-	// key header) be cached; the caller's identity is then part of the
-	// key, so no caller gets another's answer. Default false: such
+	// key header) be cached; a hash of the caller's identity (the
+	// credentials, subject, roles and forwarded claims) is then part of
+	// the key, so no caller gets another's answer. Default false: such
 	// requests bypass the cache (RFC 9111 3.5).
 	Authorized bool `yaml:"authorized" json:"authorized,omitempty"`
+	// Cookies lets requests carrying a Cookie be cached (and served to
+	// callers without one). Default false: they bypass the cache, since
+	// an upstream personalising from a session cookie rarely says so in
+	// Cache-Control. Opt in for routes whose answers don't depend on
+	// cookies, or key on them (key.headers: [cookie]).
+	Cookies bool `yaml:"cookies" json:"cookies,omitempty"`
 	// Key says what else the key holds besides method, host and path.
 	Key CacheKey `yaml:"key" json:"key,omitempty"`
 	// MaxVary bounds the fields an answer may Vary on (more: not stored).
@@ -137,9 +144,7 @@ func (v *validator) cache(c *Config) {
 	if k.MemoryBytes < 0 {
 		v.add("cache.memory_bytes", "must not be negative")
 	}
-	if k.MaxObjectBytes < 0 {
-		v.add("cache.max_object_bytes", "must not be negative")
-	}
+	v.maxObject("cache.max_object_bytes", k.MaxObjectBytes, k)
 	if k.LockTimeout.D() > time.Minute {
 		v.add("cache.lock_timeout", "must be at most 1m, got %v (a waiting request holds its connection)", k.LockTimeout.D())
 	}
@@ -149,8 +154,8 @@ func (v *validator) cache(c *Config) {
 		}
 		p := fmt.Sprintf("routes[%d].cache", i)
 		rc := r.Cache
-		if rc.MaxObjectBytes < 0 {
-			v.add(p+".max_object_bytes", "must not be negative")
+		if rc.MaxObjectBytes != k.MaxObjectBytes { // the default is checked once, above
+			v.maxObject(p+".max_object_bytes", rc.MaxObjectBytes, k)
 		}
 		if rc.MaxVary < 0 || rc.MaxVary > 64 {
 			v.add(p+".max_vary", "want 0..64, got %d", rc.MaxVary)
@@ -180,5 +185,24 @@ func (v *validator) cache(c *Config) {
 				v.add(fmt.Sprintf("%s.key.headers[%d]", p, j), "%q is not a header name", h)
 			}
 		}
+	}
+}
+
+// MaxObjectLimit bounds max_object_bytes: each streamed answer being
+// stored holds up to that much (cacheTee), and the memory tier weighs an
+// entry in 32 bits.
+const MaxObjectLimit = 256 << 20
+
+// maxObject checks a max_object_bytes: not negative, at most
+// MaxObjectLimit, and with a memory tier at most memory_bytes (a larger
+// entry could never be kept).
+func (v *validator) maxObject(field string, n ByteSize, k *Cache) {
+	switch {
+	case n < 0:
+		v.add(field, "must not be negative")
+	case n > MaxObjectLimit:
+		v.add(field, "must be at most 256MiB, got %d bytes (each answer being stored is held whole)", int64(n))
+	case k.Store != "redis" && k.MemoryBytes > 0 && n > k.MemoryBytes:
+		v.add(field, "must be at most cache.memory_bytes (%d), got %d", int64(k.MemoryBytes), int64(n))
 	}
 }

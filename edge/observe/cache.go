@@ -66,6 +66,20 @@ func (m *Metrics) CacheRoute(name string) *CacheRoute {
 	return actual.(*CacheRoute)
 }
 
+// KnownCacheRoute is the route's cache series if a snapshot made them
+// (CacheRoute), else nil (whose methods do nothing): for names read from
+// stored entries (another instance's, through Redis), which must never
+// create series of their own.
+func (m *Metrics) KnownCacheRoute(name string) *CacheRoute {
+	if m == nil {
+		return nil
+	}
+	if r, ok := m.cache.routes.Load(name); ok {
+		return r.(*CacheRoute)
+	}
+	return nil
+}
+
 // Result counts one request's cache result.
 func (r *CacheRoute) Result(result int) {
 	if r != nil {
