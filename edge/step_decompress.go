@@ -116,6 +116,7 @@ func (d *decompressStep) serve(x *exchange) {
 	var lim *bodyLimiter
 	var src io.Reader
 	if req.IsBodyStream() {
+		in.B = append(in.B[:0], 0) // one byte, to look for data after the end
 		lim = acquireLimiter(x.ctx.RequestBodyStream(), rt.maxBody, req.Header.ContentLength(), x.ctx, d.timeout)
 		defer releaseLimiter(lim)
 		src = lim
@@ -147,8 +148,7 @@ func (d *decompressStep) serve(x *exchange) {
 	case err == io.EOF:
 		// Decoded whole within buffer_body_bytes. Nothing may follow the
 		// coded stream.
-		var one [1]byte
-		if n, _ := src.Read(one[:]); n > 0 {
+		if n, _ := src.Read(in.B[:1]); n > 0 {
 			d.refuse(x, lim, errTrailingData)
 			return
 		}
