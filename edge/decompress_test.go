@@ -1,15 +1,19 @@
 package edge
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -224,11 +228,13 @@ func TestDecompressRequestUnsupported(t *testing.T) {
 		{"/api/x", "compress", "gzip, br, zstd"},
 		{"/zstd/x", "gzip", "zstd"},
 	} {
-		r := g.do(t, request{method: "POST", path: c.path, body: bytes.NewReader(gz),
-			headers: map[string]string{"Content-Encoding": c.ce}})
-		wantFault(t, r, http.StatusUnsupportedMediaType, "unsupported content encoding")
-		if got := r.header.Get("Accept-Encoding"); got != c.accept {
-			t.Errorf("%s %q: Accept-Encoding %q, want %q", c.path, c.ce, got, c.accept)
+		for _, body := range []io.Reader{bytes.NewReader(gz), streamed{bytes.NewReader(gz)}} {
+			r := g.do(t, request{method: "POST", path: c.path, body: body,
+				headers: map[string]string{"Content-Encoding": c.ce}})
+			wantFault(t, r, http.StatusUnsupportedMediaType, "unsupported content encoding")
+			if got := r.header.Get("Accept-Encoding"); got != c.accept {
+				t.Errorf("%s %q: Accept-Encoding %q, want %q", c.path, c.ce, got, c.accept)
+			}
 		}
 	}
 }
@@ -253,4 +259,25 @@ func TestDecompressRequestOffUntouched(t *testing.T) {
 	if e.BodySHA256 != sha([]byte("plain")) || len(e.Headers["Content-Encoding"]) != 0 {
 		t.Errorf("no coding: upstream got %d bytes", e.BodyBytes)
 	}
+}
+
+// Two Content-Encoding lines are a list (RFC 9110 5.3): 415, even when
+// each names a coding the route decodes.
+func TestDecompressRequestTwoHeaderLines(t *testing.T) {
+	g := decompressGateway(t)
+	gz := encodeBody(t, "gzip", []byte("hello"))
+	conn, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST /api/x HTTP/1.1\r\nHost: t\r\nContent-Encoding: gzip\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s", len(gz), gz)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	wantFault(t, response{resp.StatusCode, resp.Header, string(b)}, http.StatusUnsupportedMediaType, "unsupported content encoding")
 }

@@ -93,7 +93,9 @@ func (d *decompressStep) serve(x *exchange) {
 		// with Accept-Encoding naming the ones that are (12.5.3).
 		x.fail(faultEncoding)
 		x.ctx.Response.Header.SetCanonical(headerAcceptEncoding, d.allowed)
-		lingerClose(x.ctx)
+		if req.IsBodyStream() {
+			lingerClose(x.ctx) // its body was not read: the connection can't carry another request
+		}
 		return
 	}
 	if c == codingIdentity {
