@@ -48,6 +48,8 @@ test: deps lint
 	$(GO) test -run '^$$' -fuzz '^FuzzContains$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/ipset
 	$(GO) test -run '^$$' -fuzz '^FuzzCORSAllowsOrigin$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge
 	$(GO) test -run '^$$' -fuzz '^FuzzAcceptEncoding$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge
+	$(GO) test -run '^$$' -fuzz '^FuzzContentCoding$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequestBody$$' -fuzztime 20000x -fuzzminimizetime 500x ./edge
 	$(GO) test -run '^$$' -fuzz '^FuzzUnquotedEqual$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendEntry$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/observe
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCacheControl$$' -fuzztime 100000x -fuzzminimizetime 500x ./edge/cache

@@ -16,10 +16,11 @@
 //	                  method it asks about)
 //	step_ipfilter.go  the route's steps (steps.go), built with the snapshot:
 //	step_security.go    ip filter, security headers, CORS, auth, rate limit,
-//	step_cors.go        quota, compression, proxy
+//	step_cors.go        quota, request decompression, compression, proxy
 //	step_auth.go        (step_mtls.go: auth: mtls)
 //	step_ratelimit.go
 //	step_quota.go
+//	step_decompress.go decode a gzip, br or zstd request body within the body limit
 //	step_compress.go  (accept_encoding.go: the Accept-Encoding parser)
 //	step_proxy.go     forwarding headers (headers.go), rewrite, body and response limits
 //	websocket.go      or, for a WebSocket upgrade, dial the target and hand

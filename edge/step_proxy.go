@@ -305,7 +305,9 @@ func (l *bodyLimiter) Read(p []byte) (int, error) {
 		p = p[:l.left+1] // one byte past the limit is enough to know
 	}
 	n, err := l.r.Read(p)
-	if n > l.left {
+	if n > l.left || errors.Is(err, errBodyTooLarge) {
+		// Over the limit, here or in a limiter below this one (the
+		// compressed input of a decoded body, step_decompress.go).
 		l.tooLarge = true
 		return 0, errBodyTooLarge
 	}

@@ -20,6 +20,7 @@ type step interface {
 //	auth        step_auth.go       who is calling: JWT, API key, either (401/403)
 //	rate limit  step_ratelimit.go  a token from the caller's bucket (429)
 //	quota       step_quota.go      a request from the caller's quota (429)
+//	decompress  step_decompress.go decode a gzip, br or zstd request body (415/413/400)
 //	compression step_compress.go   compress the answer (gzip, br, zstd) for clients that accept it
 //	cache       step_cache.go      answer from the response cache; store the upstream's answer
 //	proxy       step_proxy.go      forward upstream with retries (forward.go), relay the answer;
@@ -55,6 +56,10 @@ func (s *Snapshot) routeSteps(rt *route, rc *config.Route, auth *authSettings) [
 	}
 	if rc.Quota != nil {
 		steps = append(steps, s.quotaStep(rt, rc.Quota))
+	}
+	// After auth and limits: a stranger's body is not decoded.
+	if d := s.Config.RequestDecompressionFor(rc); d != nil {
+		steps = append(steps, compileDecompression(d, rt, s.clientReadTimeout))
 	}
 	if c := s.Config.CompressionFor(rc); c != nil {
 		steps = append(steps, compressStep{compileCompression(c)})

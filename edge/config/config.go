@@ -61,6 +61,9 @@ type Config struct {
 	// Compression compresses answers for clients that accept it
 	// (compression.go). nil: none.
 	Compression *Compression `yaml:"compression" json:"compression,omitempty"`
+	// RequestDecompression decodes compressed request bodies for upstreams
+	// that can't (request_decompression.go). nil: none.
+	RequestDecompression *RequestDecompression `yaml:"request_decompression" json:"request_decompression,omitempty"`
 	// Cache is the response cache's store and defaults (cache.go). Routes
 	// cache only with a cache block of their own.
 	Cache *Cache `yaml:"cache" json:"cache,omitempty"`
@@ -750,6 +753,9 @@ type Route struct {
 	// Compression replaces the top-level compression block for this route
 	// (enabled: false turns it off).
 	Compression *Compression `yaml:"compression" json:"compression,omitempty"`
+	// RequestDecompression replaces the top-level request_decompression
+	// block for this route (enabled: false turns it off).
+	RequestDecompression *RequestDecompression `yaml:"request_decompression" json:"request_decompression,omitempty"`
 	// MaxBodyBytes overrides server.max_body_bytes for this route's
 	// request bodies (413 above it). 0: the server's.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
@@ -1124,6 +1130,7 @@ func (c *Config) applyDefaults() {
 	}
 	defaultLimit(c.Limits.Default)
 	c.Compression.defaults()
+	c.RequestDecompression.defaults()
 	c.cacheDefaults()
 	setInt(&c.Limits.Instances, 1)
 	setStr(&c.Limits.QuotaFile, "quotas.json")
@@ -1133,6 +1140,7 @@ func (c *Config) applyDefaults() {
 		}
 		defaultLimit(r.RateLimit)
 		r.Compression.defaults()
+		r.RequestDecompression.defaults()
 		if m := r.Mirror; m != nil {
 			if m.Sample == nil {
 				all := 1.0

@@ -534,6 +534,7 @@ func (v *validator) policies(c *Config) {
 	v.securityHeaders("security_headers", c.SecurityHeaders)
 	v.ipFilter("ip_filter", c.IPFilter)
 	v.compression("compression", c.Compression)
+	v.requestDecompression("request_decompression", c.RequestDecompression)
 	v.cache(c)
 	for i, r := range c.Routes {
 		if r == nil {
@@ -549,6 +550,10 @@ func (v *validator) policies(c *Config) {
 		v.compression(p+".compression", r.Compression)
 		if r.Compression != nil && !r.Compression.On() && c.Compression == nil {
 			v.add(p+".compression.enabled", "false turns off the top-level compression block, and there is none")
+		}
+		v.requestDecompression(p+".request_decompression", r.RequestDecompression)
+		if r.RequestDecompression != nil && !r.RequestDecompression.On() && c.RequestDecompression == nil {
+			v.add(p+".request_decompression.enabled", "false turns off the top-level request_decompression block, and there is none")
 		}
 		v.corsBehindIPFilter(p, r, c)
 	}

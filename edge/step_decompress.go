@@ -1,0 +1,303 @@
+package edge
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	brrr "github.com/molecule-man/go-brrr"
+	"github.com/sluicegw/sluice/edge/config"
+	"github.com/valyala/bytebufferpool"
+	"github.com/valyala/fasthttp"
+)
+
+// decompressStep decodes a request body sent with Content-Encoding gzip,
+// br or zstd before it goes upstream (config.RequestDecompression), for
+// upstreams that can't. The decoded size is what the route's body limit
+// counts, as it is decoded: a bomb is cut off with 413 once it passes the
+// limit, never decoded whole first. A decoded body up to
+// buffer_body_bytes goes upstream whole with its Content-Length; a larger
+// one streams chunked through the proxy step's limiter, as a large upload
+// does. Memory per request is bounded by buffer_body_bytes plus one
+// decoder (a zstd window is capped at 8 MiB, RFC 9659 3; a brotli window
+// is at most 16 MiB, RFC 7932 9.1).
+type decompressStep struct {
+	accept  [numCodings]bool
+	allowed []byte // the Accept-Encoding of a 415: the codings decoded
+	rt      *route
+	timeout time.Duration
+}
+
+var _ step = (*decompressStep)(nil)
+
+var (
+	headerContentEncoding = []byte("Content-Encoding")
+	faultEncoding         = &fault{fasthttp.StatusUnsupportedMediaType, "unsupported content encoding"}
+	faultCorruptBody      = &fault{fasthttp.StatusBadRequest, "request body does not decode"}
+)
+
+func compileDecompression(d *config.RequestDecompression, rt *route, timeout time.Duration) *decompressStep {
+	s := &decompressStep{rt: rt, timeout: timeout}
+	for _, a := range d.Algorithms {
+		c, _ := parseContentCoding([]byte(a))
+		if s.accept[c] {
+			continue
+		}
+		s.accept[c] = true
+		if len(s.allowed) > 0 {
+			s.allowed = append(s.allowed, ", "...)
+		}
+		s.allowed = append(s.allowed, codingNames[c]...)
+	}
+	return s
+}
+
+// parseContentCoding reads a Content-Encoding value naming exactly one
+// coding (RFC 9110 8.4): gzip (or x-gzip, 8.4.1.3), br, zstd or identity,
+// case-insensitive, with optional whitespace around it. ok is false for a
+// list, an empty member or any other coding.
+func parseContentCoding(v []byte) (c coding, ok bool) {
+	v = trimOWS(v)
+	switch {
+	case hasByte(v, ','):
+		return 0, false
+	case equalFoldASCII(v, "gzip"), equalFoldASCII(v, "x-gzip"):
+		return codingGzip, true
+	case equalFoldASCII(v, "br"):
+		return codingBr, true
+	case equalFoldASCII(v, "zstd"):
+		return codingZstd, true
+	case equalFoldASCII(v, "identity"):
+		return codingIdentity, true
+	}
+	return 0, false
+}
+
+func (d *decompressStep) serve(x *exchange) {
+	req := &x.ctx.Request
+	ce := req.Header.PeekBytes(headerContentEncoding)
+	if len(ce) == 0 {
+		x.next() // the common case: one header lookup
+		return
+	}
+	c, ok := parseContentCoding(ce)
+	if ok && len(req.Header.PeekAll(fasthttp.HeaderContentEncoding)) > 1 {
+		ok = false // two header lines are a list (RFC 9110 5.3)
+	}
+	if !ok || (c != codingIdentity && !d.accept[c]) {
+		// RFC 9110 15.5.16: 415 for a content coding not supported,
+		// with Accept-Encoding naming the ones that are (12.5.3).
+		x.fail(faultEncoding)
+		x.ctx.Response.Header.SetCanonical(headerAcceptEncoding, d.allowed)
+		if req.IsBodyStream() {
+			lingerClose(x.ctx) // its body was not read: the connection can't carry another request
+		}
+		return
+	}
+	if c == codingIdentity {
+		x.next()
+		return
+	}
+	rt := d.rt
+	if cl := req.Header.ContentLength(); cl > rt.maxBody {
+		x.fail(faultBodyTooLarge)
+		lingerClose(x.ctx)
+		return
+	}
+
+	// The compressed input: a body read with the head is copied out of the
+	// request (whose buffer SetBody and SetBodyStream reuse); a streamed
+	// one is read through a limiter, which also counts the compressed
+	// size against the limit and refreshes the read deadline.
+	in := bytebufferpool.Get()
+	defer bytebufferpool.Put(in)
+	var lim *bodyLimiter
+	var src io.Reader
+	if req.IsBodyStream() {
+		in.B = append(in.B[:0], 0) // one byte, to look for data after the end
+		lim = acquireLimiter(x.ctx.RequestBodyStream(), rt.maxBody, req.Header.ContentLength(), x.ctx, d.timeout)
+		defer releaseLimiter(lim)
+		src = lim
+	} else {
+		in.B = append(in.B[:0], req.Body()...)
+		if len(in.B) == 0 {
+			// Nothing to decode: the upstream gets an empty body, uncoded.
+			req.Header.DelBytes(headerContentEncoding)
+			x.next()
+			return
+		}
+		br := acquireBytesReader(in.B)
+		defer bytesReaderPool.Put(br)
+		src = br
+	}
+
+	dec := decoderPools[c].Get().(decoder)
+	defer func() {
+		_ = dec.Reset(nil)
+		decoderPools[c].Put(dec)
+	}()
+	out := bytebufferpool.Get()
+	defer bytebufferpool.Put(out)
+	err := dec.Reset(src)
+	if err == nil {
+		err = readUpTo(dec, out, rt.bufferBody+1)
+	}
+	switch {
+	case err == io.EOF:
+		// Decoded whole within buffer_body_bytes. Nothing may follow the
+		// coded stream.
+		if n, _ := src.Read(in.B[:1]); n > 0 {
+			d.refuse(x, lim, errTrailingData)
+			return
+		}
+		req.SetBody(out.B)
+		req.Header.SetContentLength(len(out.B))
+	case err != nil:
+		d.refuse(x, lim, err)
+		return
+	case len(out.B) > rt.maxBody:
+		x.fail(faultBodyTooLarge) // decoded, it is already over the limit
+		lingerClose(x.ctx)
+		return
+	default:
+		// More than buffer_body_bytes: the rest is decoded as it goes
+		// upstream, chunked; the proxy step's limiter cuts it at the limit.
+		s := decodeStreamPool.Get().(*decodeStream)
+		s.prefix, s.dec, s.lim = out.B, dec, lim
+		defer releaseDecodeStream(s)
+		req.SetBodyStream(s, -1)
+	}
+	req.Header.DelBytes(headerContentEncoding)
+	x.next()
+}
+
+var errTrailingData = errors.New("edge: data after the end of a compressed request body")
+
+// refuse answers a failed decode: 413 when the compressed input itself
+// passed the limit, 400 when the client's connection failed, else 400 for
+// a body that does not decode.
+func (d *decompressStep) refuse(x *exchange, lim *bodyLimiter, err error) {
+	switch {
+	case lim != nil && lim.tooLarge:
+		x.fail(faultBodyTooLarge)
+		lingerClose(x.ctx)
+	case lim != nil && lim.clientErr != nil:
+		x.fail(faultClientBody)
+		x.ctx.SetConnectionClose()
+	default:
+		x.fail(faultCorruptBody)
+		if lim != nil {
+			lingerClose(x.ctx) // the rest of the body was not read
+		}
+	}
+}
+
+// readUpTo decodes from r into b until r ends (io.EOF), fails, or b holds
+// max bytes (nil). b grows as the body does, never to max at once.
+func readUpTo(r io.Reader, b *bytebufferpool.ByteBuffer, max int) error {
+	b.B = b.B[:0]
+	for len(b.B) < max {
+		if len(b.B) == cap(b.B) {
+			b.B = append(b.B, 0)[:len(b.B)]
+		}
+		end := min(cap(b.B), max)
+		n, err := r.Read(b.B[len(b.B):end])
+		b.B = b.B[:len(b.B)+n]
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decoder is what gzip.Reader, zstd.Decoder and brrr.Reader have in
+// common, behind one Reset that may fail (gzip and zstd read a header).
+type decoder interface {
+	io.Reader
+	Reset(io.Reader) error
+}
+
+type gzipDecoder struct{ gzip.Reader }
+
+func (g *gzipDecoder) Reset(r io.Reader) error {
+	if r == nil {
+		return nil // the reader keeps its old source until the next Reset
+	}
+	return g.Reader.Reset(r)
+}
+
+type zstdDecoder struct{ *zstd.Decoder }
+
+func (z zstdDecoder) Reset(r io.Reader) error { return z.Decoder.Reset(r) }
+
+type brDecoder struct{ *brrr.Reader }
+
+func (b brDecoder) Reset(r io.Reader) error { b.Reader.Reset(r); return nil }
+
+// decoderPools keep warm decoders for every route and snapshot.
+var decoderPools = [numCodings]*sync.Pool{
+	codingGzip: {New: func() any {
+		g := new(gzipDecoder)
+		g.Multistream(true)
+		return g
+	}},
+	codingBr: {New: func() any { return brDecoder{brrr.NewReader(nil)} }},
+	codingZstd: {New: func() any {
+		// Synchronous (no goroutines), and a window capped at 8 MiB: the
+		// limit RFC 9659 3 sets for zstd as an HTTP content coding, so a
+		// frame header cannot make sluice allocate more.
+		z, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(8<<20))
+		if err != nil {
+			panic("edge: zstd decoder options: " + err.Error()) // constant options
+		}
+		return zstdDecoder{z}
+	}},
+}
+
+var bytesReaderPool = sync.Pool{New: func() any { return new(bytes.Reader) }}
+
+func acquireBytesReader(b []byte) *bytes.Reader {
+	r := bytesReaderPool.Get().(*bytes.Reader)
+	r.Reset(b)
+	return r
+}
+
+// decodeStream is a decoded body larger than buffer_body_bytes: the part
+// decoded already, then the rest as the upstream reads it. A failure of
+// the client's input is reported as such, so the proxy step's limiter
+// answers 413 or 400 for it instead of blaming the upstream.
+type decodeStream struct {
+	prefix []byte
+	dec    io.Reader
+	lim    *bodyLimiter // the compressed input's, nil when it was in memory
+}
+
+var decodeStreamPool = sync.Pool{New: func() any { return new(decodeStream) }}
+
+func releaseDecodeStream(s *decodeStream) {
+	*s = decodeStream{}
+	decodeStreamPool.Put(s)
+}
+
+func (s *decodeStream) Read(p []byte) (int, error) {
+	if len(s.prefix) > 0 {
+		n := copy(p, s.prefix)
+		s.prefix = s.prefix[n:]
+		return n, nil
+	}
+	n, err := s.dec.Read(p)
+	if err != nil && err != io.EOF && s.lim != nil {
+		switch {
+		case s.lim.tooLarge:
+			err = errBodyTooLarge
+		case s.lim.clientErr != nil:
+			err = errClientBody
+		}
+	}
+	return n, err
+}
