@@ -26,15 +26,15 @@ type Auth struct {
 	hasToken bool
 	log      *slog.Logger
 	failures atomic.Int64
-	sessions *sessions     // web console logins (session.go)
-	logins   *loginLimiter // per-IP backoff on failed console logins
+	sessions *sessions       // web console logins (session.go)
+	limiter  *failureLimiter // backoff on failed credential checks (limiter.go)
 }
 
 // NewAuth makes the guard. With enabled false every request passes.
 // Console sessions last config.DefaultSessionTTL unless SetSessionTTL
 // says otherwise.
 func NewAuth(enabled bool, username, password, token string, log *slog.Logger) *Auth {
-	a := &Auth{enabled: enabled, log: log, sessions: newSessions(config.DefaultSessionTTL), logins: newLoginLimiter()}
+	a := &Auth{enabled: enabled, log: log, sessions: newSessions(config.DefaultSessionTTL), limiter: newFailureLimiter()}
 	a.user = sha256.Sum256([]byte(username))
 	a.pass = sha256.Sum256([]byte(password))
 	if token != "" {
@@ -113,9 +113,25 @@ func (a *Auth) Wrap(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 		if a.consoleAuth(ctx) {
 			return
 		}
-		if !a.enabled || openRequest(ctx) || a.allowed(ctx.Request.Header.Peek("Authorization")) {
+		if !a.enabled || openRequest(ctx) {
 			h(ctx)
 			return
+		}
+		if authz := ctx.Request.Header.Peek("Authorization"); len(authz) > 0 {
+			key := clientKey(ctx.RemoteIP())
+			if d := a.limiter.begin(key); d > 0 {
+				a.failures.Add(1)
+				a.warn("admin credential check refused: too many failures", "client_ip", ctx.RemoteIP().String(),
+					"method", string(ctx.Method()), "path", string(ctx.Path()))
+				tooManyFailures(ctx, d)
+				return
+			}
+			ok := a.allowed(authz)
+			a.limiter.end(key, ok)
+			if ok {
+				h(ctx)
+				return
+			}
 		}
 		ok, status, msg := a.cookieAllows(ctx)
 		if ok {

@@ -6,8 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
-	"math"
-	"strconv"
 	"sync"
 	"time"
 
@@ -118,78 +116,6 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// loginLimiter slows password guessing at POST /ui/login: after
-// freeFailures failed logins from one client IP, each further failure
-// locks that IP out for twice as long as the last (1 s, 2 s, 4 s ... up to
-// maxLockout). A success clears the IP's record; records idle for
-// forgetAfter are forgotten, and at most maxLoginIPs are kept.
-type loginLimiter struct {
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]*loginFailures
-}
-
-type loginFailures struct {
-	n           int
-	lockedUntil time.Time
-	last        time.Time
-}
-
-const (
-	freeFailures = 5
-	maxLockout   = 5 * time.Minute
-	forgetAfter  = 15 * time.Minute
-	maxLoginIPs  = 10000
-)
-
-func newLoginLimiter() *loginLimiter {
-	return &loginLimiter{now: time.Now, m: map[string]*loginFailures{}}
-}
-
-// wait says how long ip must wait before it may try again (0: now).
-func (l *loginLimiter) wait(ip string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if f := l.m[ip]; f != nil {
-		if d := f.lockedUntil.Sub(l.now()); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-func (l *loginLimiter) failed(ip string) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.m[ip]
-	if f == nil {
-		if len(l.m) >= maxLoginIPs {
-			for k, v := range l.m {
-				if now.Sub(v.last) > forgetAfter || len(l.m) >= maxLoginIPs {
-					delete(l.m, k)
-				}
-			}
-		}
-		f = &loginFailures{}
-		l.m[ip] = f
-	} else if now.Sub(f.last) > forgetAfter {
-		*f = loginFailures{}
-	}
-	f.n++
-	f.last = now
-	if over := f.n - freeFailures; over > 0 {
-		lock := time.Duration(math.Min(float64(time.Second)*math.Pow(2, float64(over-1)), float64(maxLockout)))
-		f.lockedUntil = now.Add(lock)
-	}
-}
-
-func (l *loginLimiter) succeeded(ip string) {
-	l.mu.Lock()
-	delete(l.m, ip)
-	l.mu.Unlock()
-}
-
 // safeMethod reports whether a method only reads (RFC 9110 9.2.1): those
 // are the calls a session cookie alone may make.
 func safeMethod(m []byte) bool {
@@ -280,13 +206,6 @@ func (a *Auth) login(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusForbidden, map[string]string{"error": "cross-origin login refused"})
 		return
 	}
-	if d := a.logins.wait(ip); d > 0 {
-		secs := int(d.Round(time.Second) / time.Second)
-		secs = max(secs, 1)
-		ctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
-		writeJSON(ctx, fasthttp.StatusTooManyRequests, map[string]string{"error": "too many failed logins: try again in " + strconv.Itoa(secs) + "s"})
-		return
-	}
 	var creds struct{ Username, Password string }
 	if json.Unmarshal(ctx.PostBody(), &creds) != nil || creds.Username == "" {
 		writeJSON(ctx, fasthttp.StatusBadRequest, map[string]string{"error": `want {"username": "...", "password": "..."}`})
@@ -301,14 +220,19 @@ func (a *Auth) login(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"authenticated": true})
 		return
 	}
-	if !a.credentialsMatch([]byte(creds.Username), []byte(creds.Password)) {
-		a.logins.failed(ip)
+	key := clientKey(ctx.RemoteIP())
+	if d := a.limiter.begin(key); d > 0 {
+		tooManyFailures(ctx, d)
+		return
+	}
+	ok := a.credentialsMatch([]byte(creds.Username), []byte(creds.Password))
+	a.limiter.end(key, ok)
+	if !ok {
 		a.failures.Add(1)
 		a.log.Warn("admin console login failed", "client_ip", ip)
 		writeJSON(ctx, fasthttp.StatusUnauthorized, map[string]string{"error": "wrong user name or password"})
 		return
 	}
-	a.logins.succeeded(ip)
 	id, sess := a.sessions.create()
 	a.setCookie(ctx, id, int(a.sessions.ttl/time.Second))
 	a.log.Info("admin console login", "client_ip", ip)

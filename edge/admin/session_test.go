@@ -66,7 +66,7 @@ func (c *consoleClient) login(t *testing.T, user, pass string) int {
 func newTestAuth(t *testing.T, now *time.Time) (*Auth, fasthttp.RequestHandler) {
 	a := NewAuth(true, "admin", "s3cret", "", slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil))).SetSessionTTL(time.Minute)
 	a.sessions.now = func() time.Time { return *now }
-	a.logins.now = func() time.Time { return *now }
+	a.limiter.now = func() time.Time { return *now }
 	return a, a.Wrap(func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, 200, map[string]string{"reached": "yes"}) })
 }
 
