@@ -26,6 +26,7 @@ type Auth struct {
 	hasToken bool
 	log      *slog.Logger
 	failures atomic.Int64
+	hosts    []string        // names besides IP literals and localhost (hosts.go)
 	sessions *sessions       // web console logins (session.go)
 	limiter  *failureLimiter // backoff on failed credential checks (limiter.go)
 }
@@ -75,10 +76,9 @@ func openRequest(ctx *fasthttp.RequestCtx) bool {
 // fetch without CORS), with Basic credentials the browser cached, or
 // with none needed under auth: false. Such a request carries
 // Sec-Fetch-Site (cross-site, or same-site for another port or
-// subdomain) or an Origin other than the listener's own (scheme and the
-// Host it was reached at), "null" included. Command-line clients send
-// neither header and pass.
-func crossSite(ctx *fasthttp.RequestCtx) bool {
+// subdomain) or an Origin other than the listener's own (originAllowed),
+// "null" included. Command-line clients send neither header and pass.
+func (a *Auth) crossSite(ctx *fasthttp.RequestCtx) bool {
 	if ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() {
 		return false
 	}
@@ -87,24 +87,22 @@ func crossSite(ctx *fasthttp.RequestCtx) bool {
 		return true
 	}
 	origin := h.Peek("Origin")
-	if len(origin) == 0 {
-		return false
-	}
-	scheme := "http://"
-	if ctx.IsTLS() {
-		scheme = "https://"
-	}
-	return string(origin) != scheme+string(ctx.Host())
+	return len(origin) > 0 && !a.originAllowed(ctx, string(origin))
 }
 
-// Wrap puts the guard in front of h. A state-changing request a browser
-// sent for another site is refused first (crossSite). A request passes with Basic
+// Wrap puts the guard in front of h. A request for a host name the
+// listener doesn't know is refused first (hostRefused). A state-changing request a browser
+// sent for another site is refused next (crossSite). A request passes with Basic
 // credentials or the bearer token (the JSON API, as always), or with a
 // console session cookie: for reads alone, or with the session's CSRF
 // token for anything that changes state.
 func (a *Auth) Wrap(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		if crossSite(ctx) {
+		if a.hostRefused(ctx) {
+			a.failures.Add(1)
+			return
+		}
+		if a.crossSite(ctx) {
 			a.warn("admin request from another site refused", "client_ip", ctx.RemoteIP().String(),
 				"method", string(ctx.Method()), "path", string(ctx.Path()), "origin", string(ctx.Request.Header.Peek("Origin")))
 			writeJSON(ctx, fasthttp.StatusForbidden, map[string]string{"error": "cross-site admin request refused (CSRF protection)"})

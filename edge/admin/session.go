@@ -124,19 +124,12 @@ func safeMethod(m []byte) bool {
 }
 
 // sameOrigin reports whether the request's Origin header, when it has one,
-// names this listener (scheme, host and port). Browsers send Origin on
-// every POST (Fetch 3.1), so a page elsewhere is caught here even before
-// the CSRF token is checked.
-func sameOrigin(ctx *fasthttp.RequestCtx) bool {
+// names this listener (originAllowed). Browsers send Origin on every POST
+// (Fetch 3.1), so a page elsewhere is caught here even before the CSRF
+// token is checked.
+func (a *Auth) sameOrigin(ctx *fasthttp.RequestCtx) bool {
 	o := ctx.Request.Header.Peek("Origin")
-	if len(o) == 0 {
-		return true
-	}
-	scheme := "http://"
-	if ctx.IsTLS() {
-		scheme = "https://"
-	}
-	return string(o) == scheme+string(ctx.Host())
+	return len(o) == 0 || a.originAllowed(ctx, string(o))
 }
 
 // sessionFor returns the live session the request's cookie names.
@@ -157,7 +150,7 @@ func (a *Auth) cookieAllows(ctx *fasthttp.RequestCtx) (ok bool, status int, msg 
 		return true, 0, ""
 	}
 	tok := ctx.Request.Header.Peek(csrfHeader)
-	if !sameOrigin(ctx) || subtle.ConstantTimeCompare(tok, []byte(sess.csrf)) != 1 {
+	if !a.sameOrigin(ctx) || subtle.ConstantTimeCompare(tok, []byte(sess.csrf)) != 1 {
 		return false, fasthttp.StatusForbidden, "missing or wrong CSRF token: a console session may change state only from the console (send " + csrfHeader + ")"
 	}
 	return true, 0, ""
@@ -202,7 +195,7 @@ func (a *Auth) consoleAuth(ctx *fasthttp.RequestCtx) bool {
 
 func (a *Auth) login(ctx *fasthttp.RequestCtx) {
 	ip := ctx.RemoteIP().String()
-	if !sameOrigin(ctx) {
+	if !a.sameOrigin(ctx) {
 		writeJSON(ctx, fasthttp.StatusForbidden, map[string]string{"error": "cross-origin login refused"})
 		return
 	}

@@ -194,6 +194,13 @@ type Admin struct {
 	// /api/v1/query and /api/v1/query_range), e.g.
 	// "http://127.0.0.1:9090". Default "": no Query page.
 	PrometheusURL string `yaml:"prometheus_url" json:"prometheus_url,omitempty"`
+	// Hosts are extra host names (no port) the admin listener answers
+	// to. It always answers to IP literals, "localhost" and the host of
+	// Listen; a request with any other Host (or an Origin naming one) is
+	// refused before authentication, which defeats DNS rebinding: a page
+	// on a name the attacker controls, re-pointed at 127.0.0.1, arrives
+	// with that name as Host.
+	Hosts []string `yaml:"hosts" json:"hosts,omitempty"`
 }
 
 // Metrics configures the Prometheus metrics. They are always served on the

@@ -98,6 +98,11 @@ func (c *Config) validate() Errors {
 			v.add("admin.prometheus_url", "%q: want an http(s) URL such as \"http://127.0.0.1:9090\" (no credentials, query or fragment)", p)
 		}
 	}
+	for i, h := range c.Admin.Hosts {
+		if strings.HasPrefix(h, "*.") || !validHostPattern(h) {
+			v.add(fmt.Sprintf("admin.hosts[%d]", i), "%q: want a host name such as \"admin.example.com\" (no scheme, port, path or wildcard)", h)
+		}
+	}
 	seen := map[string]bool{}
 	for i, name := range c.Admin.RedactHeaders {
 		p := fmt.Sprintf("admin.redact_headers[%d]", i)
