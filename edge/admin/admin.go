@@ -301,7 +301,18 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 // pprofHandler serves net/http/pprof: the index and named profiles
 // (/debug/pprof/heap, /goroutine, ...), CPU profiles
 // (/debug/pprof/profile?seconds=N) and traces.
+//
+// seconds is capped at maxPprofSeconds: under fasthttpadaptor the
+// handler sees no server write deadline, so an uncapped profile or trace
+// would run (and hold a CPU profiler, which is one per process) for as
+// long as it was asked.
 func pprofHandler(ctx *fasthttp.RequestCtx) {
+	if s := ctx.QueryArgs().Peek("seconds"); s != nil {
+		if n, err := strconv.ParseFloat(string(s), 64); err != nil || !(n > 0 && n <= maxPprofSeconds) {
+			writeJSON(ctx, fasthttp.StatusBadRequest, map[string]string{"error": "seconds must be a number in (0, " + strconv.Itoa(maxPprofSeconds) + "]"})
+			return
+		}
+	}
 	switch ctx.UserValue("path") {
 	case "cmdline":
 		pprofCmdline(ctx)
@@ -315,6 +326,8 @@ func pprofHandler(ctx *fasthttp.RequestCtx) {
 		pprofIndex(ctx)
 	}
 }
+
+const maxPprofSeconds = 60
 
 var (
 	pprofIndex   = fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Index)

@@ -138,13 +138,26 @@ func (a *Auth) sessionFor(ctx *fasthttp.RequestCtx) (session, bool) {
 }
 
 // cookieAllows decides a request that has no valid Authorization header:
-// ok when it carries a live session cookie and, for a state-changing
-// method, the session's CSRF token from this origin. status and msg say
+// ok when it carries a live session cookie, comes from the console
+// (X-Sluice-Console, Sec-Fetch-Site same-origin or absent) and, for a
+// state-changing method, carries the session's CSRF token from this
+// origin. status and msg say
 // why not.
 func (a *Auth) cookieAllows(ctx *fasthttp.RequestCtx) (ok bool, status int, msg string) {
 	sess, live := a.sessionFor(ctx)
 	if !live {
 		return false, fasthttp.StatusUnauthorized, "unauthorized"
+	}
+	// The browser sends the cookie with any request a page of the same
+	// site makes, 127.0.0.1:8080 included (cookies ignore ports, RFC 6265
+	// section 8.5), e.g. an <img> of /debug/pprof/profile. Only the
+	// console's own calls carry X-Sluice-Console, which no page elsewhere
+	// can add without a CORS preflight the listener never grants.
+	if len(ctx.Request.Header.Peek(consoleHeader)) == 0 {
+		return false, fasthttp.StatusForbidden, "a console session is honoured only on the console's own calls (" + consoleHeader + "); use Basic credentials or the token elsewhere"
+	}
+	if site := string(ctx.Request.Header.Peek("Sec-Fetch-Site")); site != "" && site != "same-origin" && site != "none" {
+		return false, fasthttp.StatusForbidden, "a console session is honoured only on requests from the console's own origin"
 	}
 	if safeMethod(ctx.Method()) {
 		return true, 0, ""
