@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicegw/sluice/edge/config"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -19,7 +21,7 @@ import (
 // X-CSRF-Token header, which a page on another origin can't read and so
 // can't send.
 const (
-	sessionCookie = "sluice_session"
+	sessionCookie = config.ConsoleSessionCookie
 	csrfHeader    = "X-CSRF-Token"
 	// consoleHeader marks the console's own calls: a 401 to them carries
 	// no WWW-Authenticate challenge, which would make the browser pop up

@@ -1199,3 +1199,9 @@ func setSize(p *ByteSize, v int64) {
 		*p = ByteSize(v)
 	}
 }
+
+// ConsoleSessionCookie names the web console's session cookie. The admin
+// listener sets it; the data plane removes it from the Cookie header it
+// forwards, since browsers send a host's cookies to all of its ports
+// (RFC 6265 section 8.5) and an upstream must not see an admin session.
+const ConsoleSessionCookie = "sluice_session"
