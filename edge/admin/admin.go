@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -213,10 +214,31 @@ func Redact(cfg *config.Config) *config.Config {
 	if c.Admin.Token != "" {
 		c.Admin.Token = "[redacted]"
 	}
-	if cfg.Consul != nil && cfg.Consul.Token != "" {
+	if cfg.Consul != nil {
 		cc := *cfg.Consul
-		cc.Token = "[redacted]"
+		if cc.Token != "" {
+			cc.Token = "[redacted]"
+		}
+		cc.Address = redactURL(cc.Address)
 		c.Consul = &cc
+	}
+	if c.Auth.JWT != nil && c.Auth.JWT.JWKS != nil {
+		jw := *c.Auth.JWT.JWKS
+		jw.URL = redactURL(jw.URL)
+		c.Auth.JWT.JWKS = &jw
+	}
+	c.Tracing.OTLPEndpoint = redactURL(c.Tracing.OTLPEndpoint)
+	c.Admin.PrometheusURL = redactURL(c.Admin.PrometheusURL)
+	if cfg.Upstreams != nil {
+		c.Upstreams = make(map[string]*config.Upstream, len(cfg.Upstreams))
+		for name, u := range cfg.Upstreams {
+			uc := *u
+			uc.Targets = append([]config.Target(nil), u.Targets...)
+			for i := range uc.Targets {
+				uc.Targets[i].URL = redactURL(uc.Targets[i].URL)
+			}
+			c.Upstreams[name] = &uc
+		}
 	}
 	sensitive := sensitiveHeaders(cfg)
 	c.Routes = make([]*config.Route, len(cfg.Routes))
@@ -224,9 +246,60 @@ func Redact(cfg *config.Config) *config.Config {
 		rc := *r
 		rc.RequestHeaders.Set = sensitive.redact(r.RequestHeaders.Set)
 		rc.ResponseHeaders.Set = sensitive.redact(r.ResponseHeaders.Set)
+		rc.Match.Headers = redactValues(r.Match.Headers)
+		rc.Match.Query = redactValues(r.Match.Query)
+		rc.Match.Cookies = redactValues(r.Match.Cookies)
 		c.Routes[i] = &rc
 	}
 	return &c
+}
+
+// redactValues returns a copy of a route's match conditions with every
+// value but "*" (present, any value) replaced: a route that matches
+// "X-Internal: <shared secret>" or "?token=..." holds the secret there,
+// whatever the name says.
+func redactValues(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if v != "*" {
+			v = "[redacted]"
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// redactURL hides the userinfo and the query of a URL (or of a
+// "user:pass@host:port" address), where credentials ride:
+// "https://u:p@idp/jwks?token=x" becomes
+// "https://[redacted]@idp/jwks?[redacted]".
+func redactURL(s string) string {
+	if !strings.Contains(s, "://") {
+		if at := strings.LastIndexByte(s, '@'); at >= 0 {
+			return "[redacted]@" + s[at+1:]
+		}
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[redacted]"
+	}
+	hadUser, hadQuery := u.User != nil, u.RawQuery != "" || u.ForceQuery
+	if !hadUser && !hadQuery && u.Fragment == "" {
+		return s
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	out := u.String()
+	if hadUser {
+		out = strings.Replace(out, "://", "://[redacted]@", 1)
+	}
+	if hadQuery {
+		out += "?[redacted]"
+	}
+	return out
 }
 
 // secretWords mark a header as a credential wherever they occur in its
