@@ -184,8 +184,9 @@ func upgrade(ctx *fasthttp.RequestCtx, run func() (int, error)) {
 
 // Redact returns a copy of cfg safe to show: secrets are replaced by
 // "[redacted]", and so are the values of credential headers the config
-// sets (routes' request_headers and response_headers, the only place
-// header values appear in it). A header is a credential when
+// sets (routes' request_headers and response_headers), every route match
+// value but "*" (redactValues) and the userinfo and query of its URLs
+// (redactURL). A header is a credential when
 // admin.redact_headers names it, when it is the API key header, or when
 // its name contains one of secretWords; names match case-insensitively.
 func Redact(cfg *config.Config) *config.Config {
