@@ -29,6 +29,10 @@ type Auth struct {
 	hosts    []string        // names besides IP literals and localhost (hosts.go)
 	sessions *sessions       // web console logins (session.go)
 	limiter  *failureLimiter // backoff on failed credential checks (limiter.go)
+	// publicOrigin is admin.public_origin, lower-cased; secureCookie is
+	// true when it is https (SetPublicOrigin, hosts.go).
+	publicOrigin string
+	secureCookie bool
 }
 
 // NewAuth makes the guard. With enabled false every request passes.

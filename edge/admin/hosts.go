@@ -31,6 +31,21 @@ func (a *Auth) AllowHosts(listen string, hosts []string) *Auth {
 	return a
 }
 
+// SetPublicOrigin sets admin.public_origin (validated by the config), the
+// origin browsers use when a TLS proxy fronts the listener: Origin
+// headers naming it pass, its host is a known name, and with https the
+// session cookie is Secure. Call it before serving.
+func (a *Auth) SetPublicOrigin(origin string) *Auth {
+	u, err := url.Parse(origin)
+	if origin == "" || err != nil || u.Host == "" {
+		return a
+	}
+	a.publicOrigin = strings.ToLower(u.Scheme + "://" + u.Host)
+	a.hosts = append(a.hosts, strings.ToLower(u.Hostname()))
+	a.secureCookie = u.Scheme == "https"
+	return a
+}
+
 // hostAllowed reports whether host (a Host header or an origin's host,
 // with or without a port) names this listener.
 func (a *Auth) hostAllowed(host string) bool {
@@ -71,9 +86,12 @@ func (a *Auth) hostRefused(ctx *fasthttp.RequestCtx) bool {
 }
 
 // originAllowed reports whether an Origin header names this listener:
-// the scheme and Host it was reached at, the host a known name. "null"
-// and anything else are refused.
+// the scheme and Host it was reached at, the host a known name, or
+// admin.public_origin. "null" and anything else are refused.
 func (a *Auth) originAllowed(ctx *fasthttp.RequestCtx, origin string) bool {
+	if a.publicOrigin != "" && strings.EqualFold(origin, a.publicOrigin) {
+		return true
+	}
 	u, err := url.Parse(origin)
 	if err != nil || !a.hostAllowed(u.Host) {
 		return false

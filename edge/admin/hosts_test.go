@@ -70,3 +70,47 @@ func TestConsoleRefusesRebindingHost(t *testing.T) {
 		t.Fatalf("cookie under a rebinding Host: %d, want 421", resp.StatusCode())
 	}
 }
+
+// Behind a TLS proxy (review M3) the listener is plain HTTP while the
+// browser is at https://admin.example.com: admin.public_origin makes that
+// Origin the listener's own (RFC 6454 section 7), its host a known name,
+// and the cookie Secure (RFC 6265 section 4.1.2.5).
+func TestConsoleBehindTLSProxy(t *testing.T) {
+	cases := []struct {
+		name, publicOrigin, origin string
+		wantLogin                  int
+		wantSecure                 bool
+	}{
+		{"public origin https", "https://admin.example.com", "https://admin.example.com", 200, true},
+		{"public origin, case differs", "https://Admin.Example.com", "https://admin.example.com", 200, true},
+		{"public origin http", "http://admin.example.com", "http://admin.example.com", 200, false},
+		{"origin not the public one", "https://admin.example.com", "https://admin.example.com:8443", 403, false},
+		{"no public origin", "", "https://admin.example.com", 421, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(1e9, 0)
+			a, _ := newTestAuth(t, &now)
+			h := a.SetPublicOrigin(tc.publicOrigin).Wrap(func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, 200, map[string]string{"reached": "yes"}) })
+			c := &consoleClient{h: h}
+			proxied := []reqOpt{withHeader("Host", "admin.example.com"), withHeader("Origin", tc.origin)}
+			resp, m := c.do("POST", "/ui/login", `{"username":"admin","password":"s3cret"}`, proxied...)
+			if resp.StatusCode() != tc.wantLogin {
+				t.Fatalf("login: %d %v, want %d", resp.StatusCode(), m, tc.wantLogin)
+			}
+			if tc.wantLogin != 200 {
+				return
+			}
+			var ck fasthttp.Cookie
+			ck.SetKey(sessionCookie)
+			resp.Header.Cookie(&ck)
+			if ck.Secure() != tc.wantSecure {
+				t.Errorf("cookie Secure %v, want %v", ck.Secure(), tc.wantSecure)
+			}
+			c.cookie, c.csrf = string(ck.Value()), m["csrf_token"].(string)
+			if resp, m := c.do("POST", "/admin/reload", "", append(proxied, withCSRF(c.csrf))...); resp.StatusCode() != 200 {
+				t.Errorf("write through the proxy: %d %v", resp.StatusCode(), m)
+			}
+		})
+	}
+}

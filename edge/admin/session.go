@@ -251,7 +251,8 @@ func (a *Auth) login(ctx *fasthttp.RequestCtx) {
 
 // setCookie sets (maxAge > 0) or clears (maxAge < 0) the session cookie:
 // HttpOnly (no script reads it), SameSite=Strict (no other site's page or
-// link sends it), Secure on a TLS connection, Path=/ because the console
+// link sends it), Secure on a TLS connection or behind an https
+// admin.public_origin, Path=/ because the console
 // calls /admin/, /info and /metrics too.
 func (a *Auth) setCookie(ctx *fasthttp.RequestCtx, value string, maxAge int) {
 	var c fasthttp.Cookie
@@ -260,7 +261,7 @@ func (a *Auth) setCookie(ctx *fasthttp.RequestCtx, value string, maxAge int) {
 	c.SetPath("/")
 	c.SetHTTPOnly(true)
 	c.SetSameSite(fasthttp.CookieSameSiteStrictMode)
-	c.SetSecure(ctx.IsTLS())
+	c.SetSecure(ctx.IsTLS() || a.secureCookie)
 	if maxAge > 0 {
 		c.SetMaxAge(maxAge)
 		c.SetExpire(a.sessions.now().Add(time.Duration(maxAge) * time.Second))

@@ -201,6 +201,13 @@ type Admin struct {
 	// on a name the attacker controls, re-pointed at 127.0.0.1, arrives
 	// with that name as Host.
 	Hosts []string `yaml:"hosts" json:"hosts,omitempty"`
+	// PublicOrigin is the origin browsers reach the admin listener at
+	// when a TLS proxy sits in front of it, e.g.
+	// "https://admin.example.com": the listener itself is plain HTTP, so
+	// it can't tell. Origin headers naming it are the listener's own, its
+	// host is a known name (Hosts), and with https the console's cookie is
+	// Secure. Default "": the scheme and Host the request came with.
+	PublicOrigin string `yaml:"public_origin" json:"public_origin,omitempty"`
 }
 
 // Metrics configures the Prometheus metrics. They are always served on the
