@@ -147,3 +147,35 @@ func TestCredentialAttemptsCountedWhenBegun(t *testing.T) {
 }
 
 func sha256Of(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// A full table makes room for a new client by forgetting the
+// longest-idle record that holds no lockout (review M2: it used to drop
+// arbitrary records, a lockout included, so a flood could wipe one).
+func TestCredentialLockoutSurvivesAFlood(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	l := newFailureLimiter()
+	l.now = func() time.Time { return now }
+	for i := 0; i <= freeFailures; i++ {
+		l.begin("192.0.2.66")
+		l.end("192.0.2.66", false)
+	}
+	l.m["192.0.2.66"].last = now.Add(-10 * time.Minute) // the longest idle, but locked
+	l.m["192.0.2.66"].lockedUntil = now.Add(time.Minute)
+	l.m["idle"] = &clientFailures{n: 1, last: now.Add(-5 * time.Minute)}
+	for i := 0; len(l.m) < maxClients; i++ {
+		l.m["flood-"+strconv.Itoa(i)] = &clientFailures{n: 1, last: now.Add(-time.Minute)}
+	}
+	if l.begin("198.51.100.1") != 0 {
+		t.Fatal("new client refused")
+	}
+	l.end("198.51.100.1", false)
+	if l.m["idle"] != nil {
+		t.Error("the longest-idle unlocked record was kept")
+	}
+	if d := l.begin("192.0.2.66"); d <= 0 {
+		t.Error("the new client wiped the lockout")
+	}
+	if len(l.m) > maxClients {
+		t.Errorf("%d records kept, want at most %d", len(l.m), maxClients)
+	}
+}
