@@ -152,7 +152,7 @@ func TestQuotaKeysInTheQuery(t *testing.T) {
 	q, _ := limiter.OpenLocalQuotas("", time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer q.Close()
 	h := Handler(Hooks{Quotas: q})
-	for _, key := range []string{".", "..", "a/b", "reset", "x y|z", "%2E"} {
+	for _, key := range []string{".", "..", "a/b", "reset", "x y|z", "%2E", ""} {
 		t.Run(key, func(t *testing.T) {
 			q.Take(key, 10, time.Hour)
 			esc := url.QueryEscape(key)
