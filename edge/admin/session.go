@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -157,6 +158,11 @@ func (a *Auth) cookieAllows(ctx *fasthttp.RequestCtx) (ok bool, status int, msg 
 	// can add without a CORS preflight the listener never grants.
 	if len(ctx.Request.Header.Peek(consoleHeader)) == 0 {
 		return false, fasthttp.StatusForbidden, "a console session is honoured only on the console's own calls (" + consoleHeader + "); use Basic credentials or the token elsewhere"
+	}
+	// The console never profiles: a session can't start the costly
+	// /debug/pprof handlers, whichever form of the path routed here.
+	if bytes.HasPrefix(ctx.Path(), []byte("/debug/")) || bytes.HasPrefix(ctx.Request.URI().PathOriginal(), []byte("/debug/")) {
+		return false, fasthttp.StatusForbidden, "/debug/pprof needs Basic credentials or the token, not a console session"
 	}
 	if site := string(ctx.Request.Header.Peek("Sec-Fetch-Site")); site != "" && site != "same-origin" && site != "none" {
 		return false, fasthttp.StatusForbidden, "a console session is honoured only on requests from the console's own origin"

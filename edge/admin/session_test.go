@@ -334,6 +334,9 @@ func TestConsoleCookieOnlyOnConsoleCalls(t *testing.T) {
 		{"no console header, no fetch metadata", "/admin/config", []reqOpt{withoutHeader(consoleHeader)}, 403},
 		{"console header from another port", "/admin/config", []reqOpt{withHeader("Sec-Fetch-Site", "same-site")}, 403},
 		{"console header cross-site", "/ui/api/prom/query?query=up", []reqOpt{withHeader("Sec-Fetch-Site", "cross-site")}, 403},
+		{"pprof not even from the console", "/debug/pprof/heap", nil, 403},
+		{"pprof by another path form", "/debug/pprof/..%2F..%2Fadmin/config", nil, 403},
+		{"pprof with Basic", "/debug/pprof/heap", []reqOpt{withoutHeader(consoleHeader), withHeader("Authorization", basicAuth("admin", "s3cret"))}, 200},
 		{"Basic needs no console header", "/admin/config", []reqOpt{withoutHeader(consoleHeader), withHeader("Authorization", basicAuth("admin", "s3cret"))}, 200},
 	}
 	for _, tc := range cases {
