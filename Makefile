@@ -60,6 +60,7 @@ test: deps lint
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestBytes$$' -fuzztime 3000x -fuzzminimizetime 100x ./edge
 	$(GO) test -run '^$$' -fuzz '^FuzzConsoleAuth$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/admin
 	$(GO) test -run '^$$' -fuzz '^FuzzQuotaListQuery$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/admin
+	$(GO) test -run '^$$' -fuzz '^FuzzHostAndOrigin$$' -fuzztime 50000x -fuzzminimizetime 500x ./edge/admin
 
 ## deps: what the tests need that a fresh machine may lack, from Debian's packages:
 ## redis-server, prometheus (promtool and the server, for deploy/prometheus),

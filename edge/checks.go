@@ -125,6 +125,7 @@ type headScan struct {
 	// look-up is skipped (exchange.mayHave).
 	requestID, traceparent, tracestate, via bool
 	identity                                bool // one of the snapshot's identity headers (step_auth.go)
+	consoleCookie                           bool // a Cookie line holds the admin console's cookie name
 }
 
 // scanHead reads the names of a raw header block once, as received (one
@@ -150,6 +151,10 @@ func scanHead(raw []byte, identity [][]byte) (hs headScan) {
 		case 4:
 			if bytes.EqualFold(name, []byte("host")) {
 				hs.hosts++
+			}
+		case 6:
+			if bytes.EqualFold(name, []byte("cookie")) && bytes.Contains(line[i+1:], consoleCookieName) {
+				hs.consoleCookie = true
 			}
 		case 10:
 			hs.tracestate = hs.tracestate || bytes.EqualFold(name, headerTracestate)

@@ -161,6 +161,9 @@ func (g *Gateway) serve(x *exchange) {
 	if x.mayHave(x.head.identity) || x.ctx.Request.Header.ContentLength() == -1 {
 		x.stripIdentityHeaders() // step_auth.go: only sluice sets them
 	}
+	if x.head.consoleCookie {
+		x.dropConsoleCookie() // headers.go: an admin session never reaches an upstream
+	}
 	g.startSpan(x) // spans.go
 	x.next()       // the route's steps
 }

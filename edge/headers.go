@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/netip"
 
+	"github.com/sluicegw/sluice/edge/config"
+
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 )
@@ -238,4 +240,20 @@ func (s *Snapshot) isTrusted(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// consoleCookieName is the admin console's session cookie, which
+// scanHead looks for in Cookie lines.
+var consoleCookieName = []byte(config.ConsoleSessionCookie)
+
+// dropConsoleCookie removes the admin console's session cookie from the
+// request. Browsers send a host's cookies to every port of it (RFC 6265
+// section 8.5, SameSite ignores ports too), so a console user's
+// sluice_session reaches the data plane on the same host, and would reach
+// upstreams and their logs. Called only when a Cookie line holds the
+// name (headScan.consoleCookie): fasthttp then parses the cookies, and
+// writes the rest back as "a=1; b=2" (cookies it can't parse, and the
+// order of the last one, may change: only on these requests).
+func (x *exchange) dropConsoleCookie() {
+	x.ctx.Request.Header.DelCookieBytes(consoleCookieName)
 }

@@ -67,6 +67,12 @@ func TestHeaderScanFindsEveryCase(t *testing.T) {
 					t.Errorf("identity header forged by the client reached the upstream: %v", k)
 				}
 			}},
+		{"console cookie on the second of two Cookie lines, odd case", "COOKIE: a=1\r\ncookie: sluice_session=x; b=2\r\n",
+			func(t *testing.T, h map[string][]string) {
+				if c := strings.Join(h["Cookie"], "; "); strings.Contains(c, "sluice_session") || !strings.Contains(c, "a=1") || !strings.Contains(c, "b=2") {
+					t.Errorf("Cookie %v, want a=1 and b=2 without sluice_session", h["Cookie"])
+				}
+			}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -302,7 +302,7 @@ func serve(path, pidFile string, stderr io.Writer) int {
 			WriteTimeout: 30 * time.Second,
 			IdleTimeout:  60 * time.Second,
 			Handler: admin.NewAuth(cfg.Admin.AuthOn(), cfg.Admin.Username, cfg.Admin.Password, cfg.Admin.Token, log).
-				SetSessionTTL(cfg.Admin.SessionTTL.D()).Wrap(admin.Handler(admin.Hooks{
+				SetSessionTTL(cfg.Admin.SessionTTL.D()).AllowHosts(cfg.Admin.Listen, cfg.Admin.Hosts).SetPublicOrigin(cfg.Admin.PublicOrigin).Wrap(admin.Handler(admin.Hooks{
 				Ready:    gw.Ready,
 				Draining: gw.Draining,
 				Reload:   reload,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -183,8 +184,9 @@ func upgrade(ctx *fasthttp.RequestCtx, run func() (int, error)) {
 
 // Redact returns a copy of cfg safe to show: secrets are replaced by
 // "[redacted]", and so are the values of credential headers the config
-// sets (routes' request_headers and response_headers, the only place
-// header values appear in it). A header is a credential when
+// sets (routes' request_headers and response_headers), every route match
+// value but "*" (redactValues) and the userinfo and query of its URLs
+// (redactURL). A header is a credential when
 // admin.redact_headers names it, when it is the API key header, or when
 // its name contains one of secretWords; names match case-insensitively.
 func Redact(cfg *config.Config) *config.Config {
@@ -213,10 +215,31 @@ func Redact(cfg *config.Config) *config.Config {
 	if c.Admin.Token != "" {
 		c.Admin.Token = "[redacted]"
 	}
-	if cfg.Consul != nil && cfg.Consul.Token != "" {
+	if cfg.Consul != nil {
 		cc := *cfg.Consul
-		cc.Token = "[redacted]"
+		if cc.Token != "" {
+			cc.Token = "[redacted]"
+		}
+		cc.Address = redactURL(cc.Address)
 		c.Consul = &cc
+	}
+	if c.Auth.JWT != nil && c.Auth.JWT.JWKS != nil {
+		jw := *c.Auth.JWT.JWKS
+		jw.URL = redactURL(jw.URL)
+		c.Auth.JWT.JWKS = &jw
+	}
+	c.Tracing.OTLPEndpoint = redactURL(c.Tracing.OTLPEndpoint)
+	c.Admin.PrometheusURL = redactURL(c.Admin.PrometheusURL)
+	if cfg.Upstreams != nil {
+		c.Upstreams = make(map[string]*config.Upstream, len(cfg.Upstreams))
+		for name, u := range cfg.Upstreams {
+			uc := *u
+			uc.Targets = append([]config.Target(nil), u.Targets...)
+			for i := range uc.Targets {
+				uc.Targets[i].URL = redactURL(uc.Targets[i].URL)
+			}
+			c.Upstreams[name] = &uc
+		}
 	}
 	sensitive := sensitiveHeaders(cfg)
 	c.Routes = make([]*config.Route, len(cfg.Routes))
@@ -224,9 +247,60 @@ func Redact(cfg *config.Config) *config.Config {
 		rc := *r
 		rc.RequestHeaders.Set = sensitive.redact(r.RequestHeaders.Set)
 		rc.ResponseHeaders.Set = sensitive.redact(r.ResponseHeaders.Set)
+		rc.Match.Headers = redactValues(r.Match.Headers)
+		rc.Match.Query = redactValues(r.Match.Query)
+		rc.Match.Cookies = redactValues(r.Match.Cookies)
 		c.Routes[i] = &rc
 	}
 	return &c
+}
+
+// redactValues returns a copy of a route's match conditions with every
+// value but "*" (present, any value) replaced: a route that matches
+// "X-Internal: <shared secret>" or "?token=..." holds the secret there,
+// whatever the name says.
+func redactValues(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if v != "*" {
+			v = "[redacted]"
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// redactURL hides the userinfo and the query of a URL (or of a
+// "user:pass@host:port" address), where credentials ride:
+// "https://u:p@idp/jwks?token=x" becomes
+// "https://[redacted]@idp/jwks?[redacted]".
+func redactURL(s string) string {
+	if !strings.Contains(s, "://") {
+		if at := strings.LastIndexByte(s, '@'); at >= 0 {
+			return "[redacted]@" + s[at+1:]
+		}
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[redacted]"
+	}
+	hadUser, hadQuery := u.User != nil, u.RawQuery != "" || u.ForceQuery
+	if !hadUser && !hadQuery && u.Fragment == "" {
+		return s
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	out := u.String()
+	if hadUser {
+		out = strings.Replace(out, "://", "://[redacted]@", 1)
+	}
+	if hadQuery {
+		out += "?[redacted]"
+	}
+	return out
 }
 
 // secretWords mark a header as a credential wherever they occur in its
@@ -301,7 +375,18 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 // pprofHandler serves net/http/pprof: the index and named profiles
 // (/debug/pprof/heap, /goroutine, ...), CPU profiles
 // (/debug/pprof/profile?seconds=N) and traces.
+//
+// seconds is capped at maxPprofSeconds: under fasthttpadaptor the
+// handler sees no server write deadline, so an uncapped profile or trace
+// would run (and hold a CPU profiler, which is one per process) for as
+// long as it was asked.
 func pprofHandler(ctx *fasthttp.RequestCtx) {
+	if s := ctx.QueryArgs().Peek("seconds"); s != nil {
+		if n, err := strconv.ParseFloat(string(s), 64); err != nil || !(n > 0 && n <= maxPprofSeconds) {
+			writeJSON(ctx, fasthttp.StatusBadRequest, map[string]string{"error": "seconds must be a number in (0, " + strconv.Itoa(maxPprofSeconds) + "]"})
+			return
+		}
+	}
 	switch ctx.UserValue("path") {
 	case "cmdline":
 		pprofCmdline(ctx)
@@ -315,6 +400,8 @@ func pprofHandler(ctx *fasthttp.RequestCtx) {
 		pprofIndex(ctx)
 	}
 }
+
+const maxPprofSeconds = 60
 
 var (
 	pprofIndex   = fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Index)

@@ -463,3 +463,20 @@ func TestWriteGate(t *testing.T) {
 		t.Errorf("reset through an open gate: %d", code)
 	}
 }
+
+// pprof's seconds is capped (review H4): under fasthttpadaptor nothing
+// else ends a profile or trace asked to run for days.
+func TestPprofSecondsCapped(t *testing.T) {
+	h := Handler(Hooks{})
+	for _, path := range []string{
+		"/debug/pprof/profile?seconds=100000000", "/debug/pprof/trace?seconds=61", "/debug/pprof/heap?seconds=3600",
+		"/debug/pprof/profile?seconds=0", "/debug/pprof/profile?seconds=-1", "/debug/pprof/profile?seconds=NaN", "/debug/pprof/trace?seconds=Inf",
+	} {
+		if code, body, _ := call(h, "GET", path); code != 400 || body["error"] == nil {
+			t.Errorf("%s: %d %v, want 400 with an error", path, code, body)
+		}
+	}
+	if code, _, _ := call(h, "GET", "/debug/pprof/heap"); code != 200 {
+		t.Errorf("heap profile: %d", code)
+	}
+}

@@ -83,11 +83,17 @@ const (
 )
 
 // quotaRoutes serves GET /admin/quotas (every key with usage, a page at
-// a time), GET /admin/quotas/{key} and POST /admin/quotas/{key}/reset.
+// a time; with ?key=, that key's usage), GET /admin/quotas/{key}, POST
+// /admin/quotas/{key}/reset and POST /admin/quotas/reset?key=.
 // {key} is the quota key: for key: api_key, the API key's id; for
 // combined keys, the values joined by '|'.
 func quotaRoutes(r *router.Router, q limiter.Quotas, gate *WriteGate) {
 	r.GET("/admin/quotas", func(ctx *fasthttp.RequestCtx) {
+		if ctx.QueryArgs().Has("key") { // one key, whatever its bytes (see the reset below)
+			u, err := q.Usage(string(ctx.QueryArgs().Peek("key")))
+			quotaAnswer(ctx, err, u)
+			return
+		}
 		limit := quotaPageDefault
 		if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
 			n, err := strconv.Atoi(string(v))
@@ -111,6 +117,17 @@ func quotaRoutes(r *router.Router, q limiter.Quotas, gate *WriteGate) {
 		u, err := q.Usage(ctx.UserValue("key").(string))
 		quotaAnswer(ctx, err, u)
 	})
+	// A key can be any bytes, "." and ".." included, which no path
+	// segment can carry past a browser (the URL standard resolves "%2e%2e"
+	// as ".."): ?key= can. The console uses this form for every key.
+	r.POST("/admin/quotas/reset", gate.wrap(func(ctx *fasthttp.RequestCtx) {
+		if !ctx.QueryArgs().Has("key") {
+			writeJSON(ctx, fasthttp.StatusBadRequest, map[string]string{"error": "want ?key=QUOTA_KEY (or POST /admin/quotas/{key}/reset)"})
+			return
+		}
+		key := string(ctx.QueryArgs().Peek("key"))
+		quotaAnswer(ctx, q.Reset(key), map[string]string{"reset": key})
+	}))
 	r.POST("/admin/quotas/{key}/reset", gate.wrap(func(ctx *fasthttp.RequestCtx) {
 		key := ctx.UserValue("key").(string)
 		quotaAnswer(ctx, q.Reset(key), map[string]string{"reset": key})

@@ -26,15 +26,20 @@ type Auth struct {
 	hasToken bool
 	log      *slog.Logger
 	failures atomic.Int64
-	sessions *sessions     // web console logins (session.go)
-	logins   *loginLimiter // per-IP backoff on failed console logins
+	hosts    []string        // names besides IP literals and localhost (hosts.go)
+	sessions *sessions       // web console logins (session.go)
+	limiter  *failureLimiter // backoff on failed credential checks (limiter.go)
+	// publicOrigin is admin.public_origin, lower-cased; secureCookie is
+	// true when it is https (SetPublicOrigin, hosts.go).
+	publicOrigin string
+	secureCookie bool
 }
 
 // NewAuth makes the guard. With enabled false every request passes.
 // Console sessions last config.DefaultSessionTTL unless SetSessionTTL
 // says otherwise.
 func NewAuth(enabled bool, username, password, token string, log *slog.Logger) *Auth {
-	a := &Auth{enabled: enabled, log: log, sessions: newSessions(config.DefaultSessionTTL), logins: newLoginLimiter()}
+	a := &Auth{enabled: enabled, log: log, sessions: newSessions(config.DefaultSessionTTL), limiter: newFailureLimiter()}
 	a.user = sha256.Sum256([]byte(username))
 	a.pass = sha256.Sum256([]byte(password))
 	if token != "" {
@@ -75,10 +80,9 @@ func openRequest(ctx *fasthttp.RequestCtx) bool {
 // fetch without CORS), with Basic credentials the browser cached, or
 // with none needed under auth: false. Such a request carries
 // Sec-Fetch-Site (cross-site, or same-site for another port or
-// subdomain) or an Origin other than the listener's own (scheme and the
-// Host it was reached at), "null" included. Command-line clients send
-// neither header and pass.
-func crossSite(ctx *fasthttp.RequestCtx) bool {
+// subdomain) or an Origin other than the listener's own (originAllowed),
+// "null" included. Command-line clients send neither header and pass.
+func (a *Auth) crossSite(ctx *fasthttp.RequestCtx) bool {
 	if ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() {
 		return false
 	}
@@ -87,24 +91,22 @@ func crossSite(ctx *fasthttp.RequestCtx) bool {
 		return true
 	}
 	origin := h.Peek("Origin")
-	if len(origin) == 0 {
-		return false
-	}
-	scheme := "http://"
-	if ctx.IsTLS() {
-		scheme = "https://"
-	}
-	return string(origin) != scheme+string(ctx.Host())
+	return len(origin) > 0 && !a.originAllowed(ctx, string(origin))
 }
 
-// Wrap puts the guard in front of h. A state-changing request a browser
-// sent for another site is refused first (crossSite). A request passes with Basic
+// Wrap puts the guard in front of h. A request for a host name the
+// listener doesn't know is refused first (hostRefused). A state-changing request a browser
+// sent for another site is refused next (crossSite). A request passes with Basic
 // credentials or the bearer token (the JSON API, as always), or with a
 // console session cookie: for reads alone, or with the session's CSRF
 // token for anything that changes state.
 func (a *Auth) Wrap(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		if crossSite(ctx) {
+		if a.hostRefused(ctx) {
+			a.failures.Add(1)
+			return
+		}
+		if a.crossSite(ctx) {
 			a.warn("admin request from another site refused", "client_ip", ctx.RemoteIP().String(),
 				"method", string(ctx.Method()), "path", string(ctx.Path()), "origin", string(ctx.Request.Header.Peek("Origin")))
 			writeJSON(ctx, fasthttp.StatusForbidden, map[string]string{"error": "cross-site admin request refused (CSRF protection)"})
@@ -113,9 +115,25 @@ func (a *Auth) Wrap(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 		if a.consoleAuth(ctx) {
 			return
 		}
-		if !a.enabled || openRequest(ctx) || a.allowed(ctx.Request.Header.Peek("Authorization")) {
+		if !a.enabled || openRequest(ctx) {
 			h(ctx)
 			return
+		}
+		if authz := ctx.Request.Header.Peek("Authorization"); len(authz) > 0 {
+			key := clientKey(ctx.RemoteIP())
+			if d := a.limiter.begin(key); d > 0 {
+				a.failures.Add(1)
+				a.warn("admin credential check refused: too many failures", "client_ip", ctx.RemoteIP().String(),
+					"method", string(ctx.Method()), "path", string(ctx.Path()))
+				tooManyFailures(ctx, d)
+				return
+			}
+			ok := a.allowed(authz)
+			a.limiter.end(key, ok)
+			if ok {
+				h(ctx)
+				return
+			}
 		}
 		ok, status, msg := a.cookieAllows(ctx)
 		if ok {

@@ -37,6 +37,10 @@ const promTimeout = 20 * time.Second
 // promMaxBody bounds the answer relayed from Prometheus.
 const promMaxBody = 16 << 20
 
+// promMaxInFlight bounds the queries proxied at once: each may hold up
+// to promMaxBody in memory for promTimeout.
+const promMaxInFlight = 4
+
 func consoleRoutes(r *router.Router, h Hooks) {
 	files, _ := fs.Sub(uiFiles, "ui") // ui is embedded: never fails
 	promURL := func() string {
@@ -45,7 +49,10 @@ func consoleRoutes(r *router.Router, h Hooks) {
 		}
 		return h.PrometheusURL()
 	}
-	client := &http.Client{Timeout: promTimeout}
+	// Redirects are not followed: prometheus_url names the Prometheus to
+	// ask, and a 3xx (a login page, another host) is answered as 502.
+	client := &http.Client{Timeout: promTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	inFlight := make(chan struct{}, promMaxInFlight)
 	// One catch-all: the router does not match an empty catch-all (/ui/)
 	// beside static siblings, so the console's API is dispatched here.
 	r.GET("/ui/{path:*}", func(ctx *fasthttp.RequestCtx) {
@@ -57,6 +64,14 @@ func consoleRoutes(r *router.Router, h Hooks) {
 			base := promURL()
 			if base == "" {
 				writeJSON(ctx, fasthttp.StatusNotFound, map[string]string{"error": "no Prometheus configured: set admin.prometheus_url"})
+				return
+			}
+			select {
+			case inFlight <- struct{}{}:
+				defer func() { <-inFlight }()
+			default:
+				ctx.Response.Header.Set("Retry-After", "1")
+				writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"error": "too many Prometheus queries in flight: try again"})
 				return
 			}
 			promProxy(ctx, client, base, strings.TrimPrefix(name, "api/prom/"))
@@ -130,6 +145,10 @@ func promProxy(ctx *fasthttp.RequestCtx, client *http.Client, base, kind string)
 	case len(body) > promMaxBody:
 		writeJSON(ctx, fasthttp.StatusBadGateway, map[string]string{"error": "Prometheus's answer is over 16 MiB: narrow the query"})
 		return
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		// Passed on, the console would take it for its own session's end.
+		writeJSON(ctx, fasthttp.StatusBadGateway, map[string]string{"error": "Prometheus refused the query (" + resp.Status + "): check its access for admin.prometheus_url"})
+		return
 	case !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json"):
 		writeJSON(ctx, fasthttp.StatusBadGateway, map[string]string{"error": "Prometheus answered " + resp.Status + " without JSON"})
 		return
@@ -137,5 +156,7 @@ func promProxy(ctx *fasthttp.RequestCtx, client *http.Client, base, kind string)
 	ctx.SetStatusCode(resp.StatusCode)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.Response.Header.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	ctx.SetBody(body)
 }

@@ -142,3 +142,32 @@ func TestQuotaList(t *testing.T) {
 		}
 	}
 }
+
+// Quota keys are any bytes, "." and ".." included (review L2), which a
+// browser can't put in a path segment (RFC 3986 section 5.2.4 removes
+// them; the URL standard reads "%2e%2e" as ".." too): GET
+// /admin/quotas?key= and POST /admin/quotas/reset?key= reach them, and
+// the console uses that form.
+func TestQuotaKeysInTheQuery(t *testing.T) {
+	q, _ := limiter.OpenLocalQuotas("", time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer q.Close()
+	h := Handler(Hooks{Quotas: q})
+	for _, key := range []string{".", "..", "a/b", "reset", "x y|z", "%2E", ""} {
+		t.Run(key, func(t *testing.T) {
+			q.Take(key, 10, time.Hour)
+			esc := url.QueryEscape(key)
+			if code, body, _ := call(h, "GET", "/admin/quotas?key="+esc); code != 200 || body["used"] != float64(1) {
+				t.Fatalf("usage of %q: %d %v", key, code, body)
+			}
+			if code, body, _ := call(h, "POST", "/admin/quotas/reset?key="+esc); code != 200 || body["reset"] != key {
+				t.Fatalf("reset of %q: %d %v", key, code, body)
+			}
+			if code, _, _ := call(h, "GET", "/admin/quotas?key="+esc); code != 404 {
+				t.Fatalf("after the reset: %d, want 404", code)
+			}
+		})
+	}
+	if code, _, _ := call(h, "POST", "/admin/quotas/reset"); code != 400 {
+		t.Errorf("reset without a key: %d, want 400", code)
+	}
+}

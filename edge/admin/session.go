@@ -1,15 +1,16 @@
 package admin
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
-	"math"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sluicegw/sluice/edge/config"
 
 	"github.com/valyala/fasthttp"
 )
@@ -21,7 +22,7 @@ import (
 // X-CSRF-Token header, which a page on another origin can't read and so
 // can't send.
 const (
-	sessionCookie = "sluice_session"
+	sessionCookie = config.ConsoleSessionCookie
 	csrfHeader    = "X-CSRF-Token"
 	// consoleHeader marks the console's own calls: a 401 to them carries
 	// no WWW-Authenticate challenge, which would make the browser pop up
@@ -118,78 +119,6 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// loginLimiter slows password guessing at POST /ui/login: after
-// freeFailures failed logins from one client IP, each further failure
-// locks that IP out for twice as long as the last (1 s, 2 s, 4 s ... up to
-// maxLockout). A success clears the IP's record; records idle for
-// forgetAfter are forgotten, and at most maxLoginIPs are kept.
-type loginLimiter struct {
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]*loginFailures
-}
-
-type loginFailures struct {
-	n           int
-	lockedUntil time.Time
-	last        time.Time
-}
-
-const (
-	freeFailures = 5
-	maxLockout   = 5 * time.Minute
-	forgetAfter  = 15 * time.Minute
-	maxLoginIPs  = 10000
-)
-
-func newLoginLimiter() *loginLimiter {
-	return &loginLimiter{now: time.Now, m: map[string]*loginFailures{}}
-}
-
-// wait says how long ip must wait before it may try again (0: now).
-func (l *loginLimiter) wait(ip string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if f := l.m[ip]; f != nil {
-		if d := f.lockedUntil.Sub(l.now()); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-func (l *loginLimiter) failed(ip string) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.m[ip]
-	if f == nil {
-		if len(l.m) >= maxLoginIPs {
-			for k, v := range l.m {
-				if now.Sub(v.last) > forgetAfter || len(l.m) >= maxLoginIPs {
-					delete(l.m, k)
-				}
-			}
-		}
-		f = &loginFailures{}
-		l.m[ip] = f
-	} else if now.Sub(f.last) > forgetAfter {
-		*f = loginFailures{}
-	}
-	f.n++
-	f.last = now
-	if over := f.n - freeFailures; over > 0 {
-		lock := time.Duration(math.Min(float64(time.Second)*math.Pow(2, float64(over-1)), float64(maxLockout)))
-		f.lockedUntil = now.Add(lock)
-	}
-}
-
-func (l *loginLimiter) succeeded(ip string) {
-	l.mu.Lock()
-	delete(l.m, ip)
-	l.mu.Unlock()
-}
-
 // safeMethod reports whether a method only reads (RFC 9110 9.2.1): those
 // are the calls a session cookie alone may make.
 func safeMethod(m []byte) bool {
@@ -198,19 +127,12 @@ func safeMethod(m []byte) bool {
 }
 
 // sameOrigin reports whether the request's Origin header, when it has one,
-// names this listener (scheme, host and port). Browsers send Origin on
-// every POST (Fetch 3.1), so a page elsewhere is caught here even before
-// the CSRF token is checked.
-func sameOrigin(ctx *fasthttp.RequestCtx) bool {
+// names this listener (originAllowed). Browsers send Origin on every POST
+// (Fetch 3.1), so a page elsewhere is caught here even before the CSRF
+// token is checked.
+func (a *Auth) sameOrigin(ctx *fasthttp.RequestCtx) bool {
 	o := ctx.Request.Header.Peek("Origin")
-	if len(o) == 0 {
-		return true
-	}
-	scheme := "http://"
-	if ctx.IsTLS() {
-		scheme = "https://"
-	}
-	return string(o) == scheme+string(ctx.Host())
+	return len(o) == 0 || a.originAllowed(ctx, string(o))
 }
 
 // sessionFor returns the live session the request's cookie names.
@@ -219,19 +141,37 @@ func (a *Auth) sessionFor(ctx *fasthttp.RequestCtx) (session, bool) {
 }
 
 // cookieAllows decides a request that has no valid Authorization header:
-// ok when it carries a live session cookie and, for a state-changing
-// method, the session's CSRF token from this origin. status and msg say
+// ok when it carries a live session cookie, comes from the console
+// (X-Sluice-Console, Sec-Fetch-Site same-origin or absent) and, for a
+// state-changing method, carries the session's CSRF token from this
+// origin. status and msg say
 // why not.
 func (a *Auth) cookieAllows(ctx *fasthttp.RequestCtx) (ok bool, status int, msg string) {
 	sess, live := a.sessionFor(ctx)
 	if !live {
 		return false, fasthttp.StatusUnauthorized, "unauthorized"
 	}
+	// The browser sends the cookie with any request a page of the same
+	// site makes, 127.0.0.1:8080 included (cookies ignore ports, RFC 6265
+	// section 8.5), e.g. an <img> of /debug/pprof/profile. Only the
+	// console's own calls carry X-Sluice-Console, which no page elsewhere
+	// can add without a CORS preflight the listener never grants.
+	if len(ctx.Request.Header.Peek(consoleHeader)) == 0 {
+		return false, fasthttp.StatusForbidden, "a console session is honoured only on the console's own calls (" + consoleHeader + "); use Basic credentials or the token elsewhere"
+	}
+	// The console never profiles: a session can't start the costly
+	// /debug/pprof handlers, whichever form of the path routed here.
+	if bytes.HasPrefix(ctx.Path(), []byte("/debug/")) || bytes.HasPrefix(ctx.Request.URI().PathOriginal(), []byte("/debug/")) {
+		return false, fasthttp.StatusForbidden, "/debug/pprof needs Basic credentials or the token, not a console session"
+	}
+	if site := string(ctx.Request.Header.Peek("Sec-Fetch-Site")); site != "" && site != "same-origin" && site != "none" {
+		return false, fasthttp.StatusForbidden, "a console session is honoured only on requests from the console's own origin"
+	}
 	if safeMethod(ctx.Method()) {
 		return true, 0, ""
 	}
 	tok := ctx.Request.Header.Peek(csrfHeader)
-	if !sameOrigin(ctx) || subtle.ConstantTimeCompare(tok, []byte(sess.csrf)) != 1 {
+	if !a.sameOrigin(ctx) || subtle.ConstantTimeCompare(tok, []byte(sess.csrf)) != 1 {
 		return false, fasthttp.StatusForbidden, "missing or wrong CSRF token: a console session may change state only from the console (send " + csrfHeader + ")"
 	}
 	return true, 0, ""
@@ -276,15 +216,8 @@ func (a *Auth) consoleAuth(ctx *fasthttp.RequestCtx) bool {
 
 func (a *Auth) login(ctx *fasthttp.RequestCtx) {
 	ip := ctx.RemoteIP().String()
-	if !sameOrigin(ctx) {
+	if !a.sameOrigin(ctx) {
 		writeJSON(ctx, fasthttp.StatusForbidden, map[string]string{"error": "cross-origin login refused"})
-		return
-	}
-	if d := a.logins.wait(ip); d > 0 {
-		secs := int(d.Round(time.Second) / time.Second)
-		secs = max(secs, 1)
-		ctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
-		writeJSON(ctx, fasthttp.StatusTooManyRequests, map[string]string{"error": "too many failed logins: try again in " + strconv.Itoa(secs) + "s"})
 		return
 	}
 	var creds struct{ Username, Password string }
@@ -301,14 +234,19 @@ func (a *Auth) login(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"authenticated": true})
 		return
 	}
-	if !a.credentialsMatch([]byte(creds.Username), []byte(creds.Password)) {
-		a.logins.failed(ip)
+	key := clientKey(ctx.RemoteIP())
+	if d := a.limiter.begin(key); d > 0 {
+		tooManyFailures(ctx, d)
+		return
+	}
+	ok := a.credentialsMatch([]byte(creds.Username), []byte(creds.Password))
+	a.limiter.end(key, ok)
+	if !ok {
 		a.failures.Add(1)
 		a.log.Warn("admin console login failed", "client_ip", ip)
 		writeJSON(ctx, fasthttp.StatusUnauthorized, map[string]string{"error": "wrong user name or password"})
 		return
 	}
-	a.logins.succeeded(ip)
 	id, sess := a.sessions.create()
 	a.setCookie(ctx, id, int(a.sessions.ttl/time.Second))
 	a.log.Info("admin console login", "client_ip", ip)
@@ -319,7 +257,8 @@ func (a *Auth) login(ctx *fasthttp.RequestCtx) {
 
 // setCookie sets (maxAge > 0) or clears (maxAge < 0) the session cookie:
 // HttpOnly (no script reads it), SameSite=Strict (no other site's page or
-// link sends it), Secure on a TLS connection, Path=/ because the console
+// link sends it), Secure on a TLS connection or behind an https
+// admin.public_origin, Path=/ because the console
 // calls /admin/, /info and /metrics too.
 func (a *Auth) setCookie(ctx *fasthttp.RequestCtx, value string, maxAge int) {
 	var c fasthttp.Cookie
@@ -328,7 +267,7 @@ func (a *Auth) setCookie(ctx *fasthttp.RequestCtx, value string, maxAge int) {
 	c.SetPath("/")
 	c.SetHTTPOnly(true)
 	c.SetSameSite(fasthttp.CookieSameSiteStrictMode)
-	c.SetSecure(ctx.IsTLS())
+	c.SetSecure(ctx.IsTLS() || a.secureCookie)
 	if maxAge > 0 {
 		c.SetMaxAge(maxAge)
 		c.SetExpire(a.sessions.now().Add(time.Duration(maxAge) * time.Second))

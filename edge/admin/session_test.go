@@ -26,6 +26,7 @@ func withCSRF(tok string) reqOpt {
 	return func(r *fasthttp.Request) { r.Header.Set(csrfHeader, tok) }
 }
 func withHeader(k, v string) reqOpt { return func(r *fasthttp.Request) { r.Header.Set(k, v) } }
+func withoutHeader(k string) reqOpt { return func(r *fasthttp.Request) { r.Header.Del(k) } }
 
 func (c *consoleClient) do(method, path, body string, opts ...reqOpt) (*fasthttp.Response, map[string]any) {
 	var ctx fasthttp.RequestCtx
@@ -33,6 +34,7 @@ func (c *consoleClient) do(method, path, body string, opts ...reqOpt) (*fasthttp
 	ctx.Request.SetRequestURI(path)
 	ctx.Request.Header.SetHost("127.0.0.1:9901")
 	ctx.Request.SetBodyString(body)
+	ctx.Request.Header.Set(consoleHeader, "1") // as api.js does on every call
 	if c.cookie != "" {
 		ctx.Request.Header.SetCookie(sessionCookie, c.cookie)
 	}
@@ -66,7 +68,7 @@ func (c *consoleClient) login(t *testing.T, user, pass string) int {
 func newTestAuth(t *testing.T, now *time.Time) (*Auth, fasthttp.RequestHandler) {
 	a := NewAuth(true, "admin", "s3cret", "", slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil))).SetSessionTTL(time.Minute)
 	a.sessions.now = func() time.Time { return *now }
-	a.logins.now = func() time.Time { return *now }
+	a.limiter.now = func() time.Time { return *now }
 	return a, a.Wrap(func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, 200, map[string]string{"reached": "yes"}) })
 }
 
@@ -304,5 +306,45 @@ func TestAuthSeesTheRoutedPath(t *testing.T) {
 		if ctx.Response.StatusCode() != 200 {
 			t.Errorf("%s: %d, want it open", p, ctx.Response.StatusCode())
 		}
+	}
+}
+
+// A session cookie is sent by the browser with any request a page of the
+// same site makes (127.0.0.1:8080 and :9901 are one site: cookies ignore
+// ports, RFC 6265 section 8.5), e.g. <img src=".../debug/pprof/profile">.
+// It authorizes only the console's own calls, which carry
+// X-Sluice-Console and come from its own origin (Fetch's Sec-Fetch-Site,
+// W3C Fetch Metadata section 2.1); Basic credentials need neither.
+func TestConsoleCookieOnlyOnConsoleCalls(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	_, h := newTestAuth(t, &now)
+	c := &consoleClient{h: h}
+	if code := c.login(t, "admin", "s3cret"); code != 200 {
+		t.Fatalf("login: %d", code)
+	}
+	cases := []struct {
+		name, path string
+		opts       []reqOpt
+		want       int
+	}{
+		{"console call", "/admin/config", nil, 200},
+		{"console call, same-origin", "/admin/config", []reqOpt{withHeader("Sec-Fetch-Site", "same-origin")}, 200},
+		{"typed in the address bar", "/admin/config", []reqOpt{withHeader("Sec-Fetch-Site", "none")}, 200},
+		{"no console header (an <img> from :8080)", "/debug/pprof/profile?seconds=100000000", []reqOpt{withoutHeader(consoleHeader), withHeader("Sec-Fetch-Site", "same-site")}, 403},
+		{"no console header, no fetch metadata", "/admin/config", []reqOpt{withoutHeader(consoleHeader)}, 403},
+		{"console header from another port", "/admin/config", []reqOpt{withHeader("Sec-Fetch-Site", "same-site")}, 403},
+		{"console header cross-site", "/ui/api/prom/query?query=up", []reqOpt{withHeader("Sec-Fetch-Site", "cross-site")}, 403},
+		{"pprof not even from the console", "/debug/pprof/heap", nil, 403},
+		{"pprof by another path form", "/debug/pprof/..%2F..%2Fadmin/config", nil, 403},
+		{"pprof with Basic", "/debug/pprof/heap", []reqOpt{withoutHeader(consoleHeader), withHeader("Authorization", basicAuth("admin", "s3cret"))}, 200},
+		{"Basic needs no console header", "/admin/config", []reqOpt{withoutHeader(consoleHeader), withHeader("Authorization", basicAuth("admin", "s3cret"))}, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, m := c.do("GET", tc.path, "", tc.opts...)
+			if resp.StatusCode() != tc.want {
+				t.Fatalf("%d %v, want %d", resp.StatusCode(), m, tc.want)
+			}
+		})
 	}
 }

@@ -197,6 +197,20 @@ type Admin struct {
 	// /api/v1/query and /api/v1/query_range), e.g.
 	// "http://127.0.0.1:9090". Default "": no Query page.
 	PrometheusURL string `yaml:"prometheus_url" json:"prometheus_url,omitempty"`
+	// Hosts are extra host names (no port) the admin listener answers
+	// to. It always answers to IP literals, "localhost" and the host of
+	// Listen; a request with any other Host (or an Origin naming one) is
+	// refused before authentication, which defeats DNS rebinding: a page
+	// on a name the attacker controls, re-pointed at 127.0.0.1, arrives
+	// with that name as Host.
+	Hosts []string `yaml:"hosts" json:"hosts,omitempty"`
+	// PublicOrigin is the origin browsers reach the admin listener at
+	// when a TLS proxy sits in front of it, e.g.
+	// "https://admin.example.com": the listener itself is plain HTTP, so
+	// it can't tell. Origin headers naming it are the listener's own, its
+	// host is a known name (Hosts), and with https the console's cookie is
+	// Secure. Default "": the scheme and Host the request came with.
+	PublicOrigin string `yaml:"public_origin" json:"public_origin,omitempty"`
 }
 
 // Metrics configures the Prometheus metrics. They are always served on the
@@ -1200,3 +1214,9 @@ func setSize(p *ByteSize, v int64) {
 		*p = ByteSize(v)
 	}
 }
+
+// ConsoleSessionCookie names the web console's session cookie. The admin
+// listener sets it; the data plane removes it from the Cookie header it
+// forwards, since browsers send a host's cookies to all of its ports
+// (RFC 6265 section 8.5) and an upstream must not see an admin session.
+const ConsoleSessionCookie = "sluice_session"

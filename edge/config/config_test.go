@@ -199,6 +199,17 @@ routes:
 			`b.yaml:4: admin.session_ttl: must be between 1s and 168h, got 200h0m0s`,
 			`b.yaml:5: admin.prometheus_url: "prom:9090": want an http(s) URL`,
 		}},
+		{"bad public_origin", strings.Replace(minimal, "admin: { password: test-secret }", "admin:\n  password: test-secret\n  public_origin: \"admin.example.com\"", 1), []string{
+			`b.yaml:4: admin.public_origin: "admin.example.com": want an origin`,
+		}},
+		{"public_origin with a path", strings.Replace(minimal, "admin: { password: test-secret }", "admin:\n  password: test-secret\n  public_origin: \"https://admin.example.com/sluice?x=1\"", 1), []string{
+			`b.yaml:4: admin.public_origin: "https://admin.example.com/sluice?x=1": want an origin`,
+		}},
+		{"bad admin hosts", strings.Replace(minimal, "admin: { password: test-secret }", "admin:\n  password: test-secret\n  hosts:\n    - admin.example.com\n    - \"admin.example.com:9901\"\n    - \"http://admin.example.com\"\n    - \"*.example.com\"", 1), []string{
+			`b.yaml:6: admin.hosts[1]: "admin.example.com:9901": want a host name`,
+			`b.yaml:7: admin.hosts[2]: "http://admin.example.com": want a host name`,
+			`b.yaml:8: admin.hosts[3]: "*.example.com": want a host name`,
+		}},
 		{"negative websocket_drain", "server:\n  websocket_drain: -1s\n" + minimal,
 			[]string{`b.yaml:2: server.websocket_drain: duration "-1s" must not be negative`}},
 		{"bad escaped_slashes", "server:\n  path:\n    escaped_slashes: allow\n" + minimal,

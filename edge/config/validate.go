@@ -98,6 +98,18 @@ func (c *Config) validate() Errors {
 			v.add("admin.prometheus_url", "%q: want an http(s) URL such as \"http://127.0.0.1:9090\" (no credentials, query or fragment)", p)
 		}
 	}
+	for i, h := range c.Admin.Hosts {
+		if strings.HasPrefix(h, "*.") || !validHostPattern(h) {
+			v.add(fmt.Sprintf("admin.hosts[%d]", i), "%q: want a host name such as \"admin.example.com\" (no scheme, port, path or wildcard)", h)
+		}
+	}
+	if o := c.Admin.PublicOrigin; o != "" {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || !validHostPattern(u.Hostname()) && net.ParseIP(u.Hostname()) == nil {
+			v.add("admin.public_origin", "%q: want an origin such as \"https://admin.example.com\" (scheme, host and optional port; no path, query or credentials)", o)
+		}
+	}
 	seen := map[string]bool{}
 	for i, name := range c.Admin.RedactHeaders {
 		p := fmt.Sprintf("admin.redact_headers[%d]", i)

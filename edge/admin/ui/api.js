@@ -48,8 +48,9 @@ export const get = (path) => api("GET", path);
 export const post = (path, body) => api("POST", path, body);
 export const del = (path) => api("DELETE", path);
 
-// seg puts a name (a breaker "upstream@host:port", a key id, a quota key
-// "a|b") into a path segment. The admin router matches the raw path, so
+// seg puts a name (a breaker "upstream@host:port", a key id) into a path
+// segment. A segment of dots alone can't be sent ("%2E%2E" is ".." to the
+// URL standard too), so quota keys, which may be anything, go in ?key=. The admin router matches the raw path, so
 // only what would break the URL is escaped; "@", ":" and "|" stay as
 // they are, as curl would send them.
 export function seg(s) {

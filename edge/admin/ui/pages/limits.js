@@ -3,7 +3,7 @@
 // page at a time, "More" for the next), each with a reset; plus a
 // lookup for one quota key.
 import { h, replace, table, fmt, toast, keepFocus, slug } from "../dom.js";
-import { get, post, seg, APIError } from "../api.js";
+import { get, post, APIError } from "../api.js";
 import { limitText } from "./routes.js";
 import * as metrics from "../metrics.js";
 
@@ -51,7 +51,7 @@ export default async function limits(main) {
     b.addEventListener("click", async () => {
       b.disabled = true;
       try {
-        await post("/admin/quotas/" + seg(key) + "/reset");
+        await post("/admin/quotas/reset?key=" + encodeURIComponent(key));
         toast("Quota of " + label + " reset.");
       } catch (e) {
         if (!(e instanceof APIError && e.status === 404)) {
@@ -69,7 +69,7 @@ export default async function limits(main) {
   const lookup = async (key) => {
     if (!key) return;
     try {
-      const u = await get("/admin/quotas/" + seg(key));
+      const u = await get("/admin/quotas?key=" + encodeURIComponent(key));
       replace(lookupOut, table(["Key", ["Used", "num"], "Per", ["This / last window", "num"], "Window start", ""],
         [[[key, "mono"], ...usageCells(u), resetButton(key, key, () => lookup(key))]]));
     } catch (e) {
