@@ -19,7 +19,9 @@ import (
 // be right tells nothing. Across all clients, a failure budget (a token
 // bucket of globalFailures refilled over globalWindow) bounds guesses
 // from many addresses at once; while it is spent every credential check
-// waits. An attempt is counted when it starts (begin), not when it
+// waits, except from clients whose credentials were right within
+// forgetAfter (a Prometheus scraping /metrics, the operator's console):
+// a distributed guesser can't lock them out or blind the monitoring. An attempt is counted when it starts (begin), not when it
 // fails, so parallel guesses can't slip past the count while the first
 // ones are still being checked.
 type failureLimiter struct {
@@ -37,6 +39,7 @@ type clientFailures struct {
 	pending     int // attempts begun, not yet ended
 	lockedUntil time.Time
 	last        time.Time
+	goodUntil   time.Time // a right credential came from here: the global budget doesn't apply
 }
 
 const (
@@ -82,7 +85,7 @@ func (l *failureLimiter) begin(key string) time.Duration {
 			return time.Second
 		}
 	}
-	if l.tokens-float64(l.pending) < 1 {
+	if (f == nil || !now.Before(f.goodUntil)) && l.tokens-float64(l.pending) < 1 {
 		return time.Duration((1 - (l.tokens - float64(l.pending))) * float64(globalWindow) / globalFailures)
 	}
 	if f == nil {
@@ -109,10 +112,7 @@ func (l *failureLimiter) end(key string, ok bool) {
 	}
 	f.pending--
 	if ok {
-		f.n, f.lockedUntil = 0, time.Time{}
-		if f.pending == 0 {
-			delete(l.m, key)
-		}
+		f.n, f.lockedUntil, f.goodUntil, f.last = 0, time.Time{}, now.Add(forgetAfter), now
 		return
 	}
 	l.refillLocked(now)

@@ -109,6 +109,10 @@ func TestCredentialGlobalBudgetAndIPv6(t *testing.T) {
 	now := time.Unix(1e9, 0)
 	_, h := newTestAuth(t, &now)
 	c := &consoleClient{h: remoteFromHeader(h)}
+	// A scraper whose credentials were right just before the guessing.
+	if resp, _ := c.do("GET", "/info", "", fromIP("192.0.2.9"), withHeader("Authorization", basicAuth("admin", "s3cret"))); resp.StatusCode() != 200 {
+		t.Fatalf("scraper before the guessing: %d", resp.StatusCode())
+	}
 	for i := 0; i < globalFailures; i++ {
 		ip := "10.0." + strconv.Itoa(i/200) + "." + strconv.Itoa(i%200)
 		if resp, _ := c.do("GET", "/info", "", fromIP(ip), withHeader("Authorization", basicAuth("admin", "x"))); resp.StatusCode() != 401 {
@@ -118,6 +122,11 @@ func TestCredentialGlobalBudgetAndIPv6(t *testing.T) {
 	resp, _ := c.do("GET", "/info", "", fromIP("203.0.113.1"), withHeader("Authorization", basicAuth("admin", "x")))
 	if resp.StatusCode() != 429 || len(resp.Header.Peek("Retry-After")) == 0 {
 		t.Fatalf("past the global budget: %d, want 429 with Retry-After", resp.StatusCode())
+	}
+	// The guessing doesn't lock out a client known to be right (nor blind
+	// the monitoring that scrapes /metrics).
+	if resp, _ := c.do("GET", "/info", "", fromIP("192.0.2.9"), withHeader("Authorization", basicAuth("admin", "s3cret"))); resp.StatusCode() != 200 {
+		t.Fatalf("a client right just before, past the global budget: %d, want 200", resp.StatusCode())
 	}
 	now = now.Add(globalWindow)
 	if resp, _ := c.do("GET", "/info", "", fromIP("203.0.113.1"), withHeader("Authorization", basicAuth("admin", "s3cret"))); resp.StatusCode() != 200 {
