@@ -155,7 +155,8 @@ func (l lingerListener) Accept() (net.Conn, error) {
 // the next request, ReadTimeout once its first byte is in), and
 // re-arming the runtime's timer each time is a good part of what a
 // request costs sluice over a bare fasthttp proxy. A timeout fires up to
-// 1/pool.DeadlineSlack late, never early.
+// 1/pool.DeadlineSlack late (of the longer of the two, when the armed
+// deadline was for the other timeout), never early.
 //
 // A read deadline is also armed lazily: SetReadDeadline notes it, and the
 // next read of the socket arms it (at once when a read is already under
@@ -178,6 +179,9 @@ type lingerConn struct {
 func (c *lingerConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.wd.Covers(t) {
+		return nil // no clock read either
+	}
 	var timeout time.Duration
 	if !t.IsZero() {
 		timeout = time.Until(t)
@@ -207,6 +211,9 @@ func (c *lingerConn) SetReadDeadline(t time.Time) error {
 // armRead arms read deadline t, or keeps the armed one when it covers t.
 // c.mu is held.
 func (c *lingerConn) armRead(t time.Time) error {
+	if c.rd.Covers(t) {
+		return nil // no clock read either
+	}
 	var timeout time.Duration
 	if !t.IsZero() {
 		timeout = time.Until(t)
