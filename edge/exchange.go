@@ -39,6 +39,7 @@ type exchange struct {
 	captures   submatch.Scratch   // a regex route's groups for its replace_path (match.go); kept across requests
 	cacheKey   []byte             // the request's cache key (step_cache.go); the exchange's own, reset to length 0
 	varyKey    []byte             // its variant's key, when the answer varies; reset to length 0
+	uriBuf     []byte             // the request target sent upstream, built here (setForwardURI); fasthttp copies it
 }
 
 // exchangeState is what one request sets on its exchange, cleared whole
@@ -110,6 +111,7 @@ func releaseExchange(x *exchange) {
 	x.decodedBuf = trimScratch(x.decodedBuf)
 	x.cacheKey = trimScratch(x.cacheKey)
 	x.varyKey = trimScratch(x.varyKey)
+	x.uriBuf = trimScratch(x.uriBuf)
 	x.captures.Trim()
 	exchangePool.Put(x)
 }
