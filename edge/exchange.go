@@ -24,6 +24,28 @@ import (
 // ip) or aliases the RequestCtx and is valid only until ServeHTTP returns
 // (query, until the proxy step rewrites the request URI).
 type exchange struct {
+	exchangeState
+
+	// Scratch, kept across requests and not cleared: each request writes
+	// what it reads back, and nothing refers to these once a request ends
+	// (the slices above that alias them are cleared with exchangeState).
+	idBuf      [maxRequestIDLen]byte
+	pathBuf    []byte
+	decodedBuf []byte
+	ipBuf      [64]byte
+	keyBuf     [320]byte          // rate-limit and quota keys: here, not on the stack, since limiters are called through an interface
+	originBuf  [maxOriginLen]byte // the allowed Origin, echoed after the request's headers have changed (step_cors.go)
+	argBuf     [maxQueryArg]byte  // a query parameter's value, decoded for a route condition (match.go)
+	captures   submatch.Scratch   // a regex route's groups for its replace_path (match.go); kept across requests
+	cacheKey   []byte             // the request's cache key (step_cache.go); the exchange's own, reset to length 0
+	varyKey    []byte             // its variant's key, when the answer varies; reset to length 0
+	uriBuf     []byte             // the request target sent upstream, built here (setForwardURI); fasthttp copies it
+}
+
+// exchangeState is what one request sets on its exchange, cleared whole
+// when it is released: everything but the scratch buffers, so the reset
+// zeroes about a quarter of the exchange instead of all of it.
+type exchangeState struct {
 	ctx   *fasthttp.RequestCtx
 	snap  *Snapshot
 	route *route // nil until routed
@@ -66,18 +88,6 @@ type exchange struct {
 	flushing  bool  // the streamed answer is flushed as relayed (step_proxy.go)
 	relayed   int64 // body bytes of a streamed answer
 	streamErr error // what broke a streamed answer off upstream
-
-	cacheKey []byte // the request's cache key (step_cache.go); the exchange's own
-	varyKey  []byte // its variant's key, when the answer varies
-
-	idBuf      [maxRequestIDLen]byte
-	pathBuf    []byte
-	decodedBuf []byte
-	ipBuf      [64]byte
-	keyBuf     [320]byte          // rate-limit and quota keys: here, not on the stack, since limiters are called through an interface
-	originBuf  [maxOriginLen]byte // the allowed Origin, echoed after the request's headers have changed (step_cors.go)
-	argBuf     [maxQueryArg]byte  // a query parameter's value, decoded for a route condition (match.go)
-	captures   submatch.Scratch   // a regex route's groups for its replace_path (match.go); kept across requests
 }
 
 var exchangePool = sync.Pool{New: func() any { return &exchange{pathBuf: make([]byte, 0, 256)} }}
@@ -88,26 +98,30 @@ func acquireExchange(ctx *fasthttp.RequestCtx, s *Snapshot) *exchange {
 	return x
 }
 
-// releaseExchange clears x (so a pooled exchange holds no request's data)
-// and returns it to the pool. A path buffer grown by one huge request is
+// releaseExchange clears x's per-request state (so a pooled exchange
+// refers to no request's data) and returns it to the pool. Its scratch
+// buffers are emptied, not zeroed; one grown by a huge request is
 // dropped rather than kept.
 func releaseExchange(x *exchange) {
-	buf, dec, ck, vk := x.pathBuf[:0], x.decodedBuf[:0], x.cacheKey[:0], x.varyKey[:0]
-	if cap(buf) > 4096 {
-		buf = make([]byte, 0, 256)
+	x.exchangeState = exchangeState{}
+	x.pathBuf = x.pathBuf[:0]
+	if cap(x.pathBuf) > 4096 {
+		x.pathBuf = make([]byte, 0, 256)
 	}
-	if cap(dec) > 4096 {
-		dec = nil
-	}
-	if cap(ck) > 4096 {
-		ck = nil
-	}
-	if cap(vk) > 4096 {
-		vk = nil
-	}
+	x.decodedBuf = trimScratch(x.decodedBuf)
+	x.cacheKey = trimScratch(x.cacheKey)
+	x.varyKey = trimScratch(x.varyKey)
+	x.uriBuf = trimScratch(x.uriBuf)
 	x.captures.Trim()
-	*x = exchange{pathBuf: buf, decodedBuf: dec, cacheKey: ck, varyKey: vk, captures: x.captures}
 	exchangePool.Put(x)
+}
+
+// trimScratch empties b, dropping it when one request grew it past 4 KiB.
+func trimScratch(b []byte) []byte {
+	if cap(b) > 4096 {
+		return nil
+	}
+	return b[:0]
 }
 
 // StreamRead refreshes the client connection's write deadline while a

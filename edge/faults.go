@@ -149,21 +149,39 @@ func (l lingerListener) Accept() (net.Conn, error) {
 // for a bounded time and amount, then closes: the client reads the whole
 // answer instead of a reset (nginx's lingering close).
 //
-// Its write deadline is armed coarsely (pool.CoarseDeadline): fasthttp
-// sets it before every answer, WriteTimeout from then, and re-arming the
-// runtime's timer each time is a good part of what a request costs
-// sluice over a bare fasthttp proxy. A write timeout fires up to
-// 1/pool.DeadlineSlack late, never early.
+// Its deadlines are armed coarsely (pool.CoarseDeadline): fasthttp sets
+// the write deadline before every answer, WriteTimeout from then, and the
+// read deadline twice per request (the idle timeout before waiting for
+// the next request, ReadTimeout once its first byte is in), and
+// re-arming the runtime's timer each time is a good part of what a
+// request costs sluice over a bare fasthttp proxy. A timeout fires up to
+// 1/pool.DeadlineSlack late (of the longer of the two, when the armed
+// deadline was for the other timeout), never early.
+//
+// A read deadline is also armed lazily: SetReadDeadline notes it, and the
+// next read of the socket arms it (at once when a read is already under
+// way, so a deadline set from another goroutine still wakes it). A
+// request whose head arrived whole with its first byte is never read
+// again under ReadTimeout, so the idle deadline armed for the wait before
+// it still covers the next one and steady keep-alive traffic arms none.
 type lingerConn struct {
 	*net.TCPConn
 	linger atomic.Bool
-	wdMu   sync.Mutex // a hijacked connection (a tunnel) may set deadlines from two goroutines
-	wd     pool.CoarseDeadline
+
+	mu      sync.Mutex // deadline state: a hijacked connection (a tunnel) may set deadlines from two goroutines
+	wd      pool.CoarseDeadline
+	rd      pool.CoarseDeadline
+	rdWant  time.Time // the read deadline asked for, not yet armed
+	rdLazy  bool      // rdWant is to be armed before the next read
+	reading int       // reads of the socket under way
 }
 
 func (c *lingerConn) SetWriteDeadline(t time.Time) error {
-	c.wdMu.Lock()
-	defer c.wdMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.wd.Covers(t) {
+		return nil // no clock read either
+	}
 	var timeout time.Duration
 	if !t.IsZero() {
 		timeout = time.Until(t)
@@ -179,18 +197,91 @@ func (c *lingerConn) SetWriteDeadline(t time.Time) error {
 	return err
 }
 
-// SetDeadline sets the write deadline too: the armed one is forgotten.
+func (c *lingerConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reading > 0 {
+		c.rdLazy = false
+		return c.armRead(t)
+	}
+	c.rdWant, c.rdLazy = t, true
+	return nil
+}
+
+// armRead arms read deadline t, or keeps the armed one when it covers t.
+// c.mu is held.
+func (c *lingerConn) armRead(t time.Time) error {
+	if c.rd.Covers(t) {
+		return nil // no clock read either
+	}
+	var timeout time.Duration
+	if !t.IsZero() {
+		timeout = time.Until(t)
+	}
+	d, arm := c.rd.Next(t, timeout)
+	if !arm {
+		return nil
+	}
+	err := c.TCPConn.SetReadDeadline(d)
+	if err != nil {
+		c.rd.Forget()
+	}
+	return err
+}
+
+// SetDeadline sets both deadlines at once: the armed ones are forgotten,
+// a noted read deadline dropped.
 func (c *lingerConn) SetDeadline(t time.Time) error {
-	c.wdMu.Lock()
-	defer c.wdMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.wd.Forget()
+	c.rd.Forget()
+	c.rdLazy = false
 	return c.TCPConn.SetDeadline(t)
+}
+
+// beginRead arms a noted read deadline before a read of the socket;
+// endRead follows the read.
+func (c *lingerConn) beginRead() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rdLazy {
+		c.rdLazy = false
+		if err := c.armRead(c.rdWant); err != nil {
+			return err
+		}
+	}
+	c.reading++
+	return nil
+}
+
+func (c *lingerConn) endRead() {
+	c.mu.Lock()
+	c.reading--
+	c.mu.Unlock()
+}
+
+func (c *lingerConn) Read(p []byte) (int, error) {
+	if err := c.beginRead(); err != nil {
+		return 0, err
+	}
+	defer c.endRead()
+	return c.TCPConn.Read(p)
+}
+
+// WriteTo reads the socket too (io.Copy prefers it to Read).
+func (c *lingerConn) WriteTo(w io.Writer) (int64, error) {
+	if err := c.beginRead(); err != nil {
+		return 0, err
+	}
+	defer c.endRead()
+	return c.TCPConn.WriteTo(w)
 }
 
 func (c *lingerConn) Close() error {
 	if c.linger.Load() {
 		_ = c.CloseWrite()
-		_ = c.SetReadDeadline(time.Now().Add(lingerTimeout))
+		_ = c.SetDeadline(time.Now().Add(lingerTimeout))
 		_, _ = io.CopyN(io.Discard, c.TCPConn, lingerMaxBytes)
 	}
 	return c.TCPConn.Close()

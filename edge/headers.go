@@ -97,13 +97,23 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 	stripHopByHop(h, present, nil)
 }
 
+// hopByHopByLen holds hopByHopHeaders by the length of their names, so a
+// name is compared with the one or two of its length only: it runs on
+// every header of every request and answer.
+var hopByHopByLen = func() (t [20][][]byte) {
+	for _, k := range hopByHopHeaders {
+		t[len(k)] = append(t[len(k)], k)
+	}
+	return t
+}()
+
 func isHopByHopName(name []byte) bool {
-	switch len(name) { // the lengths of hopByHopHeaders' names
-	case 2, 7, 10, 16, 18, 19:
-		for _, k := range hopByHopHeaders {
-			if len(k) == len(name) && bytes.EqualFold(k, name) {
-				return true
-			}
+	if len(name) >= len(hopByHopByLen) {
+		return false
+	}
+	for _, k := range hopByHopByLen[len(name)] {
+		if bytes.EqualFold(k, name) {
+			return true
 		}
 	}
 	return false

@@ -30,15 +30,13 @@ func init() {
 	hex.Encode(requestIDPrefix[:], b[:])
 }
 
-// newRequestID appends a fresh id to dst.
+// newRequestID appends a fresh id to dst, built whole on the stack and
+// appended once (putHex: two digits per step).
 func newRequestID(dst []byte) []byte {
-	n := requestIDSeq.Add(1)
-	dst = append(dst, requestIDPrefix[:]...)
-	const digits = "0123456789abcdef"
-	for shift := 60; shift >= 0; shift -= 4 {
-		dst = append(dst, digits[(n>>uint(shift))&0xf])
-	}
-	return dst
+	var id [requestIDLen]byte
+	copy(id[:16], requestIDPrefix[:])
+	putHex(id[16:], requestIDSeq.Add(1))
+	return append(dst, id[:]...)
 }
 
 // validRequestID accepts a client's X-Request-ID only if it is short and

@@ -99,7 +99,7 @@ func (p *proxyStep) serve(x *exchange) {
 	for _, kv := range rt.reqSet {
 		req.Header.SetBytesKV(kv[0], kv[1])
 	}
-	setForwardURI(req, rt, x.path, x.query, &x.captures)
+	x.uriBuf = setForwardURI(req, rt, x.path, x.query, &x.captures, x.uriBuf[:0])
 	if rt.mirror != nil {
 		rt.mirror.copy(req)
 	}
@@ -217,10 +217,9 @@ func (p *proxyStep) withinResponseLimit(x *exchange, resp *fasthttp.Response) bo
 // setForwardURI sets the origin-form request target sent upstream: the
 // normalised path the route matched, or its rewrite, plus the query as sent.
 // query may alias the request URI: it is copied before the URI is set.
-// sc is the exchange's scratch for a template's regex groups.
-func setForwardURI(req *fasthttp.Request, rt *route, path, query []byte, sc *submatch.Scratch) {
-	buf := bytebufferpool.Get()
-	b := buf.B[:0]
+// sc is the exchange's scratch for a template's regex groups, b its
+// buffer the URI is built in (returned, grown).
+func setForwardURI(req *fasthttp.Request, rt *route, path, query []byte, sc *submatch.Scratch, b []byte) []byte {
 	switch {
 	case rt.pathTemplate != nil:
 		b = appendTemplatePath(b, rt, path, sc)
@@ -244,8 +243,7 @@ func setForwardURI(req *fasthttp.Request, rt *route, path, query []byte, sc *sub
 	// Copies b; setting the raw URI also makes fasthttp write it as it is
 	// instead of re-encoding a parsed one.
 	req.SetRequestURIBytes(b)
-	buf.B = b
-	bytebufferpool.Put(buf)
+	return b
 }
 
 // readSmallBody reads a streamed body of known length n into the request.

@@ -24,6 +24,20 @@ const DeadlineSlack = 64
 // owns the connection's requests.
 type CoarseDeadline struct {
 	armed atomic.Int64 // wall-clock UnixNano of the armed deadline; 0: none
+	slack atomic.Int64 // the slack it was armed with, in nanoseconds
+}
+
+// Covers reports whether the armed deadline keeps d without a clock read:
+// d falls at or before it, within the slack it was armed with. A caller
+// that knows no timeout for d asks this first and computes one only when
+// it must arm; d's timeout then fires up to 1/DeadlineSlack of the armed
+// one's late (the armed timeout, when it was the longer).
+func (c *CoarseDeadline) Covers(d time.Time) bool {
+	if d.IsZero() {
+		return false
+	}
+	a, dn := c.armed.Load(), d.UnixNano()
+	return a != 0 && a >= dn && a-dn <= c.slack.Load()
 }
 
 // Next returns the deadline to arm for d, timeout away, and true; or
@@ -39,6 +53,7 @@ func (c *CoarseDeadline) Next(d time.Time, timeout time.Duration) (time.Time, bo
 		return time.Time{}, false
 	}
 	arm := d.Add(slack)
+	c.slack.Store(int64(slack))
 	c.armed.Store(arm.UnixNano())
 	return arm, true
 }

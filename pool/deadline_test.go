@@ -62,3 +62,38 @@ func TestSetDeadlineCoarseTimesOutNeverEarly(t *testing.T) {
 		t.Errorf("timed out %v before the deadline asked for", d.Sub(now))
 	}
 }
+
+// Covers answers without a timeout what Next would keep: a deadline at
+// or before the armed one, within the slack it was armed with.
+func TestCoarseDeadlineCovers(t *testing.T) {
+	var c CoarseDeadline
+	const timeout = 64 * time.Second // slack: 1 s
+	base := time.Now().Add(timeout)
+	if c.Covers(base) {
+		t.Fatal("nothing armed, yet covered")
+	}
+	if _, arm := c.Next(base, timeout); !arm {
+		t.Fatal("first deadline not armed")
+	}
+	cases := []struct {
+		name string
+		d    time.Time
+		want bool
+	}{
+		{"the deadline armed for", base, true},
+		{"at the armed one", base.Add(time.Second), true},
+		{"past the armed one", base.Add(time.Second + 1), false},
+		{"earlier by the slack exactly", base, true},
+		{"earlier by more than the slack", base.Add(-1), false},
+		{"no deadline", time.Time{}, false},
+	}
+	for _, k := range cases {
+		if got := c.Covers(k.d); got != k.want {
+			t.Errorf("%s: covered %v, want %v", k.name, got, k.want)
+		}
+	}
+	c.Forget()
+	if c.Covers(base) {
+		t.Error("covered after Forget")
+	}
+}
