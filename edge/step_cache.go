@@ -184,19 +184,34 @@ func (c cacheStep) bypass(x *exchange) {
 	c.c.metrics.Result(observe.CacheBypass)
 	unsafe := !x.ctx.IsGet() && !x.ctx.IsHead() && !x.ctx.IsOptions() && !x.ctx.IsTrace()
 	if unsafe {
-		// The key is built before the proxy step rewrites the request.
-		unsafe = c.c.appendKey(x)
+		// The key is built before the proxy step rewrites the request:
+		// its URL part and this route, what every entry of the route
+		// for the URL starts with (each scheme's, forwarded host's,
+		// caller's and variant's).
+		unsafe = c.c.appendURLRoute(x)
 	}
 	x.next()
 	x.ctx.Response.Header.SetCanonical(headerCacheStatus, cacheStatusBypass)
 	if s := x.ctx.Response.StatusCode(); unsafe && s >= 200 && s < 400 {
 		// RFC 9111 4.4: a successful unsafe request invalidates what is
-		// stored for its URI (the entry, or the variant index, so no
-		// variant is found either), on every instance with Redis.
+		// stored for its URI on this route, under every scheme and
+		// caller (an authorized route keys the caller's identity), on
+		// every instance with Redis.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, _ = c.c.store.Purge(ctx, cache.Purge{Kind: cache.PurgeExact, Arg: string(x.cacheKey)})
+		_, _ = c.c.store.Purge(ctx, cache.Purge{Kind: cache.PurgeInvalidate, Arg: string(x.cacheKey)})
 		cancel()
 	}
+}
+
+// appendURLRoute builds in x.cacheKey the start of every key of this
+// route for x's URL: appendKey's URL part and route. false: the request
+// can't be keyed.
+func (c *routeCache) appendURLRoute(x *exchange) bool {
+	h := &x.ctx.Request.Header
+	key, ok := c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, x.ctx.IsTLS(), h)
+	key = append(key, "\x00r:"...)
+	x.cacheKey = appendNoNUL(key, c.name)
+	return ok
 }
 
 // appendKey builds x's primary key in x.cacheKey: the URL part (what
@@ -209,10 +224,8 @@ func (c cacheStep) bypass(x *exchange) {
 // the request can't be keyed.
 func (c *routeCache) appendKey(x *exchange) bool {
 	h := &x.ctx.Request.Header
-	key, ok := c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, x.ctx.IsTLS(), h)
-	key = append(key, "\x00r:"...)
-	key = appendNoNUL(key, c.name)
-	key = append(key, "\x00s:"...)
+	ok := c.appendURLRoute(x)
+	key := append(x.cacheKey, "\x00s:"...)
 	peer, _ := netip.AddrFromSlice(x.ctx.RemoteIP())
 	trusted := len(x.snap.trusted) > 0 && x.snap.isTrusted(peer.Unmap())
 	proto := []byte(nil)

@@ -146,7 +146,7 @@ func (r *Redis) Set(ctx context.Context, e *Entry, now int64) {
 // instance drops its memory copies. Unlike Get and Set it reports
 // errors: an admin asking for a purge must know it did not happen.
 func (r *Redis) Purge(ctx context.Context, p Purge) (int, error) {
-	if p.Kind == PurgeExact {
+	if p.Kind == PurgeExact || p.Kind == PurgeInvalidate {
 		// On the request path (an unsafe request's invalidation): one
 		// timeout at most, and none while Redis is known down.
 		if r.Down() {
@@ -182,9 +182,9 @@ func (r *Redis) purge(ctx context.Context, p Purge, timeout time.Duration) (int,
 // rare admin call), deleting each SCAN page as it comes.
 func (r *Redis) unlink(ctx context.Context, p Purge) (int, error) {
 	switch p.Kind {
-	case PurgeKey, PurgeTag:
+	case PurgeKey, PurgeTag, PurgeInvalidate:
 		set := redisTagPre + p.Arg
-		if p.Kind == PurgeKey {
+		if p.Kind != PurgeTag {
 			// The URL's set; a purge naming a whole key (a route's, a
 			// variant's) takes the members it selects.
 			set = redisURLPre + URLPart(p.Arg)
@@ -199,7 +199,7 @@ func (r *Redis) unlink(ctx context.Context, p Purge) (int, error) {
 				keys = append(keys, redisPrefix+m)
 			}
 		}
-		if p.Kind == PurgeKey {
+		if p.Kind != PurgeTag {
 			keys = append(keys, redisPrefix+p.Arg) // a key stored without a set
 		}
 		n, err := r.unlinkKeys(ctx, keys)
