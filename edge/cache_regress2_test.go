@@ -1,7 +1,13 @@
 package edge
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -51,5 +57,65 @@ routes:
 	}
 	if r := g.do(t, request{path: "/profile", headers: tok}); r.body != "profile v1" {
 		t.Fatalf("after POST the caller's own entry was not invalidated: got %q (%s)", r.body, r.header.Get("Cache-Status"))
+	}
+}
+
+// The copy of a streamed answer kept for the cache grows with the bytes
+// that arrived, not with the declared Content-Length: four misses each
+// declaring 64 MiB and sending 256 KiB used to hold 256 MiB of heap at
+// once (an upstream, or whoever can make one answer slowly, could
+// exhaust the gateway with a few requests).
+func TestCacheStreamedCopyGrowsWithBodyNotDeclaredLength(t *testing.T) {
+	const sent, declared, n = 256 << 10, 64 << 20, 4
+	block := make(chan struct{})
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", strconv.Itoa(declared))
+		w.Write(bytes.Repeat([]byte("x"), sent))
+		w.(http.Flusher).Flush()
+		<-block
+	})
+	g := startGateway(t, cacheConfig(up.URL, "", "{ max_object_bytes: 64MiB }"))
+	var conns []net.Conn
+	defer func() { // before the cleanups: they wait for these requests
+		close(block)
+		for _, cn := range conns {
+			cn.Close()
+		}
+	}()
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	before := heap()
+	for i := range n {
+		cn, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, cn)
+		fmt.Fprintf(cn, "GET /big?i=%d HTTP/1.1\r\nHost: a\r\n\r\n", i)
+		// Wait until the sent bytes reached the client: the copy has
+		// seen them all.
+		br := bufio.NewReader(cn)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("head: %v", err)
+			}
+			if line == "\r\n" {
+				break
+			}
+		}
+		if _, err := io.ReadFull(br, make([]byte, sent)); err != nil {
+			t.Fatalf("body: %v", err)
+		}
+	}
+	grew := int64(heap()) - int64(before)
+	// Before the fix: n * 64 MiB. Now about n * 256 KiB (plus noise).
+	if grew > 32<<20 {
+		t.Fatalf("%d misses with %d KiB of body each grew the heap by %d MiB: the copy is sized by the declared length", n, sent>>10, grew>>20)
 	}
 }

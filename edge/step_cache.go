@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -595,7 +596,10 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request, 
 	}
 	if resp.IsBodyStream() {
 		t := &cacheTee{c: c, e: e, idx: idx, want: resp.Header.ContentLength()}
-		t.buf = make([]byte, 0, t.want) // the bound: want <= max_object_bytes
+		// Grown with the bytes that arrive, never sized by the declared
+		// length alone: an answer declaring max_object_bytes and then
+		// stalling must not hold that much.
+		t.buf = make([]byte, 0, min(t.want, teeFirstBuf))
 		if lead != nil {
 			t.lead, lead.handed = lead, true
 		}
@@ -628,11 +632,14 @@ func variantIndex(e *cache.Entry, primary string) *cache.Entry {
 		ETag: e.ETag, LastModified: e.LastModified}
 }
 
+// teeFirstBuf is a cacheTee's first buffer; it doubles as bytes arrive.
+const teeFirstBuf = 64 << 10
+
 // cacheTee copies a streamed answer's body as it is relayed (a
 // pool.StreamFilter) and stores the entry when the body ended at its
 // declared length (only answers whose Content-Length is within
-// max_object_bytes get one). Memory: at most max_object_bytes per such
-// answer in flight.
+// max_object_bytes get one). Memory: about twice the bytes received so
+// far, at most max_object_bytes per such answer in flight.
 type cacheTee struct {
 	src      io.Reader
 	c        *routeCache
@@ -654,6 +661,11 @@ func (t *cacheTee) Read(p []byte) (int, error) {
 		if len(t.buf)+n > t.c.maxObject {
 			t.over, t.buf = true, nil
 		} else {
+			if len(t.buf)+n > cap(t.buf) {
+				// Doubling, capped at the declared length: the copy
+				// ends at most want long (a longer body is no entry).
+				t.buf = slices.Grow(t.buf, min(max(2*cap(t.buf), len(t.buf)+n), max(t.want, len(t.buf)+n))-len(t.buf))
+			}
 			t.buf = append(t.buf, p[:n]...)
 		}
 	}
