@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/sluicegw/sluice/internal/testutil"
 )
 
 // Regression tests for the second review of the response cache: each is
@@ -117,5 +119,47 @@ func TestCacheStreamedCopyGrowsWithBodyNotDeclaredLength(t *testing.T) {
 	// Before the fix: n * 64 MiB. Now about n * 256 KiB (plus noise).
 	if grew > 32<<20 {
 		t.Fatalf("%d misses with %d KiB of body each grew the heap by %d MiB: the copy is sized by the declared length", n, sent>>10, grew>>20)
+	}
+}
+
+// Behind a trusted proxy the key must describe what the upstream is told
+// (RFC 9110 5.3: several lines of a field are one list). A request with
+// two X-Forwarded-Proto (or -Host) lines reached the upstream with both
+// but was keyed by the first, so its answer was served to clients sending
+// only that one; and X-Forwarded-Proto: HTTPS was keyed as https while
+// the upstream saw HTTPS. Now several lines are not cached, and the
+// scheme reaches the upstream as it is keyed, in lower case.
+func TestCacheTrustedForwardedLinesKeyedAsForwarded(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(w, "proto=%s host=%s", strings.Join(r.Header.Values("X-Forwarded-Proto"), ","),
+			strings.Join(r.Header.Values("X-Forwarded-Host"), ","))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "server: { trusted_proxies: [127.0.0.0/8] }", "{}"))
+	get := func(path string, fields ...string) string {
+		t.Helper()
+		raw := "GET " + path + " HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n"
+		for _, f := range fields {
+			raw += f + "\r\n"
+		}
+		out := testutil.RawExchange(t, g.addr, raw+"\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", out, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	for _, tc := range []struct{ path, twice, once, want string }{
+		{"/proto", "X-Forwarded-Proto: https\r\nX-Forwarded-Proto: http", "X-Forwarded-Proto: https", "proto=https host=shop.example"},
+		{"/host", "X-Forwarded-Host: a.example\r\nX-Forwarded-Host: evil.example", "X-Forwarded-Host: a.example", "proto=http host=a.example"},
+	} {
+		get(tc.path, tc.twice)
+		if got := get(tc.path, tc.once); got != tc.want {
+			t.Errorf("%s: a client sending one line got %q, want %q (the answer to two lines was stored for it)", tc.path, got, tc.want)
+		}
+	}
+	if got := get("/case", "X-Forwarded-Proto: HTTPS"); got != "proto=https host=shop.example" {
+		t.Errorf("X-Forwarded-Proto: HTTPS reached the upstream as %q, but is keyed as https", got)
 	}
 }

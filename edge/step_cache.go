@@ -231,7 +231,18 @@ func (c *routeCache) appendKey(x *exchange) bool {
 	trusted := len(x.snap.trusted) > 0 && x.snap.isTrusted(peer.Unmap())
 	proto := []byte(nil)
 	if trusted {
+		if !forwardedOnce(h) {
+			// Several lines of one of them all reach the upstream (RFC
+			// 9110 5.3: one list), which may read any: not keyed.
+			return false
+		}
 		proto = reqHeader(h, "x-forwarded-proto")
+		if hasUpperASCII(proto) {
+			// The upstream is told the scheme as it is keyed.
+			lower := cache.AppendLowerNoNUL(nil, proto)
+			h.SetCanonical(headerXFP, lower)
+			proto = lower
+		}
 	}
 	switch {
 	case len(proto) > 0:
@@ -260,9 +271,44 @@ func (c *routeCache) appendKey(x *exchange) bool {
 	return ok
 }
 
+// forwardedOnce reports whether each of X-Forwarded-Proto and
+// forwardedURLFields is on one line at most.
+func forwardedOnce(h *fasthttp.RequestHeader) bool {
+	var seen [1 + len(forwardedURLFields)]bool // x-forwarded-proto, then forwardedURLFields
+	for k := range h.All() {
+		i := -1
+		if equalFoldASCII(k, "x-forwarded-proto") {
+			i = 0
+		} else {
+			for j, name := range forwardedURLFields {
+				if equalFoldASCII(k, name) {
+					i = 1 + j
+					break
+				}
+			}
+		}
+		if i >= 0 {
+			if seen[i] {
+				return false
+			}
+			seen[i] = true
+		}
+	}
+	return true
+}
+
+func hasUpperASCII(b []byte) bool {
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
 // forwardedURLFields are the fields a trusted proxy sends that describe
 // the URL the client used (besides X-Forwarded-Proto, the scheme).
-var forwardedURLFields = []string{"x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "x-original-url", "x-rewrite-url"}
+var forwardedURLFields = [...]string{"x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "x-original-url", "x-rewrite-url"}
 
 // appendIdentity adds the caller to the key of a route that caches
 // requests with credentials: a hash of everything the upstream may answer
