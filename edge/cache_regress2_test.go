@@ -163,3 +163,22 @@ func TestCacheTrustedForwardedLinesKeyedAsForwarded(t *testing.T) {
 		t.Errorf("X-Forwarded-Proto: HTTPS reached the upstream as %q, but is keyed as https", got)
 	}
 }
+
+// RFC 9111 5.2.1.3: min-fresh asks for an answer that stays fresh for at
+// least that many seconds more. It was parsed and ignored: a client asking
+// for 120 s got an entry fresh for 60 at most.
+func TestCacheRequestMinFresh(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("v"))
+	})
+	g := startGateway(t, cacheConfig(up.URL, "", "{}"))
+	g.do(t, request{path: "/m"})
+	cc := func(v string) map[string]string { return map[string]string{"Cache-Control": v} }
+	if r := g.do(t, request{path: "/m", headers: cc("min-fresh=120")}); strings.Contains(r.header.Get("Cache-Status"), "hit") || up.hits.Load() != 2 {
+		t.Fatalf("min-fresh=120 on an entry fresh for at most 60 s: %s, %d upstream requests", r.header.Get("Cache-Status"), up.hits.Load())
+	}
+	if r := g.do(t, request{path: "/m", headers: cc("min-fresh=10")}); !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+		t.Fatalf("min-fresh=10 on an entry fresh for ~60 s more: %s, want a hit", r.header.Get("Cache-Status"))
+	}
+}

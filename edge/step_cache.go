@@ -145,7 +145,10 @@ func (c cacheStep) serve(x *exchange) {
 	if e != nil {
 		// RFC 9111 5.2.1.1: a request's max-age bounds the age it
 		// accepts, fresh or stale; max-age=0 (a reload) accepts none.
-		acceptable := !rq.NoCache && (rq.MaxAge < 0 || (rq.MaxAge > 0 && e.Age(now) <= rq.MaxAge*int64(time.Second)))
+		// 5.2.1.3: min-fresh, how much longer it must stay fresh (so
+		// never a stale one).
+		acceptable := !rq.NoCache && (rq.MaxAge < 0 || (rq.MaxAge > 0 && e.Age(now) <= rq.MaxAge*int64(time.Second))) &&
+			(rq.MinFresh < 0 || e.Lifetime-e.Age(now) >= rq.MinFresh*int64(time.Second))
 		if acceptable && e.Fresh(now) {
 			c.c.metrics.Result(observe.CacheHit)
 			c.c.serveEntry(x, e, now, cacheStatusHitPrefix, "")
@@ -841,7 +844,7 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 			}
 		}()
 		dctx.Request.Header.Del("Cache-Control") // the refresh itself is not a no-cache request
-		stored = c.forward(dx, e, cache.Request{MaxAge: -1}, lead)
+		stored = c.forward(dx, e, cache.Request{MaxAge: -1, MinFresh: -1}, lead)
 		if dx.streaming {
 			// Nobody writes this answer. One the cache copies as it passes
 			// (its Content-Length within max_object_bytes) is read through,
