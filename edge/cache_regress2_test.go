@@ -13,7 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/sluicegw/sluice/edge/auth"
 	"github.com/sluicegw/sluice/internal/testutil"
+	"github.com/valyala/fasthttp"
 )
 
 // Regression tests for the second review of the response cache: each is
@@ -180,5 +182,31 @@ func TestCacheRequestMinFresh(t *testing.T) {
 	}
 	if r := g.do(t, request{path: "/m", headers: cc("min-fresh=10")}); !strings.Contains(r.header.Get("Cache-Status"), "hit") {
 		t.Fatalf("min-fresh=10 on an entry fresh for ~60 s more: %s, want a hit", r.header.Get("Cache-Status"))
+	}
+}
+
+// The identity hash of an authorized route's key wrote its parts with a
+// separator and no counts, so parts could slide from one list to the
+// next: roles [X-Tenant, t1] hashed as no roles and a forwarded
+// X-Tenant: t1 claim. Each list is now counted and each part
+// length-prefixed: different callers never share an entry.
+func TestCacheIdentityHashPartsCannotSlide(t *testing.T) {
+	c := &routeCache{}
+	key := func(id *auth.Identity) string {
+		x := &exchange{ctx: &fasthttp.RequestCtx{}, identity: id}
+		return string(c.appendIdentity(nil, x))
+	}
+	for _, tc := range []struct {
+		name string
+		a, b *auth.Identity
+	}{
+		{"roles vs forwarded claim", &auth.Identity{Subject: "s", Roles: []string{"X-Tenant", "t1"}},
+			&auth.Identity{Subject: "s", Headers: [][2][]byte{{[]byte("X-Tenant"), []byte("t1")}}}},
+		{"subject vs role", &auth.Identity{Subject: "s\x00admin"}, &auth.Identity{Subject: "s", Roles: []string{"admin"}}},
+		{"role split", &auth.Identity{Subject: "s", Roles: []string{"a\x00b"}}, &auth.Identity{Subject: "s", Roles: []string{"a", "b"}}},
+	} {
+		if ka, kb := key(tc.a), key(tc.b); ka == kb {
+			t.Errorf("%s: two callers share the identity key %q", tc.name, ka)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash/maphash"
@@ -322,19 +323,30 @@ var forwardedURLFields = [...]string{"x-forwarded-host", "x-forwarded-port", "x-
 // hash, never the credential itself: keys are stored in Redis and shown
 // by purges.
 func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
+	// An unambiguous encoding: each part tagged 'p' and length-prefixed,
+	// each list closed by 'e', so no part can slide into the next one or
+	// from one list into another (roles into forwarded claims).
 	hs := sha256.New()
-	sep := []byte{0}
-	put := func(b []byte) { hs.Write(b); hs.Write(sep) }
+	var pre [9]byte
+	put := func(b []byte) {
+		pre[0] = 'p'
+		binary.BigEndian.PutUint64(pre[1:], uint64(len(b)))
+		hs.Write(pre[:])
+		hs.Write(b)
+	}
+	end := func() { hs.Write([]byte{'e'}) }
 	if id := x.identity; id != nil {
 		put([]byte("sub"))
 		put([]byte(id.Subject))
 		for _, r := range id.Roles {
 			put([]byte(r))
 		}
+		end()
 		for _, kv := range id.Headers {
 			put(kv[0])
 			put(kv[1])
 		}
+		end()
 	}
 	if k := x.apiKey; k != nil {
 		put([]byte("key"))
@@ -342,6 +354,7 @@ func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
 		for _, r := range k.Roles {
 			put([]byte(r))
 		}
+		end()
 	}
 	h := &x.ctx.Request.Header
 	put([]byte("cred"))
@@ -350,6 +363,7 @@ func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
 			put(v)
 		}
 	}
+	end()
 	// What sluice tells the upstream of the caller: a client
 	// certificate's subject and fingerprint, forwarded claims.
 	for _, name := range c.idHeaders {
@@ -359,6 +373,7 @@ func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
 				put(v)
 			}
 		}
+		end()
 	}
 	var sum [sha256.Size]byte
 	dst = append(dst, "\x00id:"...)
