@@ -876,8 +876,9 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 }
 
 // reqHeader is the first line of a request field by its lower-case name,
-// whatever case the client wrote it in (names are kept as sent,
-// DisableHeaderNamesNormalizing, so Peek would miss "authorization").
+// whatever case it is in: fasthttp normalizes names it parses (newServer
+// keeps that default), but a field sluice set with SetCanonical keeps the
+// case it was given, so the compare ignores case rather than trust Peek.
 // nil: absent. Aliases the header.
 func reqHeader(h *fasthttp.RequestHeader, lower string) []byte {
 	for k, v := range h.All() {
