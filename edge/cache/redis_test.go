@@ -61,6 +61,11 @@ func TestRedisURLSetIsBounded(t *testing.T) {
 	if n := urlSetSize(t, r, url); n != 0 {
 		t.Fatalf("after the route's invalidation the set still holds %d keys", n)
 	}
+	for i := range 3 {
+		if _, ok := r.Get(ctx, []byte(variant(url, i, now, 0).Key)); ok {
+			t.Fatalf("variant %d still stored after the route's invalidation", i)
+		}
+	}
 
 	// Expired members: stored an hour later, the minute-long ones are gone.
 	for i := range 3 {
