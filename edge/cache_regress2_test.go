@@ -210,3 +210,59 @@ func TestCacheIdentityHashPartsCannotSlide(t *testing.T) {
 		}
 	}
 }
+
+// The copies of streamed answers in flight share one budget, the memory
+// tier's size (cache.memory_bytes): past it an answer is relayed without
+// a copy. Eight stalled answers of 3 MiB each, each within a 4 MiB
+// max_object_bytes, used to hold 8 copies at once.
+func TestCacheStreamedCopiesShareOneBudget(t *testing.T) {
+	const sent, declared, n = 3 << 20, 4 << 20, 8
+	block := make(chan struct{})
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", strconv.Itoa(declared))
+		w.Write(bytes.Repeat([]byte("x"), sent))
+		w.(http.Flusher).Flush()
+		<-block
+	})
+	g := startGateway(t, cacheConfig(up.URL, "cache: { memory_bytes: 4MiB }", "{ max_object_bytes: 4MiB }"))
+	var conns []net.Conn
+	defer func() { // before the cleanups: they wait for these requests
+		close(block)
+		for _, cn := range conns {
+			cn.Close()
+		}
+	}()
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	before := heap()
+	for i := range n {
+		cn, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, cn)
+		fmt.Fprintf(cn, "GET /big?i=%d HTTP/1.1\r\nHost: a\r\n\r\n", i)
+		br := bufio.NewReader(cn)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("head: %v", err)
+			}
+			if line == "\r\n" {
+				break
+			}
+		}
+		if _, err := io.ReadFull(br, make([]byte, sent)); err != nil {
+			t.Fatalf("body: %v", err)
+		}
+	}
+	// Without the budget: n copies of 4 MiB (the doubling's last step).
+	if grew := int64(heap()) - int64(before); grew > 16<<20 {
+		t.Fatalf("%d stalled answers of %d MiB grew the heap by %d MiB: the copies are not bounded by cache.memory_bytes", n, sent>>20, grew>>20)
+	}
+}

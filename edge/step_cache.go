@@ -11,8 +11,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicegw/sluice/edge/cache"
@@ -50,6 +50,7 @@ type routeCache struct {
 	apiKeyName  string   // the API key header, lower case ("" without one)
 	idHeaders   []string // the identity fields only sluice sets (identityHeaders), lower case
 	lockTimeout time.Duration
+	tees        *teeBudget // shared by every route of the gateway
 	name        string
 	metrics     *observe.CacheRoute
 }
@@ -67,6 +68,7 @@ func (s *Snapshot) compileCache(rt *route, rc *config.RouteCache) *routeCache {
 		authorized:  rc.Authorized,
 		cookies:     rc.Cookies,
 		lockTimeout: kc.LockTimeout.D(),
+		tees:        &s.res.cacheTees,
 		name:        rt.name,
 		metrics:     s.res.metrics.CacheRoute(rt.name),
 	}
@@ -660,10 +662,6 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request, 
 	}
 	if resp.IsBodyStream() {
 		t := &cacheTee{c: c, e: e, idx: idx, want: resp.Header.ContentLength()}
-		// Grown with the bytes that arrive, never sized by the declared
-		// length alone: an answer declaring max_object_bytes and then
-		// stalling must not hold that much.
-		t.buf = make([]byte, 0, min(t.want, teeFirstBuf))
 		if lead != nil {
 			t.lead, lead.handed = lead, true
 		}
@@ -699,6 +697,25 @@ func variantIndex(e *cache.Entry, primary string) *cache.Entry {
 // teeFirstBuf is a cacheTee's first buffer; it doubles as bytes arrive.
 const teeFirstBuf = 64 << 10
 
+// teeBudget bounds the bytes held by the copies of streamed answers in
+// flight, all routes together (cache.memory_bytes: they are on their way
+// to the memory tier), so stalled answers can't hold max_object_bytes
+// each without end.
+type teeBudget struct {
+	used atomic.Int64
+	max  int64
+}
+
+func (b *teeBudget) reserve(n int64) bool {
+	if b.used.Add(n) > b.max {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *teeBudget) release(n int64) { b.used.Add(-n) }
+
 // cacheTee copies a streamed answer's body as it is relayed (a
 // pool.StreamFilter) and stores the entry when the body ended at its
 // declared length (only answers whose Content-Length is within
@@ -709,6 +726,7 @@ type cacheTee struct {
 	c        *routeCache
 	e, idx   *cache.Entry // evaluated at the head; idx: the variant index, or nil
 	buf      []byte
+	held     int         // bytes of buf taken from the budget
 	want     int         // the declared length
 	lead     *leadFlight // the flight to end when done; nil: none
 	over     bool
@@ -723,13 +741,8 @@ func (t *cacheTee) Read(p []byte) (int, error) {
 	n, err := t.src.Read(p)
 	if !t.over && n > 0 {
 		if len(t.buf)+n > t.c.maxObject {
-			t.over, t.buf = true, nil
-		} else {
-			if len(t.buf)+n > cap(t.buf) {
-				// Doubling, capped at the declared length: the copy
-				// ends at most want long (a longer body is no entry).
-				t.buf = slices.Grow(t.buf, min(max(2*cap(t.buf), len(t.buf)+n), max(t.want, len(t.buf)+n))-len(t.buf))
-			}
+			t.drop()
+		} else if t.grow(n) {
 			t.buf = append(t.buf, p[:n]...)
 		}
 	}
@@ -739,12 +752,43 @@ func (t *cacheTee) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// grow makes room for n more bytes: grown with the bytes that arrive
+// (from teeFirstBuf, doubling, capped at the declared length: the copy
+// ends at most want long), never sized by the declared length alone, so
+// an answer declaring max_object_bytes and then stalling holds only what
+// it sent. The growth is taken from the gateway's budget; when that is
+// spent the copy is dropped (the answer is relayed, not stored).
+func (t *cacheTee) grow(n int) bool {
+	if len(t.buf)+n <= cap(t.buf) {
+		return true
+	}
+	size := min(max(2*cap(t.buf), teeFirstBuf, len(t.buf)+n), max(t.want, len(t.buf)+n))
+	if !t.c.tees.reserve(int64(size - cap(t.buf))) {
+		t.drop()
+		return false
+	}
+	t.held += size - cap(t.buf)
+	nb := make([]byte, len(t.buf), size)
+	copy(nb, t.buf)
+	t.buf = nb
+	return true
+}
+
+// drop gives up the copy and its budget.
+func (t *cacheTee) drop() {
+	t.over, t.buf = true, nil
+	t.c.tees.release(int64(t.held))
+	t.held = 0
+}
+
 // Done stores the entry if the whole body went by. Called when the
 // stream closes, after the answer has been written.
 // Ends the leader's flight, handing the waiters the entry (nil: they go
 // upstream themselves).
 func (t *cacheTee) Done() {
 	var stored *cache.Entry
+	t.c.tees.release(int64(t.held)) // the stored entry counts in the store instead
+	t.held = 0
 	if t.complete {
 		now := time.Now().UnixNano()
 		t.e.Body = t.buf
