@@ -129,8 +129,9 @@ func (rt *route) condsMatch(x *exchange) bool {
 func (c *routeCond) match(x *exchange) bool {
 	switch c.where {
 	case condHeader:
-		// Names are kept as sent (DisableHeaderNamesNormalizing): compare
-		// ignoring case, first line of the name.
+		// Compare ignoring case, first line of the name: fasthttp
+		// normalizes parsed names, but one set with SetCanonical keeps
+		// the case it was given.
 		for k, v := range x.ctx.Request.Header.All() {
 			if len(k) == len(c.name) && equalFoldASCII(k, string(c.name)) {
 				return c.compare(v)

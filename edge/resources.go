@@ -38,6 +38,7 @@ type resources struct {
 	cache      cache.Store   // the response cache's store (cache.store)
 	cacheMem   *cache.Memory // its memory tier; nil for store: redis
 	cacheRedis *cache.Redis  // its Redis tier; nil for store: memory
+	cacheTees  teeBudget     // the copies of streamed answers in flight (cacheTee)
 
 	tunnels tunnels // open WebSocket tunnels (tunnel.go), drained by Shutdown
 	streams streams // flushed streams being relayed (step_proxy.go), ended by Shutdown
@@ -127,6 +128,10 @@ func (r *resources) openCache(cfg *config.Config) error {
 	kc := cfg.Cache
 	if kc == nil {
 		kc = &config.Cache{Store: "memory", MemoryBytes: 256 << 20}
+	}
+	r.cacheTees.max = int64(kc.MemoryBytes)
+	if r.cacheTees.max <= 0 {
+		r.cacheTees.max = 256 << 20
 	}
 	ev := cache.Events{Stored: func(route string, n int64, evicted bool) {
 		// route comes from the entry, maybe from Redis: only a route

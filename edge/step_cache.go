@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash/maphash"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicegw/sluice/edge/cache"
@@ -48,6 +50,7 @@ type routeCache struct {
 	apiKeyName  string   // the API key header, lower case ("" without one)
 	idHeaders   []string // the identity fields only sluice sets (identityHeaders), lower case
 	lockTimeout time.Duration
+	tees        *teeBudget // shared by every route of the gateway
 	name        string
 	metrics     *observe.CacheRoute
 }
@@ -65,6 +68,7 @@ func (s *Snapshot) compileCache(rt *route, rc *config.RouteCache) *routeCache {
 		authorized:  rc.Authorized,
 		cookies:     rc.Cookies,
 		lockTimeout: kc.LockTimeout.D(),
+		tees:        &s.res.cacheTees,
 		name:        rt.name,
 		metrics:     s.res.metrics.CacheRoute(rt.name),
 	}
@@ -144,7 +148,10 @@ func (c cacheStep) serve(x *exchange) {
 	if e != nil {
 		// RFC 9111 5.2.1.1: a request's max-age bounds the age it
 		// accepts, fresh or stale; max-age=0 (a reload) accepts none.
-		acceptable := !rq.NoCache && (rq.MaxAge < 0 || (rq.MaxAge > 0 && e.Age(now) <= rq.MaxAge*int64(time.Second)))
+		// 5.2.1.3: min-fresh, how much longer it must stay fresh (so
+		// never a stale one).
+		acceptable := !rq.NoCache && (rq.MaxAge < 0 || (rq.MaxAge > 0 && e.Age(now) <= rq.MaxAge*int64(time.Second))) &&
+			(rq.MinFresh < 0 || e.Lifetime-e.Age(now) >= rq.MinFresh*int64(time.Second))
 		if acceptable && e.Fresh(now) {
 			c.c.metrics.Result(observe.CacheHit)
 			c.c.serveEntry(x, e, now, cacheStatusHitPrefix, "")
@@ -184,19 +191,34 @@ func (c cacheStep) bypass(x *exchange) {
 	c.c.metrics.Result(observe.CacheBypass)
 	unsafe := !x.ctx.IsGet() && !x.ctx.IsHead() && !x.ctx.IsOptions() && !x.ctx.IsTrace()
 	if unsafe {
-		// The key is built before the proxy step rewrites the request.
-		unsafe = c.c.appendKey(x)
+		// The key is built before the proxy step rewrites the request:
+		// its URL part and this route, what every entry of the route
+		// for the URL starts with (each scheme's, forwarded host's,
+		// caller's and variant's).
+		unsafe = c.c.appendURLRoute(x)
 	}
 	x.next()
 	x.ctx.Response.Header.SetCanonical(headerCacheStatus, cacheStatusBypass)
 	if s := x.ctx.Response.StatusCode(); unsafe && s >= 200 && s < 400 {
 		// RFC 9111 4.4: a successful unsafe request invalidates what is
-		// stored for its URI (the entry, or the variant index, so no
-		// variant is found either), on every instance with Redis.
+		// stored for its URI on this route, under every scheme and
+		// caller (an authorized route keys the caller's identity), on
+		// every instance with Redis.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, _ = c.c.store.Purge(ctx, cache.Purge{Kind: cache.PurgeExact, Arg: string(x.cacheKey)})
+		_, _ = c.c.store.Purge(ctx, cache.Purge{Kind: cache.PurgeInvalidate, Arg: string(x.cacheKey)})
 		cancel()
 	}
+}
+
+// appendURLRoute builds in x.cacheKey the start of every key of this
+// route for x's URL: appendKey's URL part and route. false: the request
+// can't be keyed.
+func (c *routeCache) appendURLRoute(x *exchange) bool {
+	h := &x.ctx.Request.Header
+	key, ok := c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, x.ctx.IsTLS(), h)
+	key = append(key, "\x00r:"...)
+	x.cacheKey = appendNoNUL(key, c.name)
+	return ok
 }
 
 // appendKey builds x's primary key in x.cacheKey: the URL part (what
@@ -209,15 +231,24 @@ func (c cacheStep) bypass(x *exchange) {
 // the request can't be keyed.
 func (c *routeCache) appendKey(x *exchange) bool {
 	h := &x.ctx.Request.Header
-	key, ok := c.key.AppendKey(x.cacheKey[:0], methodGet, h.Host(), x.path, x.query, x.ctx.IsTLS(), h)
-	key = append(key, "\x00r:"...)
-	key = appendNoNUL(key, c.name)
-	key = append(key, "\x00s:"...)
+	ok := c.appendURLRoute(x)
+	key := append(x.cacheKey, "\x00s:"...)
 	peer, _ := netip.AddrFromSlice(x.ctx.RemoteIP())
 	trusted := len(x.snap.trusted) > 0 && x.snap.isTrusted(peer.Unmap())
 	proto := []byte(nil)
 	if trusted {
+		if !forwardedOnce(h) {
+			// Several lines of one of them all reach the upstream (RFC
+			// 9110 5.3: one list), which may read any: not keyed.
+			return false
+		}
 		proto = reqHeader(h, "x-forwarded-proto")
+		if hasUpperASCII(proto) {
+			// The upstream is told the scheme as it is keyed.
+			lower := cache.AppendLowerNoNUL(nil, proto)
+			h.SetCanonical(headerXFP, lower)
+			proto = lower
+		}
 	}
 	switch {
 	case len(proto) > 0:
@@ -246,9 +277,44 @@ func (c *routeCache) appendKey(x *exchange) bool {
 	return ok
 }
 
+// forwardedOnce reports whether each of X-Forwarded-Proto and
+// forwardedURLFields is on one line at most.
+func forwardedOnce(h *fasthttp.RequestHeader) bool {
+	var seen [1 + len(forwardedURLFields)]bool // x-forwarded-proto, then forwardedURLFields
+	for k := range h.All() {
+		i := -1
+		if equalFoldASCII(k, "x-forwarded-proto") {
+			i = 0
+		} else {
+			for j, name := range forwardedURLFields {
+				if equalFoldASCII(k, name) {
+					i = 1 + j
+					break
+				}
+			}
+		}
+		if i >= 0 {
+			if seen[i] {
+				return false
+			}
+			seen[i] = true
+		}
+	}
+	return true
+}
+
+func hasUpperASCII(b []byte) bool {
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
 // forwardedURLFields are the fields a trusted proxy sends that describe
 // the URL the client used (besides X-Forwarded-Proto, the scheme).
-var forwardedURLFields = []string{"x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "x-original-url", "x-rewrite-url"}
+var forwardedURLFields = [...]string{"x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "x-original-url", "x-rewrite-url"}
 
 // appendIdentity adds the caller to the key of a route that caches
 // requests with credentials: a hash of everything the upstream may answer
@@ -259,19 +325,30 @@ var forwardedURLFields = []string{"x-forwarded-host", "x-forwarded-port", "x-for
 // hash, never the credential itself: keys are stored in Redis and shown
 // by purges.
 func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
+	// An unambiguous encoding: each part tagged 'p' and length-prefixed,
+	// each list closed by 'e', so no part can slide into the next one or
+	// from one list into another (roles into forwarded claims).
 	hs := sha256.New()
-	sep := []byte{0}
-	put := func(b []byte) { hs.Write(b); hs.Write(sep) }
+	var pre [9]byte
+	put := func(b []byte) {
+		pre[0] = 'p'
+		binary.BigEndian.PutUint64(pre[1:], uint64(len(b)))
+		hs.Write(pre[:])
+		hs.Write(b)
+	}
+	end := func() { hs.Write([]byte{'e'}) }
 	if id := x.identity; id != nil {
 		put([]byte("sub"))
 		put([]byte(id.Subject))
 		for _, r := range id.Roles {
 			put([]byte(r))
 		}
+		end()
 		for _, kv := range id.Headers {
 			put(kv[0])
 			put(kv[1])
 		}
+		end()
 	}
 	if k := x.apiKey; k != nil {
 		put([]byte("key"))
@@ -279,6 +356,7 @@ func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
 		for _, r := range k.Roles {
 			put([]byte(r))
 		}
+		end()
 	}
 	h := &x.ctx.Request.Header
 	put([]byte("cred"))
@@ -287,6 +365,7 @@ func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
 			put(v)
 		}
 	}
+	end()
 	// What sluice tells the upstream of the caller: a client
 	// certificate's subject and fingerprint, forwarded claims.
 	for _, name := range c.idHeaders {
@@ -296,6 +375,7 @@ func (c *routeCache) appendIdentity(dst []byte, x *exchange) []byte {
 				put(v)
 			}
 		}
+		end()
 	}
 	var sum [sha256.Size]byte
 	dst = append(dst, "\x00id:"...)
@@ -582,7 +662,6 @@ func (c *routeCache) forward(x *exchange, stale *cache.Entry, rq cache.Request, 
 	}
 	if resp.IsBodyStream() {
 		t := &cacheTee{c: c, e: e, idx: idx, want: resp.Header.ContentLength()}
-		t.buf = make([]byte, 0, t.want) // the bound: want <= max_object_bytes
 		if lead != nil {
 			t.lead, lead.handed = lead, true
 		}
@@ -615,16 +694,39 @@ func variantIndex(e *cache.Entry, primary string) *cache.Entry {
 		ETag: e.ETag, LastModified: e.LastModified}
 }
 
+// teeFirstBuf is a cacheTee's first buffer; it doubles as bytes arrive.
+const teeFirstBuf = 64 << 10
+
+// teeBudget bounds the bytes held by the copies of streamed answers in
+// flight, all routes together (cache.memory_bytes: they are on their way
+// to the memory tier), so stalled answers can't hold max_object_bytes
+// each without end.
+type teeBudget struct {
+	used atomic.Int64
+	max  int64
+}
+
+func (b *teeBudget) reserve(n int64) bool {
+	if b.used.Add(n) > b.max {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *teeBudget) release(n int64) { b.used.Add(-n) }
+
 // cacheTee copies a streamed answer's body as it is relayed (a
 // pool.StreamFilter) and stores the entry when the body ended at its
 // declared length (only answers whose Content-Length is within
-// max_object_bytes get one). Memory: at most max_object_bytes per such
-// answer in flight.
+// max_object_bytes get one). Memory: about twice the bytes received so
+// far, at most max_object_bytes per such answer in flight.
 type cacheTee struct {
 	src      io.Reader
 	c        *routeCache
 	e, idx   *cache.Entry // evaluated at the head; idx: the variant index, or nil
 	buf      []byte
+	held     int         // bytes of buf taken from the budget
 	want     int         // the declared length
 	lead     *leadFlight // the flight to end when done; nil: none
 	over     bool
@@ -639,8 +741,8 @@ func (t *cacheTee) Read(p []byte) (int, error) {
 	n, err := t.src.Read(p)
 	if !t.over && n > 0 {
 		if len(t.buf)+n > t.c.maxObject {
-			t.over, t.buf = true, nil
-		} else {
+			t.drop()
+		} else if t.grow(n) {
 			t.buf = append(t.buf, p[:n]...)
 		}
 	}
@@ -650,12 +752,43 @@ func (t *cacheTee) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// grow makes room for n more bytes: grown with the bytes that arrive
+// (from teeFirstBuf, doubling, capped at the declared length: the copy
+// ends at most want long), never sized by the declared length alone, so
+// an answer declaring max_object_bytes and then stalling holds only what
+// it sent. The growth is taken from the gateway's budget; when that is
+// spent the copy is dropped (the answer is relayed, not stored).
+func (t *cacheTee) grow(n int) bool {
+	if len(t.buf)+n <= cap(t.buf) {
+		return true
+	}
+	size := min(max(2*cap(t.buf), teeFirstBuf, len(t.buf)+n), max(t.want, len(t.buf)+n))
+	if !t.c.tees.reserve(int64(size - cap(t.buf))) {
+		t.drop()
+		return false
+	}
+	t.held += size - cap(t.buf)
+	nb := make([]byte, len(t.buf), size)
+	copy(nb, t.buf)
+	t.buf = nb
+	return true
+}
+
+// drop gives up the copy and its budget.
+func (t *cacheTee) drop() {
+	t.over, t.buf = true, nil
+	t.c.tees.release(int64(t.held))
+	t.held = 0
+}
+
 // Done stores the entry if the whole body went by. Called when the
 // stream closes, after the answer has been written.
 // Ends the leader's flight, handing the waiters the entry (nil: they go
 // upstream themselves).
 func (t *cacheTee) Done() {
 	var stored *cache.Entry
+	t.c.tees.release(int64(t.held)) // the stored entry counts in the store instead
+	t.held = 0
 	if t.complete {
 		now := time.Now().UnixNano()
 		t.e.Body = t.buf
@@ -770,7 +903,7 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 			}
 		}()
 		dctx.Request.Header.Del("Cache-Control") // the refresh itself is not a no-cache request
-		stored = c.forward(dx, e, cache.Request{MaxAge: -1}, lead)
+		stored = c.forward(dx, e, cache.Request{MaxAge: -1, MinFresh: -1}, lead)
 		if dx.streaming {
 			// Nobody writes this answer. One the cache copies as it passes
 			// (its Content-Length within max_object_bytes) is read through,
@@ -787,8 +920,9 @@ func (c *routeCache) refreshInBackground(x *exchange, e *cache.Entry) {
 }
 
 // reqHeader is the first line of a request field by its lower-case name,
-// whatever case the client wrote it in (names are kept as sent,
-// DisableHeaderNamesNormalizing, so Peek would miss "authorization").
+// whatever case it is in: fasthttp normalizes names it parses (newServer
+// keeps that default), but a field sluice set with SetCanonical keeps the
+// case it was given, so the compare ignores case rather than trust Peek.
 // nil: absent. Aliases the header.
 func reqHeader(h *fasthttp.RequestHeader, lower string) []byte {
 	for k, v := range h.All() {

@@ -256,8 +256,9 @@ func markEncoded(r *fasthttp.ResponseHeader, cd coding) {
 }
 
 // findHeader finds a header by its lower-case name, whatever case the
-// upstream wrote it in (sluice keeps names as sent,
-// DisableHeaderNamesNormalizing, so Peek would miss "Etag" for "ETag").
+// upstream wrote it in: fasthttp normalizes names it parses ("ETag"
+// becomes "Etag"), but a stored entry's fields are written back with
+// normalizing off (their case as stored), so the compare ignores case.
 // Both slices alias the header.
 func findHeader(r *fasthttp.ResponseHeader, lower string) (key, value []byte) {
 	for k, v := range r.All() {

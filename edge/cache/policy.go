@@ -218,6 +218,9 @@ type Request struct {
 	NoStore bool  // don't store the answer
 	NoCache bool  // don't use a stored answer without validating it
 	MaxAge  int64 // seconds, -1 absent: no entry older than this
+	// MinFresh: seconds, -1 absent: only an entry fresh for at least
+	// this much longer (5.2.1.3).
+	MinFresh int64
 	// OnlyIfCached: answer from the cache or with 504, never upstream
 	// (5.2.1.7).
 	OnlyIfCached bool
@@ -237,7 +240,7 @@ func ParseRequest(h *fasthttp.RequestHeader) Request {
 			pragmaNoCache = bytes.Contains(v, []byte("no-cache"))
 		}
 	}
-	r := Request{NoStore: d.NoStore, NoCache: d.NoCache, MaxAge: d.MaxAge, OnlyIfCached: d.OnlyIfCached}
+	r := Request{NoStore: d.NoStore, NoCache: d.NoCache, MaxAge: d.MaxAge, MinFresh: d.MinFresh, OnlyIfCached: d.OnlyIfCached}
 	// Pragma: no-cache counts only without Cache-Control (5.4).
 	if pragmaNoCache && !hasCC {
 		r.NoCache = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,11 +33,20 @@ type Redis struct {
 var _ Store = (*Redis)(nil)
 
 const (
-	redisPrefix  = "sluice:cache:"
-	redisTagPre  = "sluice:cache-tag:"
-	redisURLPre  = "sluice:cache-url:" // a URL's set of stored keys (routes, schemes, variants, callers)
+	redisPrefix = "sluice:cache:"
+	redisTagPre = "sluice:cache-tag:"
+	// A URL's stored keys (routes, schemes, variants, callers): a sorted
+	// set scored by each key's expiry (unix ms), so expired members are
+	// trimmed and the set capped at urlSetMax. (The name changed when it
+	// stopped being a plain set, so an older instance's sets don't clash.)
+	redisURLPre  = "sluice:cache-urlz:"
 	purgeChannel = "sluice:cache:purge"
 	downFor      = time.Second
+	// urlSetMax caps a URL's set: a client cycling a Vary'd field's
+	// value, or the many callers of an authorized route, add a key each.
+	// Beyond it the soonest to expire are dropped, entries and all, so
+	// every stored entry stays findable by a purge.
+	urlSetMax = 4096
 )
 
 // Start subscribes to the purge channel (when OnPurge is set), resubscribing
@@ -122,22 +132,49 @@ func (r *Redis) Set(ctx context.Context, e *Entry, now int64) {
 	defer cancel()
 	ttl := e.Retain(now)
 	k := redisPrefix + e.Key
-	cmds := rueidis.Commands{r.Client.B().Set().Key(k).Value(rueidis.BinaryString(e.Marshal())).Px(ttl).Build()}
-	// Sets kept as long as their longest-lived member: each tag's, and
-	// the URL's (a key purge reads it instead of scanning the keyspace).
-	sets := append(make([]string, 0, len(e.Tags)+1), redisURLPre+URLPart(e.Key))
+	// The URL's set (a key purge and an unsafe request's invalidation
+	// read it instead of scanning the keyspace): expired members
+	// trimmed, this key added with its expiry, its size read for the cap.
+	nowMs := now / int64(time.Millisecond)
+	us := redisURLPre + URLPart(e.Key)
+	cmds := rueidis.Commands{
+		r.Client.B().Set().Key(k).Value(rueidis.BinaryString(e.Marshal())).Px(ttl).Build(),
+		r.Client.B().Zremrangebyscore().Key(us).Min("-inf").Max(strconv.FormatInt(nowMs, 10)).Build(),
+		r.Client.B().Zadd().Key(us).ScoreMember().ScoreMember(float64(nowMs+ttl.Milliseconds()), e.Key).Build(),
+		r.Client.B().Zcard().Key(us).Build(),
+	}
+	const card = 3 // cmds index of the ZCARD
+	// Sets kept as long as their longest-lived member: the URL's, and
+	// each tag's.
+	sets := append(make([]string, 0, len(e.Tags)+1), us)
 	for _, t := range e.Tags {
+		cmds = append(cmds, r.Client.B().Sadd().Key(redisTagPre+t).Member(e.Key).Build())
 		sets = append(sets, redisTagPre+t)
 	}
 	for _, sk := range sets {
-		cmds = append(cmds, r.Client.B().Sadd().Key(sk).Member(e.Key).Build(),
-			r.Client.B().Pexpire().Key(sk).Milliseconds(ttl.Milliseconds()).Gt().Build(),
+		cmds = append(cmds, r.Client.B().Pexpire().Key(sk).Milliseconds(ttl.Milliseconds()).Gt().Build(),
 			r.Client.B().Pexpire().Key(sk).Milliseconds(ttl.Milliseconds()).Nx().Build())
 	}
-	for _, res := range r.Client.DoMulti(ctx, cmds...) {
+	res := r.Client.DoMulti(ctx, cmds...)
+	for _, res := range res {
 		if err := res.Error(); err != nil {
 			r.failed("set", err)
 			return
+		}
+	}
+	if n, _ := res[card].AsInt64(); n > urlSetMax {
+		// Over the cap: the soonest to expire go, entries too.
+		popped, err := r.Client.Do(ctx, r.Client.B().Zpopmin().Key(us).Count(n-urlSetMax).Build()).AsZScores()
+		if err != nil {
+			r.failed("set", err)
+			return
+		}
+		keys := make([]string, len(popped))
+		for i, z := range popped {
+			keys[i] = redisPrefix + z.Member
+		}
+		if _, err := r.unlinkKeys(ctx, keys); err != nil {
+			r.failed("set", err)
 		}
 	}
 }
@@ -146,7 +183,7 @@ func (r *Redis) Set(ctx context.Context, e *Entry, now int64) {
 // instance drops its memory copies. Unlike Get and Set it reports
 // errors: an admin asking for a purge must know it did not happen.
 func (r *Redis) Purge(ctx context.Context, p Purge) (int, error) {
-	if p.Kind == PurgeExact {
+	if p.Kind == PurgeExact || p.Kind == PurgeInvalidate {
 		// On the request path (an unsafe request's invalidation): one
 		// timeout at most, and none while Redis is known down.
 		if r.Down() {
@@ -182,32 +219,44 @@ func (r *Redis) purge(ctx context.Context, p Purge, timeout time.Duration) (int,
 // rare admin call), deleting each SCAN page as it comes.
 func (r *Redis) unlink(ctx context.Context, p Purge) (int, error) {
 	switch p.Kind {
-	case PurgeKey, PurgeTag:
+	case PurgeKey, PurgeTag, PurgeInvalidate:
 		set := redisTagPre + p.Arg
-		if p.Kind == PurgeKey {
+		if p.Kind != PurgeTag {
 			// The URL's set; a purge naming a whole key (a route's, a
 			// variant's) takes the members it selects.
 			set = redisURLPre + URLPart(p.Arg)
 		}
-		members, err := r.Client.Do(ctx, r.Client.B().Smembers().Key(set).Build()).AsStrSlice()
+		var members []string
+		var err error
+		if p.Kind == PurgeTag {
+			members, err = r.Client.Do(ctx, r.Client.B().Smembers().Key(set).Build()).AsStrSlice()
+		} else {
+			members, err = r.Client.Do(ctx, r.Client.B().Zrange().Key(set).Min("0").Max("-1").Build()).AsStrSlice()
+		}
 		if err != nil {
 			return 0, err
 		}
 		keys := make([]string, 0, len(members)+2)
+		var gone []string // the URL set's members purged
 		for _, m := range members {
 			if p.Matches(&Entry{Key: m}) || p.Kind == PurgeTag {
 				keys = append(keys, redisPrefix+m)
+				gone = append(gone, m)
 			}
 		}
-		if p.Kind == PurgeKey {
+		if p.Kind != PurgeTag {
 			keys = append(keys, redisPrefix+p.Arg) // a key stored without a set
 		}
 		n, err := r.unlinkKeys(ctx, keys)
 		if err != nil {
 			return n, err
 		}
-		if p.Kind == PurgeTag || URLPart(p.Arg) == p.Arg {
+		switch {
+		case p.Kind == PurgeTag || URLPart(p.Arg) == p.Arg:
 			_, err = r.Client.Do(ctx, r.Client.B().Unlink().Key(set).Build()).AsInt64()
+		case len(gone) > 0:
+			// Part of the URL's keys: they leave its set.
+			err = r.Client.Do(ctx, r.Client.B().Zrem().Key(set).Member(gone...).Build()).Error()
 		}
 		return n, err
 	case PurgePrefix:

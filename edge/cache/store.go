@@ -33,6 +33,13 @@ const (
 	// with it gone, its variants are no longer found either). What an
 	// unsafe request invalidates (RFC 9111 4.4); cheap, no walk.
 	PurgeExact = "exact"
+	// PurgeInvalidate removes Arg's entries and every key extending it
+	// at a field boundary (Arg + "\x00..."): Arg is a URL part and route
+	// (appendKey's first fields), so one route's entries for the URL go
+	// under every scheme, forwarded host, caller (authorized routes) and
+	// variant. What an unsafe request invalidates (RFC 9111 4.4); in Redis
+	// found through the URL's set, never a keyspace scan.
+	PurgeInvalidate = "invalidate"
 )
 
 // Purge says what to remove.
@@ -43,7 +50,7 @@ type Purge struct {
 // Matches reports whether p selects e.
 func (p Purge) Matches(e *Entry) bool {
 	switch p.Kind {
-	case PurgeKey:
+	case PurgeKey, PurgeInvalidate:
 		// The key itself, and its variants (key + "\x00v:..."): a purge
 		// names the URL, not each variant.
 		return e.Key == p.Arg || strings.HasPrefix(e.Key, p.Arg+"\x00")
@@ -60,7 +67,7 @@ func (p Purge) Matches(e *Entry) bool {
 // Valid reports whether p can be carried out.
 func (p Purge) Valid() bool {
 	switch p.Kind {
-	case PurgeKey, PurgeTag, PurgeExact:
+	case PurgeKey, PurgeTag, PurgeExact, PurgeInvalidate:
 		return p.Arg != ""
 	case PurgePrefix:
 		return true // "" purges everything
