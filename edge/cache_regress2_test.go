@@ -193,7 +193,7 @@ func TestCacheRequestMinFresh(t *testing.T) {
 func TestCacheIdentityHashPartsCannotSlide(t *testing.T) {
 	c := &routeCache{}
 	key := func(id *auth.Identity) string {
-		x := &exchange{ctx: &fasthttp.RequestCtx{}, identity: id}
+		x := &exchange{exchangeState: exchangeState{ctx: &fasthttp.RequestCtx{}, identity: id}}
 		return string(c.appendIdentity(nil, x))
 	}
 	for _, tc := range []struct {
