@@ -262,22 +262,37 @@ func TestDecompressRequestOffUntouched(t *testing.T) {
 }
 
 // Two Content-Encoding lines are a list (RFC 9110 5.3): 415, even when
-// each names a coding the route decodes.
+// each names a coding the route decodes. Every line counts: an empty
+// first line must not hide a gzip one behind it (the body would go
+// upstream coded, with its Content-Encoding), and one empty line names no
+// coding.
 func TestDecompressRequestTwoHeaderLines(t *testing.T) {
 	g := decompressGateway(t)
 	gz := encodeBody(t, "gzip", []byte("hello"))
-	conn, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	for _, lines := range []string{
+		"Content-Encoding: gzip\r\nContent-Encoding: gzip\r\n",
+		"Content-Encoding:\r\nContent-Encoding: gzip\r\n",
+		"Content-Encoding: \r\ncontent-encoding: gzip\r\n",
+		"Content-Encoding: gzip\r\nContent-Encoding:\r\n",
+		"Content-Encoding:\r\n",
+	} {
+		conn, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "POST /api/x HTTP/1.1\r\nHost: t\r\n%sContent-Length: %d\r\n\r\n%s", lines, len(gz), gz)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("%q: status %d, want 415 (%s)", lines, resp.StatusCode, b)
+			continue
+		}
+		wantFault(t, response{resp.StatusCode, resp.Header, string(b)}, http.StatusUnsupportedMediaType, "unsupported content encoding")
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "POST /api/x HTTP/1.1\r\nHost: t\r\nContent-Encoding: gzip\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s", len(gz), gz)
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	wantFault(t, response{resp.StatusCode, resp.Header, string(b)}, http.StatusUnsupportedMediaType, "unsupported content encoding")
 }

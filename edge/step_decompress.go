@@ -79,15 +79,20 @@ func parseContentCoding(v []byte) (c coding, ok bool) {
 
 func (d *decompressStep) serve(x *exchange) {
 	req := &x.ctx.Request
-	ce := req.Header.PeekBytes(headerContentEncoding)
-	if len(ce) == 0 {
-		x.next() // the common case: one header lookup
+	// Every Content-Encoding line counts, an empty one too: the raw head
+	// scan counted them (a request built in memory has no raw head).
+	lines := x.head.contentCodings
+	if !x.rawHead {
+		lines = len(req.Header.PeekAll(fasthttp.HeaderContentEncoding))
+	}
+	if lines == 0 {
+		x.next() // the common case: no look-up at all
 		return
 	}
-	c, ok := parseContentCoding(ce)
-	if ok && len(req.Header.PeekAll(fasthttp.HeaderContentEncoding)) > 1 {
-		ok = false // two header lines are a list (RFC 9110 5.3)
-	}
+	// One line naming one coding; two lines are a list (RFC 9110 5.3),
+	// and an empty value names none.
+	c, ok := parseContentCoding(req.Header.PeekBytes(headerContentEncoding))
+	ok = ok && lines == 1
 	if !ok || (c != codingIdentity && !d.accept[c]) {
 		// RFC 9110 15.5.16: 415 for a content coding not supported,
 		// with Accept-Encoding naming the ones that are (12.5.3).
