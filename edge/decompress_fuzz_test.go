@@ -45,7 +45,7 @@ func FuzzDecodeRequestBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		c := coding(1 + which%3)
 		dec := decoderPools[c].Get().(decoder)
-		defer decoderPools[c].Put(dec)
+		defer releaseDecoder(c, dec)
 		out := bytebufferpool.Get()
 		defer bytebufferpool.Put(out)
 		err := dec.Reset(bytes.NewReader(body))

@@ -296,3 +296,60 @@ func TestDecompressRequestTwoHeaderLines(t *testing.T) {
 		wantFault(t, response{resp.StatusCode, resp.Header, string(b)}, http.StatusUnsupportedMediaType, "unsupported content encoding")
 	}
 }
+
+// sourceReader is a request's compressed input as a decoder sees it,
+// counting the reads that reach it.
+type sourceReader struct {
+	r     bytes.Reader
+	reads int
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) { s.reads++; return s.r.Read(p) }
+
+// A decoder returned to the pool keeps no hold on the request it decoded:
+// read again, it yields nothing and never reads the old source, and that
+// source can be collected while the pooled decoder lives. Otherwise a
+// pooled decoder would pin a released request's limiter and buffers, and
+// a stray read could pass one request's body into another's.
+func TestDecompressDecoderClearedOnRelease(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		c    coding
+	}{{"gzip", codingGzip}, {"br", codingBr}, {"zstd", codingZstd}} {
+		t.Run(c.name, func(t *testing.T) {
+			coded := encodeBody(t, c.name, compressibleText(512<<10))
+			dec := decoderPools[c.c].Get().(decoder)
+			collected := make(chan struct{})
+			func() {
+				src := new(sourceReader)
+				src.r.Reset(coded)
+				runtime.AddCleanup(src, func(ch chan struct{}) { close(ch) }, collected)
+				if err := dec.Reset(src); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(dec, make([]byte, 4<<10)); err != nil {
+					t.Fatal(err)
+				}
+				dec.clear() // what releaseDecoder does before pooling
+				before := src.reads
+				n, _ := dec.Read(make([]byte, 4<<10))
+				if n != 0 || src.reads != before {
+					t.Fatalf("a cleared decoder read %d more times from the released source and returned %d bytes", src.reads-before, n)
+				}
+			}()
+			for i := 0; ; i++ {
+				runtime.GC()
+				select {
+				case <-collected:
+					runtime.KeepAlive(dec)
+					return
+				default:
+				}
+				if i == 100 {
+					t.Fatal("the released source is still referenced from the cleared decoder after 100 collections")
+				}
+				runtime.Gosched()
+			}
+		})
+	}
+}

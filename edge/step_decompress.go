@@ -141,10 +141,7 @@ func (d *decompressStep) serve(x *exchange) {
 	}
 
 	dec := decoderPools[c].Get().(decoder)
-	defer func() {
-		_ = dec.Reset(nil)
-		decoderPools[c].Put(dec)
-	}()
+	defer releaseDecoder(c, dec)
 	out := bytebufferpool.Get()
 	defer bytebufferpool.Put(out)
 	err := dec.Reset(src)
@@ -220,28 +217,69 @@ func readUpTo(r io.Reader, b *bytebufferpool.ByteBuffer, max int) error {
 }
 
 // decoder is what gzip.Reader, zstd.Decoder and brrr.Reader have in
-// common, behind one Reset that may fail (gzip and zstd read a header).
+// common, behind one Reset that may fail (gzip and zstd read a header),
+// and clear, which lets go of the request's source before pooling.
 type decoder interface {
 	io.Reader
 	Reset(io.Reader) error
+	clear()
 }
 
-type gzipDecoder struct{ gzip.Reader }
+// releaseDecoder clears dec and pools it. A pooled decoder must hold no
+// reference to a released request: its source is a pooled limiter or
+// reader that the next request reuses, and reading it after release would
+// hand one request's body to another.
+func releaseDecoder(c coding, dec decoder) {
+	dec.clear()
+	decoderPools[c].Put(dec)
+}
 
-func (g *gzipDecoder) Reset(r io.Reader) error {
-	if r == nil {
-		return nil // the reader keeps its old source until the next Reset
-	}
-	return g.Reader.Reset(r)
+// emptyGzip is a whole gzip stream of nothing: what a released gzip
+// decoder is reset onto.
+var emptyGzip = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+// ownReader is a decoder's own empty source. It hides bytes.Reader's
+// ReadByte so that gzip.Reader resets its bufio.Reader onto it too,
+// dropping the last request's source from both.
+type ownReader struct{ r bytes.Reader }
+
+func (o *ownReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+type gzipDecoder struct {
+	gzip.Reader
+	empty ownReader
+}
+
+// clear resets the reader onto its own empty stream: gzip.Reader has no
+// Reset(nil), and a failed header read would leave its inflater on the
+// old source.
+func (g *gzipDecoder) clear() {
+	g.empty.r.Reset(emptyGzip)
+	_ = g.Reader.Reset(&g.empty)
 }
 
 type zstdDecoder struct{ *zstd.Decoder }
 
 func (z zstdDecoder) Reset(r io.Reader) error { return z.Decoder.Reset(r) }
 
-type brDecoder struct{ *brrr.Reader }
+// clear: Reset(nil) drops the source and the decoded output.
+func (z zstdDecoder) clear() { _ = z.Decoder.Reset(nil) }
 
-func (b brDecoder) Reset(r io.Reader) error { b.Reader.Reset(r); return nil }
+type brDecoder struct {
+	*brrr.Reader
+	empty ownReader
+}
+
+func (b *brDecoder) Reset(r io.Reader) error { b.Reader.Reset(r); return nil }
+
+// clear drops the source and returns the window's ring buffer to brrr's
+// pool (Close); the reader works again after the next Reset. Its source is
+// its own empty one, never nil, so a stray Read fails instead of panicking.
+func (b *brDecoder) clear() {
+	_ = b.Reader.Close()
+	b.empty.r.Reset(nil)
+	b.Reader.Reset(&b.empty)
+}
 
 // decoderPools keep warm decoders for every route and snapshot.
 var decoderPools = [numCodings]*sync.Pool{
@@ -250,7 +288,7 @@ var decoderPools = [numCodings]*sync.Pool{
 		g.Multistream(true)
 		return g
 	}},
-	codingBr: {New: func() any { return brDecoder{brrr.NewReader(nil)} }},
+	codingBr: {New: func() any { return &brDecoder{Reader: brrr.NewReader(nil)} }},
 	codingZstd: {New: func() any {
 		// Synchronous (no goroutines), and a window capped at 8 MiB: the
 		// limit RFC 9659 3 sets for zstd as an HTTP content coding, so a
