@@ -272,11 +272,9 @@ type brDecoder struct {
 
 func (b *brDecoder) Reset(r io.Reader) error { b.Reader.Reset(r); return nil }
 
-// clear drops the source and returns the window's ring buffer to brrr's
-// pool (Close); the reader works again after the next Reset. Its source is
-// its own empty one, never nil, so a stray Read fails instead of panicking.
+// clear drops the source for the decoder's own empty one, never nil, so
+// a stray Read fails instead of panicking.
 func (b *brDecoder) clear() {
-	_ = b.Reader.Close()
 	b.empty.r.Reset(nil)
 	b.Reader.Reset(&b.empty)
 }
