@@ -23,7 +23,7 @@ import (
 )
 
 // encodeBody codes b with an encoder independent of the gateway's
-// decoders' settings.
+// decoders' settings, with a 1 MiB window (max_window's default).
 func encodeBody(t testing.TB, coding string, b []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
@@ -32,13 +32,13 @@ func encodeBody(t testing.TB, coding string, b []byte) []byte {
 	case "gzip":
 		w = gzip.NewWriter(&out)
 	case "br":
-		bw, err := brrr.NewWriter(&out, 5)
+		bw, err := brrr.NewWriterOptions(&out, 5, brrr.WriterOptions{LGWin: 20})
 		if err != nil {
 			t.Fatal(err)
 		}
 		w = bw
 	case "zstd":
-		z, err := zstd.NewWriter(&out)
+		z, err := zstd.NewWriter(&out, zstd.WithWindowSize(1<<20))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,13 +318,13 @@ func TestDecompressDecoderClearedOnRelease(t *testing.T) {
 	}{{"gzip", codingGzip}, {"br", codingBr}, {"zstd", codingZstd}} {
 		t.Run(c.name, func(t *testing.T) {
 			coded := encodeBody(t, c.name, compressibleText(512<<10))
-			dec := decoderPools[c.c].Get().(decoder)
+			dec := decoderPool(c.c, 1<<20).Get().(decoder)
 			collected := make(chan struct{})
 			func() {
 				src := new(sourceReader)
 				src.r.Reset(coded)
 				runtime.AddCleanup(src, func(ch chan struct{}) { close(ch) }, collected)
-				if err := dec.Reset(src); err != nil {
+				if err := dec.start(src, 1<<20); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := io.ReadFull(dec, make([]byte, 4<<10)); err != nil {
