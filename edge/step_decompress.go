@@ -148,8 +148,8 @@ func (d *decompressStep) serve(x *exchange) {
 	// request (whose buffer SetBody and SetBodyStream reuse); a streamed
 	// one is read through a limiter, which also counts the compressed
 	// size against the limit and refreshes the read deadline.
-	in := bytebufferpool.Get()
-	defer bytebufferpool.Put(in)
+	in := decodeBuffers.Get().(*bytebufferpool.ByteBuffer)
+	defer decodeBuffers.Put(in)
 	var lim *bodyLimiter
 	var src io.Reader
 	if req.IsBodyStream() {
@@ -173,8 +173,8 @@ func (d *decompressStep) serve(x *exchange) {
 	pool := d.pools[c]
 	dec := pool.Get().(decoder)
 	defer releaseDecoder(pool, dec)
-	out := bytebufferpool.Get()
-	defer bytebufferpool.Put(out)
+	out := decodeBuffers.Get().(*bytebufferpool.ByteBuffer)
+	defer decodeBuffers.Put(out)
 	err := dec.start(src, d.maxWindow)
 	if err == nil {
 		err = readUpTo(dec, out, rt.bufferBody+1)
@@ -207,6 +207,13 @@ func (d *decompressStep) serve(x *exchange) {
 	req.Header.DelBytes(headerContentEncoding)
 	x.next()
 }
+
+// decodeBuffers hold a request's coded and decoded bodies (each at most
+// buffer_body_bytes and a byte: larger ones stream). Not the shared
+// bytebufferpool: it calibrates on every small buffer the process uses
+// and drops larger ones on Put, so each decode grew new buffers append by
+// append, depending on what else the process did.
+var decodeBuffers = sync.Pool{New: func() any { return new(bytebufferpool.ByteBuffer) }}
 
 var errTrailingData = errors.New("edge: data after the end of a compressed request body")
 
