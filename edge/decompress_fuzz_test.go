@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/sluicegw/sluice/edge/config"
 	"github.com/valyala/bytebufferpool"
 )
 
@@ -44,12 +45,12 @@ func FuzzDecodeRequestBody(f *testing.F) {
 	const limit = 8 << 10
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		c := coding(1 + which%3)
-		pool := decoderPool(c, 16<<20)
+		pool := decoderPool(c, config.DefaultDecompressionWindow)
 		dec := pool.Get().(decoder)
 		defer releaseDecoder(pool, dec)
 		out := bytebufferpool.Get()
 		defer bytebufferpool.Put(out)
-		err := dec.start(bytes.NewReader(body), 16<<20)
+		err := dec.start(bytes.NewReader(body), config.DefaultDecompressionWindow)
 		if err == nil {
 			err = readUpTo(dec, out, limit+1)
 		}
