@@ -118,6 +118,7 @@ type headScan struct {
 	hopByHop                bool // a hop-by-hop name (headers.go): the proxy step deletes them only then
 	claimsAddr              bool // Forwarded or X-Real-IP
 	hosts, lengths, codings int
+	contentCodings          int // Content-Encoding lines: the decompress step refuses more than one
 	xff, xfp, xfh           int // lines of each X-Forwarded-* name: more than one each is refused from untrusted peers
 	// Names sluice peeks at, replaces or deletes on every request. Each
 	// look-up by name costs a key normalisation and a scan of all the
@@ -183,6 +184,8 @@ func scanHead(raw []byte, identity [][]byte) (hs headScan) {
 		case 16:
 			if bytes.EqualFold(name, headerXFH) {
 				hs.xfh++
+			} else if bytes.EqualFold(name, headerContentEncoding) {
+				hs.contentCodings++
 			} else if bytes.EqualFold(name, headerXFPort) {
 				hs.claimsAddr = true
 			}

@@ -45,7 +45,7 @@ func TestDecompressAllocatesNothing(t *testing.T) {
 			t.Fatalf("%q: the request still says Content-Encoding %q", coding, ce)
 		}
 		if n != base {
-			t.Errorf("%q: %.1f allocations per request more than the same POST without decompression", coding, n-base)
+			t.Errorf("%q: %.1f allocations per request more than the same POST without decompression (%.1f vs %.1f)", coding, n-base, n, base)
 		}
 	}
 }

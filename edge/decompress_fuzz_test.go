@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/sluicegw/sluice/edge/config"
 	"github.com/valyala/bytebufferpool"
 )
 
@@ -44,11 +45,12 @@ func FuzzDecodeRequestBody(f *testing.F) {
 	const limit = 8 << 10
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		c := coding(1 + which%3)
-		dec := decoderPools[c].Get().(decoder)
-		defer decoderPools[c].Put(dec)
+		pool := decoderPool(c, config.DefaultDecompressionWindow)
+		dec := pool.Get().(decoder)
+		defer releaseDecoder(pool, dec)
 		out := bytebufferpool.Get()
 		defer bytebufferpool.Put(out)
-		err := dec.Reset(bytes.NewReader(body))
+		err := dec.start(bytes.NewReader(body), config.DefaultDecompressionWindow)
 		if err == nil {
 			err = readUpTo(dec, out, limit+1)
 		}
@@ -58,7 +60,6 @@ func FuzzDecodeRequestBody(f *testing.F) {
 		if valid[string(body)] && c == codingOf(codingName(body)) && (!errors.Is(err, io.EOF) || !bytes.Equal(out.B, text)) {
 			t.Fatalf("a valid body decoded to %d bytes, %v", len(out.B), err)
 		}
-		_ = dec.Reset(nil)
 	})
 }
 

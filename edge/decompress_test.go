@@ -23,7 +23,7 @@ import (
 )
 
 // encodeBody codes b with an encoder independent of the gateway's
-// decoders' settings.
+// decoders' settings, with a 1 MiB window (max_window's default).
 func encodeBody(t testing.TB, coding string, b []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
@@ -32,13 +32,13 @@ func encodeBody(t testing.TB, coding string, b []byte) []byte {
 	case "gzip":
 		w = gzip.NewWriter(&out)
 	case "br":
-		bw, err := brrr.NewWriter(&out, 5)
+		bw, err := brrr.NewWriterOptions(&out, 5, brrr.WriterOptions{LGWin: 20})
 		if err != nil {
 			t.Fatal(err)
 		}
 		w = bw
 	case "zstd":
-		z, err := zstd.NewWriter(&out)
+		z, err := zstd.NewWriter(&out, zstd.WithWindowSize(1<<20))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,22 +262,94 @@ func TestDecompressRequestOffUntouched(t *testing.T) {
 }
 
 // Two Content-Encoding lines are a list (RFC 9110 5.3): 415, even when
-// each names a coding the route decodes.
+// each names a coding the route decodes. Every line counts: an empty
+// first line must not hide a gzip one behind it (the body would go
+// upstream coded, with its Content-Encoding), and one empty line names no
+// coding.
 func TestDecompressRequestTwoHeaderLines(t *testing.T) {
 	g := decompressGateway(t)
 	gz := encodeBody(t, "gzip", []byte("hello"))
-	conn, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	for _, lines := range []string{
+		"Content-Encoding: gzip\r\nContent-Encoding: gzip\r\n",
+		"Content-Encoding:\r\nContent-Encoding: gzip\r\n",
+		"Content-Encoding: \r\ncontent-encoding: gzip\r\n",
+		"Content-Encoding: gzip\r\nContent-Encoding:\r\n",
+		"Content-Encoding:\r\n",
+	} {
+		conn, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "POST /api/x HTTP/1.1\r\nHost: t\r\n%sContent-Length: %d\r\n\r\n%s", lines, len(gz), gz)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("%q: status %d, want 415 (%s)", lines, resp.StatusCode, b)
+			continue
+		}
+		wantFault(t, response{resp.StatusCode, resp.Header, string(b)}, http.StatusUnsupportedMediaType, "unsupported content encoding")
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "POST /api/x HTTP/1.1\r\nHost: t\r\nContent-Encoding: gzip\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s", len(gz), gz)
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
+}
+
+// sourceReader is a request's compressed input as a decoder sees it,
+// counting the reads that reach it.
+type sourceReader struct {
+	r     bytes.Reader
+	reads int
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) { s.reads++; return s.r.Read(p) }
+
+// A decoder returned to the pool keeps no hold on the request it decoded:
+// read again, it yields nothing and never reads the old source, and that
+// source can be collected while the pooled decoder lives. Otherwise a
+// pooled decoder would pin a released request's limiter and buffers, and
+// a stray read could pass one request's body into another's.
+func TestDecompressDecoderClearedOnRelease(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		c    coding
+	}{{"gzip", codingGzip}, {"br", codingBr}, {"zstd", codingZstd}} {
+		t.Run(c.name, func(t *testing.T) {
+			coded := encodeBody(t, c.name, compressibleText(512<<10))
+			dec := decoderPool(c.c, 1<<20).Get().(decoder)
+			collected := make(chan struct{})
+			func() {
+				src := new(sourceReader)
+				src.r.Reset(coded)
+				runtime.AddCleanup(src, func(ch chan struct{}) { close(ch) }, collected)
+				if err := dec.start(src, 1<<20); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(dec, make([]byte, 4<<10)); err != nil {
+					t.Fatal(err)
+				}
+				dec.clear() // what releaseDecoder does before pooling
+				before := src.reads
+				n, _ := dec.Read(make([]byte, 4<<10))
+				if n != 0 || src.reads != before {
+					t.Fatalf("a cleared decoder read %d more times from the released source and returned %d bytes", src.reads-before, n)
+				}
+			}()
+			for i := 0; ; i++ {
+				runtime.GC()
+				select {
+				case <-collected:
+					runtime.KeepAlive(dec)
+					return
+				default:
+				}
+				if i == 100 {
+					t.Fatal("the released source is still referenced from the cleared decoder after 100 collections")
+				}
+				runtime.Gosched()
+			}
+		})
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	wantFault(t, response{resp.StatusCode, resp.Header, string(b)}, http.StatusUnsupportedMediaType, "unsupported content encoding")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -42,6 +43,8 @@ type resources struct {
 
 	tunnels tunnels // open WebSocket tunnels (tunnel.go), drained by Shutdown
 	streams streams // flushed streams being relayed (step_proxy.go), ended by Shutdown
+
+	decoding atomic.Int64 // request bodies being decoded (step_decompress.go), at most request_decompression.max_concurrent
 
 	jwks      map[string]*auth.JWKS // shared key sets, by settings; under Gateway.reloadMu
 	stopEvict context.CancelFunc

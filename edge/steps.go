@@ -59,7 +59,7 @@ func (s *Snapshot) routeSteps(rt *route, rc *config.Route, auth *authSettings) [
 	}
 	// After auth and limits: a stranger's body is not decoded.
 	if d := s.Config.RequestDecompressionFor(rc); d != nil {
-		steps = append(steps, compileDecompression(d, rt, s.clientReadTimeout))
+		steps = append(steps, compileDecompression(d, rt, s.clientReadTimeout, &s.res.decoding, s.Config.DecompressionConcurrency()))
 	}
 	if c := s.Config.CompressionFor(rc); c != nil {
 		steps = append(steps, compressStep{compileCompression(c)})

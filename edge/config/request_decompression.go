@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // RequestDecompression decodes compressed request bodies (Content-Encoding
@@ -22,6 +23,18 @@ type RequestDecompression struct {
 	// gets 415 with Accept-Encoding listing these (RFC 9110 15.5.16).
 	// Default [gzip, br, zstd].
 	Algorithms []string `yaml:"algorithms" json:"algorithms,omitempty"`
+	// MaxWindow is the largest decoder window a body may declare (a
+	// brotli stream's window bits, RFC 7932 9.1; a zstd frame's window,
+	// RFC 8878 3.1.1.1.2); above it the client gets 413 before anything
+	// is decoded. A window is what one decode holds, whatever the body's
+	// size: a few coded bytes can claim 16 MiB. Default 1 MiB; 1 KiB to
+	// 16 MiB (zstd stops at 8 MiB, RFC 9659 3).
+	MaxWindow ByteSize `yaml:"max_window" json:"max_window,omitempty"`
+	// MaxConcurrent bounds the bodies the gateway decodes at once, over
+	// all routes; past it a request gets 503 with Retry-After. So the
+	// decoders' memory is at most max_concurrent × max_window. Top-level
+	// block only. Default 64.
+	MaxConcurrent int `yaml:"max_concurrent" json:"max_concurrent,omitempty"`
 }
 
 // On reports whether the block turns decompression on.
@@ -43,10 +56,33 @@ func (c *Config) RequestDecompressionFor(r *Route) *RequestDecompression {
 // DefaultDecompressionAlgorithms are the codings decoded by default.
 var DefaultDecompressionAlgorithms = []string{"gzip", "br", "zstd"}
 
+// Request decompression's window bounds and concurrency default.
+const (
+	DefaultDecompressionWindow     = 1 << 20
+	MinDecompressionWindow         = 1 << 10  // zstd's smallest (RFC 8878 3.1.1.1.2)
+	MaxDecompressionWindow         = 16 << 20 // brotli's largest (RFC 7932 9.1)
+	DefaultDecompressionConcurrent = 64
+)
+
 func (d *RequestDecompression) defaults() {
-	if d != nil && len(d.Algorithms) == 0 {
+	if d == nil {
+		return
+	}
+	if len(d.Algorithms) == 0 {
 		d.Algorithms = DefaultDecompressionAlgorithms
 	}
+	if d.MaxWindow == 0 {
+		d.MaxWindow = DefaultDecompressionWindow
+	}
+}
+
+// DecompressionConcurrency is the gateway's bound on bodies decoded at
+// once: the top-level block's max_concurrent, else the default.
+func (c *Config) DecompressionConcurrency() int {
+	if d := c.RequestDecompression; d != nil && d.MaxConcurrent > 0 {
+		return d.MaxConcurrent
+	}
+	return DefaultDecompressionConcurrent
 }
 
 // requestDecompression checks a block (top-level or a route's).
@@ -64,5 +100,14 @@ func (v *validator) requestDecompression(p string, d *RequestDecompression) {
 			v.add(fp, "%q is listed twice", a)
 		}
 		seen[a] = true
+	}
+	if d.MaxWindow != 0 && (d.MaxWindow < MinDecompressionWindow || d.MaxWindow > MaxDecompressionWindow) {
+		v.add(p+".max_window", "%d is outside 1KiB to 16MiB", d.MaxWindow)
+	}
+	switch {
+	case d.MaxConcurrent < 0:
+		v.add(p+".max_concurrent", "must be positive")
+	case d.MaxConcurrent > 0 && strings.HasPrefix(p, "routes"):
+		v.add(p+".max_concurrent", "is per gateway: set it in the top-level request_decompression block")
 	}
 }

@@ -59,3 +59,40 @@ routes:
 		t.Error("without a block, requests should not be decoded")
 	}
 }
+
+// max_window and max_concurrent: bounds with file:line; max_concurrent is
+// per gateway, so a route's block may not set it; defaults 1 MiB and 64.
+func TestRequestDecompressionLimitsConfig(t *testing.T) {
+	_, err := Parse("d.yaml", []byte(`admin: { listen: "off" }
+upstreams:
+  u: { targets: [ { url: "http://127.0.0.1:9001" } ] }
+request_decompression: { max_window: 32MiB, max_concurrent: -1 }
+routes:
+  - { name: r, match: { prefix: / }, upstream: u, request_decompression: { max_window: 512, max_concurrent: 8 } }
+`), nil)
+	want := []string{
+		`d.yaml:4: request_decompression.max_window: 33554432 is outside 1KiB to 16MiB`,
+		`d.yaml:4: request_decompression.max_concurrent: must be positive`,
+		`d.yaml:6: routes[0].request_decompression.max_window: 512 is outside 1KiB to 16MiB`,
+		`d.yaml:6: routes[0].request_decompression.max_concurrent: is per gateway: set it in the top-level request_decompression block`,
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+	cfg, err := Parse("d.yaml", []byte(`admin: { listen: "off" }
+upstreams:
+  u: { targets: [ { url: "http://127.0.0.1:9001" } ] }
+routes:
+  - { name: r, match: { prefix: / }, upstream: u, request_decompression: {} }
+  - { name: w, match: { prefix: /w/ }, upstream: u, request_decompression: { max_window: 4MiB } }
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cfg.RequestDecompressionFor(cfg.Routes[0]); d.MaxWindow != DefaultDecompressionWindow || cfg.DecompressionConcurrency() != 64 {
+		t.Errorf("defaults: max_window %d, max_concurrent %d", d.MaxWindow, cfg.DecompressionConcurrency())
+	}
+	if d := cfg.RequestDecompressionFor(cfg.Routes[1]); d.MaxWindow != 4<<20 {
+		t.Errorf("route max_window %d", d.MaxWindow)
+	}
+}
