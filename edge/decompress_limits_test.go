@@ -88,7 +88,8 @@ upstreams:
 request_decompression: {}
 routes:
   - { name: wide, match: { prefix: /wide/ }, upstream: up, rewrite: { replace_path: /__stub/echo }, max_body_bytes: 32MiB, request_decompression: { max_window: 16MiB } }
-  - { name: api, match: { prefix: /api/ }, upstream: up, rewrite: { replace_path: /__stub/echo }, max_body_bytes: 32MiB }
+  - { name: api, match: { prefix: /api/ }, upstream: up, rewrite: { replace_path: /__stub/echo }, max_body_bytes: 32MiB, request_decompression: { max_window: 1MiB } }
+  - { name: dflt, match: { prefix: /dflt/ }, upstream: up, rewrite: { replace_path: /__stub/echo }, max_body_bytes: 32MiB }
 `)
 	plain := compressibleText(2 << 20)
 	br24, zstd23 := encodeWindow(t, "br", plain, 24), encodeWindow(t, "zstd", plain, 23)
@@ -119,6 +120,14 @@ routes:
 			t.Errorf("%s with a wide window on a max_window: 16MiB route: upstream got %d bytes", coding, e.BodyBytes)
 		}
 	}
+	// The default window is the 8 MB RFC 9659 has every HTTP zstd decoder
+	// take: a zstd body declaring it is decoded; brotli's 16 MiB is not.
+	if e, _ := g.echo(t, request{method: "POST", path: "/dflt/x", body: bytes.NewReader(zstd23),
+		headers: map[string]string{"Content-Encoding": "zstd"}}); e.BodySHA256 != sha(plain) {
+		t.Errorf("zstd with an 8 MiB window on a default route: upstream got %d bytes", e.BodyBytes)
+	}
+	wantFault(t, g.do(t, request{method: "POST", path: "/dflt/x", body: bytes.NewReader(br24),
+		headers: map[string]string{"Content-Encoding": "br"}}), http.StatusRequestEntityTooLarge, "request body compression window too large")
 	// A second zstd frame with a larger window than the first.
 	two := append(encodeWindow(t, "zstd", []byte("small first frame"), 20), zstd23...)
 	r := g.do(t, request{method: "POST", path: "/api/x", body: bytes.NewReader(two),

@@ -329,7 +329,7 @@ type brDecoder struct {
 	*brrr.Reader
 	in    headReader // the source, behind the byte start read
 	empty ownReader
-	big   bool // the last stream's window was above the default
+	big   bool // the last stream declared a window above max_window (refused, never sized)
 }
 
 // start reads the stream's first byte for its window (one brotli stream
@@ -345,7 +345,7 @@ func (b *brDecoder) start(src io.Reader, maxWindow int) error {
 	}
 	b.in.n = 1
 	w := brotliWindow(b.in.head[0])
-	b.big = w > config.DefaultDecompressionWindow
+	b.big = w > maxWindow
 	if w > maxWindow {
 		return errWindowTooLarge
 	}
@@ -436,7 +436,7 @@ func decoderPool(c coding, window int) *sync.Pool {
 		if err != nil {
 			panic("edge: zstd decoder options: " + err.Error()) // validated window
 		}
-		return zstdDecoder{z, window <= config.DefaultDecompressionWindow}
+		return zstdDecoder{z, true}
 	}}
 	zstdPools[window] = p
 	return p

@@ -58,10 +58,16 @@ var DefaultDecompressionAlgorithms = []string{"gzip", "br", "zstd"}
 
 // Request decompression's window bounds and concurrency default.
 const (
-	DefaultDecompressionWindow     = 1 << 20
-	MinDecompressionWindow         = 1 << 10  // zstd's smallest (RFC 8878 3.1.1.1.2)
-	MaxDecompressionWindow         = 16 << 20 // brotli's largest (RFC 7932 9.1)
-	DefaultDecompressionConcurrent = 64
+	// DefaultDecompressionWindow is the 8 MB every HTTP zstd decoder
+	// must take (RFC 9659, updating RFC 8878's recommendation to a
+	// requirement); encoders' defaults for large inputs (zstd -3: 2-8 MiB,
+	// brotli -q 11: 4 MiB) fit under it.
+	DefaultDecompressionWindow = 8 << 20
+	MinDecompressionWindow     = 1 << 10  // zstd's smallest (RFC 8878 3.1.1.1.2)
+	MaxDecompressionWindow     = 16 << 20 // brotli's largest (RFC 7932 9.1)
+	// DefaultDecompressionConcurrent bounds decoder memory at 16 x 8 MiB
+	// by default.
+	DefaultDecompressionConcurrent = 16
 )
 
 func (d *RequestDecompression) defaults() {

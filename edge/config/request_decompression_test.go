@@ -89,7 +89,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := cfg.RequestDecompressionFor(cfg.Routes[0]); d.MaxWindow != DefaultDecompressionWindow || cfg.DecompressionConcurrency() != 64 {
+	if d := cfg.RequestDecompressionFor(cfg.Routes[0]); d.MaxWindow != DefaultDecompressionWindow || cfg.DecompressionConcurrency() != DefaultDecompressionConcurrent {
 		t.Errorf("defaults: max_window %d, max_concurrent %d", d.MaxWindow, cfg.DecompressionConcurrency())
 	}
 	if d := cfg.RequestDecompressionFor(cfg.Routes[1]); d.MaxWindow != 4<<20 {
