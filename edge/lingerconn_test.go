@@ -19,25 +19,7 @@ import (
 // deadline change that matters reaches the socket: an earlier deadline,
 // none, and one set after SetDeadline changed it underneath.
 func TestLingerConnWriteDeadline(t *testing.T) {
-	ln := testutil.Listen(t)
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := lingerListener{ln}.Accept()
-		if err == nil {
-			accepted <- c
-		}
-		close(accepted)
-	}()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	c, ok := (<-accepted).(*lingerConn)
-	if !ok {
-		t.Fatal("the listener did not hand out a lingerConn")
-	}
-	defer c.Close()
+	c, _ := acceptLingerConn(t)
 	hour := func() time.Time { return time.Now().Add(time.Hour) }
 	past := time.Now().Add(-time.Second)
 	steps := []struct {
@@ -70,25 +52,7 @@ func TestLingerConnWriteDeadline(t *testing.T) {
 // io.Copy's WriteTo path arms it too, and SetDeadline overrides a noted
 // one.
 func TestLingerConnReadDeadline(t *testing.T) {
-	ln := testutil.Listen(t)
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := lingerListener{ln}.Accept()
-		if err == nil {
-			accepted <- c
-		}
-		close(accepted)
-	}()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	c, ok := (<-accepted).(*lingerConn)
-	if !ok {
-		t.Fatal("the listener did not hand out a lingerConn")
-	}
-	defer c.Close()
+	c, peer := acceptLingerConn(t)
 	hour := func() time.Time { return time.Now().Add(time.Hour) }
 	past := time.Now().Add(-time.Second)
 	buf := make([]byte, 8)
@@ -212,4 +176,31 @@ func TestKeepAliveConnectionTimeouts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// acceptLingerConn dials a lingerListener on loopback and returns the
+// accepted connection and the dialing side, both closed when the test
+// ends.
+func acceptLingerConn(t *testing.T) (*lingerConn, net.Conn) {
+	t.Helper()
+	ln := testutil.Listen(t)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := lingerListener{ln}.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	c, ok := (<-accepted).(*lingerConn)
+	if !ok {
+		t.Fatal("the listener did not hand out a lingerConn")
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, peer
 }
