@@ -1,7 +1,6 @@
 package config
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,33 +27,22 @@ upstreams:
 routes:
   - { name: r, match: { prefix: / }, upstream: u }
 `
-	path := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Load(path)
-	if err == nil {
-		t.Fatal("Load accepted a broken acme block")
-	}
-	for _, w := range []string{
-		path + `:5: listen_tls[0].acme_hosts[1]: "*.example.com": wildcard names need the DNS-01 challenge`,
-		path + `:5: listen_tls[0].acme_hosts[2]: "API.example.com" is not a lower-case DNS name`,
-		path + `:5: listen_tls[0].acme_hosts[3]: "localhost" is not a lower-case DNS name`,
-		path + `:5: listen_tls[0].acme_hosts[4]: "api.example.com" is listed twice`,
-		path + `:5: listen_tls[0].acme_hosts[5]: "10.0.0.1" is not a lower-case DNS name`,
-		path + `:6: acme.agree_terms: must be true`,
-		path + `:7: acme.ca: "http://acme.example/dir" is not an https:// ACME directory URL`,
-		path + `:8: acme.email: "not-an-address" is not an email address`,
-		path + `:9: acme.challenges[1]: want http-01 or tls-alpn-01, got "dns-01"`,
-		path + `:9: acme.challenges[2]: "http-01" is listed twice`,
-		path + `:10: acme.storage.type: redis needs the redis block`,
-		path + `:11: acme.ca_root_file: ` + filepath.Join(dir, "missing-root.pem") + ` does not exist`,
-		path + `:12: acme.renew_check: must be at least 1s`,
-	} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error lacks %q:\n%v", w, err)
-		}
-	}
+	path, err := loadFile(t, dir, src)
+	wantErrors(t, err, "a broken acme block",
+		path+`:5: listen_tls[0].acme_hosts[1]: "*.example.com": wildcard names need the DNS-01 challenge`,
+		path+`:5: listen_tls[0].acme_hosts[2]: "API.example.com" is not a lower-case DNS name`,
+		path+`:5: listen_tls[0].acme_hosts[3]: "localhost" is not a lower-case DNS name`,
+		path+`:5: listen_tls[0].acme_hosts[4]: "api.example.com" is listed twice`,
+		path+`:5: listen_tls[0].acme_hosts[5]: "10.0.0.1" is not a lower-case DNS name`,
+		path+`:6: acme.agree_terms: must be true`,
+		path+`:7: acme.ca: "http://acme.example/dir" is not an https:// ACME directory URL`,
+		path+`:8: acme.email: "not-an-address" is not an email address`,
+		path+`:9: acme.challenges[1]: want http-01 or tls-alpn-01, got "dns-01"`,
+		path+`:9: acme.challenges[2]: "http-01" is listed twice`,
+		path+`:10: acme.storage.type: redis needs the redis block`,
+		path+`:11: acme.ca_root_file: `+filepath.Join(dir, "missing-root.pem")+` does not exist`,
+		path+`:12: acme.renew_check: must be at least 1s`,
+	)
 	if strings.Contains(err.Error(), "acme_hosts[0]") || strings.Contains(err.Error(), "listen_tls[0].certificates") {
 		t.Errorf("a good name, or a listener with only acme_hosts, was refused:\n%v", err)
 	}

@@ -28,23 +28,12 @@ func TestKeyFilesAreChecked(t *testing.T) {
       - { id: c, algorithm: RS256, public_key_file: notpem.pem }
       - { id: d, algorithm: RS256, public_key_file: adir }
 `
-	path := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Load(path)
-	if err == nil {
-		t.Fatal("Load accepted missing and broken key files")
-	}
-	for _, w := range []string{
-		path + ":15: auth.jwt.keys[1].public_key_file: " + filepath.Join(dir, "missing.pem") + " does not exist",
-		path + ":16: auth.jwt.keys[2].public_key_file: " + filepath.Join(dir, "notpem.pem") + " holds no PEM block",
-		path + ":17: auth.jwt.keys[3].public_key_file: " + filepath.Join(dir, "adir") + " is not a regular file",
-	} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error lacks %q:\n%v", w, err)
-		}
-	}
+	path, err := loadFile(t, dir, src)
+	wantErrors(t, err, "missing and broken key files",
+		path+":15: auth.jwt.keys[1].public_key_file: "+filepath.Join(dir, "missing.pem")+" does not exist",
+		path+":16: auth.jwt.keys[2].public_key_file: "+filepath.Join(dir, "notpem.pem")+" holds no PEM block",
+		path+":17: auth.jwt.keys[3].public_key_file: "+filepath.Join(dir, "adir")+" is not a regular file",
+	)
 	if strings.Contains(err.Error(), "keys[0]") {
 		t.Errorf("the good key file was refused:\n%v", err)
 	}
@@ -55,5 +44,31 @@ func TestKeyFilesAreChecked(t *testing.T) {
 	}
 	if _, err := Parse(path, []byte(src), nil); err != nil {
 		t.Errorf("Parse looked at the files: %v", err)
+	}
+}
+
+// loadFile writes src as dir/sluice.yaml and loads it: the path (what
+// errors start with) and Load's error.
+func loadFile(t *testing.T, dir, src string) (string, error) {
+	t.Helper()
+	path := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	return path, err
+}
+
+// wantErrors fails the test unless err holds each of wants; what says
+// what Load should not have accepted.
+func wantErrors(t *testing.T, err error, what string, wants ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("Load accepted %s", what)
+	}
+	for _, w := range wants {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,25 +44,14 @@ upstreams:
 routes:
   - { name: r, match: { prefix: / }, upstream: good }
 `
-	path := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Load(path)
-	if err == nil {
-		t.Fatal("Load accepted broken TLS files")
-	}
-	for _, w := range []string{
-		path + ":8: upstreams.missing.tls.ca_file: " + filepath.Join(dir, "nope.pem") + " does not exist",
-		path + ":11: upstreams.notpem.tls.ca_file: " + notPEM + " holds no PEM certificate",
-		path + ":14: upstreams.mismatch.tls.cert_file: " + a.CertFile + " and " + b.KeyFile + ": tls: private key does not match public key",
-		path + ":17: upstreams.expired.tls.cert_file: " + old.CertFile + `: certificate "old" expired at `,
-		path + ":20: upstreams.half.tls: cert_file and key_file go together",
-	} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error lacks %q:\n%v", w, err)
-		}
-	}
+	path, err := loadFile(t, dir, src)
+	wantErrors(t, err, "broken TLS files",
+		path+":8: upstreams.missing.tls.ca_file: "+filepath.Join(dir, "nope.pem")+" does not exist",
+		path+":11: upstreams.notpem.tls.ca_file: "+notPEM+" holds no PEM certificate",
+		path+":14: upstreams.mismatch.tls.cert_file: "+a.CertFile+" and "+b.KeyFile+": tls: private key does not match public key",
+		path+":17: upstreams.expired.tls.cert_file: "+old.CertFile+`: certificate "old" expired at `,
+		path+":20: upstreams.half.tls: cert_file and key_file go together",
+	)
 	if strings.Contains(err.Error(), "upstreams.good") {
 		t.Errorf("the good tls block was refused:\n%v", err)
 	}
@@ -91,23 +79,12 @@ upstreams:
 routes:
   - { name: r, match: { prefix: / }, upstream: u }
 `
-	path := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Load(path)
-	if err == nil {
-		t.Fatal("Load accepted broken listen_tls certificates")
-	}
-	for _, w := range []string{
-		path + ":7: listen_tls[0].certificates[1].cert_file: " + a.CertFile + " and " + b.KeyFile + ": tls: private key does not match public key",
-		path + ":8: listen_tls[0].certificates[2].cert_file: " + filepath.Join(dir, "missing.pem") + " does not exist",
-		path + ":10: listen_tls[1].certificates: at least one certificate is required",
-	} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error lacks %q:\n%v", w, err)
-		}
-	}
+	path, err := loadFile(t, dir, src)
+	wantErrors(t, err, "broken listen_tls certificates",
+		path+":7: listen_tls[0].certificates[1].cert_file: "+a.CertFile+" and "+b.KeyFile+": tls: private key does not match public key",
+		path+":8: listen_tls[0].certificates[2].cert_file: "+filepath.Join(dir, "missing.pem")+" does not exist",
+		path+":10: listen_tls[1].certificates: at least one certificate is required",
+	)
 	if strings.Contains(err.Error(), "certificates[0]") {
 		t.Errorf("the good pair was refused:\n%v", err)
 	}
@@ -134,18 +111,10 @@ upstreams:
 routes:
   - { name: r, match: { prefix: / }, upstream: u, auth: mtls, roles: [admin] }
 `
-	path := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Load(path)
-	for _, w := range []string{
-		path + `:5: listen_tls[0].client_auth.mode: want request or require, got "maybe"`,
-		path + ":5: listen_tls[0].client_auth.ca_file: " + notPEM + " holds no PEM certificate",
-		path + ":9: routes[0].roles: roles need auth",
-	} {
-		if err == nil || !strings.Contains(err.Error(), w) {
-			t.Errorf("error lacks %q:\n%v", w, err)
-		}
-	}
+	path, err := loadFile(t, dir, src)
+	wantErrors(t, err, "a bad client_auth block and roles on auth: mtls",
+		path+`:5: listen_tls[0].client_auth.mode: want request or require, got "maybe"`,
+		path+":5: listen_tls[0].client_auth.ca_file: "+notPEM+" holds no PEM certificate",
+		path+":9: routes[0].roles: roles need auth",
+	)
 }
