@@ -86,12 +86,10 @@ func (a *Auth) crossSite(ctx *fasthttp.RequestCtx) bool {
 	if ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() {
 		return false
 	}
-	h := &ctx.Request.Header
-	if site := string(h.Peek("Sec-Fetch-Site")); site == "cross-site" || site == "same-site" {
+	if site := string(ctx.Request.Header.Peek("Sec-Fetch-Site")); site == "cross-site" || site == "same-site" {
 		return true
 	}
-	origin := h.Peek("Origin")
-	return len(origin) > 0 && !a.originAllowed(ctx, string(origin))
+	return !a.sameOrigin(ctx)
 }
 
 // Wrap puts the guard in front of h. A request for a host name the
