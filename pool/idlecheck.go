@@ -79,11 +79,18 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 // has found the upstream's side closed. A connection sluice didn't dial
 // reports false.
 func hungUp(c net.Conn) bool {
+	uc, ok := socketOf(c)
+	return ok && uc.eof
+}
+
+// socketOf is the connection sluice dialed under c: c itself, or the
+// socket under a *tls.Conn. false: c was not dialed by sluice.
+func socketOf(c net.Conn) (*upstreamConn, bool) {
 	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
 		c = tc.NetConn()
 	}
 	uc, ok := c.(*upstreamConn)
-	return ok && uc.eof
+	return uc, ok
 }
 
 // wrapConn prepares a freshly dialed connection for idle checks. A
@@ -105,10 +112,7 @@ func wrapConn(c net.Conn) net.Conn {
 // checkIdle says what a connection taken from the idle pool holds. It
 // neither reads nor waits: the peeked byte stays in the socket.
 func checkIdle(c net.Conn) idleState {
-	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
-		c = tc.NetConn() // *tls.Conn: look at the socket under it
-	}
-	uc, ok := c.(*upstreamConn)
+	uc, ok := socketOf(c) // a *tls.Conn: look at the socket under it
 	if !ok {
 		return idleQuiet // not dialed by sluice: nothing to look with
 	}
